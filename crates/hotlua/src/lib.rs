@@ -1,0 +1,249 @@
+//! Reload changed Lua modules inside a running VM and keep the program's state.
+//!
+//! hotlua swaps the code of a module while its tables, objects and local variables stay
+//! exactly where they are: `package.loaded[name]` keeps the same table, every nested table
+//! keeps its identity, locals shared by the module's functions stay shared (the new functions'
+//! upvalues are *joined* to the old cells, never copied), and every function of the module runs
+//! its new version.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use hotlua::{Options, Reloader};
+//!
+//! let dir = std::env::temp_dir().join(format!("hotlua-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let file = dir.join("counter.lua");
+//! std::fs::write(&file, "local n = 0\nlocal M = {}\nfunction M.bump() n = n + 1 return n end\nreturn M")?;
+//!
+//! let lua = mlua::Lua::new();
+//! lua.load(format!("package.path = {:?}", dir.join("?.lua").display().to_string())).exec()?;
+//! let counter: mlua::Table = lua.load("return require 'counter'").eval()?;
+//! counter.get::<mlua::Function>("bump")?.call::<i64>(())?; // n == 1
+//!
+//! std::fs::write(&file, "local n = 0\nlocal M = {}\nfunction M.bump() n = n + 10 return n end\nreturn M")?;
+//! let reloader = Reloader::new(&lua)?;
+//! let report = reloader.reload(&["counter"], &Options::default())?;
+//! assert_eq!(report.functions_replaced, ["counter.bump"]);
+//! // Same table, new code, and the local `n` kept its live value 1.
+//! assert_eq!(counter.get::<mlua::Function>("bump")?.call::<i64>(())?, 11);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # How it works
+//!
+//! A reload is *plan, then apply*:
+//!
+//! 1. **Load** ([`load`](crate::load)): the module is found exactly as `require` finds it,
+//!    through `package.searchers`, and compiled.
+//! 2. **Stage**: the new top level runs with an environment whose reads see the real globals
+//!    and modules and whose writes land in a staging table; the module's own previous globals
+//!    and `package.loaded` entry are hidden so `M = M or {}` builds a fresh table.
+//! 3. **Plan** ([`plan`](crate::plan)): old and new values are paired *by path* (fields,
+//!    metatables, upvalues by name), upvalue cells are grouped by `lua_upvalueid`, data is
+//!    merged by the policy in force, and every write to the live program is listed. Nothing live
+//!    has changed yet.
+//! 4. **Apply** ([`apply`](crate::apply)): the writes are made with an undo log and the
+//!    collector stopped; a failure restores every old value.
+//!
+//! # Limitations
+//!
+//! - References to old functions held *outside* the module's own tables and locals (another
+//!   module's `local f = m.f`, callback lists, the registry, coroutine stacks) still run the old
+//!   code: switching those is the `walk` engine's work, not yet built.
+//! - Side effects the new top level has on objects outside the module (registering a handler
+//!   in another module, opening a socket) cannot be undone; test `hotlua.reloading` to skip them.
+//! - Values are paired by path, so data reachable only through keys that are tables or
+//!   functions is never paired: such keys are added when missing, never merged.
+
+pub mod apply;
+pub mod error;
+pub mod load;
+mod lua_api;
+pub mod plan;
+mod raw;
+pub mod report;
+#[cfg(feature = "watch")]
+pub mod watch;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use mlua::{Lua, Table};
+
+pub use error::{Error, Result};
+pub use report::{Conflict, ModuleFile, Report, Timings};
+
+/// How the data of a module's tables is merged when both the live table and the new file have
+/// a field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DataPolicy {
+    /// The live value stays, unless its type differs from the new file's value (then the new
+    /// value wins). New fields are added; `nil` in the new file never erases anything.
+    #[default]
+    Keep,
+    /// The new file's value wins for every data field it sets. Tables still keep their identity.
+    Overwrite,
+    /// Three-way: a field the program never changed since the module was loaded takes the
+    /// edited value; a field the program changed keeps its live value, and if the file changed
+    /// it too, the report lists a [`Conflict`]. Needs the value the field had at load time,
+    /// which hotlua records for modules loaded (or reloaded) after [`Reloader::new`]; for
+    /// others it behaves like [`DataPolicy::Keep`] and warns.
+    Merge3,
+}
+
+impl DataPolicy {
+    /// Parses the names the Lua API uses: `"keep"`, `"overwrite"`, `"merge3"`.
+    pub fn from_name(name: &str) -> Option<DataPolicy> {
+        match name {
+            "keep" => Some(DataPolicy::Keep),
+            "overwrite" => Some(DataPolicy::Overwrite),
+            "merge3" => Some(DataPolicy::Merge3),
+            _ => None,
+        }
+    }
+}
+
+/// Options of one reload call.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// The data policy for every module of this call; `None` uses each module's own policy
+    /// ([`Reloader::set_policy`]) or [`DataPolicy::Keep`].
+    pub data: Option<DataPolicy>,
+}
+
+impl Options {
+    /// Options with the given data policy for every module of the call.
+    pub fn with_data(data: DataPolicy) -> Options {
+        Options { data: Some(data) }
+    }
+}
+
+/// State shared by the [`Reloader`] handles of one Lua state and its `hotlua` Lua table.
+#[derive(Default)]
+struct Shared {
+    /// Names of the modules whose reload is running, to refuse a nested reload.
+    running: RefCell<Option<String>>,
+    /// Per-module data policies set with [`Reloader::set_policy`].
+    policies: RefCell<HashMap<String, DataPolicy>>,
+    /// True while a new top level runs in its staging environment.
+    reloading: Cell<bool>,
+    #[cfg(feature = "watch")]
+    watcher: RefCell<Option<watch::FileWatcher>>,
+}
+
+/// Reloads the Lua modules of one Lua state.
+///
+/// Cheap to clone; every clone and the `hotlua` Lua table share one state.
+#[derive(Clone)]
+pub struct Reloader {
+    lua: Lua,
+    shared: Rc<Shared>,
+}
+
+impl Reloader {
+    /// A reloader for `lua`. It starts recording, for every Lua module loaded from now on, the
+    /// values its file set at load time, which [`DataPolicy::Merge3`] compares against.
+    pub fn new(lua: &Lua) -> Result<Reloader> {
+        if let Some(shared) = lua.app_data_ref::<Rc<Shared>>() {
+            return Ok(Reloader {
+                lua: lua.clone(),
+                shared: shared.clone(),
+            });
+        }
+        let shared = Rc::new(Shared::default());
+        load::track_loads(lua)?;
+        // Only the shared state goes into app data: a `Lua` handle there would keep the state
+        // from ever being closed.
+        lua.set_app_data(shared.clone());
+        Ok(Reloader {
+            lua: lua.clone(),
+            shared,
+        })
+    }
+
+    /// Reloads `modules` as one all-or-nothing step and returns what it did.
+    ///
+    /// On error nothing in the running program has changed.
+    pub fn reload(&self, modules: &[&str], options: &Options) -> Result<Report> {
+        self.run(modules, options, true)
+    }
+
+    /// Plans the reload of `modules` without applying it: the same report, nothing changed
+    /// (except side effects the new top levels have outside their module).
+    pub fn check(&self, modules: &[&str], options: &Options) -> Result<Report> {
+        self.run(modules, options, false)
+    }
+
+    /// Sets the data policy used for `module` when a call gives none.
+    pub fn set_policy(&self, module: &str, policy: DataPolicy) {
+        self.shared
+            .policies
+            .borrow_mut()
+            .insert(module.to_owned(), policy);
+    }
+
+    /// Makes `require "hotlua"` return the `hotlua` Lua table (see the crate docs) and returns it.
+    pub fn install(&self) -> Result<Table> {
+        Ok(lua_api::install(&self.lua, self.clone())?)
+    }
+
+    fn run(&self, modules: &[&str], options: &Options, apply: bool) -> Result<Report> {
+        let started = Instant::now();
+        let first = *modules
+            .first()
+            .ok_or_else(|| Error::Request("no module named".into()))?;
+        if let Some(running) = self.shared.running.borrow().as_ref() {
+            return Err(Error::Reentrant {
+                module: first.to_owned(),
+                running: running.clone(),
+            });
+        }
+        for (i, name) in modules.iter().enumerate() {
+            if modules[..i].contains(name) {
+                return Err(Error::Request(format!("module '{name}' named twice")));
+            }
+        }
+        *self.shared.running.borrow_mut() = Some(modules.join(", "));
+        let result = self.plan_and_apply(modules, options, apply);
+        *self.shared.running.borrow_mut() = None;
+        let mut report = result?;
+        report.timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
+        if apply {
+            lua_api::call_hooks_after(&self.lua, &report)?;
+        }
+        Ok(report)
+    }
+
+    fn plan_and_apply(&self, modules: &[&str], options: &Options, apply: bool) -> Result<Report> {
+        let policies = self.shared.policies.borrow().clone();
+        let policy_of = |name: &str| {
+            options
+                .data
+                .or_else(|| policies.get(name).copied())
+                .unwrap_or_default()
+        };
+        let staged = load::stage_all(&self.lua, modules, &self.shared.reloading)?;
+        let result = (|| {
+            let plan = plan::Plan::build(&self.lua, &staged, &policy_of)?;
+            let mut report = plan.report.clone();
+            if apply {
+                lua_api::call_hooks_before(&self.lua, &report)?;
+                let apply_started = Instant::now();
+                apply::apply(&self.lua, &plan)?;
+                report.timings.apply_ms = apply_started.elapsed().as_secs_f64() * 1e3;
+                report.applied = true;
+            }
+            Ok(report)
+        })();
+        if !matches!(result, Ok(Report { applied: true, .. })) {
+            staged.roll_back(&self.lua)?;
+        }
+        result
+    }
+}
