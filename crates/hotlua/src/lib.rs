@@ -35,16 +35,16 @@
 //!
 //! A reload is *plan, then apply*:
 //!
-//! 1. **Load** ([`load`](crate::load)): the module is found exactly as `require` finds it,
+//! 1. **Load**: the module is found exactly as `require` finds it,
 //!    through `package.searchers`, and compiled.
 //! 2. **Stage**: the new top level runs with an environment whose reads see the real globals
 //!    and modules and whose writes land in a staging table; the module's own previous globals
 //!    and `package.loaded` entry are hidden so `M = M or {}` builds a fresh table.
-//! 3. **Plan** ([`plan`](crate::plan)): old and new values are paired *by path* (fields,
+//! 3. **Plan**: old and new values are paired *by path* (fields,
 //!    metatables, upvalues by name), upvalue cells are grouped by `lua_upvalueid`, data is
 //!    merged by the policy in force, and every write to the live program is listed. Nothing live
 //!    has changed yet.
-//! 4. **Apply** ([`apply`](crate::apply)): the writes are made with an undo log and the
+//! 4. **Apply**: the writes are made with an undo log and the
 //!    collector stopped; a failure restores every old value.
 //!
 //! # Limitations
@@ -57,11 +57,12 @@
 //! - Values are paired by path, so data reachable only through keys that are tables or
 //!   functions is never paired: such keys are added when missing, never merged.
 
-pub mod apply;
+mod apply;
+mod baseline;
 pub mod error;
-pub mod load;
+mod load;
 mod lua_api;
-pub mod plan;
+mod plan;
 mod raw;
 pub mod report;
 #[cfg(feature = "watch")]
@@ -133,6 +134,8 @@ struct Shared {
     policies: RefCell<HashMap<String, DataPolicy>>,
     /// True while a new top level runs in its staging environment.
     reloading: Cell<bool>,
+    /// Print watch reloads as JSON.
+    json_log: Cell<bool>,
     #[cfg(feature = "watch")]
     watcher: RefCell<Option<watch::FileWatcher>>,
 }
@@ -215,7 +218,7 @@ impl Reloader {
         let mut report = result?;
         report.timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
         if apply {
-            lua_api::call_hooks_after(&self.lua, &report)?;
+            lua_api::call_hooks_after(&self.lua, &mut report)?;
         }
         Ok(report)
     }
@@ -235,7 +238,10 @@ impl Reloader {
             if apply {
                 lua_api::call_hooks_before(&self.lua, &report)?;
                 let apply_started = Instant::now();
-                apply::apply(&self.lua, &plan)?;
+                apply::apply(&self.lua, &plan.writes)?;
+                for (name, values) in &plan.baselines {
+                    baseline::store(&self.lua, name, values.clone())?;
+                }
                 report.timings.apply_ms = apply_started.elapsed().as_secs_f64() * 1e3;
                 report.applied = true;
             }
@@ -245,5 +251,46 @@ impl Reloader {
             staged.roll_back(&self.lua)?;
         }
         result
+    }
+}
+
+#[cfg(feature = "watch")]
+impl Reloader {
+    /// Watches `dirs` recursively: [`Reloader::poll`] then reloads, as one batch, the loaded
+    /// modules whose `.lua` files changed.
+    pub fn watch(&self, dirs: &[std::path::PathBuf]) -> Result<()> {
+        let watcher = watch::FileWatcher::new(dirs)?;
+        *self.shared.watcher.borrow_mut() = Some(watcher);
+        Ok(())
+    }
+
+    /// Makes the lines `hotlua.poll` prints for each watch reload JSON reports instead of the
+    /// one-line summary.
+    pub fn set_json_log(&self, json: bool) {
+        self.shared.json_log.set(json);
+    }
+
+    /// Reloads the modules whose files changed, waiting up to `wait` for a first change.
+    /// Returns `None` when no loaded module changed.
+    ///
+    /// Only modules the program has loaded are reloaded; a file is matched to a module through
+    /// `package.path` (`package.searchpath`), like `require` would find it.
+    pub fn poll(&self, wait: std::time::Duration) -> Option<Result<Report>> {
+        let files = self.shared.watcher.borrow_mut().as_mut()?.changed_files(wait);
+        if files.is_empty() {
+            return None;
+        }
+        let modules = match load::loaded_modules_in(&self.lua, &files) {
+            Ok(modules) if modules.is_empty() => return None,
+            Ok(modules) => modules,
+            Err(error) => return Some(Err(error)),
+        };
+        let names: Vec<&str> = modules.iter().map(String::as_str).collect();
+        Some(self.reload(&names, &Options::default()))
+    }
+
+    /// True once [`Reloader::watch`] has started a watcher.
+    pub fn is_watching(&self) -> bool {
+        self.shared.watcher.borrow().is_some()
     }
 }

@@ -1,0 +1,119 @@
+//! Applying a [`Plan`](crate::plan::Plan): every write, with an undo log.
+
+use mlua::{Function, Lua, Table, Value};
+
+use crate::raw;
+
+/// One change to make to the program. The planner produces a list of these; nothing else
+/// writes to live objects.
+#[derive(Clone)]
+pub(crate) enum Write {
+    /// `rawset(table, key, value)`.
+    Field {
+        table: Table,
+        key: Value,
+        value: Value,
+    },
+    /// `setmetatable(table, metatable)` (raw: `__metatable` protection does not apply).
+    Metatable {
+        table: Table,
+        metatable: Option<Table>,
+    },
+    /// Set the value of an upvalue cell (seen by every closure sharing it).
+    Upvalue {
+        function: Function,
+        index: i32,
+        value: Value,
+    },
+    /// Make a new function's upvalue share the old function's cell. Only ever targets
+    /// functions of the new version, which nothing live references before the reload
+    /// succeeds, so it needs no undo.
+    Join {
+        function: Function,
+        index: i32,
+        target: Function,
+        target_index: i32,
+    },
+}
+
+impl Write {
+    /// Makes the write and returns the one that undoes it.
+    fn perform(&self, lua: &Lua) -> mlua::Result<Option<Write>> {
+        Ok(match self {
+            Write::Field { table, key, value } => {
+                let before: Value = table.raw_get(key)?;
+                table.raw_set(key, value)?;
+                Some(Write::Field {
+                    table: table.clone(),
+                    key: key.clone(),
+                    value: before,
+                })
+            }
+            Write::Metatable { table, metatable } => {
+                let before = table.metatable();
+                table.set_metatable(metatable.clone())?;
+                Some(Write::Metatable {
+                    table: table.clone(),
+                    metatable: before,
+                })
+            }
+            Write::Upvalue {
+                function,
+                index,
+                value,
+            } => {
+                let before = raw::upvalues(lua, function)?
+                    .into_iter()
+                    .nth(*index as usize - 1)
+                    .map_or(Value::Nil, |upvalue| upvalue.value);
+                raw::set_upvalue(lua, function, *index, value.clone())?;
+                Some(Write::Upvalue {
+                    function: function.clone(),
+                    index: *index,
+                    value: before,
+                })
+            }
+            Write::Join {
+                function,
+                index,
+                target,
+                target_index,
+            } => {
+                raw::join_upvalue(lua, function, *index, target, *target_index)?;
+                None
+            }
+        })
+    }
+}
+
+/// Makes every write in order with the collector stopped; if one fails, undoes the ones made
+/// so far, newest first, and returns the error.
+///
+/// The collector is stopped so that no finalizer runs Lua code between two writes and sees a
+/// half-applied reload.
+pub(crate) fn apply(lua: &Lua, writes: &[Write]) -> mlua::Result<()> {
+    let collector_was_running = lua.gc_is_running();
+    lua.gc_stop();
+    let mut undo = Vec::with_capacity(writes.len());
+    let mut result = Ok(());
+    for write in writes {
+        match write.perform(lua) {
+            Ok(inverse) => undo.extend(inverse),
+            Err(error) => {
+                result = Err(error);
+                break;
+            }
+        }
+    }
+    if result.is_err() {
+        for inverse in undo.iter().rev() {
+            // An undo write restores a value that was in place a moment ago: it allocates
+            // nothing new, so it cannot fail for lack of memory; nothing better to do if it does.
+            let _ = inverse.perform(lua);
+        }
+    }
+    if collector_was_running {
+        lua.gc_restart();
+    }
+    result
+}

@@ -1,0 +1,84 @@
+//! What each module's file set when it was last loaded: the base of the three-way merge
+//! ([`crate::DataPolicy::Merge3`]).
+//!
+//! A baseline is a copy of the module's value taken right after its top level ran, before the
+//! program could change anything: tables are copied (so later writes to the live tables do not
+//! show in it), every other value is kept as is. Baselines live in one registry table, keyed by
+//! module name, as `{ module = <copy>, globals = <copy of the staged globals> }`.
+
+use std::collections::HashMap;
+
+use mlua::{Function, Lua, Table, Value};
+
+const REGISTRY_KEY: &str = "hotlua.baselines";
+
+/// True if `function` is a Lua function compiled from the chunk named `source`.
+pub(crate) fn is_from_source(function: &Function, source: &str) -> bool {
+    let info = function.info();
+    info.what == "Lua" && info.source.as_deref() == Some(source)
+}
+
+/// Records the baseline of a module `require` has just loaded.
+pub(crate) fn record_load(lua: &Lua, name: &str, module: &Value) -> mlua::Result<()> {
+    let baseline = lua.create_table()?;
+    let batch = std::collections::HashSet::from([name]);
+    let foreign = crate::load::foreign_tables(lua, &batch).map_err(mlua::Error::external)?;
+    let is_foreign = |table: &Table| foreign.contains(&(table.to_pointer() as usize));
+    baseline.raw_set("module", snapshot(lua, module, &is_foreign)?)?;
+    store(lua, name, Value::Table(baseline))
+}
+
+/// The baseline of `name`, if hotlua saw it load.
+pub(crate) fn get(lua: &Lua, name: &str) -> mlua::Result<Option<Table>> {
+    all(lua)?.raw_get(name)
+}
+
+/// Replaces the baseline of `name`.
+pub(crate) fn store(lua: &Lua, name: &str, baseline: Value) -> mlua::Result<()> {
+    all(lua)?.raw_set(name, baseline)
+}
+
+/// A copy of `value` in which every table not `is_foreign` is copied (recursively, cycles
+/// kept as cycles) and every other value is the value itself.
+pub(crate) fn snapshot(
+    lua: &Lua,
+    value: &Value,
+    is_foreign: &dyn Fn(&Table) -> bool,
+) -> mlua::Result<Value> {
+    let mut copies = HashMap::new();
+    copy(lua, value, is_foreign, &mut copies)
+}
+
+fn copy(
+    lua: &Lua,
+    value: &Value,
+    is_foreign: &dyn Fn(&Table) -> bool,
+    copies: &mut HashMap<usize, Table>,
+) -> mlua::Result<Value> {
+    let Value::Table(table) = value else {
+        return Ok(value.clone());
+    };
+    if is_foreign(table) {
+        return Ok(value.clone());
+    }
+    let identity = table.to_pointer() as usize;
+    if let Some(done) = copies.get(&identity) {
+        return Ok(Value::Table(done.clone()));
+    }
+    let duplicate = lua.create_table()?;
+    copies.insert(identity, duplicate.clone());
+    for pair in table.pairs::<Value, Value>() {
+        let (key, field) = pair?;
+        duplicate.raw_set(key, copy(lua, &field, is_foreign, copies)?)?;
+    }
+    Ok(Value::Table(duplicate))
+}
+
+fn all(lua: &Lua) -> mlua::Result<Table> {
+    if let Some(table) = lua.named_registry_value::<Option<Table>>(REGISTRY_KEY)? {
+        return Ok(table);
+    }
+    let table = lua.create_table()?;
+    lua.set_named_registry_value(REGISTRY_KEY, &table)?;
+    Ok(table)
+}

@@ -1,0 +1,392 @@
+//! Finding a module's file, compiling it, and running its new top level in a staging
+//! environment.
+//!
+//! Modules are found exactly as [`require`](https://www.lua.org/manual/5.4/manual.html#pdf-require)
+//! finds them: each function of `package.searchers` in turn. The new top level then runs with
+//! an `_ENV` whose reads see the real globals and whose writes land in a staging table, so that
+//! nothing global changes unless the whole reload succeeds.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use mlua::{Function, Lua, MultiValue, Table, Value};
+
+use crate::{baseline, raw, Error, Result};
+
+/// One module's new version, run in its staging environment, nothing applied.
+pub struct StagedModule {
+    pub name: String,
+    pub file: PathBuf,
+    /// The chunk name (`@` + file) every function compiled from the file reports as its
+    /// source: how hotlua tells the module's own functions from everyone else's.
+    pub source: String,
+    /// `package.loaded[name]` before the reload.
+    pub old: Value,
+    /// What the new top level produced: its return value, or what it stored in
+    /// `package.loaded[name]`, or `true`.
+    pub new: Value,
+    /// The staged global writes of the new top level.
+    pub globals: Table,
+}
+
+/// The staged new versions of a batch, and what staging changed that a failure must undo.
+pub struct Staged {
+    pub modules: Vec<StagedModule>,
+    /// Modules the new top levels `require`d for the first time.
+    newly_loaded: Vec<Value>,
+    /// Milliseconds spent finding and compiling the files.
+    pub load_ms: f64,
+    /// Milliseconds spent running the new top levels.
+    pub stage_ms: f64,
+}
+
+impl Staged {
+    /// Forgets the modules the new top levels loaded for the first time, for a reload that
+    /// failed or was only a check.
+    pub(crate) fn roll_back(&self, lua: &Lua) -> Result<()> {
+        let loaded = loaded_table(lua)?;
+        for name in &self.newly_loaded {
+            loaded.raw_set(name, Value::Nil)?;
+        }
+        Ok(())
+    }
+}
+
+/// Finds, compiles and runs the new top level of every module of the batch.
+///
+/// `reloading` is true exactly while a new top level runs (`hotlua.reloading`).
+pub(crate) fn stage_all(lua: &Lua, names: &[&str], reloading: &Cell<bool>) -> Result<Staged> {
+    let mut staged = Staged {
+        modules: Vec::with_capacity(names.len()),
+        newly_loaded: Vec::new(),
+        load_ms: 0.0,
+        stage_ms: 0.0,
+    };
+    for name in names {
+        match stage(lua, name, reloading, &mut staged) {
+            Ok(module) => staged.modules.push(module),
+            Err(error) => {
+                staged.roll_back(lua)?;
+                return Err(error);
+            }
+        }
+    }
+    Ok(staged)
+}
+
+fn stage(
+    lua: &Lua,
+    name: &str,
+    reloading: &Cell<bool>,
+    staged: &mut Staged,
+) -> Result<StagedModule> {
+    let started = Instant::now();
+    let (chunk, file) = find(lua, name)?;
+    staged.load_ms += started.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
+    let source = format!("@{}", file.display());
+    let globals = lua.globals();
+    let stage = staging_environment(lua, &globals, &source)?;
+    let env = raw::upvalues(lua, &chunk)?
+        .into_iter()
+        .find(|upvalue| upvalue.name == "_ENV");
+    if let Some(env) = env {
+        raw::set_upvalue(lua, &chunk, env.index, Value::Table(stage.clone()))?;
+    }
+
+    let loaded = loaded_table(lua)?;
+    let old: Value = loaded.raw_get(name)?;
+    let before: HashSet<usize> = loaded_keys(&loaded)?;
+    // Hidden so that `local M = package.loaded[...] or {}` builds a fresh table instead of
+    // writing into the live one.
+    loaded.raw_set(name, Value::Nil)?;
+    reloading.set(true);
+    let ran = chunk.call::<MultiValue>((name, file.display().to_string()));
+    reloading.set(false);
+    let stored: Value = loaded.raw_get(name)?;
+    loaded.raw_set(name, old.clone())?;
+    for (key, _) in loaded.pairs::<Value, Value>().flatten() {
+        if !before.contains(&key_identity(&key)) && key != Value::String(lua.create_string(name)?) {
+            staged.newly_loaded.push(key);
+        }
+    }
+    staged.stage_ms += started.elapsed().as_secs_f64() * 1e3;
+    let returned = ran.map_err(|error| Error::TopLevel {
+        module: name.to_owned(),
+        file: file.clone(),
+        message: lua_error_text(&error),
+    })?;
+
+    let new = match returned.into_iter().next() {
+        Some(Value::Nil) | None if stored != Value::Nil => stored,
+        Some(Value::Nil) | None => Value::Boolean(true),
+        Some(value) => value,
+    };
+    check_same_kind(name, &file, &old, &new)?;
+    Ok(StagedModule {
+        name: name.to_owned(),
+        file,
+        source,
+        old,
+        new,
+        globals: stage,
+    })
+}
+
+/// A module that returned a table must go on returning one (and a function a function):
+/// anything else would leave every user of the module holding the wrong kind of value.
+fn check_same_kind(name: &str, file: &std::path::Path, old: &Value, new: &Value) -> Result<()> {
+    let kind = |value: &Value| match value {
+        Value::Table(_) => "table",
+        Value::Function(_) => "function",
+        Value::Nil | Value::Boolean(true) => "nothing",
+        other => other.type_name(),
+    };
+    if old == &Value::Nil || kind(old) == kind(new) {
+        return Ok(());
+    }
+    Err(Error::ReturnChanged {
+        module: name.to_owned(),
+        file: file.to_owned(),
+        old: kind(old),
+        new: kind(new),
+    })
+}
+
+/// Runs `package.searchers` like `require` does and returns the Lua chunk and its file.
+fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
+    let package: Table = lua.globals().raw_get("package")?;
+    let searchers: Table = match package.raw_get("searchers")? {
+        Value::Table(searchers) => searchers,
+        _ => package.raw_get("loaders")?,
+    };
+    if let Some(file) = search_path(&package, name)? {
+        let text = std::fs::read(&file).map_err(|error| Error::Load {
+            module: name.to_owned(),
+            file: file.clone(),
+            message: error.to_string(),
+        })?;
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::EmptyFile {
+                module: name.to_owned(),
+                file,
+            });
+        }
+    }
+    let mut tried = String::new();
+    for searcher in searchers.sequence_values::<Function>() {
+        let found: MultiValue = unwrapped(lua, searcher?).call(name).map_err(|error| Error::Load {
+            module: name.to_owned(),
+            file: search_path(&package, name).ok().flatten().unwrap_or_default(),
+            message: strip_require_prefix(&lua_error_text(&error)),
+        })?;
+        let mut found = found.into_iter();
+        match (found.next(), found.next()) {
+            (Some(Value::Function(loader)), extra) => {
+                let file = match extra {
+                    Some(Value::String(file)) => PathBuf::from(file.to_string_lossy()),
+                    _ => PathBuf::from("?"),
+                };
+                if loader.info().what != "main" {
+                    return Err(Error::NotLuaSource {
+                        module: name.to_owned(),
+                        file: file.display().to_string(),
+                    });
+                }
+                return Ok((loader, file));
+            }
+            (Some(Value::String(message)), _) => tried.push_str(&message.to_string_lossy()),
+            _ => {}
+        }
+    }
+    Err(Error::NotFound {
+        module: name.to_owned(),
+        tried,
+    })
+}
+
+/// `package.searchpath(name, package.path)`: the file the Lua searcher will open, if any.
+fn search_path(package: &Table, name: &str) -> Result<Option<PathBuf>> {
+    let Ok(search) = package.raw_get::<Function>("searchpath") else {
+        return Ok(None);
+    };
+    let path: Value = package.raw_get("path")?;
+    let found: Option<String> = search.call((name, path))?;
+    Ok(found.map(PathBuf::from))
+}
+
+/// The loaded modules (names in `package.loaded`) whose files, as `package.searchpath` finds
+/// them, are among `files` (canonical paths), sorted by name.
+#[cfg(feature = "watch")]
+pub(crate) fn loaded_modules_in(lua: &Lua, files: &[PathBuf]) -> Result<Vec<String>> {
+    let package: Table = lua.globals().raw_get("package")?;
+    let mut modules = Vec::new();
+    for pair in loaded_table(lua)?.pairs::<Value, Value>() {
+        let (Value::String(name), _) = pair? else {
+            continue;
+        };
+        let name = name.to_string_lossy();
+        let Some(file) = search_path(&package, &name)? else {
+            continue;
+        };
+        if std::fs::canonicalize(&file).is_ok_and(|file| files.contains(&file)) {
+            modules.push(name);
+        }
+    }
+    modules.sort();
+    Ok(modules)
+}
+
+/// The environment the new top level runs in: writes stay in it, reads fall through to the
+/// real globals except `_G` (the staging table itself, so `_G.x = 1` is staged too) and the
+/// globals the old version of this module defined (hidden, so `Foo = Foo or {}` builds a
+/// fresh table that the merge then pairs with the live one).
+fn staging_environment(lua: &Lua, globals: &Table, source: &str) -> Result<Table> {
+    let hidden = lua.create_table()?;
+    for (key, value) in globals.pairs::<Value, Value>().flatten() {
+        if defined_by(&value, source) {
+            hidden.raw_set(key, true)?;
+        }
+    }
+    let stage = lua.create_table()?;
+    let reads = {
+        let globals = globals.clone();
+        let stage = stage.clone();
+        lua.create_function(move |_, (_, key): (Value, Value)| {
+            if matches!(&key, Value::String(s) if s == "_G") {
+                return Ok(Value::Table(stage.clone()));
+            }
+            if hidden.raw_get::<bool>(&key).unwrap_or(false) {
+                return Ok(Value::Nil);
+            }
+            globals.raw_get(key)
+        })?
+    };
+    let metatable = lua.create_table()?;
+    metatable.raw_set("__index", reads)?;
+    stage.set_metatable(Some(metatable))?;
+    Ok(stage)
+}
+
+/// True for a global the module at `source` defined: one of its functions, or a table
+/// holding one (its module or class table).
+fn defined_by(value: &Value, source: &str) -> bool {
+    match value {
+        Value::Function(function) => baseline::is_from_source(function, source),
+        Value::Table(table) => table
+            .pairs::<Value, Value>()
+            .flatten()
+            .any(|(_, field)| matches!(&field, Value::Function(f) if baseline::is_from_source(f, source))),
+        _ => false,
+    }
+}
+
+pub(crate) fn loaded_table(lua: &Lua) -> Result<Table> {
+    let package: Table = lua.globals().raw_get("package")?;
+    Ok(package.raw_get("loaded")?)
+}
+
+/// Tables hotlua never pairs, merges into or copies: every module in `package.loaded` that is
+/// not being reloaded (the standard library among them) and `_G`.
+pub(crate) fn foreign_tables(lua: &Lua, batch: &HashSet<&str>) -> Result<HashSet<usize>> {
+    let mut foreign = HashSet::new();
+    foreign.insert(lua.globals().to_pointer() as usize);
+    for pair in loaded_table(lua)?.pairs::<Value, Value>() {
+        let (name, module) = pair?;
+        let in_batch = matches!(&name, Value::String(s) if batch.contains(&*s.to_string_lossy()));
+        if let (Value::Table(module), false) = (module, in_batch) {
+            foreign.insert(module.to_pointer() as usize);
+        }
+    }
+    Ok(foreign)
+}
+
+fn loaded_keys(loaded: &Table) -> Result<HashSet<usize>> {
+    Ok(loaded
+        .pairs::<Value, Value>()
+        .flatten()
+        .map(|(key, _)| key_identity(&key))
+        .collect())
+}
+
+/// Identity of a `package.loaded` key (always a string in practice; interned, so the pointer
+/// identifies it).
+fn key_identity(key: &Value) -> usize {
+    key.to_pointer() as usize
+}
+
+/// The Lua error's own text, without mlua's decorations (callback wrappers, traceback).
+pub(crate) fn lua_error_text(error: &mlua::Error) -> String {
+    match error {
+        mlua::Error::CallbackError { cause, .. } => lua_error_text(cause),
+        mlua::Error::RuntimeError(message) | mlua::Error::SyntaxError { message, .. } => {
+            message.clone()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `require`'s searchers wrap load errors as "error loading module 'x' from file 'f':\n\t...";
+/// the file is reported separately, so keep only Lua's own message.
+fn strip_require_prefix(message: &str) -> String {
+    match message.split_once(":\n\t") {
+        Some((prefix, rest)) if prefix.starts_with("error loading module") => rest.to_owned(),
+        _ => message.to_owned(),
+    }
+}
+
+/// Registry key of the original Lua file searcher, which [`track_loads`] wraps.
+const ORIGINAL_SEARCHER: &str = "hotlua.lua_searcher";
+
+/// Records, for every Lua module `require` loads from now on, the values its file set at load
+/// time (see [`crate::DataPolicy::Merge3`]), by wrapping the Lua file searcher
+/// (`package.searchers[2]`).
+pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
+    let package: Table = lua.globals().raw_get("package")?;
+    let Ok(searchers) = package.raw_get::<Table>("searchers") else {
+        return Ok(());
+    };
+    let Ok(lua_searcher) = searchers.raw_get::<Function>(2) else {
+        return Ok(());
+    };
+    lua.set_named_registry_value(ORIGINAL_SEARCHER, &lua_searcher)?;
+    let tracking = lua.create_function(move |lua, name: String| {
+        let found: MultiValue = lua_searcher.call(name.as_str())?;
+        let Some(Value::Function(loader)) = found.front().cloned() else {
+            return Ok(found);
+        };
+        let extra = found.get(1).cloned().unwrap_or(Value::Nil);
+        let recording = lua.create_function(move |lua, args: MultiValue| {
+            let result: Value = loader.call(args)?;
+            let module = match &result {
+                Value::Nil => loaded_table(lua)
+                    .map_err(mlua::Error::external)?
+                    .raw_get(name.as_str())?,
+                other => other.clone(),
+            };
+            baseline::record_load(lua, &name, &module)?;
+            Ok(result)
+        })?;
+        Ok(MultiValue::from_iter([Value::Function(recording), extra]))
+    })?;
+    searchers.raw_set(2, &tracking)?;
+    lua.set_named_registry_value(TRACKING_SEARCHER, tracking)?;
+    Ok(())
+}
+
+/// Registry key of the wrapper [`track_loads`] installs, so [`find`] can call the original
+/// searcher instead (it needs the Lua chunk itself, not a wrapper).
+const TRACKING_SEARCHER: &str = "hotlua.tracking_searcher";
+
+/// The searcher to call in place of `searcher`: the original Lua file searcher if `searcher`
+/// is hotlua's tracking wrapper.
+fn unwrapped(lua: &Lua, searcher: Function) -> Function {
+    match lua.named_registry_value::<Option<Function>>(TRACKING_SEARCHER) {
+        Ok(Some(tracking)) if tracking == searcher => lua
+            .named_registry_value(ORIGINAL_SEARCHER)
+            .unwrap_or(searcher),
+        _ => searcher,
+    }
+}

@@ -1,0 +1,70 @@
+//! A Lua state with a private module folder, for reload scenarios.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hotlua::{Options, Reloader, Report};
+use mlua::{FromLuaMulti, Lua};
+
+pub struct Fixture {
+    pub dir: PathBuf,
+    pub lua: Lua,
+    pub reloader: Reloader,
+}
+
+impl Fixture {
+    /// A fresh Lua state whose `package.path` is a new empty folder, with `hotlua` installed.
+    pub fn new() -> Fixture {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "hotlua-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let lua = Lua::new();
+        let path = format!("{0}/?.lua;{0}/?/init.lua", dir.display());
+        lua.load(format!("package.path = {path:?}")).exec().unwrap();
+        let reloader = Reloader::new(&lua).unwrap();
+        reloader.install().unwrap();
+        Fixture { dir, lua, reloader }
+    }
+
+    /// Writes module `name` (dots become folders) with `source`.
+    pub fn write(&self, name: &str, source: &str) -> PathBuf {
+        let file = self.dir.join(format!("{}.lua", name.replace('.', "/")));
+        self.write_file(&file, source.as_bytes());
+        file
+    }
+
+    pub fn write_file(&self, file: &Path, bytes: &[u8]) {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, bytes).unwrap();
+    }
+
+    /// Runs Lua code (a chunk; `return` values come back).
+    pub fn lua<T: FromLuaMulti>(&self, code: &str) -> T {
+        self.lua
+            .load(code)
+            .eval()
+            .unwrap_or_else(|e| panic!("Lua code failed: {e}\n{code}"))
+    }
+
+    pub fn reload(&self, name: &str) -> hotlua::Result<Report> {
+        self.reloader.reload(&[name], &Options::default())
+    }
+
+    pub fn reload_ok(&self, name: &str) -> Report {
+        self.reload(name)
+            .unwrap_or_else(|e| panic!("reload of {name} failed: {e}"))
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
