@@ -26,8 +26,8 @@
 //!
 //! - **Linux inotify limits.** Every watched folder and subfolder uses one inotify watch. When
 //!   `fs.inotify.max_user_watches` is exhausted (other watchers such as IDEs share it),
-//!   [`FileWatcher::new`] fails with [`Error::Watch`](crate::Error::Watch), and a folder
-//!   created later is not watched (an error is printed on stderr). Raise the limit, for example
+//!   [`FileWatcher::new`] fails with [`Error::Watch`], and a folder created later is not
+//!   watched (an error is printed on stderr). Raise the limit, for example
 //!   `sudo sysctl fs.inotify.max_user_watches=524288`, or watch fewer folders.
 //! - **Network and virtual file systems.** NFS, SMB/CIFS, sshfs, many FUSE mounts, Docker bind
 //!   mounts on macOS and Windows drives seen from WSL often deliver no events for changes made
@@ -77,6 +77,11 @@ pub struct FileWatcher {
 
 impl FileWatcher {
     /// Starts watching `dirs` recursively.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Watch`], naming the folder, when one of `dirs` is missing, is not a folder or
+    /// cannot be watched (out of inotify watches, for example).
     pub fn new(dirs: &[PathBuf]) -> Result<FileWatcher> {
         let (sender, batches) = mpsc::channel();
         let mut debouncer = new_debouncer(DEBOUNCE, None, sender)
