@@ -251,19 +251,19 @@ fn staging_environment(lua: &Lua, globals: &Table, source: &str) -> Result<Table
         }
     }
     let stage = lua.create_table()?;
-    let reads = {
-        let globals = globals.clone();
-        let stage = stage.clone();
-        lua.create_function(move |_, (_, key): (Value, Value)| {
-            if matches!(&key, Value::String(s) if s == "_G") {
-                return Ok(Value::Table(stage.clone()));
-            }
-            if hidden.raw_get::<bool>(&key).unwrap_or(false) {
-                return Ok(Value::Nil);
-            }
-            globals.raw_get(key)
-        })?
-    };
+    // The closure must not hold `stage` itself: a Rust-held reference to the table whose
+    // metatable holds the closure is a cycle the collector cannot see, and every reload would
+    // leak its staging table. Lua passes the table being indexed (the stage) as `this`.
+    let globals = globals.clone();
+    let reads = lua.create_function(move |_, (this, key): (Table, Value)| {
+        if matches!(&key, Value::String(s) if s == "_G") {
+            return Ok(Value::Table(this));
+        }
+        if hidden.raw_get::<bool>(&key).unwrap_or(false) {
+            return Ok(Value::Nil);
+        }
+        globals.raw_get(key)
+    })?;
     let metatable = lua.create_table()?;
     metatable.raw_set("__index", reads)?;
     stage.set_metatable(Some(metatable))?;
