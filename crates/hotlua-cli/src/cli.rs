@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// Run Lua 5.4 programs and hot-reload their modules while they run, keeping their state.
 #[derive(Debug, Parser)]
-#[command(name = "hotlua", version, after_help = AFTER_HELP)]
+#[command(name = "hotlua", version, arg_required_else_help = true, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -24,21 +24,21 @@ pub enum Command {
     Run(RunArgs),
 }
 
-/// Run SCRIPT like `lua5.4 SCRIPT [ARGS]...`, with `require "hotlua"` available.
+/// Run SCRIPT like `lua5.4 SCRIPT [ARGS]...`, with `require "hotlua"` available
 ///
-/// The script gets what `lua5.4` gives it: every standard library (`debug` included), C modules
-/// through `package.cpath`, the `arg` table (`arg[0]` = SCRIPT, `arg[1]`.. = ARGS, `arg[-1]` =
-/// this program) and ARGS as `...`. A first line starting with `#` is skipped. An uncaught error
-/// prints `lua: MESSAGE` and a stack traceback on stderr and exits with status 1; `os.exit`
-/// works as in Lua; `__gc` finalizers run at exit.
+/// The script gets what `lua5.4` gives it: every standard library (`debug` included),
+/// C modules through `package.cpath`, the `arg` table (`arg[0]` = SCRIPT, `arg[1]`... =
+/// ARGS, `arg[-1]` = this program) and ARGS as `...`. A first line starting with `#` is
+/// skipped. An uncaught error prints `lua: MESSAGE` and a stack traceback on stderr and
+/// exits with status 1; `os.exit` works as in Lua; `__gc` finalizers run at exit.
 ///
 /// `require "hotlua"` returns the hotlua API: `hotlua.reload(name)`, `hotlua.check(name)`,
 /// `hotlua.on_reload(fn)`, `hotlua.reloading`, `hotlua.poll()`, `hotlua.sleep(seconds)`.
 ///
-/// With --watch DIR or -w, hotlua watches folders for changed `.lua` files, but a reload only
-/// happens inside a call to `hotlua.poll()` (reload what changed, return at once) or
-/// `hotlua.sleep(seconds)` (wait, reloading what changes meanwhile), so the script's main loop
-/// must call one of them:
+/// With --watch DIR or -w, hotlua watches folders for changed `.lua` files, but a reload
+/// only happens inside a call to `hotlua.poll()` (reload what changed, return at once) or
+/// `hotlua.sleep(seconds)` (wait, reloading what changes meanwhile): the script's main
+/// loop must call one of them, for example
 ///
 ///     local hotlua = require "hotlua"
 ///     while running do
@@ -48,8 +48,10 @@ pub enum Command {
 ///
 /// Each reload prints one line on stderr: a summary, or a JSON report with --json.
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct RunArgs {
-    /// Watch DIR and its subfolders for changed `.lua` files of loaded modules (repeatable).
+    /// Watch DIR and its subfolders for changed `.lua` files of loaded modules (repeatable);
+    /// they reload when the script calls `hotlua.poll()` or `hotlua.sleep(seconds)`.
     #[arg(long = "watch", value_name = "DIR")]
     pub watch: Vec<PathBuf>,
 
@@ -61,8 +63,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// The Lua file to run; `-` reads the program from standard input. Options of `hotlua run`
-    /// go before it: everything after it is passed to the script.
+    /// The Lua file to run (`-`: standard input); everything after it goes to the script.
     #[arg(value_name = "SCRIPT")]
     pub script: OsString,
 

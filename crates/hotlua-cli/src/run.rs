@@ -128,10 +128,13 @@ fn run_main_chunk(lua: &Lua, script: &OsStr, args: MultiValue) -> Result<Result<
     };
     let path_ptr = path.as_ref().map_or(ptr::null(), |path| path.as_ptr());
     let mut failure = None;
-    // SAFETY: the closure only uses the C API on the state mlua hands it, with the arguments
-    // `exec_raw` pushed (one per `args` value) as the whole stack of its frame, and leaves the
-    // stack empty. It owns no value that a Lua error could skip the destructor of: errors of
-    // the script are caught by `lua_pcall`, and `luaL_loadfilex` reports rather than raises.
+    // SAFETY: the closure runs in a C function frame whose whole stack is the arguments
+    // `exec_raw` pushed (one per `args` value), calls only the C API on that state, within
+    // the stack space Lua guarantees a C function, and leaves the stack empty. Errors of the
+    // script are caught by `lua_pcall` and load errors are returned by `luaL_loadfilex`; the
+    // only errors that could still `longjmp` out (out of memory while naming the chunk or
+    // converting a number message) skip no destructor: the closure owns nothing, it only
+    // borrows `failure` and copies `path_ptr`.
     unsafe {
         lua.exec_raw::<()>(args, |state| {
             let nargs = ffi::lua_gettop(state);

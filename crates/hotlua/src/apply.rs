@@ -86,14 +86,10 @@ impl Write {
     }
 }
 
-/// Makes every write in order with the collector stopped; if one fails, undoes the ones made
-/// so far, newest first, and returns the error.
-///
-/// The collector is stopped so that no finalizer runs Lua code between two writes and sees a
-/// half-applied reload.
+/// Makes every write in order; if one fails, undoes the ones made so far, newest first, and
+/// returns the error. The caller stops the collector, so no finalizer runs Lua code between
+/// two writes and sees a half-applied reload.
 pub(crate) fn apply(lua: &Lua, writes: &[Write]) -> mlua::Result<()> {
-    let collector_was_running = lua.gc_is_running();
-    lua.gc_stop();
     let mut undo = Vec::with_capacity(writes.len());
     let mut result = Ok(());
     for write in writes {
@@ -111,9 +107,6 @@ pub(crate) fn apply(lua: &Lua, writes: &[Write]) -> mlua::Result<()> {
             // nothing new, so it cannot fail for lack of memory; nothing better to do if it does.
             let _ = inverse.perform(lua);
         }
-    }
-    if collector_was_running {
-        lua.gc_restart();
     }
     result
 }

@@ -65,6 +65,7 @@ mod lua_api;
 mod plan;
 mod raw;
 pub mod report;
+mod switch;
 #[cfg(feature = "watch")]
 pub mod watch;
 
@@ -77,6 +78,29 @@ use mlua::{Lua, Table};
 
 pub use error::{Error, Result};
 pub use report::{Conflict, ModuleFile, Report, Timings};
+pub use switch::Switches;
+
+/// Stops the collector for its lifetime, restarting it only if it was running.
+struct CollectorPause<'lua> {
+    lua: &'lua Lua,
+    was_running: bool,
+}
+
+impl<'lua> CollectorPause<'lua> {
+    fn new(lua: &'lua Lua) -> CollectorPause<'lua> {
+        let was_running = lua.gc_is_running();
+        lua.gc_stop();
+        CollectorPause { lua, was_running }
+    }
+}
+
+impl Drop for CollectorPause<'_> {
+    fn drop(&mut self) {
+        if self.was_running {
+            self.lua.gc_restart();
+        }
+    }
+}
 
 /// How the data of a module's tables is merged when both the live table and the new file have
 /// a field.
@@ -154,10 +178,7 @@ impl Reloader {
     /// values its file set at load time, which [`DataPolicy::Merge3`] compares against.
     pub fn new(lua: &Lua) -> Result<Reloader> {
         if let Some(shared) = lua.app_data_ref::<Rc<Shared>>() {
-            return Ok(Reloader {
-                lua: lua.clone(),
-                shared: shared.clone(),
-            });
+            return Ok(Reloader::from_shared(lua, shared.clone()));
         }
         let shared = Rc::new(Shared::default());
         load::track_loads(lua)?;
@@ -168,6 +189,13 @@ impl Reloader {
             lua: lua.clone(),
             shared,
         })
+    }
+
+    fn from_shared(lua: &Lua, shared: Rc<Shared>) -> Reloader {
+        Reloader {
+            lua: lua.clone(),
+            shared,
+        }
     }
 
     /// Reloads `modules` as one all-or-nothing step and returns what it did.
@@ -193,7 +221,7 @@ impl Reloader {
 
     /// Makes `require "hotlua"` return the `hotlua` Lua table (see the crate docs) and returns it.
     pub fn install(&self) -> Result<Table> {
-        Ok(lua_api::install(&self.lua, self.clone())?)
+        Ok(lua_api::install(&self.lua, self.shared.clone())?)
     }
 
     fn run(&self, modules: &[&str], options: &Options, apply: bool) -> Result<Report> {
@@ -237,6 +265,9 @@ impl Reloader {
             let mut report = plan.report.clone();
             if apply {
                 lua_api::call_hooks_before(&self.lua, &report)?;
+                // No finalizer may run Lua code (and see a half-done reload) until the
+                // references are switched too.
+                let _paused = CollectorPause::new(&self.lua);
                 let apply_started = Instant::now();
                 apply::apply(&self.lua, &plan.writes)?;
                 for (name, values) in &plan.baselines {
@@ -244,6 +275,7 @@ impl Reloader {
                 }
                 report.timings.apply_ms = apply_started.elapsed().as_secs_f64() * 1e3;
                 report.applied = true;
+                switch::switch_references(&self.lua, &plan, &mut report)?;
             }
             Ok(report)
         })();

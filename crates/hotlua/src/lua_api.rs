@@ -15,40 +15,46 @@
 
 use std::time::{Duration, Instant};
 
+use std::rc::Rc;
+
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
-use crate::{DataPolicy, Error, Options, Reloader, Report, Result};
+use crate::{DataPolicy, Error, Options, Reloader, Report, Result, Shared};
 
 const HOOKS: &str = "hotlua.hooks";
 
 /// Builds the table, stores it as `package.loaded.hotlua` and returns it.
-pub(crate) fn install(lua: &Lua, reloader: Reloader) -> mlua::Result<Table> {
+pub(crate) fn install(lua: &Lua, shared: Rc<Shared>) -> mlua::Result<Table> {
     let api = lua.create_table()?;
+    // Closures stored in Lua hold only the shared state and rebuild a Reloader from the `&Lua`
+    // each call receives: a `Lua` handle inside the state would keep it from ever closing
+    // (and its finalizers from running).
+    let reloader_for = move |lua: &Lua| Reloader::from_shared(lua, shared.clone());
 
-    let r = reloader.clone();
+    let r = reloader_for.clone();
     api.raw_set(
         "reload",
         lua.create_function(move |lua, (names, options): (Value, Option<Table>)| {
-            call(lua, &r, names, options, true)
+            call(lua, &r(lua), names, options, true)
         })?,
     )?;
-    let r = reloader.clone();
+    let r = reloader_for.clone();
     api.raw_set(
         "check",
         lua.create_function(move |lua, (names, options): (Value, Option<Table>)| {
-            call(lua, &r, names, options, false)
+            call(lua, &r(lua), names, options, false)
         })?,
     )?;
     api.raw_set(
         "on_reload",
         lua.create_function(|lua, hook: Function| hooks(lua)?.raw_push(hook))?,
     )?;
-    let r = reloader.clone();
+    let r = reloader_for.clone();
     api.raw_set(
         "policy",
-        lua.create_function(move |_, (name, policy): (String, String)| {
+        lua.create_function(move |lua, (name, policy): (String, String)| {
             let policy = parse_policy(&policy)?;
-            r.set_policy(&name, policy);
+            r(lua).set_policy(&name, policy);
             Ok(())
         })?,
     )?;
@@ -59,15 +65,16 @@ pub(crate) fn install(lua: &Lua, reloader: Reloader) -> mlua::Result<Table> {
     )?;
     #[cfg(feature = "watch")]
     {
-        let r = reloader.clone();
+        let r = reloader_for.clone();
         api.raw_set(
             "poll",
-            lua.create_function(move |lua, ()| poll(lua, &r, Duration::ZERO))?,
+            lua.create_function(move |lua, ()| poll(lua, &r(lua), Duration::ZERO))?,
         )?;
-        let r = reloader.clone();
+        let r = reloader_for.clone();
         api.raw_set(
             "sleep",
             lua.create_function(move |lua, seconds: f64| {
+                let r = r(lua);
                 let deadline = Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
                 loop {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -86,7 +93,7 @@ pub(crate) fn install(lua: &Lua, reloader: Reloader) -> mlua::Result<Table> {
 
     // `reloading` is read live from the reloader, so it is a metatable field.
     let metatable = lua.create_table()?;
-    let shared = reloader.shared.clone();
+    let shared = reloader_for(lua).shared;
     metatable.raw_set(
         "__index",
         lua.create_function(move |_, (_, key): (Value, String)| {

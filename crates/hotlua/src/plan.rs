@@ -16,6 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 use mlua::{Function, Lua, Table, Value};
+use rustc_hash::FxHashSet;
 
 use crate::apply::Write;
 use crate::load::{Staged, StagedModule};
@@ -29,6 +30,13 @@ pub struct Plan {
     pub(crate) writes: Vec<Write>,
     /// Baselines to record once the plan is applied, module by module.
     pub(crate) baselines: Vec<(String, Value)>,
+    /// Every old function of the batch and its new version: what the switching engine
+    /// replaces everywhere else.
+    pub(crate) replaced: Vec<(Function, Function)>,
+    /// Identities of every function the planner met, old or new.
+    pub(crate) known: FxHashSet<usize>,
+    /// Chunk names of the batch's files.
+    pub(crate) sources: Vec<String>,
 }
 
 impl Plan {
@@ -103,8 +111,8 @@ struct Planner<'lua> {
     new_cells: HashMap<usize, NewCell>,
     /// New table → the live table it merges into.
     table_pairs: HashMap<usize, Table>,
-    /// Old function → its new version, and the path it was paired at.
-    function_pairs: HashMap<usize, (Function, String)>,
+    /// Old function identity → the old function, its new version, and the path they paired at.
+    function_pairs: HashMap<usize, (Function, Function, String)>,
     /// Old function → its upvalues, for every old function the pairing met.
     old_upvalues: HashMap<usize, Vec<crate::raw::Upvalue>>,
     /// Upvalue name → the distinct old cells of that name.
@@ -470,7 +478,7 @@ impl<'lua> Planner<'lua> {
             return Ok(());
         }
         self.function_pairs
-            .insert(identity, (new.clone(), path.to_owned()));
+            .insert(identity, (old.clone(), new.clone(), path.to_owned()));
         self.remember_old_cells(old)?;
         let old_upvalues = self.old_upvalues[&identity]
             .iter()
@@ -684,7 +692,7 @@ impl<'lua> Planner<'lua> {
             Value::Function(function) => self
                 .function_pairs
                 .get(&(function.to_pointer() as usize))
-                .map_or_else(|| value.clone(), |(new, _)| Value::Function(new.clone())),
+                .map_or_else(|| value.clone(), |(_, new, _)| Value::Function(new.clone())),
             _ => value.clone(),
         }
     }
@@ -742,13 +750,13 @@ impl<'lua> Planner<'lua> {
         let mut replaced: Vec<String> = self
             .function_pairs
             .values()
-            .map(|(_, path)| path.clone())
+            .map(|(_, _, path)| path.clone())
             .collect();
         replaced.sort();
         let paired_new: HashSet<usize> = self
             .function_pairs
             .values()
-            .map(|(new, _)| new.to_pointer() as usize)
+            .map(|(_, new, _)| new.to_pointer() as usize)
             .collect();
         let mut added: Vec<String> = self
             .new_functions
@@ -758,6 +766,14 @@ impl<'lua> Planner<'lua> {
             .collect();
         added.sort();
         self.report.functions_replaced = replaced;
+        let mut known: FxHashSet<usize> = self.new_functions.keys().copied().collect();
+        known.extend(self.old_upvalues.keys().copied());
+        let replaced_functions = self
+            .function_pairs
+            .into_values()
+            .map(|(old, new, _)| (old, new))
+            .collect();
+        let sources = self.sources.into_iter().collect();
         self.report.functions_added = added;
         self.report.functions_kept_deleted.sort();
         self.report.locals_new.sort();
@@ -765,6 +781,9 @@ impl<'lua> Planner<'lua> {
             report: self.report,
             writes,
             baselines: Vec::new(),
+            replaced: replaced_functions,
+            known,
+            sources,
         }
     }
 }

@@ -42,6 +42,16 @@ pub struct Report {
     /// Data the program changed since load and the new file changed too (`merge3` only):
     /// the live value was kept.
     pub conflicts: Vec<Conflict>,
+    /// References to old functions held outside the module, switched to the new ones.
+    pub references: crate::Switches,
+    /// Objects the switching engine visited.
+    pub objects_visited: usize,
+    /// Closures the old code created at run time (factories, callbacks) that still run the
+    /// old code: the `walk` engine cannot give them the new prototype.
+    pub closures_left_old: usize,
+    /// Frames (in any coroutine) that were executing an old function: they finish in the old
+    /// code and call new code from then on.
+    pub frames_left_old: usize,
     /// Things the user should know: a value that could not be paired, a skipped merge.
     pub warnings: Vec<String>,
     /// Time of each phase.
@@ -76,6 +86,8 @@ pub struct Timings {
     pub plan_ms: f64,
     /// Writing the plan into the live program.
     pub apply_ms: f64,
+    /// Switching references held elsewhere (the engine's heap walk).
+    pub switch_ms: f64,
     /// The whole call.
     pub total_ms: f64,
 }
@@ -93,6 +105,12 @@ impl Report {
             self.functions_replaced.len() + self.functions_added.len(),
             self.locals_joined,
         );
+        if self.references.total() > 0 {
+            let _ = write!(line, ", {} references switched", self.references.total());
+        }
+        if self.closures_left_old > 0 {
+            let _ = write!(line, ", {} runtime closures left old", self.closures_left_old);
+        }
         if !self.functions_kept_deleted.is_empty() {
             let _ = write!(line, ", {} deleted kept", self.functions_kept_deleted.len());
         }
@@ -105,9 +123,9 @@ impl Report {
         line
     }
 
-    /// The report as pretty JSON (`hotlua run --json`).
+    /// The report as one line of JSON (`hotlua run --json`).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a Report always serializes")
+        serde_json::to_string(self).expect("a Report always serializes")
     }
 
     /// The report as a Lua table, the form `hotlua.reload` returns.

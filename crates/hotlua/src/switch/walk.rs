@@ -1,0 +1,566 @@
+//! Engine `walk`: one pass over the reachable heap that replaces every reference to an old
+//! function of the reloaded modules by its new version, using only the public C API.
+//!
+//! The pass starts at the registry (which holds the main thread, the globals and every
+//! `luaL_ref`), the running thread, and the metatables of the basic types, and visits each
+//! table, function, thread and userdata once:
+//!
+//! | object | what is visited and switched | C API |
+//! |---|---|---|
+//! | table | values, keys, metatable | [`lua_next`], [`lua_rawset`], [`lua_getmetatable`] |
+//! | function (Lua or C closure) | upvalues | [`lua_getupvalue`], [`lua_setupvalue`] |
+//! | thread | locals, temporaries and varargs of every frame; the stack of a thread without frames (a coroutine not started, mlua's handle thread) | [`lua_getlocal`], [`lua_setlocal`] |
+//! | userdata | user values, metatable | [`lua_getiuservalue`], [`lua_setiuservalue`] |
+//!
+//! Objects being walked sit on the Lua stack of the walking C frame (one to two slots each,
+//! depth-first, so the stack grows with the depth of the object graph, not its size); the
+//! visited set and the frame records are Rust collections. Nothing is allocated in Lua per
+//! object, except for tables whose *keys* must change (rare) and objects deeper than
+//! [`MAX_DEPTH`], which wait in one Lua table for a later pass.
+//!
+//! [`lua_next`]: https://www.lua.org/manual/5.4/manual.html#lua_next
+//! [`lua_rawset`]: https://www.lua.org/manual/5.4/manual.html#lua_rawset
+//! [`lua_getmetatable`]: https://www.lua.org/manual/5.4/manual.html#lua_getmetatable
+//! [`lua_getupvalue`]: https://www.lua.org/manual/5.4/manual.html#lua_getupvalue
+//! [`lua_setupvalue`]: https://www.lua.org/manual/5.4/manual.html#lua_setupvalue
+//! [`lua_getlocal`]: https://www.lua.org/manual/5.4/manual.html#lua_getlocal
+//! [`lua_setlocal`]: https://www.lua.org/manual/5.4/manual.html#lua_setlocal
+//! [`lua_getiuservalue`]: https://www.lua.org/manual/5.4/manual.html#lua_getiuservalue
+//! [`lua_setiuservalue`]: https://www.lua.org/manual/5.4/manual.html#lua_setiuservalue
+
+use std::ffi::{c_int, c_void, CStr};
+
+use mlua::ffi::{self, lua_State};
+use mlua::{Lua, Table};
+use rustc_hash::FxHashSet;
+
+use super::{Switched, Switches};
+
+/// Deeper objects are put aside in a Lua table and walked from there, so that a long chain
+/// (a linked list of a million nodes) cannot exhaust the Lua stack (`LUAI_MAXSTACK` slots).
+const MAX_DEPTH: usize = 100_000;
+
+/// Walks the heap of `lua` and switches every reference to a key of `map` (old function →
+/// new function) to its value.
+///
+/// `known` holds every function the planner saw (old and new): a Lua function compiled from
+/// one of `sources` that is not known was created at run time by the old code (a factory's
+/// closure) and cannot be upgraded by this engine; it is counted, not changed.
+pub(crate) fn walk(
+    lua: &Lua,
+    map: &Table,
+    old: &FxHashSet<usize>,
+    known: &FxHashSet<usize>,
+    sources: &[String],
+) -> mlua::Result<Switched> {
+    let mut walker = Walker {
+        old,
+        known,
+        sources,
+        visited: FxHashSet::default(),
+        frames: Vec::new(),
+        stats: Switched::default(),
+        running: std::ptr::null_mut(),
+    };
+    // SAFETY: exec_raw runs the closure in a fresh protected C frame whose only stack values
+    // are its arguments: index 1 is `map`. Every index the walker uses is either 1 or a slot
+    // it pushed itself above it, recorded in `frames`; the garbage collector is stopped by the
+    // caller, so objects reached through pointers compared here stay alive and unmoved. Lua
+    // errors (only "out of memory" is possible) unwind through the walker by longjmp, so the
+    // walker owns no Rust value that needs dropping: its collections live in `walker`, outside.
+    unsafe {
+        lua.exec_raw::<()>(map, |state| {
+            walker.running = state;
+            walker.run(state);
+            ffi::lua_settop(state, 0);
+        })?;
+    }
+    Ok(walker.stats)
+}
+
+/// Where the walk of one object stands. The object itself is on the Lua stack at `slot`.
+enum Frame {
+    /// `lua_next` over the table; its current key is at `slot + 1`. `key_pending` is set when
+    /// the current key still has to be walked after the value; `old_keys` when some keys must
+    /// be switched once the traversal ends.
+    Table {
+        slot: c_int,
+        metatable_done: bool,
+        key_pending: bool,
+        old_keys: bool,
+        place: Place,
+    },
+    /// The next upvalue to read.
+    Function { slot: c_int, next: c_int },
+    /// The next user value to read; 0 is the metatable.
+    Userdata { slot: c_int, next: c_int },
+    /// Frame `level`, local `local` (positive: named locals and temporaries; negative:
+    /// varargs). `level` = -1 walks the raw stack of a thread without frames.
+    Thread {
+        slot: c_int,
+        level: c_int,
+        local: c_int,
+        skip_level: c_int,
+    },
+}
+
+/// What kind of place a table is, for the report.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    Table,
+    Metatable,
+    Registry,
+}
+
+struct Walker<'a> {
+    old: &'a FxHashSet<usize>,
+    known: &'a FxHashSet<usize>,
+    sources: &'a [String],
+    visited: FxHashSet<usize>,
+    frames: Vec<Frame>,
+    stats: Switched,
+    running: *mut lua_State,
+}
+
+/// Index of the old → new map on the walking frame's stack.
+const MAP: c_int = 1;
+
+impl Walker<'_> {
+    unsafe fn run(&mut self, state: *mut lua_State) {
+        // The map must not have its own keys switched.
+        self.visited.insert(ffi::lua_topointer(state, MAP) as usize);
+
+        ffi::lua_createtable(state, 0, 0); // slot 2: objects put aside past MAX_DEPTH
+        let aside = ffi::lua_gettop(state);
+        self.visited.insert(ffi::lua_topointer(state, aside) as usize);
+
+        ffi::lua_pushvalue(state, ffi::LUA_REGISTRYINDEX);
+        self.enter(state, Place::Registry);
+        self.drain(state, aside);
+
+        ffi::lua_pushthread(state);
+        self.enter(state, Place::Table);
+        self.drain(state, aside);
+
+        // Metatables of the basic types live outside the registry.
+        for push in [push_nil, push_boolean, push_number, push_string, push_lightuserdata] {
+            push(state);
+            if ffi::lua_getmetatable(state, -1) != 0 {
+                self.enter(state, Place::Metatable);
+                self.drain(state, aside);
+            }
+            ffi::lua_pop(state, 1);
+        }
+
+        // Objects put aside, until none are left.
+        loop {
+            let count = ffi::lua_rawlen(state, aside) as ffi::lua_Integer;
+            if count == 0 {
+                break;
+            }
+            ffi::lua_rawgeti(state, aside, count);
+            ffi::lua_pushnil(state);
+            ffi::lua_rawseti(state, aside, count);
+            self.enter(state, Place::Table);
+            self.drain(state, aside);
+        }
+    }
+
+    /// Walks until the frame stack is empty.
+    unsafe fn drain(&mut self, state: *mut lua_State, aside: c_int) {
+        while let Some(frame) = self.frames.last_mut() {
+            let child = match frame {
+                Frame::Table { .. } => self.step_table(state),
+                Frame::Function { .. } => self.step_function(state),
+                Frame::Userdata { .. } => self.step_userdata(state),
+                Frame::Thread { .. } => self.step_thread(state),
+            };
+            let Some(place) = child else { continue };
+            // A child value is on top of the stack.
+            if self.frames.len() >= MAX_DEPTH {
+                if self.is_unvisited(state) {
+                    let count = ffi::lua_rawlen(state, aside) as ffi::lua_Integer;
+                    ffi::lua_rawseti(state, aside, count + 1);
+                } else {
+                    ffi::lua_pop(state, 1);
+                }
+            } else {
+                self.enter(state, place);
+            }
+        }
+    }
+
+    /// True if the value on top is an object not walked yet.
+    unsafe fn is_unvisited(&self, state: *mut lua_State) -> bool {
+        matches!(
+            ffi::lua_type(state, -1),
+            ffi::LUA_TTABLE | ffi::LUA_TFUNCTION | ffi::LUA_TUSERDATA | ffi::LUA_TTHREAD
+        ) && !self
+            .visited
+            .contains(&(ffi::lua_topointer(state, -1) as usize))
+    }
+
+    /// Starts walking the value on top of the stack, or pops it if there is nothing to walk.
+    unsafe fn enter(&mut self, state: *mut lua_State, place: Place) {
+        let kind = ffi::lua_type(state, -1);
+        let walkable = matches!(
+            kind,
+            ffi::LUA_TTABLE | ffi::LUA_TFUNCTION | ffi::LUA_TUSERDATA | ffi::LUA_TTHREAD
+        );
+        if !walkable || !self.visited.insert(ffi::lua_topointer(state, -1) as usize) {
+            ffi::lua_pop(state, 1);
+            return;
+        }
+        self.push_frame(state, kind, place);
+    }
+
+    unsafe fn push_frame(&mut self, state: *mut lua_State, kind: c_int, place: Place) {
+        // Every frame needs at most 3 more slots (object, key, value) plus room for the
+        // replacement pushed while switching.
+        ffi::luaL_checkstack(state, 6, c"hotlua walk: Lua stack".as_ptr());
+        self.stats.objects_visited += 1;
+        let slot = ffi::lua_gettop(state);
+        let frame = match kind {
+            ffi::LUA_TTABLE => {
+                ffi::lua_pushnil(state);
+                Frame::Table {
+                    slot,
+                    metatable_done: false,
+                    key_pending: false,
+                    old_keys: false,
+                    place,
+                }
+            }
+            ffi::LUA_TFUNCTION => {
+                self.count_runtime_closure(state);
+                Frame::Function { slot, next: 1 }
+            }
+            ffi::LUA_TUSERDATA => Frame::Userdata { slot, next: 0 },
+            _ => {
+                let thread = ffi::lua_tothread(state, slot);
+                let has_frames = {
+                    let mut ar: ffi::lua_Debug = std::mem::zeroed();
+                    ffi::lua_getstack(thread, 0, &mut ar) != 0
+                };
+                Frame::Thread {
+                    slot,
+                    level: if has_frames { 0 } else { -1 },
+                    local: 1,
+                    // The walking C frame itself (level 0 of the running thread) holds the
+                    // walk's own stack: never touched.
+                    skip_level: if thread == self.running { 0 } else { -2 },
+                }
+            }
+        };
+        self.frames.push(frame);
+    }
+
+    /// A function from a reloaded file that the planner never met was created at run time by
+    /// the old code: this engine cannot give it the new code.
+    unsafe fn count_runtime_closure(&mut self, state: *mut lua_State) {
+        let identity = ffi::lua_topointer(state, -1) as usize;
+        if ffi::lua_iscfunction(state, -1) != 0 || self.known.contains(&identity) {
+            return;
+        }
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        ffi::lua_pushvalue(state, -1);
+        ffi::lua_getinfo(state, c">S".as_ptr(), &mut ar);
+        let source = CStr::from_ptr(ar.source).to_bytes();
+        if self.sources.iter().any(|s| s.as_bytes() == source) {
+            self.stats.closures_left_old += 1;
+        }
+    }
+
+    /// If the value on top is an old function, pushes its new version and returns true.
+    unsafe fn push_replacement(&self, state: *mut lua_State, index: c_int) -> bool {
+        if ffi::lua_type(state, index) != ffi::LUA_TFUNCTION
+            || !self
+                .old
+                .contains(&(ffi::lua_topointer(state, index) as usize))
+        {
+            return false;
+        }
+        ffi::lua_pushvalue(state, index);
+        ffi::lua_rawget(state, MAP);
+        true
+    }
+
+    /// One step of a table: returns a child to walk (left on top), or `None`.
+    unsafe fn step_table(&mut self, state: *mut lua_State) -> Option<Place> {
+        let Some(Frame::Table {
+            slot,
+            metatable_done,
+            key_pending,
+            old_keys,
+            place,
+        }) = self.frames.last_mut()
+        else {
+            unreachable!("step_table on a table frame");
+        };
+        let (slot, place) = (*slot, *place);
+        if !*metatable_done {
+            *metatable_done = true;
+            if ffi::lua_getmetatable(state, slot) != 0 {
+                return Some(Place::Metatable);
+            }
+        }
+        if *key_pending {
+            *key_pending = false;
+            ffi::lua_pushvalue(state, slot + 1);
+            return Some(Place::Table);
+        }
+        if ffi::lua_next(state, slot) == 0 {
+            let switch_keys = *old_keys;
+            self.frames.pop();
+            if switch_keys {
+                self.switch_keys(state, slot, place);
+            }
+            ffi::lua_settop(state, slot - 1);
+            return None;
+        }
+        // Stack: table, key, value.
+        if self.push_replacement(state, -1) {
+            ffi::lua_pushvalue(state, slot + 1);
+            ffi::lua_insert(state, -2);
+            ffi::lua_rawset(state, slot);
+            self.stats.count(place_counter(place, false));
+        }
+        let key_is_old = ffi::lua_type(state, slot + 1) == ffi::LUA_TFUNCTION
+            && self
+                .old
+                .contains(&(ffi::lua_topointer(state, slot + 1) as usize));
+        let key_unvisited = {
+            ffi::lua_pushvalue(state, slot + 1);
+            let unvisited = self.is_unvisited(state);
+            ffi::lua_pop(state, 1);
+            unvisited
+        };
+        if let Some(Frame::Table {
+            old_keys,
+            key_pending,
+            ..
+        }) = self.frames.last_mut()
+        {
+            *old_keys |= key_is_old;
+            *key_pending = key_unvisited;
+        }
+        Some(Place::Table)
+    }
+
+    /// Re-inserts under their new function the entries of the table at `slot` whose keys are
+    /// old functions. Keys cannot change during `lua_next`, hence this second pass.
+    unsafe fn switch_keys(&mut self, state: *mut lua_State, slot: c_int, place: Place) {
+        ffi::lua_createtable(state, 0, 0);
+        let moved = ffi::lua_gettop(state);
+        ffi::lua_pushnil(state);
+        while ffi::lua_next(state, slot) != 0 {
+            if self.push_replacement(state, -2) {
+                // moved[new key] = value
+                ffi::lua_pushvalue(state, -2);
+                ffi::lua_rawset(state, moved);
+                // table[old key] = nil is allowed during lua_next (clearing a field).
+                ffi::lua_pushvalue(state, -2);
+                ffi::lua_pushnil(state);
+                ffi::lua_rawset(state, slot);
+            }
+            ffi::lua_pop(state, 1);
+        }
+        ffi::lua_pushnil(state);
+        while ffi::lua_next(state, moved) != 0 {
+            ffi::lua_pushvalue(state, -2);
+            ffi::lua_insert(state, -2);
+            ffi::lua_rawset(state, slot);
+            self.stats.count(place_counter(place, true));
+        }
+        ffi::lua_pop(state, 1);
+    }
+
+    unsafe fn step_function(&mut self, state: *mut lua_State) -> Option<Place> {
+        let Some(Frame::Function { slot, next }) = self.frames.last_mut() else {
+            unreachable!("step_function on a function frame");
+        };
+        let (slot, index) = (*slot, *next);
+        *next += 1;
+        if ffi::lua_getupvalue(state, slot, index).is_null() {
+            self.frames.pop();
+            ffi::lua_settop(state, slot - 1);
+            return None;
+        }
+        if self.push_replacement(state, -1) {
+            ffi::lua_setupvalue(state, slot, index);
+            self.stats.count(Counter::Upvalues);
+        }
+        Some(Place::Table)
+    }
+
+    unsafe fn step_userdata(&mut self, state: *mut lua_State) -> Option<Place> {
+        let Some(Frame::Userdata { slot, next }) = self.frames.last_mut() else {
+            unreachable!("step_userdata on a userdata frame");
+        };
+        let (slot, index) = (*slot, *next);
+        *next += 1;
+        if index == 0 {
+            return (ffi::lua_getmetatable(state, slot) != 0).then_some(Place::Metatable);
+        }
+        if ffi::lua_getiuservalue(state, slot, index) == ffi::LUA_TNONE {
+            self.frames.pop();
+            ffi::lua_settop(state, slot - 1);
+            return None;
+        }
+        if self.push_replacement(state, -1) {
+            ffi::lua_setiuservalue(state, slot, index);
+            self.stats.count(Counter::UserValues);
+        }
+        Some(Place::Table)
+    }
+
+    unsafe fn step_thread(&mut self, state: *mut lua_State) -> Option<Place> {
+        let Some(Frame::Thread {
+            slot,
+            level,
+            local,
+            skip_level,
+        }) = self.frames.last_mut()
+        else {
+            unreachable!("step_thread on a thread frame");
+        };
+        let (slot, skip) = (*slot, *skip_level);
+        let thread = ffi::lua_tothread(state, slot);
+        // Not luaL_checkstack: raising an error on another thread would have no handler.
+        if ffi::lua_checkstack(thread, 3) == 0 {
+            self.frames.pop();
+            ffi::lua_settop(state, slot - 1);
+            return None;
+        }
+
+        if *level < 0 {
+            // No frames: the thread's stack is plain values (a coroutine's function and
+            // arguments before its first resume, or mlua's handles).
+            let index = *local;
+            if thread == state || index > ffi::lua_gettop(thread) {
+                self.frames.pop();
+                ffi::lua_settop(state, slot - 1);
+                return None;
+            }
+            *local += 1;
+            ffi::lua_pushvalue(thread, index);
+            ffi::lua_xmove(thread, state, 1);
+            if self.push_replacement(state, -1) {
+                ffi::lua_xmove(state, thread, 1);
+                ffi::lua_replace(thread, index);
+                self.stats.count(Counter::StackSlots);
+            }
+            return Some(Place::Table);
+        }
+
+        loop {
+            let Some(Frame::Thread { level, local, .. }) = self.frames.last_mut() else {
+                unreachable!();
+            };
+            let mut ar: ffi::lua_Debug = std::mem::zeroed();
+            if ffi::lua_getstack(thread, *level, &mut ar) == 0 {
+                self.frames.pop();
+                ffi::lua_settop(state, slot - 1);
+                return None;
+            }
+            if *level == skip {
+                *level += 1;
+                continue;
+            }
+            if *local == 1 {
+                // First look at this frame: is it running an old function?
+                ffi::lua_getinfo(thread, c"f".as_ptr(), &mut ar);
+                ffi::lua_xmove(thread, state, 1);
+                let runs_old = self.old.contains(&(ffi::lua_topointer(state, -1) as usize));
+                ffi::lua_pop(state, 1);
+                if runs_old {
+                    self.stats.frames_left_old += 1;
+                }
+            }
+            let n = *local;
+            let name = ffi::lua_getlocal(thread, &ar, n);
+            if name.is_null() {
+                // Past the named locals and temporaries come the varargs (negative indices).
+                let Some(Frame::Thread { level, local, .. }) = self.frames.last_mut() else {
+                    unreachable!();
+                };
+                if n > 0 {
+                    *local = -1;
+                } else {
+                    *level += 1;
+                    *local = 1;
+                }
+                continue;
+            }
+            let Some(Frame::Thread { local, .. }) = self.frames.last_mut() else {
+                unreachable!();
+            };
+            *local = if n > 0 { n + 1 } else { n - 1 };
+            if thread != state {
+                ffi::lua_xmove(thread, state, 1);
+            }
+            if self.push_replacement(state, -1) {
+                if thread != state {
+                    ffi::lua_xmove(state, thread, 1);
+                }
+                ffi::lua_setlocal(thread, &ar, n);
+                self.stats.count(Counter::StackSlots);
+            }
+            return Some(Place::Table);
+        }
+    }
+}
+
+/// The report counter a switched reference in a table of `place` adds to.
+fn place_counter(place: Place, key: bool) -> Counter {
+    match (place, key) {
+        (_, true) => Counter::TableKeys,
+        (Place::Registry, false) => Counter::Registry,
+        (Place::Metatable, false) => Counter::Metatables,
+        (Place::Table, false) => Counter::TableValues,
+    }
+}
+
+/// The places a switched reference is counted in.
+#[derive(Clone, Copy)]
+pub(crate) enum Counter {
+    TableValues,
+    TableKeys,
+    Metatables,
+    Upvalues,
+    StackSlots,
+    Registry,
+    UserValues,
+}
+
+impl Switched {
+    fn count(&mut self, counter: Counter) {
+        let switches: &mut Switches = &mut self.references;
+        let field = match counter {
+            Counter::TableValues => &mut switches.table_values,
+            Counter::TableKeys => &mut switches.table_keys,
+            Counter::Metatables => &mut switches.metatables,
+            Counter::Upvalues => &mut switches.upvalues,
+            Counter::StackSlots => &mut switches.stack_slots,
+            Counter::Registry => &mut switches.registry,
+            Counter::UserValues => &mut switches.user_values,
+        };
+        *field += 1;
+    }
+}
+
+unsafe fn push_nil(state: *mut lua_State) {
+    ffi::lua_pushnil(state);
+}
+unsafe fn push_boolean(state: *mut lua_State) {
+    ffi::lua_pushboolean(state, 0);
+}
+unsafe fn push_number(state: *mut lua_State) {
+    ffi::lua_pushinteger(state, 0);
+}
+unsafe fn push_string(state: *mut lua_State) {
+    ffi::lua_pushstring(state, c"".as_ptr());
+}
+unsafe fn push_lightuserdata(state: *mut lua_State) {
+    ffi::lua_pushlightuserdata(state, std::ptr::null_mut::<c_void>());
+}
