@@ -18,8 +18,8 @@
 --   * callbacks that outlive a call name a function of this module instead of holding a
 --     closure made here: `world:after(ticks, "poison_tick", ...)` makes main.lua's timer
 --     call `combat.poison_tick` when it fires, so it runs whatever code is current then.
---     That is good practice for reloadable code; for now hotlua also leaves a closure made
---     here and stored outside this module (in main.lua's timer list) on its old code.
+--     That is good practice for reloadable code: depending on hotlua's engine, a closure
+--     made here at run time and stored outside this module can keep running old code.
 
 local combat = {}
 

@@ -44,7 +44,8 @@ function world:random_monster() return random_alive(self.monsters) end
 
 -- Calls combat[fname](world, ...) `ticks` ticks from now. The closure looks the function up
 -- by name when it fires, so a timer set before a reload runs the reloaded code. (A closure
--- made inside combat.lua and stored here would run old code: keep callbacks by name.)
+-- made inside combat.lua at run time and stored here may keep its old code, depending on
+-- hotlua's engine: keep long-lived callbacks by name.)
 function world:after(ticks, fname, ...)
   local args = table.pack(...)
   self.timers[#self.timers + 1] = {

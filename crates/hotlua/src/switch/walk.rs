@@ -265,8 +265,10 @@ impl Walker<'_> {
         let mut ar: ffi::lua_Debug = std::mem::zeroed();
         ffi::lua_pushvalue(state, -1);
         ffi::lua_getinfo(state, c">S".as_ptr(), &mut ar);
+        // A main chunk ("main") is the old file's top level, not a closure it created.
+        let is_closure = CStr::from_ptr(ar.what).to_bytes() == b"Lua";
         let source = CStr::from_ptr(ar.source).to_bytes();
-        if self.sources.iter().any(|s| s.as_bytes() == source) {
+        if is_closure && self.sources.iter().any(|s| s.as_bytes() == source) {
             self.stats.closures_left_old += 1;
         }
     }
