@@ -18,7 +18,9 @@ pub enum Error {
 
     /// The module was found but not by the Lua file searcher (a C module or a custom loader
     /// that is not a Lua chunk), so there is no Lua code to merge.
-    #[error("module '{module}' is not a Lua source module ({file}): only Lua files can be reloaded")]
+    #[error(
+        "module '{module}' is not a Lua source module ({file}): only Lua files can be reloaded"
+    )]
     NotLuaSource { module: String, file: String },
 
     /// The file exists but is empty (or blank): most likely an editor caught mid-write.

@@ -308,7 +308,12 @@ impl Reloader {
     /// Only modules the program has loaded are reloaded; a file is matched to a module through
     /// `package.path` (`package.searchpath`), like `require` would find it.
     pub fn poll(&self, wait: std::time::Duration) -> Option<Result<Report>> {
-        let files = self.shared.watcher.borrow_mut().as_mut()?.changed_files(wait);
+        let files = self
+            .shared
+            .watcher
+            .borrow_mut()
+            .as_mut()?
+            .changed_files(wait);
         if files.is_empty() {
             return None;
         }

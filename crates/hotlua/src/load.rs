@@ -177,11 +177,17 @@ fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
     }
     let mut tried = String::new();
     for searcher in searchers.sequence_values::<Function>() {
-        let found: MultiValue = unwrapped(lua, searcher?).call(name).map_err(|error| Error::Load {
-            module: name.to_owned(),
-            file: search_path(&package, name).ok().flatten().unwrap_or_default(),
-            message: strip_require_prefix(&lua_error_text(&error)),
-        })?;
+        let found: MultiValue =
+            unwrapped(lua, searcher?)
+                .call(name)
+                .map_err(|error| Error::Load {
+                    module: name.to_owned(),
+                    file: search_path(&package, name)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                    message: strip_require_prefix(&lua_error_text(&error)),
+                })?;
         let mut found = found.into_iter();
         match (found.next(), found.next()) {
             (Some(Value::Function(loader)), extra) => {

@@ -197,7 +197,9 @@ pub(crate) fn call_hooks_before(lua: &Lua, report: &Report) -> Result<()> {
     for hook in hooks(lua)?.sequence_values::<Function>() {
         let verdict: mlua::Result<(Value, Option<String>)> = hook?.call(("before", &table));
         let reason = match verdict {
-            Ok((Value::Boolean(false), reason)) => reason.unwrap_or_else(|| "no reason given".into()),
+            Ok((Value::Boolean(false), reason)) => {
+                reason.unwrap_or_else(|| "no reason given".into())
+            }
             Ok(_) => continue,
             Err(error) => format!("hook raised: {}", crate::load::lua_error_text(&error)),
         };

@@ -617,11 +617,11 @@ impl<'lua> Planner<'lua> {
             return None;
         }
         match (live, new) {
-            (Value::Function(live_fn), Value::Function(new_fn)) => {
-                (self.function_pairs.contains_key(&(live_fn.to_pointer() as usize))
-                    || self.takes_new_code(live_fn, new_fn))
-                .then(|| new.clone())
-            }
+            (Value::Function(live_fn), Value::Function(new_fn)) => (self
+                .function_pairs
+                .contains_key(&(live_fn.to_pointer() as usize))
+                || self.takes_new_code(live_fn, new_fn))
+            .then(|| new.clone()),
             (Value::Table(_), Value::Table(_)) => None,
             _ if std::mem::discriminant(live) != std::mem::discriminant(new)
                 && !both_numbers(live, new) =>

@@ -109,7 +109,11 @@ impl Report {
             let _ = write!(line, ", {} references switched", self.references.total());
         }
         if self.closures_left_old > 0 {
-            let _ = write!(line, ", {} runtime closures left old", self.closures_left_old);
+            let _ = write!(
+                line,
+                ", {} runtime closures left old",
+                self.closures_left_old
+            );
         }
         if !self.functions_kept_deleted.is_empty() {
             let _ = write!(line, ", {} deleted kept", self.functions_kept_deleted.len());

@@ -8,7 +8,10 @@ fn reload_returns_a_report_table() {
     let f = Fixture::new();
     f.write("m", "return { f = function() return 1 end }");
     f.lua::<()>("m = require 'm'");
-    f.write("m", "return { f = function() return 2 end, g = function() end }");
+    f.write(
+        "m",
+        "return { f = function() return 2 end, g = function() end }",
+    );
     assert!(f.lua::<bool>(
         "local r = require('hotlua').reload('m') \
          return r.applied == true and r.functions_replaced[1] == 'm.f' \
@@ -34,7 +37,10 @@ fn check_plans_without_applying() {
 fn reloading_is_true_only_while_the_new_top_level_runs() {
     let f = Fixture::new();
     // `probe` is the test's table: the top level's write to it is a side effect, not staged.
-    f.write("m", "probe[#probe + 1] = require('hotlua').reloading\nreturn {}");
+    f.write(
+        "m",
+        "probe[#probe + 1] = require('hotlua').reloading\nreturn {}",
+    );
     f.lua::<()>("probe = {}; m = require 'm'");
     f.reload_ok("m");
     assert!(f.lua::<bool>(
@@ -70,7 +76,10 @@ fn on_reload_hooks_run_before_and_after_and_may_veto() {
 #[test]
 fn batch_reload_resolves_cross_references_in_any_order() {
     let f = Fixture::new();
-    f.write("a", "local b = require 'b'\nreturn { f = function() return 'a1+' .. b.f() end }");
+    f.write(
+        "a",
+        "local b = require 'b'\nreturn { f = function() return 'a1+' .. b.f() end }",
+    );
     f.write("b", "return { f = function() return 'b1' end }");
     f.lua::<()>("a = require 'a'; b = require 'b'");
     f.write(
@@ -166,7 +175,9 @@ fn reload_from_the_new_top_level_is_refused() {
         "local ok, err = require('hotlua').reload('m')\nnested = err\nreturn {}",
     );
     f.reload_ok("m");
-    assert!(f.lua::<String>("return nested").contains("already in progress"));
+    assert!(f
+        .lua::<String>("return nested")
+        .contains("already in progress"));
 }
 
 #[test]
@@ -182,7 +193,9 @@ fn hundred_reloads_do_not_grow_the_heap() {
     f.write("m", &source(0));
     f.lua::<()>("m = require 'm'");
     let heap = || {
-        f.lua::<f64>("collectgarbage('collect'); collectgarbage('collect'); return collectgarbage('count')")
+        f.lua::<f64>(
+            "collectgarbage('collect'); collectgarbage('collect'); return collectgarbage('count')",
+        )
     };
     for i in 1..=10 {
         f.write("m", &source(i));
@@ -196,7 +209,10 @@ fn hundred_reloads_do_not_grow_the_heap() {
     let after = heap();
     assert_eq!(f.lua::<i64>("return m.g()"), 110);
     // A leak of one old version per reload would be several KiB each, 100 times over.
-    assert!(after - warm < 8.0, "heap grew from {warm} KiB to {after} KiB");
+    assert!(
+        after - warm < 8.0,
+        "heap grew from {warm} KiB to {after} KiB"
+    );
 }
 
 #[test]
@@ -216,5 +232,10 @@ fn unknown_policy_name_is_an_error() {
         .load("require('hotlua').policy('m', 'sometimes')")
         .exec()
         .unwrap_err();
-    assert!(error.to_string().contains("unknown data policy 'sometimes'"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("unknown data policy 'sometimes'"),
+        "{error}"
+    );
 }

@@ -7,9 +7,15 @@ use hotlua::{DataPolicy, Options};
 #[test]
 fn module_and_nested_tables_keep_identity_and_merge() {
     let f = Fixture::new();
-    f.write("m", "local M = { cfg = { speed = 1 }, list = {} }\nreturn M");
+    f.write(
+        "m",
+        "local M = { cfg = { speed = 1 }, list = {} }\nreturn M",
+    );
     f.lua::<()>("m = require 'm'; cfg = m.cfg; list = m.list; list[1] = 'runtime'");
-    f.write("m", "local M = { cfg = { speed = 1, armor = 5 }, list = {} }\nreturn M");
+    f.write(
+        "m",
+        "local M = { cfg = { speed = 1, armor = 5 }, list = {} }\nreturn M",
+    );
     let report = f.reload_ok("m");
     assert_eq!(report.tables_merged, 3);
     assert!(f.lua::<bool>(
@@ -202,9 +208,9 @@ fn globals_style_module_keeps_its_global_table_and_state() {
     f.lua::<()>("require 'shop'; shop = Shop; Shop.sell()");
     f.write("shop", &source("SOLD"));
     f.reload_ok("shop");
-    assert!(f.lua::<bool>(
-        "return Shop == shop and Shop.sell() == 'SOLD' and Shop.stock.apples == 1"
-    ));
+    assert!(
+        f.lua::<bool>("return Shop == shop and Shop.sell() == 'SOLD' and Shop.stock.apples == 1")
+    );
 }
 
 #[test]

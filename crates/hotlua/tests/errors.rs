@@ -5,7 +5,8 @@ mod common;
 use common::Fixture;
 use hotlua::Error;
 
-const V1: &str = "local n = 0\nlocal M = { data = 1 }\nfunction M.f() n = n + 1 return 'v1', n end\nreturn M";
+const V1: &str =
+    "local n = 0\nlocal M = { data = 1 }\nfunction M.f() n = n + 1 return 'v1', n end\nreturn M";
 const FIXED: &str =
     "local n = 0\nlocal M = { data = 1 }\nfunction M.f() n = n + 1 return 'fixed', n end\nreturn M";
 
@@ -20,7 +21,10 @@ fn old_code_survives(bad: &[u8]) -> Error {
     assert_eq!(error.module(), Some("m"));
     let message = error.to_string();
     assert!(message.contains("'m'"), "no module name in: {message}");
-    assert!(message.contains(&file.display().to_string()), "no file in: {message}");
+    assert!(
+        message.contains(&file.display().to_string()),
+        "no file in: {message}"
+    );
     assert_eq!(
         f.lua::<(String, i64, bool, i64)>("local v, n = m.f(); return v, n, m.f == f1, m.data"),
         ("v1".into(), 2, true, 1)
@@ -36,7 +40,10 @@ fn syntax_error_names_the_line_and_keeps_old_code() {
     let error = old_code_survives(b"local M = {}\nfunction M.f()\n  return 1 +\nend\nreturn M");
     assert!(matches!(error, Error::Load { .. }), "{error:?}");
     assert_eq!(error.line(), Some(4));
-    assert!(error.to_string().contains("unexpected symbol near 'end'"), "{error}");
+    assert!(
+        error.to_string().contains("unexpected symbol near 'end'"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -70,7 +77,14 @@ fn binary_garbage_is_refused() {
 fn module_returning_another_kind_of_value_is_refused() {
     let error = old_code_survives(b"return function() end");
     assert!(
-        matches!(error, Error::ReturnChanged { old: "table", new: "function", .. }),
+        matches!(
+            error,
+            Error::ReturnChanged {
+                old: "table",
+                new: "function",
+                ..
+            }
+        ),
         "{error:?}"
     );
 }
@@ -83,7 +97,10 @@ fn missing_file_is_reported_with_the_paths_tried() {
     std::fs::remove_file(&file).unwrap();
     let error = f.reload("m").unwrap_err();
     assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
-    assert!(error.to_string().contains(&file.display().to_string()), "{error}");
+    assert!(
+        error.to_string().contains(&file.display().to_string()),
+        "{error}"
+    );
     assert!(f.lua::<bool>("return m.f == f1 and require('m') == m"));
 }
 
@@ -93,10 +110,12 @@ fn failure_through_the_lua_api_is_nil_and_message() {
     f.write("m", V1);
     f.lua::<()>("m = require 'm'");
     f.write("m", "return {\n");
-    let (ok, message): (mlua::Value, String) =
-        f.lua("return require('hotlua').reload('m')");
+    let (ok, message): (mlua::Value, String) = f.lua("return require('hotlua').reload('m')");
     assert_eq!(ok, mlua::Value::Nil);
-    assert!(message.contains("module 'm'") && message.contains("m.lua:2:"), "{message}");
+    assert!(
+        message.contains("module 'm'") && message.contains("m.lua:2:"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -105,7 +124,10 @@ fn batch_where_the_second_module_fails_changes_neither() {
     f.write("a", "return { f = function() return 'a1' end, x = 1 }");
     f.write("b", "return { f = function() return 'b1' end }");
     f.lua::<()>("a = require 'a'; b = require 'b'");
-    f.write("a", "return { f = function() return 'a2' end, x = 1, added = true }");
+    f.write(
+        "a",
+        "return { f = function() return 'a2' end, x = 1, added = true }",
+    );
     f.write("b", "return { f = function() return 'b2' end }\n)");
     let error = f
         .reloader

@@ -6,9 +6,15 @@ use common::Fixture;
 #[test]
 fn function_bodies_are_replaced_through_the_module_table() {
     let f = Fixture::new();
-    f.write("m", "local M = {}\nfunction M.f() return 'v1' end\nreturn M");
+    f.write(
+        "m",
+        "local M = {}\nfunction M.f() return 'v1' end\nreturn M",
+    );
     f.lua::<()>("m = require 'm'");
-    f.write("m", "local M = {}\nfunction M.f() return 'v2' end\nreturn M");
+    f.write(
+        "m",
+        "local M = {}\nfunction M.f() return 'v2' end\nreturn M",
+    );
     let report = f.reload_ok("m");
     assert_eq!(report.functions_replaced, ["m.f"]);
     assert_eq!(f.lua::<String>("return m.f()"), "v2");
@@ -17,13 +23,22 @@ fn function_bodies_are_replaced_through_the_module_table() {
 #[test]
 fn added_function_appears_and_deleted_function_stays_callable() {
     let f = Fixture::new();
-    f.write("m", "local M = {}\nfunction M.gone() return 'still here' end\nreturn M");
+    f.write(
+        "m",
+        "local M = {}\nfunction M.gone() return 'still here' end\nreturn M",
+    );
     f.lua::<()>("m = require 'm'");
-    f.write("m", "local M = {}\nfunction M.fresh() return 'new' end\nreturn M");
+    f.write(
+        "m",
+        "local M = {}\nfunction M.fresh() return 'new' end\nreturn M",
+    );
     let report = f.reload_ok("m");
     assert_eq!(report.functions_added, ["m.fresh"]);
     assert_eq!(report.functions_kept_deleted, ["m.gone"]);
-    assert_eq!(f.lua::<String>("return m.fresh() .. ' ' .. m.gone()"), "new still here");
+    assert_eq!(
+        f.lua::<String>("return m.fresh() .. ' ' .. m.gone()"),
+        "new still here"
+    );
 }
 
 #[test]
@@ -43,15 +58,24 @@ fn locals_are_joined_not_copied() {
     let report = f.reload_ok("m");
     assert_eq!(report.locals_joined, 1);
     // Live value kept (2), new code runs (+100), and the old closure sees the same variable.
-    assert_eq!(f.lua::<(i64, i64)>("m.inc(); return m.get(), old_get()"), (102, 102));
+    assert_eq!(
+        f.lua::<(i64, i64)>("m.inc(); return m.get(), old_get()"),
+        (102, 102)
+    );
 }
 
 #[test]
 fn design_example_old_local_value_new_code() {
     let f = Fixture::new();
-    f.write("m", "local a = 'old'\nlocal M = {}\nfunction M.get_a() return a end\nreturn M");
+    f.write(
+        "m",
+        "local a = 'old'\nlocal M = {}\nfunction M.get_a() return a end\nreturn M",
+    );
     f.lua::<()>("m = require 'm'");
-    f.write("m", "local a = 'new'\nlocal M = {}\nfunction M.get_a() return a .. '_x' end\nreturn M");
+    f.write(
+        "m",
+        "local a = 'new'\nlocal M = {}\nfunction M.get_a() return a .. '_x' end\nreturn M",
+    );
     f.reload_ok("m");
     assert_eq!(f.lua::<String>("return m.get_a()"), "old_x");
 }
@@ -123,7 +147,10 @@ fn local_shared_by_several_functions_stays_shared() {
     f.lua::<()>("m = require 'm'; m.add(10); m.sub(3)");
     f.write("m", &source.replace("total + x", "total + 2 * x"));
     f.reload_ok("m");
-    assert_eq!(f.lua::<(i64, i64)>("m.add(1); m.sub(1); return m.get()"), (8, 4));
+    assert_eq!(
+        f.lua::<(i64, i64)>("m.add(1); m.sub(1); return m.get()"),
+        (8, 4)
+    );
 }
 
 #[test]
@@ -155,13 +182,19 @@ fn upvalue_holding_false_is_kept() {
          function M.on() return enabled, 'v2' end\nreturn M",
     );
     f.reload_ok("m");
-    assert_eq!(f.lua::<(bool, String)>("return m.on()"), (false, "v2".into()));
+    assert_eq!(
+        f.lua::<(bool, String)>("return m.on()"),
+        (false, "v2".into())
+    );
 }
 
 #[test]
 fn local_whose_type_changes_takes_the_new_value() {
     let f = Fixture::new();
-    f.write("m", "local limit = 10\nlocal M = {}\nfunction M.get() return limit end\nreturn M");
+    f.write(
+        "m",
+        "local limit = 10\nlocal M = {}\nfunction M.get() return limit end\nreturn M",
+    );
     f.lua::<()>("m = require 'm'");
     f.write(
         "m",
@@ -202,7 +235,9 @@ fn local_functions_used_as_upvalues_are_upgraded_recursively() {
     f.lua::<()>("m = require 'm'; old_top = m.top");
     f.write("m", &source(5));
     let report = f.reload_ok("m");
-    assert!(report.functions_replaced.contains(&"m.top@middle@leaf".to_string()));
+    assert!(report
+        .functions_replaced
+        .contains(&"m.top@middle@leaf".to_string()));
     // Even the old `top` reaches the new `leaf`: the joined cells now hold new functions.
     assert_eq!(f.lua::<(i64, i64)>("return m.top(), old_top()"), (10, 10));
 }
@@ -264,9 +299,15 @@ fn cycles_between_functions_terminate() {
 #[test]
 fn module_returning_a_function_is_reloaded() {
     let f = Fixture::new();
-    f.write("m", "local calls = 0\nreturn function() calls = calls + 1 return 'v1', calls end");
+    f.write(
+        "m",
+        "local calls = 0\nreturn function() calls = calls + 1 return 'v1', calls end",
+    );
     f.lua::<()>("m = require 'm'; m()");
-    f.write("m", "local calls = 0\nreturn function() calls = calls + 1 return 'v2', calls end");
+    f.write(
+        "m",
+        "local calls = 0\nreturn function() calls = calls + 1 return 'v2', calls end",
+    );
     f.reload_ok("m");
     assert_eq!(
         f.lua::<(String, i64)>("return require('m')()"),
@@ -277,7 +318,10 @@ fn module_returning_a_function_is_reloaded() {
 #[test]
 fn v1_v2_v3_in_a_row() {
     let f = Fixture::new();
-    f.write("m", "local n = 0\nlocal M = {}\nfunction M.f() n = n + 1 return 'v1', n end\nreturn M");
+    f.write(
+        "m",
+        "local n = 0\nlocal M = {}\nfunction M.f() n = n + 1 return 'v1', n end\nreturn M",
+    );
     f.lua::<()>("m = require 'm'; m.f()");
     for version in ["v2", "v3"] {
         f.write(

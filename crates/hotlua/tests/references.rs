@@ -38,9 +38,8 @@ fn local_of_another_module_and_its_upvalues() {
 
 #[test]
 fn callback_list_and_table_key() {
-    let (f, report) = reloaded(
-        "handlers = { m.on_hit, m.on_hit }; seen = { [m.f] = 'kept value' }",
-    );
+    let (f, report) =
+        reloaded("handlers = { m.on_hit, m.on_hit }; seen = { [m.f] = 'kept value' }");
     assert_eq!(
         f.lua::<(String, String, String)>("return handlers[1](), handlers[2](), seen[m.f]"),
         ("hit2".into(), "hit2".into(), "kept value".into())
@@ -65,14 +64,19 @@ fn metatable_fields_of_objects_not_owned_by_the_module() {
 }
 
 #[test]
-fn registry_luaL_ref_and_host_function_handles() {
+fn registry_refs_and_host_function_handles() {
     let f = Fixture::new();
     f.write("m", V1);
     f.lua::<()>("m = require 'm'");
     let m: Table = f.lua("return m");
     let handle: Function = m.get("f").unwrap();
-    let key = f.lua.create_registry_value(m.get::<Function>("on_hit").unwrap()).unwrap();
-    f.lua.set_named_registry_value("game.callback", handle.clone()).unwrap();
+    let key = f
+        .lua
+        .create_registry_value(m.get::<Function>("on_hit").unwrap())
+        .unwrap();
+    f.lua
+        .set_named_registry_value("game.callback", handle.clone())
+        .unwrap();
     f.write("m", V2);
     let report = f.reload_ok("m");
     assert_eq!(handle.call::<String>(7).unwrap(), "v2:7");
@@ -157,7 +161,11 @@ fn locals_of_every_frame_of_a_suspended_coroutine() {
         f.lua::<(bool, String)>("return coroutine.resume(co)"),
         (true, "hit2 v2:co".into())
     );
-    assert!(report.references.stack_slots >= 2, "{:?}", report.references);
+    assert!(
+        report.references.stack_slots >= 2,
+        "{:?}",
+        report.references
+    );
 }
 
 #[test]
@@ -198,7 +206,10 @@ fn frame_running_old_code_finishes_in_old_code() {
     let report = f.reload_ok("m");
     assert_eq!(report.frames_left_old, 1);
     assert_eq!(f.lua::<String>("return co()"), "old end");
-    assert_eq!(f.lua::<String>("return coroutine.wrap(m.long)()"), "new start");
+    assert_eq!(
+        f.lua::<String>("return coroutine.wrap(m.long)()"),
+        "new start"
+    );
 }
 
 #[test]
@@ -214,7 +225,10 @@ fn runtime_closures_from_a_factory_are_counted_not_upgraded() {
     f.write("m", &source("new"));
     let report = f.reload_ok("m");
     assert_eq!(report.closures_left_old, 3);
-    assert_eq!(f.lua::<String>("return made[1]() .. m.make(4)()"), "old1new4");
+    assert_eq!(
+        f.lua::<String>("return made[1]() .. m.make(4)()"),
+        "old1new4"
+    );
 }
 
 #[test]
@@ -227,7 +241,10 @@ fn other_modules_c_functions_and_the_standard_library_are_not_switched() {
          list = { other.g, print, string.format, m.f }; og = other.g",
     );
     f.write("m", V2);
-    f.write("other", "return { g = function() return 'other v2 (not reloaded)' end }");
+    f.write(
+        "other",
+        "return { g = function() return 'other v2 (not reloaded)' end }",
+    );
     f.reload_ok("m");
     assert!(f.lua::<bool>(
         "return list[1] == og and list[1]() == 'other' and list[2] == print \

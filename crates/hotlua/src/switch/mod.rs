@@ -60,7 +60,11 @@ pub(crate) struct Switched {
 
 /// Switches every reference to an old function of `plan` with the `walk` engine and records
 /// what it did in `report`.
-pub(crate) fn switch_references(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua::Result<()> {
+pub(crate) fn switch_references(
+    lua: &Lua,
+    plan: &Plan,
+    report: &mut crate::Report,
+) -> mlua::Result<()> {
     let started = Instant::now();
     report.engine = "walk";
     if plan.replaced.is_empty() && plan.known.is_empty() {

@@ -36,6 +36,57 @@ use rustc_hash::FxHashSet;
 
 use super::{Switched, Switches};
 
+/// The set of objects already walked, as a bitmap over the address space, one bit per 8 bytes,
+/// in 1 MiB pages allocated on first use.
+///
+/// Lua objects are at least 8-byte aligned and live in a few dense regions of the heap, so this
+/// costs about 1/64 of the heap's address span (some 2 % of the live heap), where a hash set of
+/// a million pointers would take 16 MiB plus a resize spike, and a bit test is cheaper than a
+/// hash probe. The last page used is cached: consecutive objects are usually neighbours.
+#[derive(Default)]
+struct Visited {
+    pages: rustc_hash::FxHashMap<usize, Box<[u64; PAGE_WORDS]>>,
+    last: Option<(usize, *mut [u64; PAGE_WORDS])>,
+}
+
+const PAGE_SHIFT: u32 = 20;
+const PAGE_WORDS: usize = (1 << PAGE_SHIFT) / 8 / 64;
+
+impl Visited {
+    /// Marks `address`; returns true if it was not marked before.
+    fn insert(&mut self, address: usize) -> bool {
+        let (word, bit) = self.locate(address);
+        let fresh = *word & bit == 0;
+        *word |= bit;
+        fresh
+    }
+
+    fn contains(&mut self, address: usize) -> bool {
+        let (word, bit) = self.locate(address);
+        *word & bit != 0
+    }
+
+    fn locate(&mut self, address: usize) -> (&mut u64, u64) {
+        let page = address >> PAGE_SHIFT;
+        let granule = (address & ((1 << PAGE_SHIFT) - 1)) >> 3;
+        let bits = match self.last {
+            Some((cached, bits)) if cached == page => bits,
+            _ => {
+                let bits: *mut [u64; PAGE_WORDS] = &mut **self
+                    .pages
+                    .entry(page)
+                    .or_insert_with(|| Box::new([0; PAGE_WORDS]));
+                self.last = Some((page, bits));
+                bits
+            }
+        };
+        // SAFETY: `bits` points into a boxed page owned by `self.pages`; boxes never move and
+        // pages are never removed, and `&mut self` makes this the only access.
+        let word = unsafe { &mut (*bits)[granule / 64] };
+        (word, 1 << (granule % 64))
+    }
+}
+
 /// Deeper objects are put aside in a Lua table and walked from there, so that a long chain
 /// (a linked list of a million nodes) cannot exhaust the Lua stack (`LUAI_MAXSTACK` slots).
 const MAX_DEPTH: usize = 100_000;
@@ -57,7 +108,7 @@ pub(crate) fn walk(
         old,
         known,
         sources,
-        visited: FxHashSet::default(),
+        visited: Visited::default(),
         frames: Vec::new(),
         stats: Switched::default(),
         running: std::ptr::null_mut(),
@@ -116,7 +167,7 @@ struct Walker<'a> {
     old: &'a FxHashSet<usize>,
     known: &'a FxHashSet<usize>,
     sources: &'a [String],
-    visited: FxHashSet<usize>,
+    visited: Visited,
     frames: Vec<Frame>,
     stats: Switched,
     running: *mut lua_State,
@@ -132,7 +183,8 @@ impl Walker<'_> {
 
         ffi::lua_createtable(state, 0, 0); // slot 2: objects put aside past MAX_DEPTH
         let aside = ffi::lua_gettop(state);
-        self.visited.insert(ffi::lua_topointer(state, aside) as usize);
+        self.visited
+            .insert(ffi::lua_topointer(state, aside) as usize);
 
         ffi::lua_pushvalue(state, ffi::LUA_REGISTRYINDEX);
         self.enter(state, Place::Registry);
@@ -143,7 +195,13 @@ impl Walker<'_> {
         self.drain(state, aside);
 
         // Metatables of the basic types live outside the registry.
-        for push in [push_nil, push_boolean, push_number, push_string, push_lightuserdata] {
+        for push in [
+            push_nil,
+            push_boolean,
+            push_number,
+            push_string,
+            push_lightuserdata,
+        ] {
             push(state);
             if ffi::lua_getmetatable(state, -1) != 0 {
                 self.enter(state, Place::Metatable);
@@ -178,7 +236,7 @@ impl Walker<'_> {
             let Some(place) = child else { continue };
             // A child value is on top of the stack.
             if self.frames.len() >= MAX_DEPTH {
-                if self.is_unvisited(state) {
+                if self.is_unvisited(state, -1) {
                     let count = ffi::lua_rawlen(state, aside) as ffi::lua_Integer;
                     ffi::lua_rawseti(state, aside, count + 1);
                 } else {
@@ -190,24 +248,18 @@ impl Walker<'_> {
         }
     }
 
-    /// True if the value on top is an object not walked yet.
-    unsafe fn is_unvisited(&self, state: *mut lua_State) -> bool {
-        matches!(
-            ffi::lua_type(state, -1),
-            ffi::LUA_TTABLE | ffi::LUA_TFUNCTION | ffi::LUA_TUSERDATA | ffi::LUA_TTHREAD
-        ) && !self
-            .visited
-            .contains(&(ffi::lua_topointer(state, -1) as usize))
+    /// True if the value at `index` is an object not walked yet.
+    unsafe fn is_unvisited(&mut self, state: *mut lua_State, index: c_int) -> bool {
+        is_object(ffi::lua_type(state, index))
+            && !self
+                .visited
+                .contains(ffi::lua_topointer(state, index) as usize)
     }
 
     /// Starts walking the value on top of the stack, or pops it if there is nothing to walk.
     unsafe fn enter(&mut self, state: *mut lua_State, place: Place) {
         let kind = ffi::lua_type(state, -1);
-        let walkable = matches!(
-            kind,
-            ffi::LUA_TTABLE | ffi::LUA_TFUNCTION | ffi::LUA_TUSERDATA | ffi::LUA_TTHREAD
-        );
-        if !walkable || !self.visited.insert(ffi::lua_topointer(state, -1) as usize) {
+        if !is_object(kind) || !self.visited.insert(ffi::lua_topointer(state, -1) as usize) {
             ffi::lua_pop(state, 1);
             return;
         }
@@ -293,8 +345,8 @@ impl Walker<'_> {
             slot,
             metatable_done,
             key_pending,
-            old_keys,
             place,
+            ..
         }) = self.frames.last_mut()
         else {
             unreachable!("step_table on a table frame");
@@ -311,42 +363,51 @@ impl Walker<'_> {
             ffi::lua_pushvalue(state, slot + 1);
             return Some(Place::Table);
         }
-        if ffi::lua_next(state, slot) == 0 {
-            let switch_keys = *old_keys;
-            self.frames.pop();
-            if switch_keys {
-                self.switch_keys(state, slot, place);
+        // Entries whose key and value hold nothing to walk are dealt with here, without going
+        // back to the frame loop: most entries of a large heap are like that.
+        loop {
+            if ffi::lua_next(state, slot) == 0 {
+                let Some(Frame::Table { old_keys, .. }) = self.frames.pop() else {
+                    unreachable!("the current frame is this table");
+                };
+                if old_keys {
+                    self.switch_keys(state, slot, place);
+                }
+                ffi::lua_settop(state, slot - 1);
+                return None;
             }
-            ffi::lua_settop(state, slot - 1);
-            return None;
+            // Stack: table, key, value.
+            if self.push_replacement(state, -1) {
+                ffi::lua_pushvalue(state, slot + 1);
+                ffi::lua_insert(state, -2);
+                ffi::lua_rawset(state, slot);
+                self.stats.count(place_counter(place, false));
+            }
+            let key_kind = ffi::lua_type(state, slot + 1);
+            let key_unvisited = is_object(key_kind) && self.is_unvisited(state, slot + 1);
+            if key_kind == ffi::LUA_TFUNCTION
+                && self
+                    .old
+                    .contains(&(ffi::lua_topointer(state, slot + 1) as usize))
+            {
+                if let Some(Frame::Table { old_keys, .. }) = self.frames.last_mut() {
+                    *old_keys = true;
+                }
+            }
+            let value_unvisited = self.is_unvisited(state, -1);
+            if !value_unvisited {
+                ffi::lua_pop(state, 1);
+                if !key_unvisited {
+                    continue;
+                }
+                ffi::lua_pushvalue(state, slot + 1);
+                return Some(Place::Table);
+            }
+            if let Some(Frame::Table { key_pending, .. }) = self.frames.last_mut() {
+                *key_pending = key_unvisited;
+            }
+            return Some(Place::Table);
         }
-        // Stack: table, key, value.
-        if self.push_replacement(state, -1) {
-            ffi::lua_pushvalue(state, slot + 1);
-            ffi::lua_insert(state, -2);
-            ffi::lua_rawset(state, slot);
-            self.stats.count(place_counter(place, false));
-        }
-        let key_is_old = ffi::lua_type(state, slot + 1) == ffi::LUA_TFUNCTION
-            && self
-                .old
-                .contains(&(ffi::lua_topointer(state, slot + 1) as usize));
-        let key_unvisited = {
-            ffi::lua_pushvalue(state, slot + 1);
-            let unvisited = self.is_unvisited(state);
-            ffi::lua_pop(state, 1);
-            unvisited
-        };
-        if let Some(Frame::Table {
-            old_keys,
-            key_pending,
-            ..
-        }) = self.frames.last_mut()
-        {
-            *old_keys |= key_is_old;
-            *key_pending = key_unvisited;
-        }
-        Some(Place::Table)
     }
 
     /// Re-inserts under their new function the entries of the table at `slot` whose keys are
@@ -511,6 +572,13 @@ impl Walker<'_> {
             return Some(Place::Table);
         }
     }
+}
+
+fn is_object(kind: c_int) -> bool {
+    matches!(
+        kind,
+        ffi::LUA_TTABLE | ffi::LUA_TFUNCTION | ffi::LUA_TUSERDATA | ffi::LUA_TTHREAD
+    )
 }
 
 /// The report counter a switched reference in a table of `place` adds to.

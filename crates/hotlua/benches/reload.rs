@@ -1,0 +1,274 @@
+//! Reload cost, as ratios measured in this one process (`cargo bench -p hotlua`).
+//!
+//! - **heap**: a module of 50 functions plus H live objects; reload time ÷ one full
+//!   `collectgarbage("collect")` of the same heap, and the peak extra memory during the reload
+//!   ÷ the live heap.
+//! - **module size**: one module of F functions sharing locals and a state table, every body
+//!   changed; reload time ÷ compiling and running that file once.
+//!
+//! Every figure is the median of several runs. `HOTLUA_BENCH_QUICK=1` runs only the small
+//! sizes (a smoke test of the benchmark itself).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use hotlua::{Options, Reloader};
+use mlua::Lua;
+
+/// Counts the bytes the process holds, Lua's heap included (mlua allocates through Rust's
+/// global allocator), to find the peak during a reload.
+struct Counting;
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let held = HELD.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(held, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > layout.size() {
+            let held = HELD.fetch_add(new_size - layout.size(), Ordering::Relaxed)
+                + (new_size - layout.size());
+            PEAK.fetch_max(held, Ordering::Relaxed);
+        } else {
+            HELD.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+        }
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const RUNS: usize = 5;
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    samples[samples.len() / 2]
+}
+
+fn ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+struct Workspace {
+    dir: std::path::PathBuf,
+    lua: Lua,
+    reloader: Reloader,
+}
+
+impl Workspace {
+    fn new(tag: &str) -> Workspace {
+        let dir = std::env::temp_dir().join(format!("hotlua-bench-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lua = Lua::new();
+        lua.load(format!(
+            "package.path = {:?}",
+            format!("{}/?.lua", dir.display())
+        ))
+        .exec()
+        .unwrap();
+        let reloader = Reloader::new(&lua).unwrap();
+        Workspace { dir, lua, reloader }
+    }
+
+    fn write(&self, name: &str, source: &str) {
+        std::fs::write(self.dir.join(format!("{name}.lua")), source).unwrap();
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The heap workload's module: 50 functions sharing locals, a class with methods, a closure
+/// factory and a coroutine factory. `tag` changes every body.
+fn heap_module(tag: u32) -> String {
+    let mut source = String::from(
+        "local M = {}\nlocal hits, total = 0, 0\nlocal state = { ticks = 0 }\n\
+         local Unit = {}\nUnit.__index = Unit\nM.Unit = Unit\n\
+         function Unit.new(hp) return setmetatable({ hp = hp, x = 0, y = 0 }, Unit) end\n",
+    );
+    for i in 0..10 {
+        source += &format!(
+            "function Unit:method{i}(d) self.hp = self.hp - d - {tag} return self.hp end\n"
+        );
+    }
+    for i in 0..36 {
+        source += &format!(
+            "function M.f{i}(x) hits = hits + 1 total = total + x + {i} + {tag} return total end\n"
+        );
+    }
+    source += &format!(
+        "function M.make(n) return function() state.ticks = state.ticks + n + {tag} return state.ticks end end\n\
+         function M.behaviour(unit) local cb = M.f1 while true do coroutine.yield(cb(unit.hp)) end end\n\
+         function M.spawn(unit) local co = coroutine.create(M.behaviour) coroutine.resume(co, unit) return co end\n\
+         function M.stats() return hits, total, state.ticks + {tag} end\n\
+         return M\n"
+    );
+    source
+}
+
+/// Builds H live objects: 1 % suspended coroutines, the rest split between class instances,
+/// callback tables holding module functions, and closures from the factory.
+const HEAP_SETUP: &str = "
+local M = require 'bench_heap'
+local H = ...
+world = { units = {}, callbacks = {}, closures = {}, tasks = {} }
+for i = 1, H do
+  local kind = i % 100
+  if kind == 0 then
+    world.tasks[#world.tasks + 1] = M.spawn(M.Unit.new(i))
+  elseif kind % 3 == 0 then
+    world.units[#world.units + 1] = M.Unit.new(i)
+  elseif kind % 3 == 1 then
+    world.callbacks[#world.callbacks + 1] = { on_hit = M.f3, on_tick = M.f7, id = i }
+  else
+    world.closures[#world.closures + 1] = M.make(i)
+  end
+end
+";
+
+fn full_gc_ms(lua: &Lua) -> f64 {
+    median(
+        (0..RUNS)
+            .map(|_| {
+                let started = Instant::now();
+                lua.gc_collect().unwrap();
+                ms(started)
+            })
+            .collect(),
+    )
+}
+
+fn heap_workload(objects: usize) {
+    let ws = Workspace::new("heap");
+    ws.write("bench_heap", &heap_module(0));
+    ws.lua.load(HEAP_SETUP).call::<()>(objects).unwrap();
+    ws.lua.gc_collect().unwrap();
+    ws.lua.gc_collect().unwrap();
+    let live = ws.lua.used_memory();
+    let gc = full_gc_ms(&ws.lua);
+
+    let mut reloads = Vec::new();
+    let mut peaks = Vec::new();
+    let mut last = None;
+    for run in 0..RUNS {
+        ws.write("bench_heap", &heap_module(run as u32 + 1));
+        ws.lua.gc_collect().unwrap();
+        let before = HELD.load(Ordering::Relaxed);
+        PEAK.store(before, Ordering::Relaxed);
+        let started = Instant::now();
+        let report = ws
+            .reloader
+            .reload(&["bench_heap"], &Options::default())
+            .unwrap();
+        reloads.push(ms(started));
+        peaks.push((PEAK.load(Ordering::Relaxed) - before) as f64);
+        last = Some(report);
+    }
+    let reload = median(reloads);
+    let peak = median(peaks);
+    let report = last.unwrap();
+    let t = &report.timings;
+    println!(
+        "heap   H={objects:<9} live {:>8.1} MiB | full GC {gc:>8.2} ms | reload {reload:>8.2} ms \
+         | reload/GC {:>5.2} | peak extra/live {:>5.3} | phases ms: load {:.2} stage {:.2} plan {:.2} \
+         apply {:.2} switch {:.2} | visited {} switched {} closures left old {}",
+        live as f64 / (1 << 20) as f64,
+        reload / gc,
+        peak / live as f64,
+        t.load_ms,
+        t.stage_ms,
+        t.plan_ms,
+        t.apply_ms,
+        t.switch_ms,
+        report.objects_visited,
+        report.references.total(),
+        report.closures_left_old,
+    );
+}
+
+/// One module of `functions` functions sharing locals and a state table.
+fn sized_module(functions: usize, tag: u32) -> String {
+    let mut source =
+        String::from("local M = {}\nlocal state = { n = 0 }\nlocal a, b, c = 0, 0, 0\n");
+    for i in 0..functions {
+        source += &format!(
+            "function M.f{i}(x) a = a + x b = b + {i} c = c + {tag} state.n = state.n + 1 return a + b + c end\n"
+        );
+    }
+    source + "return M\n"
+}
+
+fn module_workload(functions: usize) {
+    let ws = Workspace::new("size");
+    ws.write("bench_size", &sized_module(functions, 0));
+    ws.lua.load("bench = require 'bench_size'").exec().unwrap();
+
+    let compile = median(
+        (0..RUNS)
+            .map(|run| {
+                let source = sized_module(functions, run as u32 + 1);
+                let started = Instant::now();
+                ws.lua.load(&source).call::<mlua::Value>(()).unwrap();
+                ms(started)
+            })
+            .collect(),
+    );
+    let mut last = None;
+    let reload = median(
+        (0..RUNS)
+            .map(|run| {
+                ws.write("bench_size", &sized_module(functions, run as u32 + 1));
+                let started = Instant::now();
+                last = Some(
+                    ws.reloader
+                        .reload(&["bench_size"], &Options::default())
+                        .unwrap(),
+                );
+                ms(started)
+            })
+            .collect(),
+    );
+    let t = last.unwrap().timings;
+    println!(
+        "module F={functions:<9} compile+run {compile:>8.2} ms | reload {reload:>8.2} ms \
+         | reload/compile {:>5.2} | phases ms: load {:.2} stage {:.2} plan {:.2} apply {:.2} switch {:.2}",
+        reload / compile,
+        t.load_ms,
+        t.stage_ms,
+        t.plan_ms,
+        t.apply_ms,
+        t.switch_ms,
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this too, so keep it quick then.
+    let quick = std::env::var_os("HOTLUA_BENCH_QUICK").is_some()
+        || !std::env::args().any(|arg| arg == "--bench");
+    let heap_sizes: &[usize] = if quick {
+        &[10_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
+    let module_sizes: &[usize] = if quick { &[100] } else { &[100, 1_000, 10_000] };
+    println!("hotlua reload benchmarks (engine walk), medians of {RUNS} runs");
+    for &objects in heap_sizes {
+        heap_workload(objects);
+    }
+    for &functions in module_sizes {
+        module_workload(functions);
+    }
+}
