@@ -323,14 +323,19 @@ fn key_identity(key: &Value) -> usize {
     key.to_pointer() as usize
 }
 
-/// The Lua error's own text, without mlua's decorations (callback wrappers, traceback).
+/// The Lua error's own text, without mlua's decorations (callback wrappers, the traceback
+/// mlua appends to runtime errors): one line a watch log can print.
 pub(crate) fn lua_error_text(error: &mlua::Error) -> String {
-    match error {
-        mlua::Error::CallbackError { cause, .. } => lua_error_text(cause),
+    let text = match error {
+        mlua::Error::CallbackError { cause, .. } => return lua_error_text(cause),
         mlua::Error::RuntimeError(message) | mlua::Error::SyntaxError { message, .. } => {
             message.clone()
         }
         other => other.to_string(),
+    };
+    match text.split_once("\nstack traceback:") {
+        Some((message, _)) => message.to_owned(),
+        None => text,
     }
 }
 
