@@ -20,7 +20,10 @@ fn old_code_survives(bad: &[u8]) -> Error {
     let error = f.reload("m").expect_err("bad input must fail");
     assert_eq!(error.module(), Some("m"));
     let message = error.to_string();
-    assert!(!message.contains("stack traceback"), "not one line: {message}");
+    assert!(
+        !message.contains("stack traceback"),
+        "not one line: {message}"
+    );
     assert!(message.contains("'m'"), "no module name in: {message}");
     assert!(
         message.contains(&file.display().to_string()),
