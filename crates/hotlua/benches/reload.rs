@@ -7,7 +7,8 @@
 //!   changed; reload time ÷ compiling and running that file once.
 //!
 //! Every figure is the median of several runs. `HOTLUA_BENCH_QUICK=1` runs only the small
-//! sizes (a smoke test of the benchmark itself).
+//! sizes (a smoke test of the benchmark itself); `HOTLUA_BENCH_ONLY=heap` or `=module` runs
+//! one workload (for profiling).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -264,11 +265,16 @@ fn main() {
         &[10_000, 100_000, 1_000_000]
     };
     let module_sizes: &[usize] = if quick { &[100] } else { &[100, 1_000, 10_000] };
+    let only = std::env::var("HOTLUA_BENCH_ONLY").unwrap_or_default();
     println!("hotlua reload benchmarks (engine walk), medians of {RUNS} runs");
-    for &objects in heap_sizes {
-        heap_workload(objects);
+    if only != "module" {
+        for &objects in heap_sizes {
+            heap_workload(objects);
+        }
     }
-    for &functions in module_sizes {
-        module_workload(functions);
+    if only != "heap" {
+        for &functions in module_sizes {
+            module_workload(functions);
+        }
     }
 }

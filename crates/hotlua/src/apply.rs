@@ -25,14 +25,13 @@ pub(crate) enum Write {
         index: i32,
         value: Value,
     },
-    /// Make a new function's upvalue share the old function's cell. Only ever targets
+    /// Make new functions' upvalues share an old function's cell. Only ever changes
     /// functions of the new version, which nothing live references before the reload
     /// succeeds, so it needs no undo.
     Join {
-        function: Function,
-        index: i32,
         target: Function,
         target_index: i32,
+        holders: Vec<(Function, i32)>,
     },
 }
 
@@ -74,12 +73,11 @@ impl Write {
                 })
             }
             Write::Join {
-                function,
-                index,
                 target,
                 target_index,
+                holders,
             } => {
-                raw::join_upvalue(lua, function, *index, target, *target_index)?;
+                raw::join_upvalues(lua, target, *target_index, holders)?;
                 None
             }
         })

@@ -261,13 +261,14 @@ impl Reloader {
         };
         let staged = load::stage_all(&self.lua, modules, &self.shared.reloading)?;
         let result = (|| {
+            // Planning creates many handles; a collection cycle meanwhile would traverse them
+            // all again and again. No finalizer may run Lua code (and see a half-done reload)
+            // until the references are switched either.
+            let _paused = CollectorPause::new(&self.lua);
             let plan = plan::Plan::build(&self.lua, &staged, &policy_of)?;
             let mut report = plan.report.clone();
             if apply {
                 lua_api::call_hooks_before(&self.lua, &report)?;
-                // No finalizer may run Lua code (and see a half-done reload) until the
-                // references are switched too.
-                let _paused = CollectorPause::new(&self.lua);
                 let apply_started = Instant::now();
                 apply::apply(&self.lua, &plan.writes)?;
                 for (name, values) in &plan.baselines {

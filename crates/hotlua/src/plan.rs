@@ -18,8 +18,11 @@ use std::collections::{HashMap, HashSet};
 use mlua::{Function, Lua, Table, Value};
 use rustc_hash::FxHashSet;
 
+use std::rc::Rc;
+
 use crate::apply::Write;
 use crate::load::{Staged, StagedModule};
+use crate::raw::FunctionFacts;
 use crate::report::{Conflict, ModuleFile};
 use crate::{baseline, DataPolicy, Report, Result};
 
@@ -97,7 +100,7 @@ struct Planner<'lua> {
     policy: DataPolicy,
     /// Chunk names of the batch's files: a Lua function with one of these sources belongs to
     /// the batch.
-    sources: HashSet<String>,
+    sources: Vec<String>,
     /// Tables never paired or merged into: `_G`, the registry's modules other than the
     /// batch's (the standard library among them).
     foreign: HashSet<usize>,
@@ -106,21 +109,19 @@ struct Planner<'lua> {
     new_tables: HashMap<usize, Table>,
     /// Every function of the new versions, with the path it was first found at.
     new_functions: HashMap<usize, (Function, String)>,
-    /// Upvalues of new functions, by function identity.
-    new_upvalues: HashMap<usize, Vec<crate::raw::Upvalue>>,
     new_cells: HashMap<usize, NewCell>,
     /// New table → the live table it merges into.
     table_pairs: HashMap<usize, Table>,
     /// Old function identity → the old function, its new version, and the path they paired at.
     function_pairs: HashMap<usize, (Function, Function, String)>,
-    /// Old function → its upvalues, for every old function the pairing met.
-    old_upvalues: HashMap<usize, Vec<crate::raw::Upvalue>>,
+    /// Old functions the pairing met (their cells are indexed by name).
+    old_functions: HashSet<usize>,
     /// Upvalue name → the distinct old cells of that name.
     old_cells_by_name: HashMap<String, HashMap<usize, OldCell>>,
     /// New cell → the old cell it joins.
     cell_joins: HashMap<usize, OldCell>,
-    /// Whether each function seen belongs to the batch, by identity.
-    ownership: HashMap<usize, bool>,
+    /// What each function seen is (from the batch's files? its upvalues), by identity.
+    facts: HashMap<usize, Rc<FunctionFacts>>,
     writes: Vec<Write>,
     report: Report,
 }
@@ -143,14 +144,13 @@ impl<'lua> Planner<'lua> {
             globals,
             new_tables: HashMap::new(),
             new_functions: HashMap::new(),
-            new_upvalues: HashMap::new(),
             new_cells: HashMap::new(),
             table_pairs,
             function_pairs: HashMap::new(),
-            old_upvalues: HashMap::new(),
+            old_functions: HashSet::new(),
             old_cells_by_name: HashMap::new(),
             cell_joins: HashMap::new(),
-            ownership: HashMap::new(),
+            facts: HashMap::new(),
             writes: Vec::new(),
             report: Report {
                 modules: staged
@@ -167,19 +167,19 @@ impl<'lua> Planner<'lua> {
         })
     }
 
-    fn owned(&mut self, function: &Function) -> bool {
+    fn facts(&mut self, function: &Function) -> Result<Rc<FunctionFacts>> {
         let identity = function.to_pointer() as usize;
-        if let Some(owned) = self.ownership.get(&identity) {
-            return *owned;
+        if let Some(facts) = self.facts.get(&identity) {
+            return Ok(facts.clone());
         }
-        let info = function.info();
-        let owned = info.what == "Lua"
-            && info
-                .source
-                .as_ref()
-                .is_some_and(|source| self.sources.contains(source));
-        self.ownership.insert(identity, owned);
-        owned
+        let facts = Rc::new(crate::raw::inspect(self.lua, function, &self.sources)?);
+        self.facts.insert(identity, facts.clone());
+        Ok(facts)
+    }
+
+    /// True for a Lua function compiled from one of the batch's files.
+    fn owned(&mut self, function: &Function) -> Result<bool> {
+        Ok(self.facts(function)?.from_sources)
     }
 
     fn is_new_function(&self, function: &Function) -> bool {
@@ -230,27 +230,28 @@ impl<'lua> Planner<'lua> {
             }
             Value::Function(function) => {
                 let identity = function.to_pointer() as usize;
-                if self.new_functions.contains_key(&identity) || !self.owned(function) {
+                if self.new_functions.contains_key(&identity) || !self.owned(function)? {
                     return Ok(());
                 }
                 self.new_functions
                     .insert(identity, (function.clone(), path.to_owned()));
-                let upvalues = crate::raw::upvalues(self.lua, function)?;
-                for upvalue in &upvalues {
-                    let cell_path = format!("{path}@{}", upvalue.name);
+                let facts = self.facts(function)?;
+                for upvalue in &facts.upvalues {
+                    let cell_path = || format!("{path}@{}", upvalue.name);
                     let cell = self
                         .new_cells
                         .entry(upvalue.cell)
                         .or_insert_with(|| NewCell {
                             name: upvalue.name.clone(),
-                            path: cell_path.clone(),
+                            path: cell_path(),
                             value: upvalue.value.clone(),
                             holders: Vec::new(),
                         });
                     cell.holders.push((function.clone(), upvalue.index));
-                    self.collect(&upvalue.value, &cell_path)?;
+                    if matches!(upvalue.value, Value::Table(_) | Value::Function(_)) {
+                        self.collect(&upvalue.value, &cell_path())?;
+                    }
                 }
-                self.new_upvalues.insert(identity, upvalues);
             }
             _ => {}
         }
@@ -268,7 +269,7 @@ impl<'lua> Planner<'lua> {
                 self.pair_tables(old, new, &module.name, base_module.as_ref())?;
             }
             (Value::Function(old), Value::Function(new)) if old != new => {
-                if self.owned(old) && self.is_new_function(new) {
+                if self.owned(old)? && self.is_new_function(new) {
                     self.pair_functions(old, new, &module.name)?;
                 }
                 self.write_field(&loaded, module.name.as_str(), module.new.clone())?;
@@ -309,7 +310,7 @@ impl<'lua> Planner<'lua> {
         for pair in old.pairs::<Value, Value>() {
             let (key, value) = pair?;
             if let Value::Function(function) = &value {
-                if self.owned(function) && new.raw_get::<Value>(&key)? == Value::Nil {
+                if self.owned(function)? && new.raw_get::<Value>(&key)? == Value::Nil {
                     let deleted_path = key_path(path, &key);
                     self.remember_old_cells(function)?;
                     self.report.functions_kept_deleted.push(deleted_path);
@@ -397,11 +398,11 @@ impl<'lua> Planner<'lua> {
             }
             (Value::Function(live_fn), Value::Function(new_fn)) => {
                 let unchanged_since_load = base.as_ref() == Some(&live);
-                if self.owned(live_fn) && self.is_new_function(new_fn) {
+                if self.owned(live_fn)? && self.is_new_function(new_fn) {
                     self.pair_functions(live_fn, new_fn, path)?;
                     true
                 } else {
-                    self.takes_new_code(live_fn, new_fn) || unchanged_since_load
+                    self.takes_new_code(live_fn, new_fn)? || unchanged_since_load
                 }
             }
             _ if std::mem::discriminant(&live) != std::mem::discriminant(&new)
@@ -424,8 +425,8 @@ impl<'lua> Planner<'lua> {
     /// A live function that is not the module's own is runtime state (a callback the program
     /// installed) unless the new value is also someone else's function: then the file just
     /// points the field at different code.
-    fn takes_new_code(&mut self, live: &Function, new: &Function) -> bool {
-        self.owned(live) || !self.is_new_function(new)
+    fn takes_new_code(&mut self, live: &Function, new: &Function) -> Result<bool> {
+        Ok(self.owned(live)? || !self.is_new_function(new))
     }
 
     /// Same-type data: the policy decides.
@@ -464,9 +465,12 @@ impl<'lua> Planner<'lua> {
                 self.pair_tables(old, new, path, base)
             }
             (Value::Function(old), Value::Function(new))
-                if old != new && self.owned(old) && self.is_new_function(new) =>
+                if old != new && self.is_new_function(new) =>
             {
-                self.pair_functions(old, new, path)
+                if self.owned(old)? {
+                    self.pair_functions(old, new, path)?;
+                }
+                Ok(())
             }
             _ => Ok(()),
         }
@@ -480,32 +484,30 @@ impl<'lua> Planner<'lua> {
         self.function_pairs
             .insert(identity, (old.clone(), new.clone(), path.to_owned()));
         self.remember_old_cells(old)?;
-        let old_upvalues = self.old_upvalues[&identity]
-            .iter()
-            .map(|u| (u.name.clone(), u.index, u.value.clone()))
-            .collect::<Vec<_>>();
-        let new_upvalues = self.new_upvalues[&(new.to_pointer() as usize)]
-            .iter()
-            .map(|u| (u.name.clone(), u.cell, u.value.clone()))
-            .collect::<Vec<_>>();
-        for (name, new_cell, new_value) in new_upvalues {
-            let Some((_, index, old_value)) =
-                old_upvalues.iter().find(|(old_name, ..)| *old_name == name)
+        let old_facts = self.facts(old)?;
+        let new_facts = self.facts(new)?;
+        for upvalue in &new_facts.upvalues {
+            let Some(old_upvalue) = old_facts.upvalues.iter().find(|u| u.name == upvalue.name)
             else {
                 continue;
             };
-            if self.cell_joins.contains_key(&new_cell) {
+            if self.cell_joins.contains_key(&upvalue.cell) {
                 continue;
             }
             self.cell_joins.insert(
-                new_cell,
+                upvalue.cell,
                 OldCell {
                     function: old.clone(),
-                    index: *index,
-                    value: old_value.clone(),
+                    index: old_upvalue.index,
+                    value: old_upvalue.value.clone(),
                 },
             );
-            self.pair_values(old_value, &new_value, &format!("{path}@{name}"), None)?;
+            self.pair_values(
+                &old_upvalue.value,
+                &upvalue.value,
+                &format!("{path}@{}", upvalue.name),
+                None,
+            )?;
         }
         Ok(())
     }
@@ -513,12 +515,11 @@ impl<'lua> Planner<'lua> {
     /// Indexes the upvalue cells of an old function by name, for cells of the new version
     /// that no paired function carries.
     fn remember_old_cells(&mut self, old: &Function) -> Result<()> {
-        let identity = old.to_pointer() as usize;
-        if self.old_upvalues.contains_key(&identity) {
+        if !self.old_functions.insert(old.to_pointer() as usize) {
             return Ok(());
         }
-        let upvalues = crate::raw::upvalues(self.lua, old)?;
-        for upvalue in &upvalues {
+        let facts = self.facts(old)?;
+        for upvalue in &facts.upvalues {
             self.old_cells_by_name
                 .entry(upvalue.name.clone())
                 .or_default()
@@ -529,7 +530,6 @@ impl<'lua> Planner<'lua> {
                     value: upvalue.value.clone(),
                 });
         }
-        self.old_upvalues.insert(identity, upvalues);
         Ok(())
     }
 
@@ -571,18 +571,15 @@ impl<'lua> Planner<'lua> {
         for (cell, new) in cells {
             match self.cell_joins.get(cell).cloned() {
                 Some(old) => {
-                    for (function, index) in &new.holders {
-                        writes.push(Write::Join {
-                            function: function.clone(),
-                            index: *index,
-                            target: old.function.clone(),
-                            target_index: old.index,
-                        });
-                    }
+                    writes.push(Write::Join {
+                        target: old.function.clone(),
+                        target_index: old.index,
+                        holders: new.holders.clone(),
+                    });
                     if new.name != "_ENV" {
                         self.report.locals_joined += 1;
                     }
-                    if let Some(value) = self.joined_value(&old.value, &new.value, &new.path) {
+                    if let Some(value) = self.joined_value(&old.value, &new.value, &new.path)? {
                         writes.push(Write::Upvalue {
                             function: old.function.clone(),
                             index: old.index,
@@ -611,17 +608,18 @@ impl<'lua> Planner<'lua> {
     }
 
     /// The value a joined cell must hold after the reload, if not its live one.
-    fn joined_value(&mut self, live: &Value, new: &Value, path: &str) -> Option<Value> {
+    fn joined_value(&mut self, live: &Value, new: &Value, path: &str) -> Result<Option<Value>> {
         let resolved = self.resolve(new);
         if &resolved == live {
-            return None;
+            return Ok(None);
         }
-        match (live, new) {
-            (Value::Function(live_fn), Value::Function(new_fn)) => (self
-                .function_pairs
-                .contains_key(&(live_fn.to_pointer() as usize))
-                || self.takes_new_code(live_fn, new_fn))
-            .then(|| new.clone()),
+        Ok(match (live, new) {
+            (Value::Function(live_fn), Value::Function(new_fn)) => {
+                let paired = self
+                    .function_pairs
+                    .contains_key(&(live_fn.to_pointer() as usize));
+                (paired || self.takes_new_code(live_fn, new_fn)?).then(|| new.clone())
+            }
             (Value::Table(_), Value::Table(_)) => None,
             _ if std::mem::discriminant(live) != std::mem::discriminant(new)
                 && !both_numbers(live, new) =>
@@ -630,7 +628,7 @@ impl<'lua> Planner<'lua> {
                 Some(new.clone())
             }
             _ => None,
-        }
+        })
     }
 
     // ---- 4. point the new version's own tables at live objects ----
@@ -767,13 +765,13 @@ impl<'lua> Planner<'lua> {
         added.sort();
         self.report.functions_replaced = replaced;
         let mut known: FxHashSet<usize> = self.new_functions.keys().copied().collect();
-        known.extend(self.old_upvalues.keys().copied());
+        known.extend(self.old_functions.iter().copied());
         let replaced_functions = self
             .function_pairs
             .into_values()
             .map(|(old, new, _)| (old, new))
             .collect();
-        let sources = self.sources.into_iter().collect();
+        let sources = self.sources;
         self.report.functions_added = added;
         self.report.functions_kept_deleted.sort();
         self.report.locals_new.sort();

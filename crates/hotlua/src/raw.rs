@@ -11,7 +11,7 @@
 
 use std::ffi::CStr;
 
-use mlua::{ffi, Function, Lua, MultiValue, Result, Value};
+use mlua::{ffi, Function, Lua, MultiValue, Result, Value, Variadic};
 
 /// One upvalue of a function: its name, the identity of its cell, and its current value.
 pub(crate) struct Upvalue {
@@ -24,29 +24,77 @@ pub(crate) struct Upvalue {
     pub value: Value,
 }
 
-/// All upvalues of `function`, in index order.
-pub(crate) fn upvalues(lua: &Lua, function: &Function) -> Result<Vec<Upvalue>> {
+/// What the planner needs to know of a function, read in one call.
+pub(crate) struct FunctionFacts {
+    /// A Lua function (not a C function, not a main chunk) compiled from one of the sources
+    /// asked about.
+    pub from_sources: bool,
+    /// Its upvalues, read only when `from_sources`.
+    pub upvalues: Vec<Upvalue>,
+}
+
+/// Whether `function` was compiled from one of `sources` (chunk names), and if so its upvalues.
+pub(crate) fn inspect(lua: &Lua, function: &Function, sources: &[String]) -> Result<FunctionFacts> {
+    let mut from_sources = false;
     let mut named: Vec<(String, usize)> = Vec::new();
-    // SAFETY: index 1 is `function` (the only argument). lua_getupvalue pushes one value per
-    // existing upvalue and returns NULL past the last one, pushing nothing; the pushed values
-    // stay on the frame and come back as the MultiValue, so the stack is balanced by exec_raw.
-    // lua_upvalueid is only called with an index lua_getupvalue just accepted.
+    // SAFETY: index 1 is `function` (the only argument). lua_getinfo with '>' pops the copy
+    // pushed for it and fills `ar`, whose `what` and `source` point at strings the function's
+    // prototype keeps alive while it is on the stack. Then as in `upvalues`.
     let values: MultiValue = unsafe {
         lua.exec_raw(function, |state| {
-            let mut index = 1;
-            loop {
-                let name = ffi::lua_getupvalue(state, 1, index);
-                if name.is_null() {
-                    break;
-                }
-                let cell = ffi::lua_upvalueid(state, 1, index) as usize;
-                named.push((CStr::from_ptr(name).to_string_lossy().into_owned(), cell));
-                index += 1;
+            let mut ar: ffi::lua_Debug = std::mem::zeroed();
+            ffi::lua_pushvalue(state, 1);
+            ffi::lua_getinfo(state, c">S".as_ptr(), &mut ar);
+            from_sources = CStr::from_ptr(ar.what).to_bytes() == b"Lua" && {
+                let source = CStr::from_ptr(ar.source).to_bytes();
+                sources.iter().any(|s| s.as_bytes() == source)
+            };
+            if from_sources {
+                push_upvalues(state, &mut named);
             }
             ffi::lua_remove(state, 1);
         })?
     };
-    Ok(named
+    Ok(FunctionFacts {
+        from_sources,
+        upvalues: zip_upvalues(named, values),
+    })
+}
+
+/// All upvalues of `function`, in index order.
+pub(crate) fn upvalues(lua: &Lua, function: &Function) -> Result<Vec<Upvalue>> {
+    let mut named: Vec<(String, usize)> = Vec::new();
+    // SAFETY: index 1 is `function` (the only argument), as push_upvalues requires; the pushed
+    // values stay on the frame and come back as the MultiValue, so exec_raw balances the stack.
+    let values: MultiValue = unsafe {
+        lua.exec_raw(function, |state| {
+            push_upvalues(state, &mut named);
+            ffi::lua_remove(state, 1);
+        })?
+    };
+    Ok(zip_upvalues(named, values))
+}
+
+/// Pushes every upvalue of the function at index 1 and records its name and cell.
+///
+/// SAFETY (for callers): index 1 must hold a function. lua_getupvalue pushes one value per
+/// existing upvalue and returns NULL past the last one, pushing nothing; lua_upvalueid is only
+/// called with an index lua_getupvalue just accepted.
+unsafe fn push_upvalues(state: *mut ffi::lua_State, named: &mut Vec<(String, usize)>) {
+    let mut index = 1;
+    loop {
+        let name = ffi::lua_getupvalue(state, 1, index);
+        if name.is_null() {
+            break;
+        }
+        let cell = ffi::lua_upvalueid(state, 1, index) as usize;
+        named.push((CStr::from_ptr(name).to_string_lossy().into_owned(), cell));
+        index += 1;
+    }
+}
+
+fn zip_upvalues(named: Vec<(String, usize)>, values: MultiValue) -> Vec<Upvalue> {
+    named
         .into_iter()
         .zip(values)
         .zip(1..)
@@ -56,7 +104,7 @@ pub(crate) fn upvalues(lua: &Lua, function: &Function) -> Result<Vec<Upvalue>> {
             cell,
             value,
         })
-        .collect())
+        .collect()
 }
 
 /// Sets the value of upvalue `index` of `function`: every closure sharing that cell sees it.
@@ -72,21 +120,23 @@ pub(crate) fn set_upvalue(lua: &Lua, function: &Function, index: i32, value: Val
     }
 }
 
-/// Makes upvalue `index` of `function` refer to the cell of upvalue `target_index` of
-/// `target`: from then on both closures read and write one variable.
-pub(crate) fn join_upvalue(
+/// Makes each `(function, index)` upvalue of `holders` refer to the cell of upvalue
+/// `target_index` of `target`: from then on all these closures read and write one variable.
+pub(crate) fn join_upvalues(
     lua: &Lua,
-    function: &Function,
-    index: i32,
     target: &Function,
     target_index: i32,
+    holders: &[(Function, i32)],
 ) -> Result<()> {
-    // SAFETY: indices 1 and 2 are the two Lua functions; callers pass upvalue indices read
-    // from `upvalues` of these same functions, which is what lua_upvaluejoin requires (it does
-    // not check them, and both must be Lua closures: callers only join Lua functions).
+    let functions: Variadic<Function> = holders.iter().map(|(f, _)| f.clone()).collect();
+    // SAFETY: index 1 is `target`, indices 2.. the holders in order (exec_raw checks the stack
+    // has room for them). Callers pass upvalue indices read from these same Lua closures, as
+    // lua_upvaluejoin requires (it checks neither the indices nor that both are Lua closures).
     unsafe {
-        lua.exec_raw::<()>((function, target), |state| {
-            ffi::lua_upvaluejoin(state, 1, index, 2, target_index);
+        lua.exec_raw::<()>((target, functions), |state| {
+            for (offset, (_, index)) in holders.iter().enumerate() {
+                ffi::lua_upvaluejoin(state, offset as i32 + 2, *index, 1, target_index);
+            }
             ffi::lua_settop(state, 0);
         })
     }
