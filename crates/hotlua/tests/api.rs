@@ -239,3 +239,16 @@ fn unknown_policy_name_is_an_error() {
         "{error}"
     );
 }
+
+#[test]
+fn reload_inside_a_gc_finalizer_does_not_crash() {
+    let f = Fixture::new();
+    f.write("m", "return { v = function() return 1 end }");
+    f.lua::<()>("m = require 'm'");
+    f.write("m", "return { v = function() return 2 end }");
+    assert!(f.lua::<bool>(
+        "setmetatable({}, { __gc = function() outcome = { require('hotlua').reload('m') } end }) \
+         collectgarbage() collectgarbage() \
+         return outcome ~= nil and outcome[1] ~= nil and m.v() == 2"
+    ));
+}
