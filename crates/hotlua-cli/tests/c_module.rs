@@ -111,29 +111,22 @@ fn lua54_watch_reloads_changed_files() {
     run_scenario("lua54", "lua5.4", WATCH, "watch ok");
 }
 
-// The library does not compile for these Lua versions yet (see crates/hotlua-module/README.md):
-// run them with `cargo test -p hotlua-cli --test c_module -- --ignored` once it does.
-
 #[test]
-#[ignore = "crates/hotlua does not compile for luajit yet"]
 fn luajit_reload_keeps_state() {
     run_scenario("luajit", "luajit", RELOAD, "reload ok");
 }
 
 #[test]
-#[ignore = "crates/hotlua does not compile for luajit yet"]
 fn luajit_watch_reloads_changed_files() {
     run_scenario("luajit", "luajit", WATCH, "watch ok");
 }
 
 #[test]
-#[ignore = "crates/hotlua does not compile for lua53 yet"]
 fn lua53_reload_keeps_state() {
     run_scenario("lua53", "lua5.3", RELOAD, "reload ok");
 }
 
 #[test]
-#[ignore = "crates/hotlua does not compile for lua53 yet"]
 fn lua53_watch_reloads_changed_files() {
     run_scenario("lua53", "lua5.3", WATCH, "watch ok");
 }

@@ -25,6 +25,12 @@ pub(crate) enum Write {
         index: i32,
         value: Value,
     },
+    /// Set a function's environment (Lua 5.1 and LuaJIT, where each function has its own).
+    #[cfg(any(feature = "lua51", feature = "luajit"))]
+    Environment {
+        function: Function,
+        environment: Table,
+    },
     /// Make new functions' upvalues share an old function's cell. Only ever changes
     /// functions of the new version, which nothing live references before the reload
     /// succeeds, so it needs no undo.
@@ -70,6 +76,18 @@ impl Write {
                     function: function.clone(),
                     index: *index,
                     value: before,
+                })
+            }
+            #[cfg(any(feature = "lua51", feature = "luajit"))]
+            Write::Environment {
+                function,
+                environment,
+            } => {
+                let before = function.environment();
+                function.set_environment(environment.clone())?;
+                before.map(|environment| Write::Environment {
+                    function: function.clone(),
+                    environment,
                 })
             }
             Write::Join {

@@ -88,7 +88,12 @@ struct CollectorPause<'lua> {
 
 impl<'lua> CollectorPause<'lua> {
     fn new(lua: &'lua Lua) -> CollectorPause<'lua> {
+        // Lua 5.1 cannot tell whether the collector runs; a program that stopped it and runs
+        // on 5.1 gets it restarted after a reload.
+        #[cfg(not(any(feature = "lua51", feature = "luajit")))]
         let was_running = lua.gc_is_running();
+        #[cfg(any(feature = "lua51", feature = "luajit"))]
+        let was_running = true;
         lua.gc_stop();
         CollectorPause { lua, was_running }
     }

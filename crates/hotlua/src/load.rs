@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
-use crate::{baseline, raw, Error, Result};
+use crate::{baseline, Error, Result};
 
 /// One module's new version, run in its staging environment, nothing applied.
 pub struct StagedModule {
@@ -89,12 +89,8 @@ fn stage(
     let source = format!("@{}", file.display());
     let globals = lua.globals();
     let stage = staging_environment(lua, &globals, &source)?;
-    let env = raw::upvalues(lua, &chunk)?
-        .into_iter()
-        .find(|upvalue| upvalue.name == "_ENV");
-    if let Some(env) = env {
-        raw::set_upvalue(lua, &chunk, env.index, Value::Table(stage.clone()))?;
-    }
+    // The `_ENV` upvalue on Lua 5.2+, the function environment on 5.1 and LuaJIT.
+    chunk.set_environment(stage.clone())?;
 
     let loaded = loaded_table(lua)?;
     let old: Value = loaded.raw_get(name)?;
@@ -102,9 +98,17 @@ fn stage(
     // Hidden so that `local M = package.loaded[...] or {}` builds a fresh table instead of
     // writing into the live one.
     loaded.raw_set(name, Value::Nil)?;
+    // Lua 5.1's `module(name)` looks the module up in the real globals (not the chunk's
+    // environment) and would reuse and fill the live table: hide it too, and put it back.
+    #[cfg(any(feature = "lua51", feature = "luajit"))]
+    let old_global: Value = globals.raw_get(name)?;
+    #[cfg(any(feature = "lua51", feature = "luajit"))]
+    globals.raw_set(name, Value::Nil)?;
     reloading.set(true);
     let ran = chunk.call::<MultiValue>((name, file.display().to_string()));
     reloading.set(false);
+    #[cfg(any(feature = "lua51", feature = "luajit"))]
+    globals.raw_set(name, old_global)?;
     let stored: Value = loaded.raw_get(name)?;
     loaded.raw_set(name, old.clone())?;
     for (key, _) in loaded.pairs::<Value, Value>().flatten() {
@@ -158,10 +162,7 @@ fn check_same_kind(name: &str, file: &std::path::Path, old: &Value, new: &Value)
 /// Runs `package.searchers` like `require` does and returns the Lua chunk and its file.
 fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
     let package: Table = lua.globals().raw_get("package")?;
-    let searchers: Table = match package.raw_get("searchers")? {
-        Value::Table(searchers) => searchers,
-        _ => package.raw_get("loaders")?,
-    };
+    let searchers = searchers(lua)?;
     if let Some(file) = search_path(&package, name)? {
         let text = std::fs::read(&file).map_err(|error| Error::Load {
             module: name.to_owned(),
@@ -191,9 +192,10 @@ fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
         let mut found = found.into_iter();
         match (found.next(), found.next()) {
             (Some(Value::Function(loader)), extra) => {
+                // Lua 5.1's loaders do not say which file they loaded.
                 let file = match extra {
                     Some(Value::String(file)) => PathBuf::from(file.to_string_lossy()),
-                    _ => PathBuf::from("?"),
+                    _ => search_path(&package, name)?.unwrap_or_else(|| PathBuf::from("?")),
                 };
                 if loader.info().what != "main" {
                     return Err(Error::NotLuaSource {
@@ -213,14 +215,29 @@ fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
     })
 }
 
+/// `package.searchers`, called `package.loaders` in Lua 5.1 and LuaJIT.
+fn searchers(lua: &Lua) -> Result<Table> {
+    let package: Table = lua.globals().raw_get("package")?;
+    Ok(match package.raw_get("searchers")? {
+        Value::Table(searchers) => searchers,
+        _ => package.raw_get("loaders")?,
+    })
+}
+
 /// `package.searchpath(name, package.path)`: the file the Lua searcher will open, if any.
+///
+/// Done here rather than by calling `package.searchpath`, which Lua 5.1 lacks: each `;`-separated
+/// template of `package.path` with `?` replaced by the name, dots turned into `/`.
 fn search_path(package: &Table, name: &str) -> Result<Option<PathBuf>> {
-    let Ok(search) = package.raw_get::<Function>("searchpath") else {
+    let Ok(path) = package.raw_get::<String>("path") else {
         return Ok(None);
     };
-    let path: Value = package.raw_get("path")?;
-    let found: Option<String> = search.call((name, path))?;
-    Ok(found.map(PathBuf::from))
+    let name = name.replace('.', std::path::MAIN_SEPARATOR_STR);
+    Ok(path
+        .split(';')
+        .filter(|template| !template.is_empty())
+        .map(|template| PathBuf::from(template.replace('?', &name)))
+        .find(|file| std::fs::File::open(file).is_ok()))
 }
 
 /// The loaded modules (names in `package.loaded`) whose files, as `package.searchpath` finds
@@ -353,10 +370,9 @@ const ORIGINAL_SEARCHER: &str = "hotlua.lua_searcher";
 
 /// Records, for every Lua module `require` loads from now on, the values its file set at load
 /// time (see [`crate::DataPolicy::Merge3`]), by wrapping the Lua file searcher
-/// (`package.searchers[2]`).
+/// (the second of [`searchers`]).
 pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
-    let package: Table = lua.globals().raw_get("package")?;
-    let Ok(searchers) = package.raw_get::<Table>("searchers") else {
+    let Ok(searchers) = searchers(lua) else {
         return Ok(());
     };
     let Ok(lua_searcher) = searchers.raw_get::<Function>(2) else {

@@ -252,6 +252,16 @@ impl<'lua> Planner<'lua> {
                         self.collect(&upvalue.value, &cell_path())?;
                     }
                 }
+                // Lua 5.1 functions carry their own environment (the staging table, or the
+                // table `module()` made): point it at the live counterpart once all is paired.
+                #[cfg(any(feature = "lua51", feature = "luajit"))]
+                if let Some(environment) = function.environment() {
+                    self.collect(&Value::Table(environment.clone()), path)?;
+                    self.writes.push(Write::Environment {
+                        function: function.clone(),
+                        environment,
+                    });
+                }
             }
             _ => {}
         }
@@ -571,6 +581,15 @@ impl<'lua> Planner<'lua> {
         for (cell, new) in cells {
             match self.cell_joins.get(cell).cloned() {
                 Some(old) => {
+                    // The value first: where cells can only be copied, the copy must be the
+                    // final value.
+                    if let Some(value) = self.joined_value(&old.value, &new.value, &new.path)? {
+                        writes.push(Write::Upvalue {
+                            function: old.function.clone(),
+                            index: old.index,
+                            value,
+                        });
+                    }
                     writes.push(Write::Join {
                         target: old.function.clone(),
                         target_index: old.index,
@@ -578,13 +597,9 @@ impl<'lua> Planner<'lua> {
                     });
                     if new.name != "_ENV" {
                         self.report.locals_joined += 1;
-                    }
-                    if let Some(value) = self.joined_value(&old.value, &new.value, &new.path)? {
-                        writes.push(Write::Upvalue {
-                            function: old.function.clone(),
-                            index: old.index,
-                            value,
-                        });
+                        if !crate::raw::CELLS_CAN_BE_JOINED {
+                            self.report.locals_copied.push(new.path.clone());
+                        }
                     }
                 }
                 None => {
@@ -740,6 +755,17 @@ impl<'lua> Planner<'lua> {
                         Value::Table(live) => live,
                         _ => m,
                     }),
+                },
+                #[cfg(any(feature = "lua51", feature = "luajit"))]
+                Write::Environment {
+                    function,
+                    environment,
+                } => Write::Environment {
+                    function,
+                    environment: match self.resolve(&Value::Table(environment.clone())) {
+                        Value::Table(live) => live,
+                        _ => environment,
+                    },
                 },
                 join @ Write::Join { .. } => join,
             })

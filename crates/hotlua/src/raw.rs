@@ -9,7 +9,7 @@
 //! [`lua_upvalueid`](https://www.lua.org/manual/5.4/manual.html#lua_upvalueid),
 //! [`lua_upvaluejoin`](https://www.lua.org/manual/5.4/manual.html#lua_upvaluejoin).
 
-use std::ffi::CStr;
+use std::ffi::{c_int, CStr};
 
 use mlua::{ffi, Function, Lua, MultiValue, Result, Value, Variadic};
 
@@ -75,6 +75,44 @@ pub(crate) fn upvalues(lua: &Lua, function: &Function) -> Result<Vec<Upvalue>> {
     Ok(zip_upvalues(named, values))
 }
 
+/// `lua_upvalueid` and `lua_upvaluejoin`: LuaJIT exports them, but mlua declares them only for
+/// the Lua releases that define them in `lua.h` (5.2 and later).
+#[cfg(feature = "luajit")]
+mod luajit {
+    use std::ffi::{c_int, c_void};
+
+    use mlua::ffi::lua_State;
+
+    extern "C-unwind" {
+        pub fn lua_upvalueid(state: *mut lua_State, function: c_int, n: c_int) -> *mut c_void;
+        pub fn lua_upvaluejoin(state: *mut lua_State, f1: c_int, n1: c_int, f2: c_int, n2: c_int);
+    }
+}
+#[cfg(feature = "luajit")]
+use luajit::{lua_upvalueid, lua_upvaluejoin};
+#[cfg(not(any(feature = "luajit", feature = "lua51")))]
+use mlua::ffi::{lua_upvalueid, lua_upvaluejoin};
+
+/// Whether closures can share one upvalue cell through the C API. Lua 5.1 has neither
+/// `lua_upvalueid` nor `lua_upvaluejoin`: its cells can only be copied.
+pub(crate) const CELLS_CAN_BE_JOINED: bool = !cfg!(feature = "lua51");
+
+/// The identity of upvalue `n`'s cell of the function at `function`.
+///
+/// SAFETY (for callers): `function` holds a function with at least `n` upvalues.
+unsafe fn cell_identity(state: *mut ffi::lua_State, function: c_int, n: c_int) -> usize {
+    #[cfg(not(feature = "lua51"))]
+    {
+        lua_upvalueid(state, function, n) as usize
+    }
+    // No identity exists: each (closure, index) is its own cell. Pointers leave the top 16 bits
+    // free on every 64-bit platform Lua runs on, and functions have at most 255 upvalues.
+    #[cfg(feature = "lua51")]
+    {
+        ffi::lua_topointer(state, function) as usize | (n as usize) << 48
+    }
+}
+
 /// Pushes every upvalue of the function at index 1 and records its name and cell.
 ///
 /// SAFETY (for callers): index 1 must hold a function. lua_getupvalue pushes one value per
@@ -87,7 +125,7 @@ unsafe fn push_upvalues(state: *mut ffi::lua_State, named: &mut Vec<(String, usi
         if name.is_null() {
             break;
         }
-        let cell = ffi::lua_upvalueid(state, 1, index) as usize;
+        let cell = cell_identity(state, 1, index);
         named.push((CStr::from_ptr(name).to_string_lossy().into_owned(), cell));
         index += 1;
     }
@@ -122,6 +160,7 @@ pub(crate) fn set_upvalue(lua: &Lua, function: &Function, index: i32, value: Val
 
 /// Makes each `(function, index)` upvalue of `holders` refer to the cell of upvalue
 /// `target_index` of `target`: from then on all these closures read and write one variable.
+/// On Lua 5.1, which cannot share cells, each holder gets a copy of the cell's current value.
 pub(crate) fn join_upvalues(
     lua: &Lua,
     target: &Function,
@@ -134,8 +173,16 @@ pub(crate) fn join_upvalues(
     // lua_upvaluejoin requires (it checks neither the indices nor that both are Lua closures).
     unsafe {
         lua.exec_raw::<()>((target, functions), |state| {
+            #[cfg(feature = "lua51")]
+            ffi::lua_getupvalue(state, 1, target_index);
             for (offset, (_, index)) in holders.iter().enumerate() {
-                ffi::lua_upvaluejoin(state, offset as i32 + 2, *index, 1, target_index);
+                #[cfg(not(feature = "lua51"))]
+                lua_upvaluejoin(state, offset as c_int + 2, *index, 1, target_index);
+                #[cfg(feature = "lua51")]
+                {
+                    ffi::lua_pushvalue(state, -1);
+                    ffi::lua_setupvalue(state, offset as c_int + 2, *index);
+                }
             }
             ffi::lua_settop(state, 0);
         })

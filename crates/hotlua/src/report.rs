@@ -37,6 +37,10 @@ pub struct Report {
     pub locals_joined: usize,
     /// Locals that exist only in the new version and start with its initial value.
     pub locals_new: Vec<String>,
+    /// Locals whose sharing could not be kept (Lua 5.1 cannot share an upvalue cell between
+    /// closures): the new functions got a copy of the live value, so from now on the old and
+    /// new closures each have their own variable.
+    pub locals_copied: Vec<String>,
     /// Joined locals whose live value changed type in the new version: the new value won.
     pub locals_type_changed: Vec<String>,
     /// Data the program changed since load and the new file changed too (`merge3` only):

@@ -87,50 +87,80 @@ fn registry_refs_and_host_function_handles() {
     assert!(report.references.registry >= 1, "{:?}", report.references);
 }
 
-/// A userdata with two user values, made through the C API as a C library would.
-fn userdata_with_user_values(lua: &mlua::Lua, first: Function, second: Function) -> AnyUserData {
-    // SAFETY: the closure sees the two functions at indices 1 and 2; it creates the userdata,
-    // moves it to index 1 and leaves only it on the stack, which exec_raw returns.
+/// How many user values one userdata holds: any number on 5.4, one on 5.3.
+const USER_VALUES: usize = if cfg!(feature = "lua54") { 2 } else { 1 };
+
+/// A userdata holding `values` as its user values, made through the C API as a C library
+/// would.
+fn userdata_with_user_values(lua: &mlua::Lua, values: Vec<Function>) -> AnyUserData {
+    let count = values.len() as std::ffi::c_int;
+    // SAFETY: the closure sees the functions at indices 1..=count; it creates the userdata,
+    // moves it to index 1 and pops each function into its user value, last first, so that only
+    // the userdata is left for exec_raw to return.
     unsafe {
-        lua.exec_raw((first, second), |state| {
-            ffi::lua_newuserdatauv(state, 8, 2);
+        lua.exec_raw(mlua::Variadic::from_iter(values), |state| {
+            #[cfg(feature = "lua54")]
+            ffi::lua_newuserdatauv(state, 8, count);
+            #[cfg(not(feature = "lua54"))]
+            ffi::lua_newuserdata(state, 8);
             ffi::lua_insert(state, 1);
-            ffi::lua_setiuservalue(state, 1, 2);
-            ffi::lua_setiuservalue(state, 1, 1);
+            for n in (1..=count).rev() {
+                #[cfg(feature = "lua54")]
+                ffi::lua_setiuservalue(state, 1, n);
+                #[cfg(not(feature = "lua54"))]
+                {
+                    let _ = n;
+                    ffi::lua_setuservalue(state, 1);
+                }
+            }
         })
     }
     .unwrap()
 }
 
-fn user_values(lua: &mlua::Lua, userdata: &AnyUserData) -> (Function, Function) {
-    // SAFETY: index 1 is the userdata; the two pushed user values are returned.
+fn user_values(lua: &mlua::Lua, userdata: &AnyUserData) -> Vec<Function> {
+    // SAFETY: index 1 is the userdata; the pushed user values are returned.
     unsafe {
-        lua.exec_raw(userdata, |state| {
-            ffi::lua_getiuservalue(state, 1, 1);
-            ffi::lua_getiuservalue(state, 1, 2);
+        lua.exec_raw::<mlua::Variadic<Function>>(userdata, |state| {
+            for n in 1..=USER_VALUES as std::ffi::c_int {
+                #[cfg(feature = "lua54")]
+                ffi::lua_getiuservalue(state, 1, n);
+                #[cfg(not(feature = "lua54"))]
+                {
+                    let _ = n;
+                    ffi::lua_getuservalue(state, 1);
+                }
+            }
             ffi::lua_remove(state, 1);
         })
     }
     .unwrap()
+    .to_vec()
 }
 
 #[test]
+#[cfg_attr(
+    any(feature = "lua51", feature = "luajit", feature = "lua52"),
+    ignore = "Lua 5.1, 5.2 and LuaJIT user values are tables, which cannot be a function"
+)]
 fn every_user_value_of_a_userdata() {
     let f = Fixture::new();
     f.write("m", V1);
     f.lua::<()>("m = require 'm'");
     let m: Table = f.lua("return m");
-    let entity = userdata_with_user_values(
-        &f.lua,
+    let functions = [
         m.get::<Function>("f").unwrap(),
         m.get::<Function>("on_hit").unwrap(),
-    );
+    ];
+    let entity = userdata_with_user_values(&f.lua, functions[..USER_VALUES].to_vec());
     f.write("m", V2);
     let report = f.reload_ok("m");
-    let (first, second) = user_values(&f.lua, &entity);
-    assert_eq!(first.call::<String>(0).unwrap(), "v2:0");
-    assert_eq!(second.call::<String>(()).unwrap(), "hit2");
-    assert_eq!(report.references.user_values, 2);
+    let values = user_values(&f.lua, &entity);
+    assert_eq!(values[0].call::<String>(0).unwrap(), "v2:0");
+    if USER_VALUES > 1 {
+        assert_eq!(values[1].call::<String>(()).unwrap(), "hit2");
+    }
+    assert_eq!(report.references.user_values, USER_VALUES);
 }
 
 #[test]

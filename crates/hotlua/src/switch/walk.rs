@@ -465,13 +465,13 @@ impl Walker<'_> {
         if index == 0 {
             return (ffi::lua_getmetatable(state, slot) != 0).then_some(Place::Metatable);
         }
-        if ffi::lua_getiuservalue(state, slot, index) == ffi::LUA_TNONE {
+        if !push_user_value(state, slot, index) {
             self.frames.pop();
             ffi::lua_settop(state, slot - 1);
             return None;
         }
         if self.push_replacement(state, -1) {
-            ffi::lua_setiuservalue(state, slot, index);
+            set_user_value(state, slot, index);
             self.stats.count(Counter::UserValues);
         }
         Some(Place::Table)
@@ -571,6 +571,39 @@ impl Walker<'_> {
             }
             return Some(Place::Table);
         }
+    }
+}
+
+/// Pushes user value `n` of the userdata at `slot` and returns true, or pushes nothing and
+/// returns false past the last one. Lua 5.4 has any number of user values; 5.2 and 5.3 one;
+/// 5.1 and LuaJIT one environment table (which can never hold a function to switch).
+unsafe fn push_user_value(state: *mut lua_State, slot: c_int, n: c_int) -> bool {
+    #[cfg(feature = "lua54")]
+    {
+        if ffi::lua_getiuservalue(state, slot, n) == ffi::LUA_TNONE {
+            ffi::lua_pop(state, 1);
+            return false;
+        }
+        true
+    }
+    #[cfg(not(feature = "lua54"))]
+    {
+        if n > 1 {
+            return false;
+        }
+        ffi::lua_getuservalue(state, slot);
+        true
+    }
+}
+
+/// Pops the value on top into user value `n` of the userdata at `slot`.
+unsafe fn set_user_value(state: *mut lua_State, slot: c_int, n: c_int) {
+    #[cfg(feature = "lua54")]
+    ffi::lua_setiuservalue(state, slot, n);
+    #[cfg(not(feature = "lua54"))]
+    {
+        debug_assert_eq!(n, 1);
+        ffi::lua_setuservalue(state, slot);
     }
 }
 
