@@ -35,27 +35,32 @@
 //!
 //! A reload is *plan, then apply*:
 //!
-//! 1. **Load**: the module is found exactly as `require` finds it,
-//!    through `package.searchers`, and compiled.
+//! 1. **Load**: the module is found exactly as `require` finds it, through
+//!    `package.searchers`, and compiled.
 //! 2. **Stage**: the new top level runs with an environment whose reads see the real globals
 //!    and modules and whose writes land in a staging table; the module's own previous globals
 //!    and `package.loaded` entry are hidden so `M = M or {}` builds a fresh table.
-//! 3. **Plan**: old and new values are paired *by path* (fields,
-//!    metatables, upvalues by name), upvalue cells are grouped by `lua_upvalueid`, data is
-//!    merged by the policy in force, and every write to the live program is listed. Nothing live
-//!    has changed yet.
-//! 4. **Apply**: the writes are made with an undo log and the
-//!    collector stopped; a failure restores every old value.
+//! 3. **Plan**: old and new values are paired *by path* (fields, metatables, upvalues by
+//!    name), upvalue cells are grouped by `lua_upvalueid`, data is merged by the policy in
+//!    force, and every write to the live program is listed. Nothing live has changed yet.
+//! 4. **Apply**: the writes are made with an undo log and the collector stopped; a failure
+//!    restores every old value.
+//! 5. **Switch** (engine `walk`): one pass over the reachable heap, through the public C API
+//!    only, replaces every other reference to an old function (other modules' locals,
+//!    callback lists, table keys, metatables, the registry, userdata user values, every
+//!    coroutine's frames) by its new version.
 //!
 //! # Limitations
 //!
-//! - References to old functions held *outside* the module's own tables and locals (another
-//!   module's `local f = m.f`, callback lists, the registry, coroutine stacks) still run the old
-//!   code: switching those is the `walk` engine's work, not yet built.
+//! - Closures the old code created at run time (a factory's closures) keep their old code:
+//!   the public C API cannot point a closure at a new prototype. [`Report::closures_left_old`]
+//!   counts them.
 //! - Side effects the new top level has on objects outside the module (registering a handler
 //!   in another module, opening a socket) cannot be undone; test `hotlua.reloading` to skip them.
 //! - Values are paired by path, so data reachable only through keys that are tables or
 //!   functions is never paired: such keys are added when missing, never merged.
+//! - Lua 5.1 cannot share upvalue cells: locals are copied, and [`Report::locals_copied`]
+//!   lists them.
 
 mod apply;
 mod baseline;
