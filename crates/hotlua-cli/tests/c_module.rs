@@ -131,6 +131,16 @@ fn lua53_watch_reloads_changed_files() {
     run_scenario("lua53", "lua5.3", WATCH, "watch ok");
 }
 
+#[test]
+fn lua52_reload_keeps_state() {
+    run_scenario("lua52", "lua5.2", RELOAD, "reload ok");
+}
+
+#[test]
+fn lua51_reload_keeps_state() {
+    run_scenario("lua51", "lua5.1", RELOAD, "reload ok");
+}
+
 /// Builds the module for `version` (once), then runs `script` with `interpreter` in a fresh
 /// folder and expects it to succeed and print `expected`.
 fn run_scenario(version: &str, interpreter: &str, script: &str, expected: &str) {
