@@ -5,7 +5,7 @@
 --   * double the result of combat.damage, or raise `player_power` in combat.tuning: the
 --     "damage" counter climbs faster and monsters drop sooner;
 --   * give Player:act a heal, or spiders a stronger poison in combat.kinds;
---   * save a syntax error: hotlua prints "reload failed, old code kept" and the game goes
+--   * save a syntax error: hotlua prints "reload of combat failed, old code kept" and the game goes
 --     on with the previous rules until you save a fixed file.
 -- Every player, monster, hp value, timer and the spawner carry on as they were.
 --

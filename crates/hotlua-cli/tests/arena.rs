@@ -492,6 +492,10 @@ fn syntax_error_in_combat_keeps_old_code() {
     });
     assert!(failure.contains("'combat'"), "names the module: {failure}");
     assert!(
+        failure.starts_with("reload of combat failed, old code kept: "),
+        "one line in the documented form: {failure}"
+    );
+    assert!(
         failure.contains(&format!("combat.lua:{broken_line}:")),
         "names the file and line {broken_line}: {failure}"
     );

@@ -8,15 +8,9 @@
 
 use std::collections::HashMap;
 
-use mlua::{Function, Lua, Table, Value};
+use mlua::{Lua, Table, Value};
 
 const REGISTRY_KEY: &str = "hotlua.baselines";
-
-/// True if `function` is a Lua function compiled from the chunk named `source`.
-pub(crate) fn is_from_source(function: &Function, source: &str) -> bool {
-    let info = function.info();
-    info.what == "Lua" && info.source.as_deref() == Some(source)
-}
 
 /// Records the baseline of a module `require` has just loaded.
 pub(crate) fn record_load(lua: &Lua, name: &str, module: &Value) -> mlua::Result<()> {

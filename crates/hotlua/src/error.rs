@@ -19,9 +19,10 @@ pub enum Error {
     /// The module was found but not by the Lua file searcher (a C module or a custom loader
     /// that is not a Lua chunk), so there is no Lua code to merge.
     #[error(
-        "module '{module}' is not a Lua source module ({file}): only Lua files can be reloaded"
+        "module '{module}' is not a Lua source module ({}): only Lua files can be reloaded",
+        file.display()
     )]
-    NotLuaSource { module: String, file: String },
+    NotLuaSource { module: String, file: PathBuf },
 
     /// The file exists but is empty (or blank): most likely an editor caught mid-write.
     #[error("module '{module}': file {} is empty; old code kept", file.display())]

@@ -169,6 +169,7 @@ struct Shared {
     /// True while a new top level runs in its staging environment.
     reloading: Cell<bool>,
     /// Print watch reloads as JSON.
+    #[cfg(feature = "watch")]
     json_log: Cell<bool>,
     #[cfg(feature = "watch")]
     watcher: RefCell<Option<watch::FileWatcher>>,

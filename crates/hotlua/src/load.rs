@@ -112,7 +112,8 @@ fn stage(
     let stored: Value = loaded.raw_get(name)?;
     loaded.raw_set(name, old.clone())?;
     for (key, _) in loaded.pairs::<Value, Value>().flatten() {
-        if !before.contains(&key_identity(&key)) && key != Value::String(lua.create_string(name)?) {
+        let is_this_module = matches!(&key, Value::String(s) if s == name);
+        if !is_this_module && !before.contains(&key_identity(&key)) {
             staged.newly_loaded.push(key);
         }
     }
@@ -163,8 +164,11 @@ fn check_same_kind(name: &str, file: &std::path::Path, old: &Value, new: &Value)
 fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
     let package: Table = lua.globals().raw_get("package")?;
     let searchers = searchers(lua)?;
-    if let Some(file) = search_path(&package, name)? {
-        let text = std::fs::read(&file).map_err(|error| Error::Load {
+    // The file the Lua searcher will open, found once: to refuse an empty file before it is
+    // compiled, and to name the file where a searcher does not (Lua 5.1) or fails.
+    let expected = search_path(&package, name)?;
+    if let Some(file) = &expected {
+        let text = std::fs::read(file).map_err(|error| Error::Load {
             module: name.to_owned(),
             file: file.clone(),
             message: error.to_string(),
@@ -172,7 +176,7 @@ fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
         if text.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::EmptyFile {
                 module: name.to_owned(),
-                file,
+                file: file.clone(),
             });
         }
     }
@@ -183,10 +187,7 @@ fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
                 .call(name)
                 .map_err(|error| Error::Load {
                     module: name.to_owned(),
-                    file: search_path(&package, name)
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default(),
+                    file: expected.clone().unwrap_or_default(),
                     message: strip_require_prefix(&lua_error_text(&error)),
                 })?;
         let mut found = found.into_iter();
@@ -195,12 +196,12 @@ fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
                 // Lua 5.1's loaders do not say which file they loaded.
                 let file = match extra {
                     Some(Value::String(file)) => PathBuf::from(file.to_string_lossy()),
-                    _ => search_path(&package, name)?.unwrap_or_else(|| PathBuf::from("?")),
+                    _ => expected.clone().unwrap_or_else(|| PathBuf::from("?")),
                 };
                 if loader.info().what != "main" {
                     return Err(Error::NotLuaSource {
                         module: name.to_owned(),
-                        file: file.display().to_string(),
+                        file,
                     });
                 }
                 return Ok((loader, file));
@@ -297,13 +298,19 @@ fn staging_environment(lua: &Lua, globals: &Table, source: &str) -> Result<Table
 /// holding one (its module or class table).
 fn defined_by(value: &Value, source: &str) -> bool {
     match value {
-        Value::Function(function) => baseline::is_from_source(function, source),
+        Value::Function(function) => is_from_source(function, source),
         Value::Table(table) => table
             .pairs::<Value, Value>()
             .flatten()
-            .any(|(_, field)| matches!(&field, Value::Function(f) if baseline::is_from_source(f, source))),
+            .any(|(_, field)| matches!(&field, Value::Function(f) if is_from_source(f, source))),
         _ => false,
     }
+}
+
+/// True if `function` is a Lua function compiled from the chunk named `source`.
+fn is_from_source(function: &Function, source: &str) -> bool {
+    let info = function.info();
+    info.what == "Lua" && info.source.as_deref() == Some(source)
 }
 
 pub(crate) fn loaded_table(lua: &Lua) -> Result<Table> {

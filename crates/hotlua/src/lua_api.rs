@@ -13,7 +13,9 @@
 //!
 //! `options` is a table: `{ data = "keep" | "overwrite" | "merge3" }`.
 
-use std::time::{Duration, Instant};
+#[cfg(feature = "watch")]
+use std::time::Duration;
+use std::time::Instant;
 
 use std::rc::Rc;
 
@@ -169,7 +171,10 @@ fn poll(lua: &Lua, reloader: &Reloader, wait: Duration) -> mlua::Result<MultiVal
     match &result {
         Ok(report) if reloader.shared.json_log.get() => eprintln!("{}", report.to_json()),
         Ok(report) => eprintln!("{}", report.summary()),
-        Err(error) => eprintln!("reload failed, old code kept: {error}"),
+        Err(error) => eprintln!(
+            "reload of {} failed, old code kept: {error}",
+            error.module().unwrap_or("the changed modules")
+        ),
     }
     outcome(lua, result)
 }

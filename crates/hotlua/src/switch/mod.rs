@@ -67,7 +67,8 @@ pub(crate) fn switch_references(
 ) -> mlua::Result<()> {
     let started = Instant::now();
     report.engine = "walk";
-    if plan.replaced.is_empty() && plan.known.is_empty() {
+    if plan.replaced.is_empty() {
+        // No old function has a new version: nothing anywhere can need switching.
         return Ok(());
     }
     let map = lua.create_table_with_capacity(0, plan.replaced.len())?;
