@@ -29,13 +29,19 @@ pub(crate) struct FunctionFacts {
     /// A Lua function (not a C function, not a main chunk) compiled from one of the sources
     /// asked about.
     pub from_sources: bool,
-    /// Its upvalues, read only when `from_sources`.
+    /// For a Lua function: its prototype's identity (the address of its source string, which
+    /// every prototype of one chunk shares, and the lines it spans). Two closures with the same
+    /// prototype are two instances of one function of the source.
+    pub prototype: Option<(usize, i32, i32)>,
+    /// Its upvalues, read for every Lua function.
     pub upvalues: Vec<Upvalue>,
 }
 
-/// Whether `function` was compiled from one of `sources` (chunk names), and if so its upvalues.
+/// Whether `function` was compiled from one of `sources` (chunk names), its prototype, and
+/// its upvalues if it is a Lua function.
 pub(crate) fn inspect(lua: &Lua, function: &Function, sources: &[String]) -> Result<FunctionFacts> {
     let mut from_sources = false;
+    let mut prototype = None;
     let mut named: Vec<(String, usize)> = Vec::new();
     // SAFETY: index 1 is `function` (the only argument). lua_getinfo with '>' pops the copy
     // pushed for it and fills `ar`, whose `what` and `source` point at strings the function's
@@ -45,11 +51,10 @@ pub(crate) fn inspect(lua: &Lua, function: &Function, sources: &[String]) -> Res
             let mut ar: ffi::lua_Debug = std::mem::zeroed();
             ffi::lua_pushvalue(state, 1);
             ffi::lua_getinfo(state, c">S".as_ptr(), &mut ar);
-            from_sources = CStr::from_ptr(ar.what).to_bytes() == b"Lua" && {
+            if CStr::from_ptr(ar.what).to_bytes() == b"Lua" {
                 let source = CStr::from_ptr(ar.source).to_bytes();
-                sources.iter().any(|s| s.as_bytes() == source)
-            };
-            if from_sources {
+                from_sources = sources.iter().any(|s| s.as_bytes() == source);
+                prototype = Some((ar.source as usize, ar.linedefined, ar.lastlinedefined));
                 push_upvalues(state, &mut named);
             }
             ffi::lua_remove(state, 1);
@@ -57,6 +62,7 @@ pub(crate) fn inspect(lua: &Lua, function: &Function, sources: &[String]) -> Res
     };
     Ok(FunctionFacts {
         from_sources,
+        prototype,
         upvalues: zip_upvalues(named, values),
     })
 }

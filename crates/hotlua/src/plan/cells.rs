@@ -1,0 +1,143 @@
+//! Phase 3: joining the new version's upvalue cells to the live locals.
+
+use mlua::{Function, Value};
+
+use super::{both_numbers, OldCell, Planner};
+use crate::apply::Write;
+use crate::Result;
+
+impl Planner<'_> {
+    /// Indexes the upvalue cells of an old function by name, for cells of the new version
+    /// that no paired function carries.
+    pub(super) fn remember_old_cells(&mut self, old: &Function) -> Result<()> {
+        if !self.old_functions.insert(old.to_pointer() as usize) {
+            return Ok(());
+        }
+        let facts = self.facts(old)?;
+        for upvalue in &facts.upvalues {
+            self.old_cells_by_name
+                .entry(upvalue.name.clone())
+                .or_default()
+                .entry(upvalue.cell)
+                .or_insert_with(|| OldCell {
+                    function: old.clone(),
+                    index: upvalue.index,
+                    value: upvalue.value.clone(),
+                });
+        }
+        Ok(())
+    }
+
+    pub(super) fn join_cells(&mut self) -> Result<()> {
+        // Cells no paired function carries join the old module's only local of their name;
+        // pairing their values may pair more functions, so repeat until nothing changes.
+        loop {
+            let mut unpaired: Vec<(usize, String, String, Value)> = self
+                .new_cells
+                .iter()
+                .filter(|(cell, new)| !self.cell_joins.contains_key(cell) && new.name != "_ENV")
+                .map(|(cell, new)| (*cell, new.name.clone(), new.path.clone(), new.value.clone()))
+                .collect();
+            unpaired.sort_by(|a, b| a.2.cmp(&b.2));
+            let mut joined_any = false;
+            for (cell, name, path, value) in unpaired {
+                let Some(candidates) = self.old_cells_by_name.get(&name) else {
+                    continue;
+                };
+                if candidates.len() != 1 {
+                    continue;
+                }
+                let old = candidates.values().next().cloned().expect("one candidate");
+                self.cell_joins.insert(cell, old.clone());
+                self.pair_values(&old.value, &value, &path)?;
+                joined_any = true;
+            }
+            self.drain()?;
+            if !joined_any {
+                break;
+            }
+        }
+
+        let new_cells = std::mem::take(&mut self.new_cells);
+        let mut cells: Vec<_> = new_cells.iter().collect();
+        cells.sort_by(|a, b| a.1.path.cmp(&b.1.path));
+        let mut writes = Vec::new();
+        for (cell, new) in cells {
+            match self.cell_joins.get(cell).cloned() {
+                Some(old) => {
+                    // The value first: where cells can only be copied, the copy must be the
+                    // final value.
+                    if let Some(value) = self.joined_value(&old.value, &new.value, &new.path)? {
+                        writes.push(Write::Upvalue {
+                            function: old.function.clone(),
+                            index: old.index,
+                            value,
+                        });
+                    }
+                    writes.push(Write::Join {
+                        target: old.function.clone(),
+                        target_index: old.index,
+                        holders: new.holders.clone(),
+                    });
+                    if new.name != "_ENV" {
+                        self.report.locals_joined += 1;
+                        if !crate::raw::CELLS_CAN_BE_JOINED {
+                            self.report.locals_copied.push(new.path.clone());
+                        }
+                    }
+                }
+                None => {
+                    let resolved = self.resolve(&new.value);
+                    if resolved != new.value {
+                        let (function, index) = &new.holders[0];
+                        writes.push(Write::Upvalue {
+                            function: function.clone(),
+                            index: *index,
+                            value: new.value.clone(),
+                        });
+                    }
+                    if new.name != "_ENV" {
+                        self.report.locals_new.push(new.path.clone());
+                    }
+                }
+            }
+        }
+        self.writes.extend(writes);
+        Ok(())
+    }
+
+    /// The value a joined cell must hold after the reload, if not its live one.
+    fn joined_value(&mut self, live: &Value, new: &Value, path: &str) -> Result<Option<Value>> {
+        let resolved = self.resolve(new);
+        if &resolved == live {
+            return Ok(None);
+        }
+        let new_wins = match (live, new) {
+            (Value::Function(live_fn), Value::Function(new_fn)) => {
+                let paired = self
+                    .function_pairs
+                    .contains_key(&(live_fn.to_pointer() as usize));
+                if paired || self.owned(live_fn)? || !self.is_new_function(new_fn) {
+                    true
+                } else if self.same_foreign_prototype(live_fn, new_fn)? {
+                    false
+                } else {
+                    self.file_still_sets(live, None)?
+                }
+            }
+            (Value::Table(live_table), Value::Table(new_table)) => {
+                self.is_foreign(live_table)
+                    && self.is_new_table(new_table)
+                    && self.file_still_sets(live, None)?
+            }
+            _ if std::mem::discriminant(live) != std::mem::discriminant(new)
+                && !both_numbers(live, new) =>
+            {
+                self.report.locals_type_changed.push(path.to_owned());
+                true
+            }
+            _ => false,
+        };
+        Ok(new_wins.then(|| new.clone()))
+    }
+}

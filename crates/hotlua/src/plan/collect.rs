@@ -1,0 +1,170 @@
+//! Phase 1: everything the new versions created, and (last) pointing the new tables that go
+//! live as they are at live objects.
+
+use mlua::{Table, Value};
+
+use super::{key_path, NewCell, Planner};
+use crate::apply::Write;
+use crate::load::StagedModule;
+use crate::Result;
+
+impl Planner<'_> {
+    pub(super) fn collect_module(&mut self, module: &StagedModule) -> Result<()> {
+        // The staging table stands for `_G`: its fields are new, its metatable is hotlua's.
+        let mut pending = Vec::new();
+        for pair in module.globals.pairs::<Value, Value>() {
+            let (key, value) = pair?;
+            let path = key_path("", &key);
+            pending.push((key, module.name.clone()));
+            pending.push((value, path));
+        }
+        pending.push((module.new.clone(), module.name.clone()));
+        pending.reverse();
+        self.collect(pending)
+    }
+
+    /// Collects the values of `pending` (a stack: the last is visited first) and everything
+    /// they reach, depth first, each at the path it is first reached by.
+    fn collect(&mut self, mut pending: Vec<(Value, String)>) -> Result<()> {
+        let mut children: Vec<(Value, String)> = Vec::new();
+        while let Some((value, path)) = pending.pop() {
+            match &value {
+                Value::Table(table) => {
+                    let identity = table.to_pointer() as usize;
+                    if self.is_foreign(table)
+                        || self.live_modules.contains(&identity)
+                        || self.new_tables.contains_key(&identity)
+                        || self.table_pairs.contains_key(&identity)
+                    {
+                        continue;
+                    }
+                    self.new_tables.insert(identity, table.clone());
+                    for pair in table.pairs::<Value, Value>() {
+                        let (key, field) = pair?;
+                        let field_path = key_path(&path, &key);
+                        children.push((key, path.clone()));
+                        children.push((field, field_path));
+                    }
+                    if let Some(metatable) = table.metatable() {
+                        children.push((Value::Table(metatable), format!("{path}#mt")));
+                    }
+                }
+                Value::Function(function) => {
+                    let identity = function.to_pointer() as usize;
+                    if self.new_functions.contains_key(&identity) {
+                        continue;
+                    }
+                    let facts = self.facts(function)?;
+                    if !facts.from_sources {
+                        // Another file's closure, maybe made by the new top level (a class
+                        // library's constructor): the tables it captures are collected so
+                        // they can pair with the live closure's, but it is not the batch's
+                        // function.
+                        if self
+                            .foreign_closures
+                            .insert(identity, function.clone())
+                            .is_none()
+                        {
+                            for upvalue in &facts.upvalues {
+                                if matches!(upvalue.value, Value::Table(_)) {
+                                    let cell_path = format!("{path}@{}", upvalue.name);
+                                    children.push((upvalue.value.clone(), cell_path));
+                                }
+                            }
+                        }
+                    } else {
+                        self.new_functions
+                            .insert(identity, (function.clone(), path.clone()));
+                        for upvalue in &facts.upvalues {
+                            let cell_path = format!("{path}@{}", upvalue.name);
+                            let cell =
+                                self.new_cells
+                                    .entry(upvalue.cell)
+                                    .or_insert_with(|| NewCell {
+                                        name: upvalue.name.clone(),
+                                        path: cell_path.clone(),
+                                        value: upvalue.value.clone(),
+                                        holders: Vec::new(),
+                                    });
+                            cell.holders.push((function.clone(), upvalue.index));
+                            if matches!(upvalue.value, Value::Table(_) | Value::Function(_)) {
+                                children.push((upvalue.value.clone(), cell_path));
+                            }
+                        }
+                        // Lua 5.1 functions carry their own environment (the staging table,
+                        // or the table `module()` made): point it at the live counterpart
+                        // once all is paired.
+                        #[cfg(any(feature = "lua51", feature = "luajit"))]
+                        if let Some(environment) = function.environment() {
+                            children.push((Value::Table(environment.clone()), path.clone()));
+                            self.writes.push(Write::Environment {
+                                function: function.clone(),
+                                environment,
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+            pending.extend(children.drain(..).rev());
+        }
+        Ok(())
+    }
+
+    /// New tables that were not merged into a live one go live as they are; their fields and
+    /// metatables must refer to the live tables and new functions, not to discarded new tables.
+    pub(super) fn remap_new_tables(&mut self) -> Result<()> {
+        let unpaired: Vec<Table> = self
+            .new_tables
+            .iter()
+            .filter(|(identity, _)| !self.table_pairs.contains_key(identity))
+            .map(|(_, table)| table.clone())
+            .collect();
+        for table in unpaired {
+            for pair in table.pairs::<Value, Value>() {
+                let (key, value) = pair?;
+                let live_key = self.resolve(&key);
+                if live_key != key {
+                    self.writes.push(Write::Field {
+                        table: table.clone(),
+                        key: key.clone(),
+                        value: Value::Nil,
+                    });
+                    self.writes.push(Write::Field {
+                        table: table.clone(),
+                        key: live_key,
+                        value,
+                    });
+                } else if self.resolve(&value) != value {
+                    self.writes.push(Write::Field {
+                        table: table.clone(),
+                        key,
+                        value,
+                    });
+                }
+            }
+            if let Some(metatable) = table.metatable() {
+                if self.resolve(&Value::Table(metatable.clone())) != Value::Table(metatable.clone())
+                {
+                    self.writes.push(Write::Metatable {
+                        table: table.clone(),
+                        metatable: Some(metatable),
+                    });
+                }
+            }
+        }
+        let closures: Vec<mlua::Function> = self.foreign_closures.values().cloned().collect();
+        for closure in closures {
+            for upvalue in &self.facts(&closure)?.upvalues {
+                if self.resolve(&upvalue.value) != upvalue.value {
+                    self.writes.push(Write::Upvalue {
+                        function: closure.clone(),
+                        index: upvalue.index,
+                        value: upvalue.value.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}

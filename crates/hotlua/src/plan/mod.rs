@@ -1,0 +1,431 @@
+//! Pairing old and new values by path, and the [`Plan`]: every write a reload will make.
+//!
+//! Building a plan reads the live program and writes nothing to it. The pairing rules are the
+//! design's "Semantics of one reload":
+//!
+//! - a table of the new version is paired with the live table at the same *path* (field names,
+//!   metatables, upvalue names from a paired function) and the live table keeps its identity;
+//! - a function of the new version is paired with the old function at the same path, and each
+//!   of its upvalue cells with the old function's upvalue of the same name; cells are grouped
+//!   by `lua_upvalueid`, so a function added in this version that shares a paired cell joins it
+//!   too, and a cell no paired function carries joins the old module's only local of that name;
+//! - data fields merge by the [`DataPolicy`]; `nil` in the new file never erases anything;
+//! - tables and functions that belong to someone else (the standard library, other modules,
+//!   `_G` itself) are never paired, merged into or rewritten.
+//!
+//! One phase a file: [`collect`] finds what the new versions created, [`pair`] pairs it with
+//! the live program and merges data, [`cells`] joins upvalue cells. Every traversal keeps its
+//! pending work in a list on the heap, never on the native stack, so data of any depth plans.
+
+mod cells;
+mod collect;
+mod pair;
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use mlua::{Function, Lua, Table, Value};
+use rustc_hash::FxHashSet;
+
+use crate::apply::Write;
+use crate::load::{Staged, StagedModule};
+use crate::raw::FunctionFacts;
+use crate::report::ModuleFile;
+use crate::{baseline, DataPolicy, Report, Result};
+
+/// Every write of one reload, planned and validated, nothing applied.
+pub struct Plan {
+    /// What applying the plan will do.
+    pub report: Report,
+    pub(crate) writes: Vec<Write>,
+    /// Baselines to record once the plan is applied, module by module.
+    pub(crate) baselines: Vec<(String, Value)>,
+    /// Every old function of the batch and its new version: what the switching engine
+    /// replaces everywhere else.
+    pub(crate) replaced: Vec<(Function, Function)>,
+    /// Identities of every function the planner met, old or new.
+    pub(crate) known: FxHashSet<usize>,
+    /// Chunk names of the batch's files.
+    pub(crate) sources: Vec<String>,
+}
+
+impl Plan {
+    /// Pairs every staged module with its live version and plans the merge.
+    pub(crate) fn build(
+        lua: &Lua,
+        staged: &Staged,
+        policy_of: &dyn Fn(&str) -> DataPolicy,
+    ) -> Result<Plan> {
+        let started = std::time::Instant::now();
+        let mut planner = Planner::new(lua, staged)?;
+        for module in &staged.modules {
+            planner.collect_module(module)?;
+        }
+        let mut baselines = Vec::new();
+        for module in &staged.modules {
+            planner.policy = policy_of(&module.name);
+            let base = baseline::get(lua, &module.name)?;
+            if planner.policy == DataPolicy::Merge3 && base.is_none() {
+                planner.report.warnings.push(format!(
+                    "merge3: no load-time values recorded for '{}' (loaded before hotlua \
+                     started); live values kept",
+                    module.name
+                ));
+            }
+            planner.pair_module(module, base.as_ref())?;
+            baselines.push((module.name.clone(), planner.baseline_of(module)?));
+        }
+        planner.join_cells()?;
+        planner.remap_new_tables()?;
+        let mut plan = planner.finish();
+        plan.baselines = baselines;
+        plan.report.timings.plan_ms = started.elapsed().as_secs_f64() * 1e3;
+        plan.report.timings.load_ms = staged.load_ms;
+        plan.report.timings.stage_ms = staged.stage_ms;
+        Ok(plan)
+    }
+}
+
+/// An upvalue cell of an old function, by which new cells are joined.
+#[derive(Clone)]
+struct OldCell {
+    function: Function,
+    index: i32,
+    value: Value,
+}
+
+/// An upvalue cell of the new version and every new function that shares it.
+struct NewCell {
+    name: String,
+    path: String,
+    value: Value,
+    holders: Vec<(Function, i32)>,
+}
+
+/// Pairing work not done yet: pairing registers a pair at once and leaves its contents to
+/// this list, so that nesting depth never becomes native stack depth.
+enum Task {
+    /// Merge the fields and metatable of a new table into its live counterpart.
+    MergeTables {
+        live: Table,
+        new: Table,
+        path: String,
+        base: Option<Table>,
+    },
+    /// Pair the upvalue values of two functions by name (the cells of module functions are
+    /// joined separately; this pairs the tables and functions they hold).
+    PairUpvalues {
+        old: Function,
+        new: Function,
+        path: String,
+    },
+}
+
+struct Planner<'lua> {
+    lua: &'lua Lua,
+    policy: DataPolicy,
+    /// Chunk names of the batch's files: a Lua function with one of these sources belongs to
+    /// the batch.
+    sources: Vec<String>,
+    /// Tables never paired or merged into: `_G`, the registry's modules other than the
+    /// batch's (the standard library among them).
+    foreign: HashSet<usize>,
+    /// The batch's live module tables: never taken for something the new versions created.
+    live_modules: HashSet<usize>,
+    globals: Table,
+    /// Every table the new versions created, by identity.
+    new_tables: HashMap<usize, Table>,
+    /// Every function of the new versions, with the path it was first found at.
+    new_functions: HashMap<usize, (Function, String)>,
+    new_cells: HashMap<usize, NewCell>,
+    /// New table → the live table it merges into.
+    table_pairs: HashMap<usize, Table>,
+    /// Old function identity → the old function, its new version, and the path they paired at.
+    function_pairs: HashMap<usize, (Function, Function, String)>,
+    /// Closures of other files that the new versions reach, by identity: the tables they
+    /// capture are collected, and pointed at live tables if they go live.
+    foreign_closures: HashMap<usize, Function>,
+    /// Closures of other files whose upvalues were paired with a live closure's, by the new
+    /// closure's identity.
+    foreign_closure_pairs: HashSet<usize>,
+    /// Old functions the pairing met (their cells are indexed by name).
+    old_functions: HashSet<usize>,
+    /// Upvalue name → the distinct old cells of that name.
+    old_cells_by_name: HashMap<String, HashMap<usize, OldCell>>,
+    /// New cell → the old cell it joins.
+    cell_joins: HashMap<usize, OldCell>,
+    /// What each function seen is (from the batch's files? its upvalues), by identity.
+    facts: HashMap<usize, Rc<FunctionFacts>>,
+    /// Functions that other modules and `_G` export as fields, by identity; read on first need.
+    exported_elsewhere: Option<HashSet<usize>>,
+    tasks: Vec<Task>,
+    writes: Vec<Write>,
+    report: Report,
+}
+
+impl<'lua> Planner<'lua> {
+    fn new(lua: &'lua Lua, staged: &Staged) -> Result<Planner<'lua>> {
+        let batch: HashSet<&str> = staged.modules.iter().map(|m| m.name.as_str()).collect();
+        let globals = lua.globals();
+        let mut foreign = crate::load::foreign_tables(lua, &batch)?;
+        foreign.insert(globals.to_pointer() as usize);
+        let mut table_pairs = HashMap::new();
+        for module in &staged.modules {
+            table_pairs.insert(module.globals.to_pointer() as usize, globals.clone());
+        }
+        let live_modules = staged
+            .modules
+            .iter()
+            .filter_map(|m| match &m.old {
+                Value::Table(table) => Some(table.to_pointer() as usize),
+                _ => None,
+            })
+            .collect();
+        Ok(Planner {
+            lua,
+            policy: DataPolicy::default(),
+            sources: staged.modules.iter().map(|m| m.source.clone()).collect(),
+            foreign,
+            live_modules,
+            globals,
+            new_tables: HashMap::new(),
+            new_functions: HashMap::new(),
+            new_cells: HashMap::new(),
+            table_pairs,
+            function_pairs: HashMap::new(),
+            foreign_closures: HashMap::new(),
+            foreign_closure_pairs: HashSet::new(),
+            old_functions: HashSet::new(),
+            old_cells_by_name: HashMap::new(),
+            cell_joins: HashMap::new(),
+            facts: HashMap::new(),
+            exported_elsewhere: None,
+            tasks: Vec::new(),
+            writes: Vec::new(),
+            report: Report {
+                modules: staged
+                    .modules
+                    .iter()
+                    .map(|m| ModuleFile {
+                        name: m.name.clone(),
+                        file: m.file.clone(),
+                    })
+                    .collect(),
+                engine: "none",
+                ..Report::default()
+            },
+        })
+    }
+
+    fn facts(&mut self, function: &Function) -> Result<Rc<FunctionFacts>> {
+        let identity = function.to_pointer() as usize;
+        if let Some(facts) = self.facts.get(&identity) {
+            return Ok(facts.clone());
+        }
+        let facts = Rc::new(crate::raw::inspect(self.lua, function, &self.sources)?);
+        self.facts.insert(identity, facts.clone());
+        Ok(facts)
+    }
+
+    /// True for a Lua function compiled from one of the batch's files.
+    fn owned(&mut self, function: &Function) -> Result<bool> {
+        Ok(self.facts(function)?.from_sources)
+    }
+
+    /// True for two distinct closures of one Lua function that is not the batch's own: two
+    /// products of the same factory in other code (a class library's constructor, say).
+    fn same_foreign_prototype(&mut self, a: &Function, b: &Function) -> Result<bool> {
+        let (a, b) = (self.facts(a)?, self.facts(b)?);
+        Ok(!a.from_sources
+            && !b.from_sources
+            && a.prototype.is_some()
+            && a.prototype == b.prototype)
+    }
+
+    /// Functions that other modules and `_G` export as fields, by identity.
+    fn exported_elsewhere(&mut self) -> Result<&HashSet<usize>> {
+        if self.exported_elsewhere.is_none() {
+            let mut exported = HashSet::new();
+            let mut tables = vec![self.globals.clone()];
+            for pair in crate::load::loaded_table(self.lua)?.pairs::<Value, Value>() {
+                if let (_, Value::Table(module)) = pair? {
+                    if self.is_foreign(&module) {
+                        tables.push(module);
+                    }
+                }
+            }
+            for table in tables {
+                for pair in table.pairs::<Value, Value>() {
+                    if let (_, Value::Function(function)) = pair? {
+                        exported.insert(function.to_pointer() as usize);
+                    }
+                }
+            }
+            self.exported_elsewhere = Some(exported);
+        }
+        Ok(self.exported_elsewhere.get_or_insert_with(HashSet::new))
+    }
+
+    fn is_new_function(&self, function: &Function) -> bool {
+        self.new_functions
+            .contains_key(&(function.to_pointer() as usize))
+    }
+
+    fn is_new_table(&self, table: &Table) -> bool {
+        self.new_tables.contains_key(&(table.to_pointer() as usize))
+    }
+
+    fn is_foreign(&self, table: &Table) -> bool {
+        self.foreign.contains(&(table.to_pointer() as usize))
+    }
+
+    /// The live counterpart of a value of the new version: the live table a new table merges
+    /// into, the new version of an old function (a new top level may capture old functions of
+    /// another module of the batch), or the value itself.
+    fn resolve(&self, value: &Value) -> Value {
+        match value {
+            Value::Table(table) => self
+                .table_pairs
+                .get(&(table.to_pointer() as usize))
+                .map_or_else(|| value.clone(), |live| Value::Table(live.clone())),
+            Value::Function(function) => self
+                .function_pairs
+                .get(&(function.to_pointer() as usize))
+                .map_or_else(|| value.clone(), |(_, new, _)| Value::Function(new.clone())),
+            _ => value.clone(),
+        }
+    }
+
+    /// The module's new baseline: a copy of what its file just produced.
+    fn baseline_of(&self, module: &StagedModule) -> Result<Value> {
+        let is_foreign = |table: &Table| self.is_foreign(table);
+        let baseline = self.lua.create_table()?;
+        baseline.raw_set(
+            "module",
+            baseline::snapshot(self.lua, &module.new, &is_foreign)?,
+        )?;
+        let globals = self.lua.create_table()?;
+        for pair in module.globals.pairs::<Value, Value>() {
+            let (key, value) = pair?;
+            globals.raw_set(key, baseline::snapshot(self.lua, &value, &is_foreign)?)?;
+        }
+        baseline.raw_set("globals", globals)?;
+        Ok(Value::Table(baseline))
+    }
+
+    /// The plan: every write pointed at live objects, and the report.
+    fn finish(mut self) -> Plan {
+        // Values were planned as the new version holds them; now that every pairing is known,
+        // point them at their live counterparts.
+        let writes: Vec<Write> = std::mem::take(&mut self.writes)
+            .into_iter()
+            .map(|write| self.resolve_write(write))
+            .collect();
+
+        let mut replaced: Vec<String> = self
+            .function_pairs
+            .values()
+            .map(|(_, _, path)| path.clone())
+            .collect();
+        replaced.sort();
+        let paired_new: HashSet<usize> = self
+            .function_pairs
+            .values()
+            .map(|(_, new, _)| new.to_pointer() as usize)
+            .collect();
+        let mut added: Vec<String> = self
+            .new_functions
+            .iter()
+            .filter(|(identity, _)| !paired_new.contains(identity))
+            .map(|(_, (_, path))| path.clone())
+            .collect();
+        added.sort();
+        self.report.functions_replaced = replaced;
+        let mut known: FxHashSet<usize> = self.new_functions.keys().copied().collect();
+        known.extend(self.old_functions.iter().copied());
+        let replaced_functions = self
+            .function_pairs
+            .into_values()
+            .map(|(old, new, _)| (old, new))
+            .collect();
+        self.report.functions_added = added;
+        self.report.functions_kept_deleted.sort();
+        self.report.locals_new.sort();
+        Plan {
+            report: self.report,
+            writes,
+            baselines: Vec::new(),
+            replaced: replaced_functions,
+            known,
+            sources: self.sources,
+        }
+    }
+
+    fn resolve_write(&self, write: Write) -> Write {
+        let live_table = |table: Table| match self.resolve(&Value::Table(table.clone())) {
+            Value::Table(live) => live,
+            _ => table,
+        };
+        match write {
+            Write::Field { table, key, value } => Write::Field {
+                table,
+                key: self.resolve(&key),
+                value: self.resolve(&value),
+            },
+            Write::Upvalue {
+                function,
+                index,
+                value,
+            } => Write::Upvalue {
+                function,
+                index,
+                value: self.resolve(&value),
+            },
+            Write::Metatable { table, metatable } => Write::Metatable {
+                table,
+                metatable: metatable.map(live_table),
+            },
+            #[cfg(any(feature = "lua51", feature = "luajit"))]
+            Write::Environment {
+                function,
+                environment,
+            } => Write::Environment {
+                function,
+                environment: live_table(environment),
+            },
+            join @ Write::Join { .. } => join,
+        }
+    }
+}
+
+/// `path.key` for a string key that is a name, `path[key]` otherwise.
+fn key_path(path: &str, key: &Value) -> String {
+    let dot = if path.is_empty() { "" } else { "." };
+    match key {
+        Value::String(s) => {
+            let s = s.to_string_lossy();
+            let is_name = !s.is_empty()
+                && !s.starts_with(|c: char| c.is_ascii_digit())
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if is_name {
+                format!("{path}{dot}{s}")
+            } else {
+                format!("{path}[{s:?}]")
+            }
+        }
+        Value::Integer(i) => format!("{path}[{i}]"),
+        Value::Number(n) => format!("{path}[{n}]"),
+        Value::Boolean(b) => format!("{path}[{b}]"),
+        other => format!("{path}[{}]", other.type_name()),
+    }
+}
+
+fn both_numbers(a: &Value, b: &Value) -> bool {
+    matches!(
+        (a, b),
+        (
+            Value::Integer(_) | Value::Number(_),
+            Value::Integer(_) | Value::Number(_)
+        )
+    )
+}

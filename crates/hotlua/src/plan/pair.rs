@@ -1,0 +1,353 @@
+//! Phase 2: pairing new values with live ones by path, and merging data by the policy.
+
+use mlua::{Function, Table, Value};
+
+use super::{both_numbers, key_path, OldCell, Planner, Task};
+use crate::apply::Write;
+use crate::load::StagedModule;
+use crate::report::Conflict;
+use crate::{DataPolicy, Result};
+
+impl Planner<'_> {
+    pub(super) fn pair_module(
+        &mut self,
+        module: &StagedModule,
+        base: Option<&Table>,
+    ) -> Result<()> {
+        let base_module = base.and_then(|b| b.raw_get::<Option<Table>>("module").ok().flatten());
+        let base_globals = base.and_then(|b| b.raw_get::<Option<Table>>("globals").ok().flatten());
+        let loaded = crate::load::loaded_table(self.lua)?;
+        match (&module.old, &module.new) {
+            (Value::Table(old), Value::Table(new)) if old != new => {
+                self.pair_tables(old, new, &module.name, base_module);
+            }
+            (Value::Function(old), Value::Function(new)) if old != new => {
+                if self.owned(old)? && self.is_new_function(new) {
+                    self.pair_functions(old, new, &module.name)?;
+                }
+                self.write_field(&loaded, module.name.as_str(), module.new.clone())?;
+            }
+            (Value::Nil, _) => {
+                self.write_field(&loaded, module.name.as_str(), module.new.clone())?;
+            }
+            _ => {}
+        }
+        let globals = self.globals.clone();
+        self.merge_fields(&globals, &module.globals, "", base_globals.as_ref())?;
+        self.drain()
+    }
+
+    /// Does the pairing work left pending, and whatever it leads to, until none is left.
+    pub(super) fn drain(&mut self) -> Result<()> {
+        while let Some(task) = self.tasks.pop() {
+            match task {
+                Task::MergeTables {
+                    live,
+                    new,
+                    path,
+                    base,
+                } => self.merge_tables(&live, &new, &path, base.as_ref())?,
+                Task::PairUpvalues { old, new, path } => self.pair_upvalues(&old, &new, &path)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn write_field(&mut self, table: &Table, key: impl mlua::IntoLua, value: Value) -> Result<()> {
+        self.writes.push(Write::Field {
+            table: table.clone(),
+            key: key.into_lua(self.lua)?,
+            value,
+        });
+        Ok(())
+    }
+
+    /// Pairs a new table with the live one at its path; the merge itself is a [`Task`].
+    fn pair_tables(&mut self, live: &Table, new: &Table, path: &str, base: Option<Table>) {
+        let identity = new.to_pointer() as usize;
+        if self.table_pairs.contains_key(&identity) {
+            return;
+        }
+        self.table_pairs.insert(identity, live.clone());
+        self.report.tables_merged += 1;
+        self.tasks.push(Task::MergeTables {
+            live: live.clone(),
+            new: new.clone(),
+            path: path.to_owned(),
+            base,
+        });
+    }
+
+    fn merge_tables(
+        &mut self,
+        live: &Table,
+        new: &Table,
+        path: &str,
+        base: Option<&Table>,
+    ) -> Result<()> {
+        self.merge_fields(live, new, path, base)?;
+        for pair in live.pairs::<Value, Value>() {
+            let (key, value) = pair?;
+            if let Value::Function(function) = &value {
+                if self.owned(function)? && new.raw_get::<Value>(&key)? == Value::Nil {
+                    let deleted_path = key_path(path, &key);
+                    self.remember_old_cells(function)?;
+                    self.report.functions_kept_deleted.push(deleted_path);
+                }
+            }
+        }
+        match (live.metatable(), new.metatable()) {
+            (Some(live_meta), Some(new_meta)) => {
+                self.pair_values(
+                    &Value::Table(live_meta),
+                    &Value::Table(new_meta),
+                    &format!("{path}#mt"),
+                )?;
+            }
+            (None, Some(new_meta)) => self.writes.push(Write::Metatable {
+                table: live.clone(),
+                metatable: Some(new_meta),
+            }),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Merges every field the new table sets into the live table.
+    pub(super) fn merge_fields(
+        &mut self,
+        live: &Table,
+        new: &Table,
+        path: &str,
+        base: Option<&Table>,
+    ) -> Result<()> {
+        for pair in new.pairs::<Value, Value>() {
+            let (key, new_value) = pair?;
+            if matches!(key, Value::Table(_) | Value::Function(_)) {
+                // Not a path: add the entry if the live table lacks it, never merge.
+                let live_key = self.resolve(&key);
+                if live.raw_get::<Value>(&live_key)? == Value::Nil {
+                    self.writes.push(Write::Field {
+                        table: live.clone(),
+                        key,
+                        value: new_value,
+                    });
+                }
+                continue;
+            }
+            let field_path = key_path(path, &key);
+            let live_value: Value = live.raw_get(&key)?;
+            let base_value: Option<Value> = match base {
+                Some(base) => Some(base.raw_get(&key)?),
+                None => None,
+            };
+            if self.merge_field(live_value, &new_value, base_value, &field_path)? {
+                self.writes.push(Write::Field {
+                    table: live.clone(),
+                    key,
+                    value: new_value,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Pairs a field's live and new values and says whether the new value replaces the live one.
+    fn merge_field(
+        &mut self,
+        live: Value,
+        new: &Value,
+        base: Option<Value>,
+        path: &str,
+    ) -> Result<bool> {
+        if &live == new {
+            return Ok(false);
+        }
+        Ok(match (&live, new) {
+            (Value::Nil, _) => {
+                self.report.fields_added += 1;
+                true
+            }
+            (Value::Table(live_table), Value::Table(new_table))
+                if self.is_new_table(new_table) && !self.is_foreign(live_table) =>
+            {
+                let base_table = match &base {
+                    Some(Value::Table(base_table)) => Some(base_table.clone()),
+                    _ => None,
+                };
+                self.pair_tables(live_table, new_table, path, base_table);
+                false
+            }
+            (Value::Function(live_fn), Value::Function(new_fn)) => {
+                if self.owned(live_fn)? && self.is_new_function(new_fn) {
+                    self.pair_functions(live_fn, new_fn, path)?;
+                    true
+                } else if self.same_foreign_prototype(live_fn, new_fn)? {
+                    self.pair_foreign_closures(live_fn, new_fn, path);
+                    false
+                } else if self.owned(live_fn)? || !self.is_new_function(new_fn) {
+                    // The file points the field at different code.
+                    true
+                } else {
+                    self.file_still_sets(&live, base.as_ref())?
+                }
+            }
+            (Value::Table(live_table), Value::Table(new_table))
+                if self.is_foreign(live_table) && self.is_new_table(new_table) =>
+            {
+                self.file_still_sets(&live, base.as_ref())?
+            }
+            _ if std::mem::discriminant(&live) != std::mem::discriminant(new)
+                && !both_numbers(&live, new) =>
+            {
+                true
+            }
+            _ => self.merge_data(&live, new, base, path),
+        })
+    }
+
+    /// Whether the module's own new value replaces a live value the module does not own (a
+    /// builtin, another module's table or function, a callback the program installed). The
+    /// load-time values say whether the file put the live value there, when they were recorded;
+    /// otherwise a builtin or another module's value was the file's doing, and any other
+    /// function is a callback the program installed.
+    pub(super) fn file_still_sets(&mut self, live: &Value, base: Option<&Value>) -> Result<bool> {
+        Ok(match base {
+            Some(base) => base == live,
+            None => self.belongs_elsewhere(live)?,
+        })
+    }
+
+    /// True for another module's table, a C function, or a function that another module or
+    /// `_G` exports as a field.
+    fn belongs_elsewhere(&mut self, value: &Value) -> Result<bool> {
+        Ok(match value {
+            Value::Table(table) => self.is_foreign(table),
+            Value::Function(function) => {
+                function.info().what == "C"
+                    || self
+                        .exported_elsewhere()?
+                        .contains(&(function.to_pointer() as usize))
+            }
+            _ => false,
+        })
+    }
+
+    /// Same-type data: the policy decides.
+    fn merge_data(&mut self, live: &Value, new: &Value, base: Option<Value>, path: &str) -> bool {
+        match self.policy {
+            DataPolicy::Keep => false,
+            DataPolicy::Overwrite => true,
+            DataPolicy::Merge3 => match base {
+                Some(base) if &base == live => true,
+                Some(base) => {
+                    if &base != new {
+                        self.report.conflicts.push(Conflict {
+                            path: path.to_owned(),
+                            live: display(live),
+                            file: display(new),
+                        });
+                    }
+                    false
+                }
+                None => false,
+            },
+        }
+    }
+
+    pub(super) fn pair_values(&mut self, live: &Value, new: &Value, path: &str) -> Result<()> {
+        match (live, new) {
+            (Value::Table(live), Value::Table(new))
+                if live != new && self.is_new_table(new) && !self.is_foreign(live) =>
+            {
+                self.pair_tables(live, new, path, None);
+            }
+            (Value::Function(old), Value::Function(new)) if old != new => {
+                if self.owned(old)? && self.is_new_function(new) {
+                    self.pair_functions(old, new, path)?;
+                } else if self.same_foreign_prototype(old, new)? {
+                    self.pair_foreign_closures(old, new, path);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Pairs an old function of the batch with its new version, and each upvalue cell of the
+    /// new one with the old one's cell of the same name.
+    pub(super) fn pair_functions(
+        &mut self,
+        old: &Function,
+        new: &Function,
+        path: &str,
+    ) -> Result<()> {
+        let identity = old.to_pointer() as usize;
+        if self.function_pairs.contains_key(&identity) {
+            return Ok(());
+        }
+        self.function_pairs
+            .insert(identity, (old.clone(), new.clone(), path.to_owned()));
+        self.remember_old_cells(old)?;
+        let old_facts = self.facts(old)?;
+        let new_facts = self.facts(new)?;
+        for upvalue in &new_facts.upvalues {
+            let Some(old_upvalue) = old_facts.upvalues.iter().find(|u| u.name == upvalue.name)
+            else {
+                continue;
+            };
+            self.cell_joins
+                .entry(upvalue.cell)
+                .or_insert_with(|| OldCell {
+                    function: old.clone(),
+                    index: old_upvalue.index,
+                    value: old_upvalue.value.clone(),
+                });
+        }
+        self.tasks.push(Task::PairUpvalues {
+            old: old.clone(),
+            new: new.clone(),
+            path: path.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Two closures of one function of other code (say a class library's constructor, made
+    /// once for the live class and once for the new version's): the live closure stays, and
+    /// the tables the new one captured pair with those the live one captured, by upvalue name.
+    fn pair_foreign_closures(&mut self, live: &Function, new: &Function, path: &str) {
+        if self.foreign_closure_pairs.insert(new.to_pointer() as usize) {
+            self.tasks.push(Task::PairUpvalues {
+                old: live.clone(),
+                new: new.clone(),
+                path: path.to_owned(),
+            });
+        }
+    }
+
+    fn pair_upvalues(&mut self, old: &Function, new: &Function, path: &str) -> Result<()> {
+        let old_facts = self.facts(old)?;
+        let new_facts = self.facts(new)?;
+        for upvalue in &new_facts.upvalues {
+            if let Some(old_upvalue) = old_facts.upvalues.iter().find(|u| u.name == upvalue.name) {
+                self.pair_values(
+                    &old_upvalue.value,
+                    &upvalue.value,
+                    &format!("{path}@{}", upvalue.name),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn display(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{:?}", s.to_string_lossy()),
+        Value::Integer(i) => i.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Nil => "nil".into(),
+        other => other.type_name().to_owned(),
+    }
+}
