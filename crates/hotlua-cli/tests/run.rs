@@ -1,77 +1,11 @@
 //! `hotlua run` behaves like `lua5.4 SCRIPT ARGS`: these drive the built binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Command;
 
-const HOTLUA: &str = env!("CARGO_BIN_EXE_hotlua");
-
-/// A fresh folder under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("hotlua-cli-{test}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> &TempDir {
-        std::fs::write(self.0.join(name), text).unwrap();
-        self
-    }
-
-    /// Runs `hotlua ARGS` in this folder, without the caller's `LUA_*` variables.
-    fn hotlua(&self, args: &[&str]) -> Run {
-        let output = Command::new(HOTLUA)
-            .args(args)
-            .current_dir(&self.0)
-            .env_remove("LUA_PATH")
-            .env_remove("LUA_PATH_5_4")
-            .env_remove("LUA_CPATH")
-            .env_remove("LUA_CPATH_5_4")
-            .env_remove("LUA_INIT")
-            .env_remove("LUA_INIT_5_4")
-            .output()
-            .expect("cannot start hotlua");
-        Run::from(output)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-#[derive(Debug, PartialEq)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<Output> for Run {
-    fn from(output: Output) -> Run {
-        Run {
-            code: output.status.code(),
-            stdout: String::from_utf8(output.stdout).unwrap(),
-            stderr: String::from_utf8(output.stderr).unwrap(),
-        }
-    }
-}
-
-fn expect(code: i32, stdout: &str, stderr: &str) -> Run {
-    Run {
-        code: Some(code),
-        stdout: stdout.to_owned(),
-        stderr: stderr.to_owned(),
-    }
-}
+use common::{expect, Run, TempDir, HOTLUA};
 
 #[test]
 fn arg_table_and_varargs() {

@@ -1,0 +1,147 @@
+//! hotlua on libraries nobody here wrote, as Debian installs them (`lua-penlight`, `lua-busted`,
+//! `lua-filesystem`; `.ci/run` installs them): the scripts in `tests/real/` run under `lua5.4`
+//! and under `hotlua run`, with and without reloading the libraries' own modules mid-run.
+//!
+//! Penlight's reload timings: `cargo test -p hotlua-cli --test real_libraries -- --nocapture`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::{run_program, Run, HOTLUA};
+
+/// The folder of the Lua scripts these tests run.
+fn real_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real")
+}
+
+/// lua5.4's own `package.path` and `package.cpath` as `LUA_PATH` / `LUA_CPATH`, so that
+/// hotlua finds the installed libraries exactly where lua5.4 does.
+fn lua_env() -> &'static [(&'static str, String)] {
+    static ENV: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let ask = |field: &str| {
+            let run = run_program(
+                "lua5.4",
+                &["-e", &format!("io.write(package.{field})")],
+                &real_dir(),
+                &[],
+            );
+            assert_eq!(run.code, Some(0), "lua5.4 -e failed: {run:?}");
+            run.stdout
+        };
+        vec![("LUA_PATH", ask("path")), ("LUA_CPATH", ask("cpath"))]
+    })
+}
+
+fn lua54(args: &[&str]) -> Run {
+    run_program("lua5.4", args, &real_dir(), lua_env())
+}
+
+fn hotlua_run(args: &[&str]) -> Run {
+    let args: Vec<&str> = ["run"].iter().chain(args).copied().collect();
+    run_program(HOTLUA, &args, &real_dir(), lua_env())
+}
+
+/// busted's runner script (`/usr/bin/busted`, a Lua script), found on `PATH`.
+fn busted() -> String {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("busted"))
+        .find(|file| file.is_file())
+        .expect("busted is not installed (Debian package lua-busted)")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The lines of stderr that report lost state or failed reloads.
+fn problems(run: &Run) -> Vec<&str> {
+    run.stderr
+        .lines()
+        .filter(|line| !line.starts_with("penlight "))
+        .collect()
+}
+
+// ---- Penlight ----
+
+#[test]
+fn penlight_runs_the_same_under_lua54_and_hotlua() {
+    let script = "penlight_reload.lua";
+    assert_eq!(hotlua_run(&[script, "none"]), lua54(&[script, "none"]));
+}
+
+/// Reloads every pl.* module in `mode` (see the script) and checks that Penlight prints what
+/// it prints in lua5.4 without reloads, with no problem reported.
+fn penlight_reload_keeps_behaviour(mode: &str) {
+    let script = "penlight_reload.lua";
+    let expected = lua54(&[script, "none"]);
+    assert_eq!(
+        expected.code,
+        Some(0),
+        "lua5.4 run failed: {}",
+        expected.stderr
+    );
+    let run = hotlua_run(&[script, mode]);
+    if let Some(timings) = run.stderr.lines().find(|l| l.starts_with("penlight ")) {
+        println!("{timings}");
+    }
+    assert_eq!(problems(&run), Vec::<&str>::new(), "reloads went wrong");
+    assert_eq!(run.code, Some(0));
+    assert!(
+        run.stdout == expected.stdout,
+        "Penlight behaves differently after the reloads:\n{}",
+        first_difference(&expected.stdout, &run.stdout)
+    );
+}
+
+/// The first line where two outputs differ, with the step it belongs to.
+fn first_difference(expected: &str, actual: &str) -> String {
+    let mut step = "";
+    for (wanted, got) in expected.lines().zip(actual.lines()) {
+        if wanted.starts_with("-- ") {
+            step = wanted;
+        }
+        if wanted != got {
+            return format!("{step}\n  lua5.4: {wanted}\n  hotlua: {got}");
+        }
+    }
+    format!(
+        "one output stops early ({} lines in lua5.4, {} in hotlua)",
+        expected.lines().count(),
+        actual.lines().count()
+    )
+}
+
+#[test]
+fn penlight_keeps_behaving_after_every_module_is_reloaded_unchanged() {
+    penlight_reload_keeps_behaviour("unchanged");
+}
+
+#[test]
+fn penlight_keeps_behaving_and_runs_new_code_after_every_module_is_edited() {
+    penlight_reload_keeps_behaviour("edited");
+}
+
+// ---- busted ----
+
+/// The spec reloads busted's own modules from inside a running test; busted must still run
+/// and report every test, exactly as lua5.4 running the same spec (without reloads) does.
+#[test]
+fn busted_reports_every_test_after_reloading_itself() {
+    let busted = busted();
+    let args = [busted.as_str(), "-o", "TAP", "busted_reload_spec.lua"];
+    let expected = lua54(&args);
+    assert_eq!(expected.code, Some(0), "lua5.4 run failed: {expected:?}");
+    assert!(expected.stdout.ends_with("1..10\n"), "{}", expected.stdout);
+    assert_eq!(hotlua_run(&args), expected);
+}
+
+#[test]
+fn busted_runs_the_same_under_lua54_and_hotlua_without_reloads() {
+    let busted = busted();
+    // A spec of the repository that never reloads: busted's own run, compared as it is.
+    let args = [busted.as_str(), "-o", "TAP", "busted_plain_spec.lua"];
+    assert_eq!(hotlua_run(&args), lua54(&args));
+}
