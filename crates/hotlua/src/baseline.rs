@@ -16,7 +16,7 @@ const REGISTRY_KEY: &str = "hotlua.baselines";
 pub(crate) fn record_load(lua: &Lua, name: &str, module: &Value) -> mlua::Result<()> {
     let baseline = lua.create_table()?;
     let batch = std::collections::HashSet::from([name]);
-    let foreign = crate::load::foreign_tables(lua, &batch).map_err(mlua::Error::external)?;
+    let foreign = crate::modules::foreign_tables(lua, &batch).map_err(mlua::Error::external)?;
     let is_foreign = |table: &Table| foreign.contains(&(table.to_pointer() as usize));
     baseline.raw_set("module", snapshot(lua, module, &is_foreign)?)?;
     store(lua, name, Value::Table(baseline))

@@ -67,10 +67,12 @@ mod baseline;
 pub mod error;
 mod load;
 mod lua_api;
+mod modules;
 mod plan;
 mod raw;
 pub mod report;
 mod switch;
+mod tracking;
 #[cfg(feature = "watch")]
 pub mod watch;
 
@@ -192,7 +194,7 @@ impl Reloader {
             return Ok(Reloader::from_shared(lua, shared.clone()));
         }
         let shared = Rc::new(Shared::default());
-        load::track_loads(lua)?;
+        tracking::track_loads(lua)?;
         // Only the shared state goes into app data: a `Lua` handle there would keep the state
         // from ever being closed.
         lua.set_app_data(shared.clone());

@@ -13,7 +13,9 @@ use std::time::Instant;
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
-use crate::{baseline, Error, Result};
+use crate::modules::{loaded_table, searchers};
+use crate::tracking::unwrapped;
+use crate::{Error, Result};
 
 /// One module's new version, run in its staging environment, nothing applied.
 pub struct StagedModule {
@@ -216,15 +218,6 @@ fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
     })
 }
 
-/// `package.searchers`, called `package.loaders` in Lua 5.1 and LuaJIT.
-fn searchers(lua: &Lua) -> Result<Table> {
-    let package: Table = lua.globals().raw_get("package")?;
-    Ok(match package.raw_get("searchers")? {
-        Value::Table(searchers) => searchers,
-        _ => package.raw_get("loaders")?,
-    })
-}
-
 /// `package.searchpath(name, package.path)`: the file the Lua searcher will open, if any.
 ///
 /// Done here rather than by calling `package.searchpath`, which Lua 5.1 lacks: each `;`-separated
@@ -313,26 +306,6 @@ fn is_from_source(function: &Function, source: &str) -> bool {
     info.what == "Lua" && info.source.as_deref() == Some(source)
 }
 
-pub(crate) fn loaded_table(lua: &Lua) -> Result<Table> {
-    let package: Table = lua.globals().raw_get("package")?;
-    Ok(package.raw_get("loaded")?)
-}
-
-/// Tables hotlua never pairs, merges into or copies: every module in `package.loaded` that is
-/// not being reloaded (the standard library among them) and `_G`.
-pub(crate) fn foreign_tables(lua: &Lua, batch: &HashSet<&str>) -> Result<HashSet<usize>> {
-    let mut foreign = HashSet::new();
-    foreign.insert(lua.globals().to_pointer() as usize);
-    for pair in loaded_table(lua)?.pairs::<Value, Value>() {
-        let (name, module) = pair?;
-        let in_batch = matches!(&name, Value::String(s) if batch.contains(&*s.to_string_lossy()));
-        if let (Value::Table(module), false) = (module, in_batch) {
-            foreign.insert(module.to_pointer() as usize);
-        }
-    }
-    Ok(foreign)
-}
-
 fn loaded_keys(loaded: &Table) -> Result<HashSet<usize>> {
     Ok(loaded
         .pairs::<Value, Value>()
@@ -372,55 +345,3 @@ fn strip_require_prefix(message: &str) -> String {
     }
 }
 
-/// Registry key of the original Lua file searcher, which [`track_loads`] wraps.
-const ORIGINAL_SEARCHER: &str = "hotlua.lua_searcher";
-
-/// Records, for every Lua module `require` loads from now on, the values its file set at load
-/// time (see [`crate::DataPolicy::Merge3`]), by wrapping the Lua file searcher
-/// (the second of [`searchers`]).
-pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
-    let Ok(searchers) = searchers(lua) else {
-        return Ok(());
-    };
-    let Ok(lua_searcher) = searchers.raw_get::<Function>(2) else {
-        return Ok(());
-    };
-    lua.set_named_registry_value(ORIGINAL_SEARCHER, &lua_searcher)?;
-    let tracking = lua.create_function(move |lua, name: String| {
-        let found: MultiValue = lua_searcher.call(name.as_str())?;
-        let Some(Value::Function(loader)) = found.front().cloned() else {
-            return Ok(found);
-        };
-        let extra = found.get(1).cloned().unwrap_or(Value::Nil);
-        let recording = lua.create_function(move |lua, args: MultiValue| {
-            let result: Value = loader.call(args)?;
-            let module = match &result {
-                Value::Nil => loaded_table(lua)
-                    .map_err(mlua::Error::external)?
-                    .raw_get(name.as_str())?,
-                other => other.clone(),
-            };
-            baseline::record_load(lua, &name, &module)?;
-            Ok(result)
-        })?;
-        Ok(MultiValue::from_iter([Value::Function(recording), extra]))
-    })?;
-    searchers.raw_set(2, &tracking)?;
-    lua.set_named_registry_value(TRACKING_SEARCHER, tracking)?;
-    Ok(())
-}
-
-/// Registry key of the wrapper [`track_loads`] installs, so [`find`] can call the original
-/// searcher instead (it needs the Lua chunk itself, not a wrapper).
-const TRACKING_SEARCHER: &str = "hotlua.tracking_searcher";
-
-/// The searcher to call in place of `searcher`: the original Lua file searcher if `searcher`
-/// is hotlua's tracking wrapper.
-fn unwrapped(lua: &Lua, searcher: Function) -> Function {
-    match lua.named_registry_value::<Option<Function>>(TRACKING_SEARCHER) {
-        Ok(Some(tracking)) if tracking == searcher => lua
-            .named_registry_value(ORIGINAL_SEARCHER)
-            .unwrap_or(searcher),
-        _ => searcher,
-    }
-}

@@ -104,7 +104,7 @@ pub(crate) fn install(lua: &Lua, shared: Rc<Shared>) -> mlua::Result<Table> {
     )?;
     api.set_metatable(Some(metatable))?;
 
-    crate::load::loaded_table(lua)
+    crate::modules::loaded_table(lua)
         .map_err(mlua::Error::external)?
         .raw_set("hotlua", &api)?;
     Ok(api)

@@ -121,12 +121,15 @@ unsafe fn cell_identity(state: *mut ffi::lua_State, function: c_int, n: c_int) -
 
 /// Pushes every upvalue of the function at index 1 and records its name and cell.
 ///
-/// SAFETY (for callers): index 1 must hold a function. lua_getupvalue pushes one value per
-/// existing upvalue and returns NULL past the last one, pushing nothing; lua_upvalueid is only
-/// called with an index lua_getupvalue just accepted.
+/// SAFETY (for callers): index 1 must hold a function. A C function frame is only promised
+/// `LUA_MINSTACK` free slots, so room for each upvalue is made with lua_checkstack before it
+/// is pushed (a function has at most 255 upvalues; lua_checkstack fails only when the whole
+/// stack would pass `LUAI_MAXSTACK`, and then nothing more is pushed). lua_getupvalue pushes
+/// one value per existing upvalue and returns NULL past the last one, pushing nothing;
+/// lua_upvalueid is only called with an index lua_getupvalue just accepted.
 unsafe fn push_upvalues(state: *mut ffi::lua_State, named: &mut Vec<(String, usize)>) {
     let mut index = 1;
-    loop {
+    while ffi::lua_checkstack(state, 1) != 0 {
         let name = ffi::lua_getupvalue(state, 1, index);
         if name.is_null() {
             break;

@@ -167,7 +167,7 @@ impl<'lua> Planner<'lua> {
     fn new(lua: &'lua Lua, staged: &Staged) -> Result<Planner<'lua>> {
         let batch: HashSet<&str> = staged.modules.iter().map(|m| m.name.as_str()).collect();
         let globals = lua.globals();
-        let mut foreign = crate::load::foreign_tables(lua, &batch)?;
+        let mut foreign = crate::modules::foreign_tables(lua, &batch)?;
         foreign.insert(globals.to_pointer() as usize);
         let mut table_pairs = HashMap::new();
         for module in &staged.modules {
@@ -247,7 +247,7 @@ impl<'lua> Planner<'lua> {
         if self.exported_elsewhere.is_none() {
             let mut exported = HashSet::new();
             let mut tables = vec![self.globals.clone()];
-            for pair in crate::load::loaded_table(self.lua)?.pairs::<Value, Value>() {
+            for pair in crate::modules::loaded_table(self.lua)?.pairs::<Value, Value>() {
                 if let (_, Value::Table(module)) = pair? {
                     if self.is_foreign(&module) {
                         tables.push(module);

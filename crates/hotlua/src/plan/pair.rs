@@ -16,7 +16,7 @@ impl Planner<'_> {
     ) -> Result<()> {
         let base_module = base.and_then(|b| b.raw_get::<Option<Table>>("module").ok().flatten());
         let base_globals = base.and_then(|b| b.raw_get::<Option<Table>>("globals").ok().flatten());
-        let loaded = crate::load::loaded_table(self.lua)?;
+        let loaded = crate::modules::loaded_table(self.lua)?;
         match (&module.old, &module.new) {
             (Value::Table(old), Value::Table(new)) if old != new => {
                 self.pair_tables(old, new, &module.name, base_module);
