@@ -64,7 +64,9 @@
 
 mod apply;
 mod baseline;
+mod batch;
 pub mod error;
+mod live_table;
 mod load;
 mod lua_api;
 mod modules;
@@ -272,7 +274,7 @@ impl Reloader {
                 .or_else(|| policies.get(name).copied())
                 .unwrap_or_default()
         };
-        let staged = load::stage_all(&self.lua, modules, &self.shared.reloading)?;
+        let staged = batch::stage_all(&self.lua, modules, &self.shared.reloading)?;
         let result = (|| {
             // Planning creates many handles; a collection cycle meanwhile would traverse them
             // all again and again. No finalizer may run Lua code (and see a half-done reload)

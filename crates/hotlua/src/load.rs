@@ -7,12 +7,11 @@
 //! nothing global changes unless the whole reload succeeds.
 
 use std::cell::Cell;
-use std::collections::HashSet;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
+use crate::live_table::LiveTable;
 use crate::modules::{loaded_table, searchers};
 use crate::tracking::unwrapped;
 use crate::{Error, Result};
@@ -33,61 +32,17 @@ pub struct StagedModule {
     pub globals: Table,
 }
 
-/// The staged new versions of a batch, and what staging changed that a failure must undo.
-pub struct Staged {
-    pub modules: Vec<StagedModule>,
-    /// Modules the new top levels `require`d for the first time.
-    newly_loaded: Vec<Value>,
-    /// Milliseconds spent finding and compiling the files.
-    pub load_ms: f64,
-    /// Milliseconds spent running the new top levels.
-    pub stage_ms: f64,
-}
-
-impl Staged {
-    /// Forgets the modules the new top levels loaded for the first time, for a reload that
-    /// failed or was only a check.
-    pub(crate) fn roll_back(&self, lua: &Lua) -> Result<()> {
-        let loaded = loaded_table(lua)?;
-        for name in &self.newly_loaded {
-            loaded.raw_set(name, Value::Nil)?;
-        }
-        Ok(())
-    }
-}
-
-/// Finds, compiles and runs the new top level of every module of the batch.
-///
-/// `reloading` is true exactly while a new top level runs (`hotlua.reloading`).
-pub(crate) fn stage_all(lua: &Lua, names: &[&str], reloading: &Cell<bool>) -> Result<Staged> {
-    let mut staged = Staged {
-        modules: Vec::with_capacity(names.len()),
-        newly_loaded: Vec::new(),
-        load_ms: 0.0,
-        stage_ms: 0.0,
-    };
-    for name in names {
-        match stage(lua, name, reloading, &mut staged) {
-            Ok(module) => staged.modules.push(module),
-            Err(error) => {
-                staged.roll_back(lua)?;
-                return Err(error);
-            }
-        }
-    }
-    Ok(staged)
-}
-
-fn stage(
+/// Runs `chunk`, the new top level of module `name` compiled from `file`, whose live value is
+/// `old`, in a staging environment. The caller hides `package.loaded[name]` meanwhile, so
+/// that `local M = package.loaded[...] or {}` builds a fresh table instead of writing into the
+/// live one. `reloading` is true exactly while the top level runs (`hotlua.reloading`).
+pub(crate) fn stage(
     lua: &Lua,
     name: &str,
+    (chunk, file): (Function, PathBuf),
+    old: Value,
     reloading: &Cell<bool>,
-    staged: &mut Staged,
 ) -> Result<StagedModule> {
-    let started = Instant::now();
-    let (chunk, file) = find(lua, name)?;
-    staged.load_ms += started.elapsed().as_secs_f64() * 1e3;
-    let started = Instant::now();
     let source = format!("@{}", file.display());
     let globals = lua.globals();
     let stage = staging_environment(lua, &globals, &source)?;
@@ -95,42 +50,41 @@ fn stage(
     chunk.set_environment(stage.clone())?;
 
     let loaded = loaded_table(lua)?;
-    let old: Value = loaded.raw_get(name)?;
-    let before: HashSet<usize> = loaded_keys(&loaded)?;
-    // Hidden so that `local M = package.loaded[...] or {}` builds a fresh table instead of
-    // writing into the live one.
-    loaded.raw_set(name, Value::Nil)?;
     // Lua 5.1's `module(name)` looks the module up in the real globals (not the chunk's
     // environment) and would reuse and fill the live table: hide it too, and put it back.
     #[cfg(any(feature = "lua51", feature = "luajit"))]
     let old_global: Value = globals.raw_get(name)?;
     #[cfg(any(feature = "lua51", feature = "luajit"))]
     globals.raw_set(name, Value::Nil)?;
+    let live_table = LiveTable::copy(lua, &old)?;
     reloading.set(true);
     let ran = chunk.call::<MultiValue>((name, file.display().to_string()));
     reloading.set(false);
+    let written = live_table
+        .as_ref()
+        .map(|live| live.restore(lua))
+        .transpose()?;
     #[cfg(any(feature = "lua51", feature = "luajit"))]
     globals.raw_set(name, old_global)?;
     let stored: Value = loaded.raw_get(name)?;
-    loaded.raw_set(name, old.clone())?;
-    for (key, _) in loaded.pairs::<Value, Value>().flatten() {
-        let is_this_module = matches!(&key, Value::String(s) if s == name);
-        if !is_this_module && !before.contains(&key_identity(&key)) {
-            staged.newly_loaded.push(key);
-        }
-    }
-    staged.stage_ms += started.elapsed().as_secs_f64() * 1e3;
+    loaded.raw_set(name, Value::Nil)?;
     let returned = ran.map_err(|error| Error::TopLevel {
         module: name.to_owned(),
         file: file.clone(),
         message: lua_error_text(&error),
     })?;
 
-    let new = match returned.into_iter().next() {
+    let mut new = match returned.into_iter().next() {
         Some(Value::Nil) | None if stored != Value::Nil => stored,
         Some(Value::Nil) | None => Value::Boolean(true),
         Some(value) => value,
     };
+    // The new top level filled the live table itself: what it wrote is the new version.
+    if let (Some(live), Some(written)) = (live_table, written) {
+        if live.is(&new) {
+            new = Value::Table(written);
+        }
+    }
     check_same_kind(name, &file, &old, &new)?;
     Ok(StagedModule {
         name: name.to_owned(),
@@ -163,7 +117,7 @@ fn check_same_kind(name: &str, file: &std::path::Path, old: &Value, new: &Value)
 }
 
 /// Runs `package.searchers` like `require` does and returns the Lua chunk and its file.
-fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
+pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
     let package: Table = lua.globals().raw_get("package")?;
     let searchers = searchers(lua)?;
     // The file the Lua searcher will open, found once: to refuse an empty file before it is
@@ -306,20 +260,6 @@ fn is_from_source(function: &Function, source: &str) -> bool {
     info.what == "Lua" && info.source.as_deref() == Some(source)
 }
 
-fn loaded_keys(loaded: &Table) -> Result<HashSet<usize>> {
-    Ok(loaded
-        .pairs::<Value, Value>()
-        .flatten()
-        .map(|(key, _)| key_identity(&key))
-        .collect())
-}
-
-/// Identity of a `package.loaded` key (always a string in practice; interned, so the pointer
-/// identifies it).
-fn key_identity(key: &Value) -> usize {
-    key.to_pointer() as usize
-}
-
 /// The Lua error's own text, without mlua's decorations (callback wrappers, the traceback
 /// mlua appends to runtime errors): one line a watch log can print.
 pub(crate) fn lua_error_text(error: &mlua::Error) -> String {
@@ -344,4 +284,3 @@ fn strip_require_prefix(message: &str) -> String {
         _ => message.to_owned(),
     }
 }
-

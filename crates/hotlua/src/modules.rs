@@ -36,4 +36,3 @@ pub(crate) fn foreign_tables(lua: &Lua, batch: &HashSet<&str>) -> Result<HashSet
     }
     Ok(foreign)
 }
-

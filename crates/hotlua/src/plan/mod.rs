@@ -28,7 +28,8 @@ use mlua::{Function, Lua, Table, Value};
 use rustc_hash::FxHashSet;
 
 use crate::apply::Write;
-use crate::load::{Staged, StagedModule};
+use crate::batch::Staged;
+use crate::load::StagedModule;
 use crate::raw::FunctionFacts;
 use crate::report::ModuleFile;
 use crate::{baseline, DataPolicy, Report, Result};

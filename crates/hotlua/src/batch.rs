@@ -1,0 +1,195 @@
+//! Staging a batch: every module's new top level runs once, and a top level that `require`s
+//! another module of the batch gets that module's new version, whatever the order of the batch.
+//!
+//! While the batch stages, the live entries of its modules in `package.loaded` are hidden and
+//! `package.preload` holds, for each of them, a loader that stages that module (if it is not
+//! staged yet) and returns its new version. Both are put back before staging returns, whatever
+//! happened.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::time::Instant;
+
+use std::path::PathBuf;
+
+use mlua::{Function, Lua, Table, Value};
+
+use crate::load::{find, stage, StagedModule};
+use crate::modules::loaded_table;
+use crate::{Error, Result};
+
+/// The staged new versions of a batch, and what staging changed that a failure must undo.
+pub struct Staged {
+    pub modules: Vec<StagedModule>,
+    /// Modules the new top levels `require`d for the first time.
+    newly_loaded: Vec<Value>,
+    /// Milliseconds spent finding and compiling the files.
+    pub load_ms: f64,
+    /// Milliseconds spent running the new top levels.
+    pub stage_ms: f64,
+}
+
+impl Staged {
+    /// Forgets the modules the new top levels loaded for the first time, for a reload that
+    /// failed or was only a check.
+    pub(crate) fn roll_back(&self, lua: &Lua) -> Result<()> {
+        let loaded = loaded_table(lua)?;
+        for name in &self.newly_loaded {
+            loaded.raw_set(name, Value::Nil)?;
+        }
+        Ok(())
+    }
+}
+
+/// Finds, compiles and runs the new top level of every module of the batch.
+///
+/// `reloading` is true exactly while a new top level runs (`hotlua.reloading`).
+pub(crate) fn stage_all(lua: &Lua, names: &[&str], reloading: &Cell<bool>) -> Result<Staged> {
+    let started = Instant::now();
+    // Every file is found and compiled before any top level runs: a syntax error anywhere
+    // fails the batch before it has run any code.
+    let chunks = names
+        .iter()
+        .map(|name| find(lua, name))
+        .collect::<Result<Vec<_>>>()?;
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let loaded = loaded_table(lua)?;
+    let preload: Table = lua
+        .globals()
+        .raw_get::<Table>("package")?
+        .raw_get("preload")?;
+    let batch = Batch {
+        lua,
+        names,
+        live: names
+            .iter()
+            .map(|name| loaded.raw_get(*name))
+            .collect::<mlua::Result<_>>()?,
+        chunks,
+        reloading,
+        modules: RefCell::new(names.iter().map(|_| None).collect()),
+        running: RefCell::new(Vec::new()),
+        failure: RefCell::new(None),
+    };
+    let preloaded: Vec<Value> = names
+        .iter()
+        .map(|name| preload.raw_get(*name))
+        .collect::<mlua::Result<_>>()?;
+    for name in names {
+        loaded.raw_set(*name, Value::Nil)?;
+    }
+    let before: HashSet<usize> = loaded_keys(&loaded)?;
+
+    let outcome = lua.scope(|scope| {
+        for (index, name) in names.iter().enumerate() {
+            let batch = &batch;
+            let loader = scope.create_function(move |_, _: mlua::MultiValue| {
+                batch.stage(index).map_err(|error| {
+                    let message = error.to_string();
+                    batch.failure.borrow_mut().get_or_insert(error);
+                    mlua::Error::runtime(message)
+                })
+            })?;
+            preload.raw_set(*name, loader)?;
+        }
+        for index in 0..names.len() {
+            if let Err(error) = batch.stage(index) {
+                batch.failure.borrow_mut().get_or_insert(error);
+                break;
+            }
+        }
+        Ok(())
+    });
+
+    let mut newly_loaded = Vec::new();
+    for (key, _) in loaded.pairs::<Value, Value>().flatten() {
+        let in_batch = matches!(&key, Value::String(s) if names.iter().any(|n| s == n));
+        if !in_batch && !before.contains(&key_identity(&key)) {
+            newly_loaded.push(key);
+        }
+    }
+    for ((name, live), preloaded) in names.iter().zip(&batch.live).zip(preloaded) {
+        loaded.raw_set(*name, live)?;
+        preload.raw_set(*name, preloaded)?;
+    }
+    let mut staged = Staged {
+        modules: Vec::with_capacity(names.len()),
+        newly_loaded,
+        load_ms,
+        stage_ms: started.elapsed().as_secs_f64() * 1e3 - load_ms,
+    };
+    let failure = batch.failure.into_inner();
+    if let Some(error) = failure.or(outcome.err().map(Error::from)) {
+        staged.roll_back(lua)?;
+        return Err(error);
+    }
+    staged.modules = batch.modules.into_inner().into_iter().flatten().collect();
+    Ok(staged)
+}
+
+/// The batch being staged.
+struct Batch<'a> {
+    lua: &'a Lua,
+    names: &'a [&'a str],
+    /// `package.loaded[name]` of each module before the reload.
+    live: Vec<Value>,
+    /// The compiled chunk and file of each module.
+    chunks: Vec<(Function, PathBuf)>,
+    reloading: &'a Cell<bool>,
+    /// The staged modules, by their place in the batch.
+    modules: RefCell<Vec<Option<StagedModule>>>,
+    /// The modules whose top level is running, outermost first: to refuse a cycle.
+    running: RefCell<Vec<usize>>,
+    /// The first error, also when it was raised inside another module's top level.
+    failure: RefCell<Option<Error>>,
+}
+
+impl Batch<'_> {
+    /// Stages module `index` unless it already is, and returns its new version.
+    fn stage(&self, index: usize) -> Result<Value> {
+        if let Some(module) = &self.modules.borrow()[index] {
+            return Ok(module.new.clone());
+        }
+        let name = self.names[index];
+        if let Some(start) = self.running.borrow().iter().position(|&i| i == index) {
+            let cycle: Vec<&str> = self.running.borrow()[start..]
+                .iter()
+                .chain([&index])
+                .map(|&i| self.names[i])
+                .collect();
+            return Err(Error::Request(format!(
+                "the new top levels require each other in a cycle: {}",
+                cycle.join(" → ")
+            )));
+        }
+        self.running.borrow_mut().push(index);
+        let staged = stage(
+            self.lua,
+            name,
+            self.chunks[index].clone(),
+            self.live[index].clone(),
+            self.reloading,
+        );
+        self.running.borrow_mut().pop();
+        let module = staged?;
+        let new = module.new.clone();
+        // Later top levels that `require` it get the new version.
+        loaded_table(self.lua)?.raw_set(name, &new)?;
+        self.modules.borrow_mut()[index] = Some(module);
+        Ok(new)
+    }
+}
+
+fn loaded_keys(loaded: &Table) -> Result<HashSet<usize>> {
+    Ok(loaded
+        .pairs::<Value, Value>()
+        .flatten()
+        .map(|(key, _)| key_identity(&key))
+        .collect())
+}
+
+/// Identity of a `package.loaded` key (always a string in practice; interned, so the pointer
+/// identifies it).
+fn key_identity(key: &Value) -> usize {
+    key.to_pointer() as usize
+}
