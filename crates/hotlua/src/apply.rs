@@ -14,6 +14,15 @@ pub(crate) enum Write {
         key: Value,
         value: Value,
     },
+    /// `table[key] = value` through the table's `__newindex`, for a field the new version adds
+    /// to a live table whose metatable has one: class libraries propagate methods to subclasses
+    /// that way. Made after every raw write; undone by removing the field again, but whatever
+    /// else `__newindex` did stays.
+    Assign {
+        table: Table,
+        key: Value,
+        value: Value,
+    },
     /// `setmetatable(table, metatable)` (raw: `__metatable` protection does not apply).
     Metatable {
         table: Table,
@@ -52,6 +61,14 @@ impl Write {
                     table: table.clone(),
                     key: key.clone(),
                     value: before,
+                })
+            }
+            Write::Assign { table, key, value } => {
+                table.set(key, value)?;
+                Some(Write::Field {
+                    table: table.clone(),
+                    key: key.clone(),
+                    value: Value::Nil,
                 })
             }
             Write::Metatable { table, metatable } => {

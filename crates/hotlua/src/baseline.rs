@@ -32,40 +32,40 @@ pub(crate) fn store(lua: &Lua, name: &str, baseline: Value) -> mlua::Result<()> 
     all(lua)?.raw_set(name, baseline)
 }
 
-/// A copy of `value` in which every table not `is_foreign` is copied (recursively, cycles
-/// kept as cycles) and every other value is the value itself.
+/// A copy of `value` in which every table not `is_foreign` is copied (cycles kept as cycles,
+/// any depth: pending tables wait in a list, not on the native stack) and every other value
+/// is the value itself.
 pub(crate) fn snapshot(
     lua: &Lua,
     value: &Value,
     is_foreign: &dyn Fn(&Table) -> bool,
 ) -> mlua::Result<Value> {
-    let mut copies = HashMap::new();
-    copy(lua, value, is_foreign, &mut copies)
-}
-
-fn copy(
-    lua: &Lua,
-    value: &Value,
-    is_foreign: &dyn Fn(&Table) -> bool,
-    copies: &mut HashMap<usize, Table>,
-) -> mlua::Result<Value> {
-    let Value::Table(table) = value else {
-        return Ok(value.clone());
+    let mut copies: HashMap<usize, Table> = HashMap::new();
+    let mut pending: Vec<(Table, Table)> = Vec::new();
+    let mut copy_of = |value: &Value, pending: &mut Vec<(Table, Table)>| -> mlua::Result<Value> {
+        let Value::Table(table) = value else {
+            return Ok(value.clone());
+        };
+        if is_foreign(table) {
+            return Ok(value.clone());
+        }
+        let identity = table.to_pointer() as usize;
+        if let Some(done) = copies.get(&identity) {
+            return Ok(Value::Table(done.clone()));
+        }
+        let duplicate = lua.create_table()?;
+        copies.insert(identity, duplicate.clone());
+        pending.push((table.clone(), duplicate.clone()));
+        Ok(Value::Table(duplicate))
     };
-    if is_foreign(table) {
-        return Ok(value.clone());
+    let root = copy_of(value, &mut pending)?;
+    while let Some((table, duplicate)) = pending.pop() {
+        for pair in table.pairs::<Value, Value>() {
+            let (key, field) = pair?;
+            duplicate.raw_set(key, copy_of(&field, &mut pending)?)?;
+        }
     }
-    let identity = table.to_pointer() as usize;
-    if let Some(done) = copies.get(&identity) {
-        return Ok(Value::Table(done.clone()));
-    }
-    let duplicate = lua.create_table()?;
-    copies.insert(identity, duplicate.clone());
-    for pair in table.pairs::<Value, Value>() {
-        let (key, field) = pair?;
-        duplicate.raw_set(key, copy(lua, &field, is_foreign, copies)?)?;
-    }
-    Ok(Value::Table(duplicate))
+    Ok(root)
 }
 
 fn all(lua: &Lua) -> mlua::Result<Table> {

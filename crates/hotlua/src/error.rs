@@ -62,6 +62,12 @@ pub enum Error {
     #[error("reload of '{module}' refused: a reload of {running} is already in progress")]
     Reentrant { module: String, running: String },
 
+    /// Pairing the new versions with the live program failed, for example because the modules
+    /// reach more objects than one plan can hold handles to (about a million). Nothing was
+    /// applied.
+    #[error("planning the reload of {modules} failed, nothing changed: {message}")]
+    Plan { modules: String, message: String },
+
     /// A module appears twice in one batch, or the batch is empty.
     #[error("invalid reload request: {0}")]
     Request(String),

@@ -280,7 +280,18 @@ impl Reloader {
             // all again and again. No finalizer may run Lua code (and see a half-done reload)
             // until the references are switched either.
             let _paused = CollectorPause::new(&self.lua);
-            let plan = plan::Plan::build(&self.lua, &staged, &policy_of)?;
+            let plan =
+                plan::Plan::build(&self.lua, &staged, &policy_of).map_err(|error| match error {
+                    Error::Lua(error) => Error::Plan {
+                        modules: modules
+                            .iter()
+                            .map(|name| format!("'{name}'"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        message: load::lua_error_text(&error),
+                    },
+                    other => other,
+                })?;
             let mut report = plan.report.clone();
             if apply {
                 lua_api::call_hooks_before(&self.lua, &report)?;

@@ -2,7 +2,7 @@
 
 use mlua::{Function, Value};
 
-use super::{both_numbers, OldCell, Planner};
+use super::{both_numbers, OldCell, Path, Planner};
 use crate::apply::Write;
 use crate::Result;
 
@@ -32,13 +32,13 @@ impl Planner<'_> {
         // Cells no paired function carries join the old module's only local of their name;
         // pairing their values may pair more functions, so repeat until nothing changes.
         loop {
-            let mut unpaired: Vec<(usize, String, String, Value)> = self
+            let mut unpaired: Vec<(usize, String, Path, Value)> = self
                 .new_cells
                 .iter()
                 .filter(|(cell, new)| !self.cell_joins.contains_key(cell) && new.name != "_ENV")
                 .map(|(cell, new)| (*cell, new.name.clone(), new.path.clone(), new.value.clone()))
                 .collect();
-            unpaired.sort_by(|a, b| a.2.cmp(&b.2));
+            unpaired.sort_by_cached_key(|cell| cell.2.to_string());
             let mut joined_any = false;
             for (cell, name, path, value) in unpaired {
                 let Some(candidates) = self.old_cells_by_name.get(&name) else {
@@ -60,7 +60,7 @@ impl Planner<'_> {
 
         let new_cells = std::mem::take(&mut self.new_cells);
         let mut cells: Vec<_> = new_cells.iter().collect();
-        cells.sort_by(|a, b| a.1.path.cmp(&b.1.path));
+        cells.sort_by_cached_key(|(_, cell)| cell.path.to_string());
         let mut writes = Vec::new();
         for (cell, new) in cells {
             match self.cell_joins.get(cell).cloned() {
@@ -82,7 +82,7 @@ impl Planner<'_> {
                     if new.name != "_ENV" {
                         self.report.locals_joined += 1;
                         if !crate::raw::CELLS_CAN_BE_JOINED {
-                            self.report.locals_copied.push(new.path.clone());
+                            self.report.locals_copied.push(new.path.to_string());
                         }
                     }
                 }
@@ -97,7 +97,7 @@ impl Planner<'_> {
                         });
                     }
                     if new.name != "_ENV" {
-                        self.report.locals_new.push(new.path.clone());
+                        self.report.locals_new.push(new.path.to_string());
                     }
                 }
             }
@@ -107,7 +107,7 @@ impl Planner<'_> {
     }
 
     /// The value a joined cell must hold after the reload, if not its live one.
-    fn joined_value(&mut self, live: &Value, new: &Value, path: &str) -> Result<Option<Value>> {
+    fn joined_value(&mut self, live: &Value, new: &Value, path: &Path) -> Result<Option<Value>> {
         let resolved = self.resolve(new);
         if &resolved == live {
             return Ok(None);
@@ -133,7 +133,7 @@ impl Planner<'_> {
             _ if std::mem::discriminant(live) != std::mem::discriminant(new)
                 && !both_numbers(live, new) =>
             {
-                self.report.locals_type_changed.push(path.to_owned());
+                self.report.locals_type_changed.push(path.to_string());
                 true
             }
             _ => false,

@@ -3,7 +3,7 @@
 
 use mlua::{Table, Value};
 
-use super::{key_path, NewCell, Planner};
+use super::{NewCell, Path, Planner};
 use crate::apply::Write;
 use crate::load::StagedModule;
 use crate::Result;
@@ -14,19 +14,19 @@ impl Planner<'_> {
         let mut pending = Vec::new();
         for pair in module.globals.pairs::<Value, Value>() {
             let (key, value) = pair?;
-            let path = key_path("", &key);
-            pending.push((key, module.name.clone()));
+            let path = Path::root("").field(&key);
+            pending.push((key, Path::root(&module.name)));
             pending.push((value, path));
         }
-        pending.push((module.new.clone(), module.name.clone()));
+        pending.push((module.new.clone(), Path::root(&module.name)));
         pending.reverse();
         self.collect(pending)
     }
 
     /// Collects the values of `pending` (a stack: the last is visited first) and everything
     /// they reach, depth first, each at the path it is first reached by.
-    fn collect(&mut self, mut pending: Vec<(Value, String)>) -> Result<()> {
-        let mut children: Vec<(Value, String)> = Vec::new();
+    fn collect(&mut self, mut pending: Vec<(Value, Path)>) -> Result<()> {
+        let mut children: Vec<(Value, Path)> = Vec::new();
         while let Some((value, path)) = pending.pop() {
             match &value {
                 Value::Table(table) => {
@@ -41,12 +41,12 @@ impl Planner<'_> {
                     self.new_tables.insert(identity, table.clone());
                     for pair in table.pairs::<Value, Value>() {
                         let (key, field) = pair?;
-                        let field_path = key_path(&path, &key);
+                        let field_path = path.field(&key);
                         children.push((key, path.clone()));
                         children.push((field, field_path));
                     }
                     if let Some(metatable) = table.metatable() {
-                        children.push((Value::Table(metatable), format!("{path}#mt")));
+                        children.push((Value::Table(metatable), path.metatable()));
                     }
                 }
                 Value::Function(function) => {
@@ -67,7 +67,7 @@ impl Planner<'_> {
                         {
                             for upvalue in &facts.upvalues {
                                 if matches!(upvalue.value, Value::Table(_)) {
-                                    let cell_path = format!("{path}@{}", upvalue.name);
+                                    let cell_path = path.upvalue(&upvalue.name);
                                     children.push((upvalue.value.clone(), cell_path));
                                 }
                             }
@@ -76,7 +76,7 @@ impl Planner<'_> {
                         self.new_functions
                             .insert(identity, (function.clone(), path.clone()));
                         for upvalue in &facts.upvalues {
-                            let cell_path = format!("{path}@{}", upvalue.name);
+                            let cell_path = path.upvalue(&upvalue.name);
                             let cell =
                                 self.new_cells
                                     .entry(upvalue.cell)

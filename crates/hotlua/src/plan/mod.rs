@@ -20,6 +20,7 @@
 mod cells;
 mod collect;
 mod pair;
+mod path;
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -27,6 +28,7 @@ use std::rc::Rc;
 use mlua::{Function, Lua, Table, Value};
 use rustc_hash::FxHashSet;
 
+use self::path::Path;
 use crate::apply::Write;
 use crate::batch::Staged;
 use crate::load::StagedModule;
@@ -98,7 +100,7 @@ struct OldCell {
 /// An upvalue cell of the new version and every new function that shares it.
 struct NewCell {
     name: String,
-    path: String,
+    path: Path,
     value: Value,
     holders: Vec<(Function, i32)>,
 }
@@ -110,7 +112,7 @@ enum Task {
     MergeTables {
         live: Table,
         new: Table,
-        path: String,
+        path: Path,
         base: Option<Table>,
     },
     /// Pair the upvalue values of two functions by name (the cells of module functions are
@@ -118,7 +120,7 @@ enum Task {
     PairUpvalues {
         old: Function,
         new: Function,
-        path: String,
+        path: Path,
     },
 }
 
@@ -137,12 +139,12 @@ struct Planner<'lua> {
     /// Every table the new versions created, by identity.
     new_tables: HashMap<usize, Table>,
     /// Every function of the new versions, with the path it was first found at.
-    new_functions: HashMap<usize, (Function, String)>,
+    new_functions: HashMap<usize, (Function, Path)>,
     new_cells: HashMap<usize, NewCell>,
     /// New table → the live table it merges into.
     table_pairs: HashMap<usize, Table>,
     /// Old function identity → the old function, its new version, and the path they paired at.
-    function_pairs: HashMap<usize, (Function, Function, String)>,
+    function_pairs: HashMap<usize, (Function, Function, Path)>,
     /// Closures of other files that the new versions reach, by identity: the tables they
     /// capture are collected, and pointed at live tables if they go live.
     foreign_closures: HashMap<usize, Function>,
@@ -318,15 +320,18 @@ impl<'lua> Planner<'lua> {
     fn finish(mut self) -> Plan {
         // Values were planned as the new version holds them; now that every pairing is known,
         // point them at their live counterparts.
-        let writes: Vec<Write> = std::mem::take(&mut self.writes)
+        let mut writes: Vec<Write> = std::mem::take(&mut self.writes)
             .into_iter()
             .map(|write| self.resolve_write(write))
             .collect();
+        // Assignments run library code (`__newindex`) that expects the live objects to be
+        // complete: they come after every raw write.
+        writes.sort_by_key(|write| matches!(write, Write::Assign { .. }));
 
         let mut replaced: Vec<String> = self
             .function_pairs
             .values()
-            .map(|(_, _, path)| path.clone())
+            .map(|(_, _, path)| path.to_string())
             .collect();
         replaced.sort();
         let paired_new: HashSet<usize> = self
@@ -338,7 +343,7 @@ impl<'lua> Planner<'lua> {
             .new_functions
             .iter()
             .filter(|(identity, _)| !paired_new.contains(identity))
-            .map(|(_, (_, path))| path.clone())
+            .map(|(_, (_, path))| path.to_string())
             .collect();
         added.sort();
         self.report.functions_replaced = replaced;
@@ -373,6 +378,11 @@ impl<'lua> Planner<'lua> {
                 key: self.resolve(&key),
                 value: self.resolve(&value),
             },
+            Write::Assign { table, key, value } => Write::Assign {
+                table,
+                key: self.resolve(&key),
+                value: self.resolve(&value),
+            },
             Write::Upvalue {
                 function,
                 index,
@@ -396,28 +406,6 @@ impl<'lua> Planner<'lua> {
             },
             join @ Write::Join { .. } => join,
         }
-    }
-}
-
-/// `path.key` for a string key that is a name, `path[key]` otherwise.
-fn key_path(path: &str, key: &Value) -> String {
-    let dot = if path.is_empty() { "" } else { "." };
-    match key {
-        Value::String(s) => {
-            let s = s.to_string_lossy();
-            let is_name = !s.is_empty()
-                && !s.starts_with(|c: char| c.is_ascii_digit())
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if is_name {
-                format!("{path}{dot}{s}")
-            } else {
-                format!("{path}[{s:?}]")
-            }
-        }
-        Value::Integer(i) => format!("{path}[{i}]"),
-        Value::Number(n) => format!("{path}[{n}]"),
-        Value::Boolean(b) => format!("{path}[{b}]"),
-        other => format!("{path}[{}]", other.type_name()),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use mlua::{Function, Table, Value};
 
-use super::{both_numbers, key_path, OldCell, Planner, Task};
+use super::{both_numbers, OldCell, Path, Planner, Task};
 use crate::apply::Write;
 use crate::load::StagedModule;
 use crate::report::Conflict;
@@ -19,11 +19,11 @@ impl Planner<'_> {
         let loaded = crate::modules::loaded_table(self.lua)?;
         match (&module.old, &module.new) {
             (Value::Table(old), Value::Table(new)) if old != new => {
-                self.pair_tables(old, new, &module.name, base_module);
+                self.pair_tables(old, new, &Path::root(&module.name), base_module);
             }
             (Value::Function(old), Value::Function(new)) if old != new => {
                 if self.owned(old)? && self.is_new_function(new) {
-                    self.pair_functions(old, new, &module.name)?;
+                    self.pair_functions(old, new, &Path::root(&module.name))?;
                 }
                 self.write_field(&loaded, module.name.as_str(), module.new.clone())?;
             }
@@ -33,7 +33,12 @@ impl Planner<'_> {
             _ => {}
         }
         let globals = self.globals.clone();
-        self.merge_fields(&globals, &module.globals, "", base_globals.as_ref())?;
+        self.merge_fields(
+            &globals,
+            &module.globals,
+            &Path::root(""),
+            base_globals.as_ref(),
+        )?;
         self.drain()
     }
 
@@ -63,7 +68,7 @@ impl Planner<'_> {
     }
 
     /// Pairs a new table with the live one at its path; the merge itself is a [`Task`].
-    fn pair_tables(&mut self, live: &Table, new: &Table, path: &str, base: Option<Table>) {
+    fn pair_tables(&mut self, live: &Table, new: &Table, path: &Path, base: Option<Table>) {
         let identity = new.to_pointer() as usize;
         if self.table_pairs.contains_key(&identity) {
             return;
@@ -73,7 +78,7 @@ impl Planner<'_> {
         self.tasks.push(Task::MergeTables {
             live: live.clone(),
             new: new.clone(),
-            path: path.to_owned(),
+            path: path.clone(),
             base,
         });
     }
@@ -82,7 +87,7 @@ impl Planner<'_> {
         &mut self,
         live: &Table,
         new: &Table,
-        path: &str,
+        path: &Path,
         base: Option<&Table>,
     ) -> Result<()> {
         self.merge_fields(live, new, path, base)?;
@@ -90,7 +95,7 @@ impl Planner<'_> {
             let (key, value) = pair?;
             if let Value::Function(function) = &value {
                 if self.owned(function)? && new.raw_get::<Value>(&key)? == Value::Nil {
-                    let deleted_path = key_path(path, &key);
+                    let deleted_path = path.field(&key).to_string();
                     self.remember_old_cells(function)?;
                     self.report.functions_kept_deleted.push(deleted_path);
                 }
@@ -101,7 +106,7 @@ impl Planner<'_> {
                 self.pair_values(
                     &Value::Table(live_meta),
                     &Value::Table(new_meta),
-                    &format!("{path}#mt"),
+                    &path.metatable(),
                 )?;
             }
             (None, Some(new_meta)) => self.writes.push(Write::Metatable {
@@ -118,7 +123,7 @@ impl Planner<'_> {
         &mut self,
         live: &Table,
         new: &Table,
-        path: &str,
+        path: &Path,
         base: Option<&Table>,
     ) -> Result<()> {
         for pair in new.pairs::<Value, Value>() {
@@ -135,18 +140,28 @@ impl Planner<'_> {
                 }
                 continue;
             }
-            let field_path = key_path(path, &key);
+            let field_path = path.field(&key);
             let live_value: Value = live.raw_get(&key)?;
             let base_value: Option<Value> = match base {
                 Some(base) => Some(base.raw_get(&key)?),
                 None => None,
             };
+            let added = live_value == Value::Nil;
             if self.merge_field(live_value, &new_value, base_value, &field_path)? {
-                self.writes.push(Write::Field {
-                    table: live.clone(),
-                    key,
-                    value: new_value,
-                });
+                let write = if added && has_newindex(live) && live != &self.globals {
+                    Write::Assign {
+                        table: live.clone(),
+                        key,
+                        value: new_value,
+                    }
+                } else {
+                    Write::Field {
+                        table: live.clone(),
+                        key,
+                        value: new_value,
+                    }
+                };
+                self.writes.push(write);
             }
         }
         Ok(())
@@ -158,7 +173,7 @@ impl Planner<'_> {
         live: Value,
         new: &Value,
         base: Option<Value>,
-        path: &str,
+        path: &Path,
     ) -> Result<bool> {
         if &live == new {
             return Ok(false);
@@ -234,7 +249,7 @@ impl Planner<'_> {
     }
 
     /// Same-type data: the policy decides.
-    fn merge_data(&mut self, live: &Value, new: &Value, base: Option<Value>, path: &str) -> bool {
+    fn merge_data(&mut self, live: &Value, new: &Value, base: Option<Value>, path: &Path) -> bool {
         match self.policy {
             DataPolicy::Keep => false,
             DataPolicy::Overwrite => true,
@@ -243,7 +258,7 @@ impl Planner<'_> {
                 Some(base) => {
                     if &base != new {
                         self.report.conflicts.push(Conflict {
-                            path: path.to_owned(),
+                            path: path.to_string(),
                             live: display(live),
                             file: display(new),
                         });
@@ -255,7 +270,7 @@ impl Planner<'_> {
         }
     }
 
-    pub(super) fn pair_values(&mut self, live: &Value, new: &Value, path: &str) -> Result<()> {
+    pub(super) fn pair_values(&mut self, live: &Value, new: &Value, path: &Path) -> Result<()> {
         match (live, new) {
             (Value::Table(live), Value::Table(new))
                 if live != new && self.is_new_table(new) && !self.is_foreign(live) =>
@@ -280,14 +295,14 @@ impl Planner<'_> {
         &mut self,
         old: &Function,
         new: &Function,
-        path: &str,
+        path: &Path,
     ) -> Result<()> {
         let identity = old.to_pointer() as usize;
         if self.function_pairs.contains_key(&identity) {
             return Ok(());
         }
         self.function_pairs
-            .insert(identity, (old.clone(), new.clone(), path.to_owned()));
+            .insert(identity, (old.clone(), new.clone(), path.clone()));
         self.remember_old_cells(old)?;
         let old_facts = self.facts(old)?;
         let new_facts = self.facts(new)?;
@@ -307,7 +322,7 @@ impl Planner<'_> {
         self.tasks.push(Task::PairUpvalues {
             old: old.clone(),
             new: new.clone(),
-            path: path.to_owned(),
+            path: path.clone(),
         });
         Ok(())
     }
@@ -315,17 +330,17 @@ impl Planner<'_> {
     /// Two closures of one function of other code (say a class library's constructor, made
     /// once for the live class and once for the new version's): the live closure stays, and
     /// the tables the new one captured pair with those the live one captured, by upvalue name.
-    fn pair_foreign_closures(&mut self, live: &Function, new: &Function, path: &str) {
+    fn pair_foreign_closures(&mut self, live: &Function, new: &Function, path: &Path) {
         if self.foreign_closure_pairs.insert(new.to_pointer() as usize) {
             self.tasks.push(Task::PairUpvalues {
                 old: live.clone(),
                 new: new.clone(),
-                path: path.to_owned(),
+                path: path.clone(),
             });
         }
     }
 
-    fn pair_upvalues(&mut self, old: &Function, new: &Function, path: &str) -> Result<()> {
+    fn pair_upvalues(&mut self, old: &Function, new: &Function, path: &Path) -> Result<()> {
         let old_facts = self.facts(old)?;
         let new_facts = self.facts(new)?;
         for upvalue in &new_facts.upvalues {
@@ -333,12 +348,21 @@ impl Planner<'_> {
                 self.pair_values(
                     &old_upvalue.value,
                     &upvalue.value,
-                    &format!("{path}@{}", upvalue.name),
+                    &path.upvalue(&upvalue.name),
                 )?;
             }
         }
         Ok(())
     }
+}
+
+/// True if assigning a missing field of `table` calls a `__newindex` metamethod.
+fn has_newindex(table: &Table) -> bool {
+    table.metatable().is_some_and(|metatable| {
+        metatable
+            .raw_get::<Value>("__newindex")
+            .is_ok_and(|v| v != Value::Nil)
+    })
 }
 
 fn display(value: &Value) -> String {
