@@ -1,84 +1,21 @@
-//! `hotlua run` behaves like `lua5.4 SCRIPT ARGS`: these drive the built binary.
+//! `hotlua run` behaves like `lua5.4 SCRIPT ARGS` and adds reloading: these drive the built
+//! binary.
+
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Command;
 
-const HOTLUA: &str = env!("CARGO_BIN_EXE_hotlua");
+use common::{expect, Run, TempDir, HOTLUA};
 
-/// A fresh folder under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("hotlua-cli-{test}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> &TempDir {
-        std::fs::write(self.0.join(name), text).unwrap();
-        self
-    }
-
-    /// Runs `hotlua ARGS` in this folder, without the caller's `LUA_*` variables.
-    fn hotlua(&self, args: &[&str]) -> Run {
-        let output = Command::new(HOTLUA)
-            .args(args)
-            .current_dir(&self.0)
-            .env_remove("LUA_PATH")
-            .env_remove("LUA_PATH_5_4")
-            .env_remove("LUA_CPATH")
-            .env_remove("LUA_CPATH_5_4")
-            .env_remove("LUA_INIT")
-            .env_remove("LUA_INIT_5_4")
-            .output()
-            .expect("cannot start hotlua");
-        Run::from(output)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-#[derive(Debug, PartialEq)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<Output> for Run {
-    fn from(output: Output) -> Run {
-        Run {
-            code: output.status.code(),
-            stdout: String::from_utf8(output.stdout).unwrap(),
-            stderr: String::from_utf8(output.stderr).unwrap(),
-        }
-    }
-}
-
-fn expect(code: i32, stdout: &str, stderr: &str) -> Run {
-    Run {
-        code: Some(code),
-        stdout: stdout.to_owned(),
-        stderr: stderr.to_owned(),
-    }
-}
-
+/// `run` and its options are part of the command line before the script, so they get
+/// negative indices like lua.c's options: re-running `arg[-3] .. arg[-2] ..` runs the same way.
 #[test]
 fn arg_table_and_varargs() {
     let dir = TempDir::new("args");
     dir.write(
         "script.lua",
-        "for i = -2, #arg do print(i, arg[i]) end\n\
+        "for i = -4, #arg do print(i, arg[i]) end\n\
          print(select('#', ...), ...)\n",
     );
     let run = dir.hotlua(&[
@@ -96,7 +33,7 @@ fn arg_table_and_varargs() {
         expect(
             0,
             &format!(
-                "-2\tnil\n-1\t{HOTLUA}\n0\tscript.lua\n1\tone\n2\ttwo words\n3\t--json\n4\t-w\n5\t\n\
+                "-4\tnil\n-3\t{HOTLUA}\n-2\trun\n-1\t--json\n0\tscript.lua\n1\tone\n2\ttwo words\n3\t--json\n4\t-w\n5\t\n\
                  5\tone\ttwo words\t--json\t-w\t\n"
             ),
             ""
@@ -348,18 +285,14 @@ fn require_hotlua_returns_the_api() {
 }
 
 /// The folder holding `lua.h` of the Lua 5.4 that mlua-sys built (crate `lua-src`), found with
-/// `cargo metadata`.
+/// `cargo metadata`, offline and for this platform only (the build downloaded no other
+/// platform's crates).
 fn lua_include_dir() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let output = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--manifest-path",
-        ])
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host_triple(), "--manifest-path"])
         .arg(&manifest)
         .output()
         .expect("cannot run cargo metadata");
@@ -395,6 +328,20 @@ fn lua_include_dir() -> PathBuf {
     found
         .pop()
         .unwrap_or_else(|| panic!("no lua-src crate with Lua 5.4 headers in cargo metadata"))
+}
+
+/// The platform `rustc` builds for by default, from `rustc -vV`.
+fn host_triple() -> String {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("cannot run rustc");
+    let text = String::from_utf8(output.stdout).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .expect("no host line in rustc -vV")
+        .to_owned()
 }
 
 #[test]
@@ -458,7 +405,18 @@ fn help_explains_the_poll_loop() {
     let dir = TempDir::new("help");
     let top = dir.hotlua(&["--help"]);
     assert_eq!((top.code, top.stderr.as_str()), (Some(0), ""));
-    assert!(top.stdout.contains("run "), "{}", top.stdout);
+    for needle in [
+        "Usage: hotlua [options] [script [args]]",
+        "hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]",
+        "-l g=mod  require library 'mod' into global 'g'",
+        "A script named `run`: `hotlua ./run`",
+    ] {
+        assert!(
+            top.stdout.contains(needle),
+            "{needle:?} not in:\n{}",
+            top.stdout
+        );
+    }
     assert!(top.stdout.contains("hotlua.poll()"), "{}", top.stdout);
     assert!(
         top.stdout.contains("hotlua.sleep(seconds)"),
@@ -469,7 +427,9 @@ fn help_explains_the_poll_loop() {
     let run = dir.hotlua(&["run", "--help"]);
     assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""));
     for needle in [
-        "Usage: hotlua run [OPTIONS] <SCRIPT> [ARGS]...",
+        "Usage: hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]",
+        "exactly `lua5.4`'s command line",
+        "a `--` ends them explicitly",
         "--watch <DIR>",
         "\n  -w\n",
         "--json",
