@@ -509,3 +509,102 @@ fn watch_dir_with_json_prints_json_reports() {
         "{run:?}"
     );
 }
+
+/// `run`'s options come first; the first other argument starts lua5.4's command line, and a
+/// `--` ends run's options explicitly (a second `--` is then lua5.4's).
+#[test]
+fn run_options_then_the_lua_command_line() {
+    let dir = TempDir::new("runlua");
+    dir.write("s.lua", "print('script', ...)\nwarn('w')\n")
+        .write("-x.lua", "print('dash script')\n");
+    assert_eq!(
+        dir.hotlua(&[
+            "run",
+            "-w",
+            "-W",
+            "-e",
+            "print(type(require 'hotlua'))",
+            "s.lua",
+            "a"
+        ]),
+        expect(0, "table\nscript\ta\n", "Lua warning: w\n")
+    );
+    assert_eq!(
+        dir.hotlua(&["run", "--watch", ".", "--", "-e", "print(1)", "s.lua"]),
+        expect(0, "1\nscript\n", "")
+    );
+    assert_eq!(
+        dir.hotlua(&["run", "--json", "--", "--", "-x.lua"]),
+        expect(0, "dash script\n", "")
+    );
+    let usage = dir.hotlua(&["run", "-w", "-x"]);
+    assert_eq!((usage.code, usage.stdout.as_str()), (Some(1), ""));
+    assert!(
+        usage
+            .stderr
+            .starts_with("lua: unrecognized option '-x'\nusage: lua "),
+        "{usage:?}"
+    );
+}
+
+/// Only `run` itself is special: a script named `run` is reached through a path or `--`.
+#[test]
+fn a_script_named_run() {
+    let dir = TempDir::new("runscript");
+    dir.write("run", "print('the run script', ...)\n");
+    assert_eq!(
+        dir.hotlua(&["./run", "a"]),
+        expect(0, "the run script\ta\n", "")
+    );
+    assert_eq!(
+        dir.hotlua(&["--", "run", "b"]),
+        expect(0, "the run script\tb\n", "")
+    );
+    assert_eq!(
+        dir.hotlua(&["run", "run", "c"]),
+        expect(0, "the run script\tc\n", "")
+    );
+}
+
+/// Without `run`, hotlua is lua5.4 and nothing more: no `hotlua` module, no load tracking.
+#[test]
+fn plain_hotlua_adds_nothing_to_lua() {
+    let dir = TempDir::new("plain");
+    assert_eq!(
+        dir.hotlua(&["-e", "print(package.loaded.hotlua, package.preload.hotlua)"]),
+        expect(0, "nil\tnil\n", "")
+    );
+}
+
+/// `hotlua run -w -i`: the REPL reloads changed modules before each line it runs.
+#[test]
+fn repl_under_run_reloads_before_each_line() {
+    let dir = TempDir::new("runrepl");
+    dir.write("mod.lua", MOD_V1);
+    let mut input = String::from(
+        "m = require 'mod'\n\
+         m.f()\n\
+         f = io.open('mod.lua', 'w') f:write('return { f = function() return 2 end }') f:close()\n",
+    );
+    // Time for the watcher to see the change; each line polls it.
+    input.push_str(&"os.execute('sleep 0.1')\n".repeat(40));
+    input.push_str("m.f()\n");
+    let output = Command::new(HOTLUA)
+        .args(["run", "-w", "-i"])
+        .current_dir(&dir.0)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(input.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let run = Run::from(output);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("> m.f()\n1\n"), "{run:?}");
+    assert!(run.stdout.ends_with("> m.f()\n2\n> \n"), "{run:?}");
+    assert!(run.stderr.starts_with("reloaded mod "), "{run:?}");
+}
