@@ -7,8 +7,8 @@ use mlua::{Function, Result};
 
 use crate::call::hotlua_error;
 use crate::cli::RunOptions;
-use crate::interpreter;
 use crate::lua_args::LuaArgs;
+use crate::{interpreter, signal};
 
 /// Runs `args` like `lua5.4`, with the `hotlua` module installed before any Lua code runs and
 /// the folders of `options` watched.
@@ -24,8 +24,7 @@ pub fn run(options: &RunOptions, args: &LuaArgs) -> Result<ExitCode> {
         if dirs.is_empty() {
             return Ok(None);
         }
-        reloader
-            .watch(&dirs)
+        signal::with_sigint_kept_here(|| reloader.watch(&dirs))
             .map_err(|err| mlua::Error::external(err.to_string()))?;
         // The REPL reloads what changed before each line, as `hotlua.poll()` would.
         Ok(Some(api.get::<Function>("poll")?))

@@ -565,12 +565,23 @@ fn penlight_app_reruns_the_interpreter() {
 /// run), exit status 1.
 #[test]
 fn sigint_interrupts_running_lua_code() {
+    assert_interrupted(&[]);
+}
+
+/// The same under `hotlua run --watch`, whose watcher threads must not take the signal.
+#[test]
+fn sigint_interrupts_running_lua_code_while_watching() {
+    assert_interrupted(&["run", "--watch", "."]);
+}
+
+fn assert_interrupted(before: &[&str]) {
     let dir = TempDir::new("sigint");
     let code = "local t = setmetatable({}, {__gc = function() io.stderr:write('gc ran\\n') end})\n\
                 io.stderr:write('looping\\n')\n\
                 while true do end";
     let mut child = dir
         .command(HOTLUA)
+        .args(before)
         .args(["-e", code])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
