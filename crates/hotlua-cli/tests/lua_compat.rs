@@ -341,6 +341,12 @@ end
         .starts_with("stdin:1: in repl\nstack traceback:\n"));
     dir.same(args(&["-e", "z = 3", "-i"]).stdin("z\n"));
     dir.same(args(&["-i"]).stdin(""));
+    // A failing script ends the program before the REPL.
+    let failed = dir.same(args(&["-i", "-e", "error('x')"]).stdin("print('not run')\n"));
+    assert_eq!(
+        (failed.code, failed.stdout.as_str()),
+        (Some(1), "<version>\n")
+    );
 }
 
 #[test]
