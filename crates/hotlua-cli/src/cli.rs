@@ -1,36 +1,89 @@
-//! The command line.
+//! The command line: `lua5.4`'s own (see `lua_args`), or `run` with reload options before it.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Run Lua 5.4 programs and hot-reload their modules while they run, keeping their state.
-#[derive(Debug, Parser)]
-#[command(name = "hotlua", version, arg_required_else_help = true, after_help = AFTER_HELP)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
+use crate::lua_args::{LuaArgs, UsageError};
+
+/// What to do.
+pub enum Invocation {
+    /// `hotlua [options] [script [args]]`: exactly `lua5.4`.
+    Lua(LuaArgs),
+    /// `hotlua run [RUN OPTIONS] [options] [script [args]]`: `lua5.4` plus `require "hotlua"`
+    /// and file watching.
+    Run(RunOptions, LuaArgs),
 }
 
+/// Parses the process's command line. `--help` and `--version` (which `lua5.4` rejects) and
+/// `run ...` go to clap, which prints help and clap's own errors and exits; anything else is
+/// `lua5.4`'s command line.
+pub fn parse(argv: Vec<OsString>) -> Result<Invocation, UsageError> {
+    let first = argv.get(1).and_then(|arg| arg.to_str());
+    if !matches!(first, Some("run" | "--help" | "--version")) {
+        return LuaArgs::parse(argv, 1).map(Invocation::Lua);
+    }
+    let Command::Run(run) = Cli::parse_from(&argv).command;
+    // The Lua command line is what clap left, at the end of `argv`.
+    let first = argv.len() - run.lua_args.len();
+    Ok(Invocation::Run(run.options, LuaArgs::parse(argv, first)?))
+}
+
+/// Run Lua 5.4 programs like `lua5.4` does, and hot-reload their modules while they run,
+/// keeping their state.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hotlua",
+    version,
+    override_usage = USAGE,
+    after_help = AFTER_HELP,
+    after_long_help = AFTER_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const USAGE: &str = "\
+hotlua [options] [script [args]]
+       hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]";
+
 const AFTER_HELP: &str = "\
+Without `run`, hotlua is a drop-in `lua5.4`: the same command line, `arg` table, LUA_INIT,
+LUA_PATH, exit status, messages and Ctrl-C. Its options:
+  -e stat   execute string 'stat'
+  -i        enter interactive mode after executing 'script'
+  -l mod    require library 'mod' into global 'mod'
+  -l g=mod  require library 'mod' into global 'g'
+  -v        show version information
+  -E        ignore environment variables
+  -W        turn warnings on
+  --        stop handling options
+  -         stop handling options and execute stdin
+
+`hotlua run` takes the same command line after its own options, and adds `require \"hotlua\"`
+(reload, check, on_reload, poll, sleep) and file watching. A script named `run`: `hotlua ./run`.
+
 Example: hotlua run -w game.lua
 
 Reloads happen only while the script calls `hotlua.poll()` or `hotlua.sleep(seconds)` from its
-main loop; see `hotlua run --help`.";
+main loop (and, in the REPL, before each line); see `hotlua run --help`.";
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+enum Command {
     Run(RunArgs),
 }
 
-/// Run SCRIPT like `lua5.4 SCRIPT [ARGS]...`, with `require "hotlua"` available
+/// Run a Lua program like `lua5.4 [options] [script [args]]`, with `require "hotlua"`
 ///
-/// The script gets what `lua5.4` gives it: every standard library (`debug` included),
-/// C modules through `package.cpath`, the `arg` table (`arg[0]` = SCRIPT, `arg[1]`... =
-/// ARGS, `arg[-1]` = this program) and ARGS as `...`. A first line starting with `#` is
-/// skipped. An uncaught error prints `lua: MESSAGE` and a stack traceback on stderr and
-/// exits with status 1; `os.exit` works as in Lua; `__gc` finalizers run at exit.
+/// After its own options, `hotlua run` takes exactly `lua5.4`'s command line (`-e`, `-l`,
+/// `-i`, `-v`, `-E`, `-W`, `--`, `-`, script and arguments): the first argument that is not
+/// one of the options below starts it, and a `--` ends them explicitly (`hotlua run -w -- -e
+/// 'x=1' game.lua`). The program gets what `lua5.4` gives it: every standard library, C
+/// modules through `package.cpath`, the `arg` table (the script at 0, its arguments after, the
+/// interpreter and every option before it at negative indices), LUA_INIT, and lua5.4's error
+/// messages and exit status.
 ///
 /// `require "hotlua"` returns the hotlua API: `hotlua.reload(name)`, `hotlua.check(name)`,
 /// `hotlua.on_reload(fn)`, `hotlua.reloading`, `hotlua.poll()`, `hotlua.sleep(seconds)`.
@@ -46,32 +99,42 @@ pub enum Command {
 ///       hotlua.sleep(0.1)
 ///     end
 ///
+/// In the REPL (`-i`, or no script), changed modules reload before each line runs.
+///
 /// Each reload prints one line on stderr: a summary, or a JSON report with --json.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
-pub struct RunArgs {
+#[command(
+    verbatim_doc_comment,
+    override_usage = "hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]"
+)]
+struct RunArgs {
+    #[command(flatten)]
+    options: RunOptions,
+
+    /// `lua5.4`'s command line: options, then the script (`-`: standard input) and its
+    /// arguments (`arg[1]`, `arg[2]`, ... and `...` of the main chunk).
+    #[arg(
+        value_name = "LUA COMMAND LINE",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    lua_args: Vec<OsString>,
+}
+
+/// The options of `hotlua run`.
+#[derive(Debug, Args)]
+pub struct RunOptions {
     /// Watch DIR and its subfolders for changed `.lua` files of loaded modules (repeatable);
     /// they reload when the script calls `hotlua.poll()` or `hotlua.sleep(seconds)`.
     #[arg(long = "watch", value_name = "DIR")]
     pub watch: Vec<PathBuf>,
 
-    /// Watch the folder that holds SCRIPT, like `--watch <that folder>`.
+    /// Watch the folder that holds the script (the current folder when there is no script
+    /// file), like `--watch <that folder>`.
     #[arg(short = 'w')]
     pub watch_script_dir: bool,
 
     /// Print each watch reload as a one-line JSON report instead of the summary line.
     #[arg(long)]
     pub json: bool,
-
-    /// The Lua file to run (`-`: standard input); everything after it goes to the script.
-    #[arg(value_name = "SCRIPT")]
-    pub script: OsString,
-
-    /// Arguments for the script: `arg[1]`, `arg[2]`, ... and `...` of its main chunk.
-    #[arg(
-        value_name = "ARGS",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
-    pub args: Vec<OsString>,
 }

@@ -1,19 +1,29 @@
-//! `hotlua`: run a Lua 5.4 program like `lua5.4` does, and hot-reload its modules.
+//! `hotlua`: a drop-in `lua5.4` that also hot-reloads Lua modules (`hotlua run`).
 
+mod bytes;
+mod call;
 mod cli;
+mod interpreter;
+mod lua_args;
+mod paths;
+mod repl;
 mod run;
+mod signal;
+mod warn;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    match run::run(cli) {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("hotlua: {err:#}");
-            ExitCode::FAILURE
+    let result = match cli::parse(std::env::args_os().collect()) {
+        Ok(cli::Invocation::Lua(args)) => interpreter::execute(&args, |_| Ok(None)),
+        Ok(cli::Invocation::Run(options, args)) => run::run(&options, &args),
+        Err(usage) => {
+            call::report(None, &usage.message());
+            Ok(ExitCode::FAILURE)
         }
-    }
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("hotlua: {err}");
+        ExitCode::FAILURE
+    })
 }

@@ -4,9 +4,13 @@
 //! Each test builds the module with `scripts/build-module` (once per Lua version per test
 //! binary) and skips, saying why, when its interpreter is not installed.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+
+use common::TempDir;
 
 /// Writes v1 of module `m`, keeps state in it, writes v2, reloads, then tries a broken v3.
 /// Plain Lua 5.1 so that every interpreter runs it.
@@ -151,19 +155,14 @@ fn run_scenario(version: &str, interpreter: &str, script: &str, expected: &str) 
         return;
     }
     let module = build_module(version);
-    let dir = TempDir::new(version);
+    let dir = TempDir::new(&format!("c-module-{version}"));
     std::fs::write(dir.0.join("main.lua"), script).unwrap();
     // Only LUA_CPATH: the versioned variables (LUA_CPATH_5_4) would take precedence over it.
     let cpath = format!("{}/?.so", module.parent().unwrap().display());
-    let output = Command::new(interpreter)
+    let output = dir
+        .command(interpreter)
         .arg("main.lua")
-        .current_dir(&dir.0)
         .env("LUA_CPATH", cpath)
-        .env_remove("LUA_CPATH_5_4")
-        .env_remove("LUA_CPATH_5_3")
-        .env_remove("LUA_INIT")
-        .env_remove("LUA_INIT_5_4")
-        .env_remove("LUA_INIT_5_3")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -200,26 +199,4 @@ fn build_module(version: &str) -> PathBuf {
     let path = PathBuf::from(stdout.lines().last().expect("no path printed"));
     built.push((version.to_owned(), path.clone()));
     path
-}
-
-/// A fresh folder under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(version: &str) -> TempDir {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("hotlua-c-module-{version}-{}-{n}", std::process::id());
-        let dir = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -1,4 +1,5 @@
-//! `hotlua run` behaves like `lua5.4 SCRIPT ARGS`: these drive the built binary.
+//! `hotlua run` behaves like `lua5.4 SCRIPT ARGS` and adds reloading: these drive the built
+//! binary.
 
 mod common;
 
@@ -7,12 +8,14 @@ use std::process::Command;
 
 use common::{expect, Run, TempDir, HOTLUA};
 
+/// `run` and its options are part of the command line before the script, so they get
+/// negative indices like lua.c's options: re-running `arg[-3] .. arg[-2] ..` runs the same way.
 #[test]
 fn arg_table_and_varargs() {
     let dir = TempDir::new("args");
     dir.write(
         "script.lua",
-        "for i = -2, #arg do print(i, arg[i]) end\n\
+        "for i = -4, #arg do print(i, arg[i]) end\n\
          print(select('#', ...), ...)\n",
     );
     let run = dir.hotlua(&[
@@ -30,7 +33,7 @@ fn arg_table_and_varargs() {
         expect(
             0,
             &format!(
-                "-2\tnil\n-1\t{HOTLUA}\n0\tscript.lua\n1\tone\n2\ttwo words\n3\t--json\n4\t-w\n5\t\n\
+                "-4\tnil\n-3\t{HOTLUA}\n-2\trun\n-1\t--json\n0\tscript.lua\n1\tone\n2\ttwo words\n3\t--json\n4\t-w\n5\t\n\
                  5\tone\ttwo words\t--json\t-w\t\n"
             ),
             ""
@@ -282,18 +285,14 @@ fn require_hotlua_returns_the_api() {
 }
 
 /// The folder holding `lua.h` of the Lua 5.4 that mlua-sys built (crate `lua-src`), found with
-/// `cargo metadata`.
+/// `cargo metadata`, offline and for this platform only (the build downloaded no other
+/// platform's crates).
 fn lua_include_dir() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let output = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--manifest-path",
-        ])
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host_triple(), "--manifest-path"])
         .arg(&manifest)
         .output()
         .expect("cannot run cargo metadata");
@@ -329,6 +328,20 @@ fn lua_include_dir() -> PathBuf {
     found
         .pop()
         .unwrap_or_else(|| panic!("no lua-src crate with Lua 5.4 headers in cargo metadata"))
+}
+
+/// The platform `rustc` builds for by default, from `rustc -vV`.
+fn host_triple() -> String {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("cannot run rustc");
+    let text = String::from_utf8(output.stdout).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .expect("no host line in rustc -vV")
+        .to_owned()
 }
 
 #[test]
@@ -392,7 +405,18 @@ fn help_explains_the_poll_loop() {
     let dir = TempDir::new("help");
     let top = dir.hotlua(&["--help"]);
     assert_eq!((top.code, top.stderr.as_str()), (Some(0), ""));
-    assert!(top.stdout.contains("run "), "{}", top.stdout);
+    for needle in [
+        "Usage: hotlua [options] [script [args]]",
+        "hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]",
+        "-l g=mod  require library 'mod' into global 'g'",
+        "A script named `run`: `hotlua ./run`",
+    ] {
+        assert!(
+            top.stdout.contains(needle),
+            "{needle:?} not in:\n{}",
+            top.stdout
+        );
+    }
     assert!(top.stdout.contains("hotlua.poll()"), "{}", top.stdout);
     assert!(
         top.stdout.contains("hotlua.sleep(seconds)"),
@@ -403,7 +427,9 @@ fn help_explains_the_poll_loop() {
     let run = dir.hotlua(&["run", "--help"]);
     assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""));
     for needle in [
-        "Usage: hotlua run [OPTIONS] <SCRIPT> [ARGS]...",
+        "Usage: hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]",
+        "exactly `lua5.4`'s command line",
+        "a `--` ends them explicitly",
         "--watch <DIR>",
         "\n  -w\n",
         "--json",
@@ -482,4 +508,103 @@ fn watch_dir_with_json_prints_json_reports() {
         lines[0].starts_with('{') && lines[0].ends_with('}') && lines[0].contains("\"mod\""),
         "{run:?}"
     );
+}
+
+/// `run`'s options come first; the first other argument starts lua5.4's command line, and a
+/// `--` ends run's options explicitly (a second `--` is then lua5.4's).
+#[test]
+fn run_options_then_the_lua_command_line() {
+    let dir = TempDir::new("runlua");
+    dir.write("s.lua", "print('script', ...)\nwarn('w')\n")
+        .write("-x.lua", "print('dash script')\n");
+    assert_eq!(
+        dir.hotlua(&[
+            "run",
+            "-w",
+            "-W",
+            "-e",
+            "print(type(require 'hotlua'))",
+            "s.lua",
+            "a"
+        ]),
+        expect(0, "table\nscript\ta\n", "Lua warning: w\n")
+    );
+    assert_eq!(
+        dir.hotlua(&["run", "--watch", ".", "--", "-e", "print(1)", "s.lua"]),
+        expect(0, "1\nscript\n", "")
+    );
+    assert_eq!(
+        dir.hotlua(&["run", "--json", "--", "--", "-x.lua"]),
+        expect(0, "dash script\n", "")
+    );
+    let usage = dir.hotlua(&["run", "-w", "-x"]);
+    assert_eq!((usage.code, usage.stdout.as_str()), (Some(1), ""));
+    assert!(
+        usage
+            .stderr
+            .starts_with("lua: unrecognized option '-x'\nusage: lua "),
+        "{usage:?}"
+    );
+}
+
+/// Only `run` itself is special: a script named `run` is reached through a path or `--`.
+#[test]
+fn a_script_named_run() {
+    let dir = TempDir::new("runscript");
+    dir.write("run", "print('the run script', ...)\n");
+    assert_eq!(
+        dir.hotlua(&["./run", "a"]),
+        expect(0, "the run script\ta\n", "")
+    );
+    assert_eq!(
+        dir.hotlua(&["--", "run", "b"]),
+        expect(0, "the run script\tb\n", "")
+    );
+    assert_eq!(
+        dir.hotlua(&["run", "run", "c"]),
+        expect(0, "the run script\tc\n", "")
+    );
+}
+
+/// Without `run`, hotlua is lua5.4 and nothing more: no `hotlua` module, no load tracking.
+#[test]
+fn plain_hotlua_adds_nothing_to_lua() {
+    let dir = TempDir::new("plain");
+    assert_eq!(
+        dir.hotlua(&["-e", "print(package.loaded.hotlua, package.preload.hotlua)"]),
+        expect(0, "nil\tnil\n", "")
+    );
+}
+
+/// `hotlua run -w -i`: the REPL reloads changed modules before each line it runs.
+#[test]
+fn repl_under_run_reloads_before_each_line() {
+    let dir = TempDir::new("runrepl");
+    dir.write("mod.lua", MOD_V1);
+    let mut input = String::from(
+        "m = require 'mod'\n\
+         m.f()\n\
+         f = io.open('mod.lua', 'w') f:write('return { f = function() return 2 end }') f:close()\n",
+    );
+    // Time for the watcher to see the change; each line polls it.
+    input.push_str(&"os.execute('sleep 0.1')\n".repeat(40));
+    input.push_str("m.f()\n");
+    let output = Command::new(HOTLUA)
+        .args(["run", "-w", "-i"])
+        .current_dir(&dir.0)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(input.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let run = Run::from(output);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("> m.f()\n1\n"), "{run:?}");
+    assert!(run.stdout.ends_with("> m.f()\n2\n> \n"), "{run:?}");
+    assert!(run.stderr.starts_with("reloaded mod "), "{run:?}");
 }

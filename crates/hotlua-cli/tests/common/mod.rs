@@ -1,6 +1,6 @@
-//! Helpers shared by the CLI's integration tests: a temp folder to run the built `hotlua` in,
-//! and the outcome of a run.
-
+//! Helpers shared by the tests that drive the built `hotlua` binary.
+//!
+//! Each test file uses a part of them.
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
@@ -9,6 +9,19 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const HOTLUA: &str = env!("CARGO_BIN_EXE_hotlua");
+
+/// The environment variables Lua interpreters read: tests start without the caller's.
+const LUA_VARIABLES: [&str; 9] = [
+    "LUA_PATH",
+    "LUA_PATH_5_4",
+    "LUA_CPATH",
+    "LUA_CPATH_5_4",
+    "LUA_CPATH_5_3",
+    "LUA_INIT",
+    "LUA_INIT_5_4",
+    "LUA_INIT_5_3",
+    "LUA_PATH_5_3",
+];
 
 /// A fresh folder under the system temp dir, removed when dropped.
 pub struct TempDir(pub PathBuf);
@@ -29,10 +42,30 @@ impl TempDir {
         self
     }
 
+    /// `program` to run in this folder, without the caller's `LUA_*` variables.
+    pub fn command(&self, program: &str) -> Command {
+        lua_command(program, &self.0)
+    }
+
     /// Runs `hotlua ARGS` in this folder, without the caller's `LUA_*` variables.
     pub fn hotlua(&self, args: &[&str]) -> Run {
-        run_program(HOTLUA, args, &self.0, &[])
+        let output = self
+            .command(HOTLUA)
+            .args(args)
+            .output()
+            .expect("cannot start hotlua");
+        Run::from(output)
     }
+}
+
+/// `program` to run in `dir`, without the caller's `LUA_*` variables.
+fn lua_command(program: impl AsRef<OsStr>, dir: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.current_dir(dir);
+    for variable in LUA_VARIABLES {
+        command.env_remove(variable);
+    }
+    command
 }
 
 /// Runs `program ARGS` in `dir`, without the caller's `LUA_*` variables but with `lua_env`.
@@ -43,20 +76,9 @@ pub fn run_program(
     lua_env: &[(&str, String)],
 ) -> Run {
     let program = program.as_ref();
-    let mut command = Command::new(program);
-    command.args(args).current_dir(dir);
-    for name in [
-        "LUA_PATH",
-        "LUA_PATH_5_4",
-        "LUA_CPATH",
-        "LUA_CPATH_5_4",
-        "LUA_INIT",
-        "LUA_INIT_5_4",
-    ] {
-        command.env_remove(name);
-    }
-    command.envs(lua_env.iter().map(|(name, value)| (name, value)));
-    let output = command
+    let output = lua_command(program, dir)
+        .args(args)
+        .envs(lua_env.iter().map(|(name, value)| (name, value)))
         .output()
         .unwrap_or_else(|error| panic!("cannot start {}: {error}", program.to_string_lossy()));
     Run::from(output)
@@ -68,6 +90,7 @@ impl Drop for TempDir {
     }
 }
 
+/// What a run printed and how it ended.
 #[derive(Debug, PartialEq)]
 pub struct Run {
     pub code: Option<i32>,
