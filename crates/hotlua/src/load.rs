@@ -8,12 +8,13 @@
 
 use std::cell::Cell;
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 
-use crate::{baseline, Error, Result};
+use crate::limits::{self, Stop};
+use crate::{baseline, CollectorState, Error, Result};
 
 /// One module's new version, run in its staging environment, nothing applied.
 pub struct StagedModule {
@@ -36,6 +37,9 @@ pub struct Staged {
     pub modules: Vec<StagedModule>,
     /// Modules the new top levels `require`d for the first time.
     newly_loaded: Vec<Value>,
+    /// The collector as the program left it, for a top level that stopped it or changed its
+    /// mode.
+    collector: CollectorState,
     /// Milliseconds spent finding and compiling the files.
     pub load_ms: f64,
     /// Milliseconds spent running the new top levels.
@@ -43,9 +47,10 @@ pub struct Staged {
 }
 
 impl Staged {
-    /// Forgets the modules the new top levels loaded for the first time, for a reload that
-    /// failed or was only a check.
+    /// Forgets the modules the new top levels loaded for the first time and puts the
+    /// collector back as it was, for a reload that failed or was only a check.
     pub(crate) fn roll_back(&self, lua: &Lua) -> Result<()> {
+        self.collector.restore(lua);
         let loaded = loaded_table(lua)?;
         for name in &self.newly_loaded {
             loaded.raw_set(name, Value::Nil)?;
@@ -56,16 +61,23 @@ impl Staged {
 
 /// Finds, compiles and runs the new top level of every module of the batch.
 ///
-/// `reloading` is true exactly while a new top level runs (`hotlua.reloading`).
-pub(crate) fn stage_all(lua: &Lua, names: &[&str], reloading: &Cell<bool>) -> Result<Staged> {
+/// Each top level may run for `timeout` ([`limits`]). `reloading` is true exactly while a new
+/// top level runs (`hotlua.reloading`).
+pub(crate) fn stage_all(
+    lua: &Lua,
+    names: &[&str],
+    timeout: Duration,
+    reloading: &Cell<bool>,
+) -> Result<Staged> {
     let mut staged = Staged {
         modules: Vec::with_capacity(names.len()),
         newly_loaded: Vec::new(),
+        collector: CollectorState::of(lua),
         load_ms: 0.0,
         stage_ms: 0.0,
     };
     for name in names {
-        match stage(lua, name, reloading, &mut staged) {
+        match stage(lua, name, timeout, reloading, &mut staged) {
             Ok(module) => staged.modules.push(module),
             Err(error) => {
                 staged.roll_back(lua)?;
@@ -79,6 +91,7 @@ pub(crate) fn stage_all(lua: &Lua, names: &[&str], reloading: &Cell<bool>) -> Re
 fn stage(
     lua: &Lua,
     name: &str,
+    timeout: Duration,
     reloading: &Cell<bool>,
     staged: &mut Staged,
 ) -> Result<StagedModule> {
@@ -104,9 +117,20 @@ fn stage(
     let old_global: Value = globals.raw_get(name)?;
     #[cfg(any(feature = "lua51", feature = "luajit"))]
     globals.raw_set(name, Value::Nil)?;
+    // With its entry hidden, a `require` of the module itself would load the file again
+    // outside the staging environment, its global writes made for real: a preload entry that
+    // raises stops it first.
+    let preload: Table = lua
+        .globals()
+        .raw_get::<Table>("package")?
+        .raw_get("preload")?;
+    let program_preload: Value = preload.raw_get(name)?;
+    preload.raw_set(name, self_require_refusal(lua, name)?)?;
     reloading.set(true);
-    let ran = chunk.call::<MultiValue>((name, file.display().to_string()));
+    let args = (name, file.display().to_string()).into_lua_multi(lua)?;
+    let ran = limits::call_limited(lua, &chunk, args, timeout);
     reloading.set(false);
+    preload.raw_set(name, program_preload)?;
     #[cfg(any(feature = "lua51", feature = "luajit"))]
     globals.raw_set(name, old_global)?;
     let stored: Value = loaded.raw_get(name)?;
@@ -118,10 +142,18 @@ fn stage(
         }
     }
     staged.stage_ms += started.elapsed().as_secs_f64() * 1e3;
-    let returned = ran.map_err(|error| Error::TopLevel {
-        module: name.to_owned(),
-        file: file.clone(),
-        message: lua_error_text(&error),
+    let returned = ran?.map_err(|stop| match stop {
+        Stop::Timeout { stopped_at } => Error::Timeout {
+            module: name.to_owned(),
+            file: file.clone(),
+            seconds: timeout.as_secs_f64(),
+            stopped_at,
+        },
+        Stop::Exit { message } | Stop::Error { message } => Error::TopLevel {
+            module: name.to_owned(),
+            file: file.clone(),
+            message,
+        },
     })?;
 
     let new = match returned.into_iter().next() {
@@ -138,6 +170,18 @@ fn stage(
         new,
         globals: stage,
     })
+}
+
+/// The loader `package.preload[name]` holds while the module's new top level runs.
+fn self_require_refusal(lua: &Lua, name: &str) -> Result<Function> {
+    let message = format!(
+        "module '{name}' requires itself in its new top level: a reload runs the file once"
+    );
+    // Raised from Lua, at level 3 (the `require` call's line), so the message reads like Lua's.
+    Ok(lua
+        .load("local message = ... return function() error(message, 3) end")
+        .set_name("=hotlua")
+        .call(message)?)
 }
 
 /// A module that returned a table must go on returning one (and a function a function):
@@ -161,35 +205,37 @@ fn check_same_kind(name: &str, file: &std::path::Path, old: &Value, new: &Value)
 }
 
 /// Runs `package.searchers` like `require` does and returns the Lua chunk and its file.
+///
+/// Where the Lua file searcher would load the file, the text read here is compiled instead, as
+/// source text only: the bytes checked are the bytes compiled, and no bytecode (precompiled or
+/// corrupted) ever reaches Lua's undump.
 fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
     let package: Table = lua.globals().raw_get("package")?;
     let searchers = searchers(lua)?;
-    // The file the Lua searcher will open, found once: to refuse an empty file before it is
-    // compiled, and to name the file where a searcher does not (Lua 5.1) or fails.
+    // The file the Lua searcher will open, found once: to refuse an empty or precompiled file
+    // before anything runs, and to name the file where a searcher does not (Lua 5.1) or fails.
     let expected = search_path(&package, name)?;
-    if let Some(file) = &expected {
-        let text = std::fs::read(file).map_err(|error| Error::Load {
-            module: name.to_owned(),
-            file: file.clone(),
-            message: error.to_string(),
-        })?;
-        if text.iter().all(u8::is_ascii_whitespace) {
-            return Err(Error::EmptyFile {
-                module: name.to_owned(),
-                file: file.clone(),
-            });
-        }
-    }
+    let text = match &expected {
+        Some(file) => Some(read_source(name, file)?),
+        None => None,
+    };
+    let lua_file_searcher = lua
+        .named_registry_value::<Option<Function>>(ORIGINAL_SEARCHER)
+        .ok()
+        .flatten();
     let mut tried = String::new();
     for searcher in searchers.sequence_values::<Function>() {
-        let found: MultiValue =
-            unwrapped(lua, searcher?)
-                .call(name)
-                .map_err(|error| Error::Load {
-                    module: name.to_owned(),
-                    file: expected.clone().unwrap_or_default(),
-                    message: strip_require_prefix(&lua_error_text(&error)),
-                })?;
+        let searcher = unwrapped(lua, searcher?);
+        if let (Some(file), Some(text)) = (&expected, &text) {
+            if lua_file_searcher.as_ref() == Some(&searcher) {
+                return Ok((compile_source(lua, name, file, text)?, file.clone()));
+            }
+        }
+        let found: MultiValue = searcher.call(name).map_err(|error| Error::Load {
+            module: name.to_owned(),
+            file: expected.clone().unwrap_or_default(),
+            message: strip_require_prefix(&lua_error_text(&error)),
+        })?;
         let mut found = found.into_iter();
         match (found.next(), found.next()) {
             (Some(Value::Function(loader)), extra) => {
@@ -206,7 +252,13 @@ fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
                 }
                 return Ok((loader, file));
             }
-            (Some(Value::String(message)), _) => tried.push_str(&message.to_string_lossy()),
+            (Some(Value::String(message)), _) => {
+                // Lua 5.4's `require` puts the line break before each searcher's message;
+                // older searchers start their messages with it.
+                #[cfg(feature = "lua54")]
+                tried.push_str("\n\t");
+                tried.push_str(&message.to_string_lossy());
+            }
             _ => {}
         }
     }
@@ -214,6 +266,50 @@ fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
         module: name.to_owned(),
         tried,
     })
+}
+
+/// The source text of module `name`'s `file` as the Lua file searcher would compile it (a
+/// UTF-8 byte order mark and a first line starting with `#` skipped, the line break kept so
+/// line numbers stay right); an empty or precompiled file is refused.
+fn read_source(name: &str, file: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(file).map_err(|error| Error::Load {
+        module: name.to_owned(),
+        file: file.to_owned(),
+        message: error.to_string(),
+    })?;
+    let mut text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let mut first_byte = text.first();
+    if text.starts_with(b"#") {
+        text = &text[text.iter().position(|&b| b == b'\n').unwrap_or(text.len())..];
+        first_byte = text.get(1);
+    }
+    // The first byte of every Lua and LuaJIT bytecode signature (`\x1bLua`, `\x1bLJ`).
+    if first_byte == Some(&0x1b) {
+        return Err(Error::Precompiled {
+            module: name.to_owned(),
+            file: file.to_owned(),
+        });
+    }
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::EmptyFile {
+            module: name.to_owned(),
+            file: file.to_owned(),
+        });
+    }
+    Ok(text.to_vec())
+}
+
+/// Compiles `text` as source only, under the chunk name the Lua file searcher gives `file`.
+fn compile_source(lua: &Lua, name: &str, file: &Path, text: &[u8]) -> Result<Function> {
+    lua.load(text)
+        .set_name(format!("@{}", file.display()))
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .into_function()
+        .map_err(|error| Error::Load {
+            module: name.to_owned(),
+            file: file.to_owned(),
+            message: lua_error_text(&error),
+        })
 }
 
 /// `package.searchers`, called `package.loaders` in Lua 5.1 and LuaJIT.
