@@ -29,6 +29,8 @@ fn run_script(args: &RunArgs) -> Result<ExitCode> {
     // is the whole point of this command. No host data with invariants the script could break
     // lives in the state.
     let lua = unsafe { Lua::unsafe_new() };
+    // Like lua5.4, answer a refused allocation with "not enough memory", never an abort.
+    hotlua::recover_from_allocation_failure(&lua).or_context("cannot set up the allocator")?;
     let weak = lua.weak();
     let result = run_in(&lua, args);
     // Close the state now, as `lua.c` ends with `lua_close`: that runs every pending `__gc`

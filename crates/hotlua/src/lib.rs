@@ -68,6 +68,7 @@ pub mod error;
 mod limits;
 mod load;
 mod lua_api;
+mod memory;
 mod plan;
 mod raw;
 pub mod report;
@@ -85,6 +86,7 @@ use mlua::{Lua, Table};
 
 pub use error::{Error, Result};
 pub use limits::DEFAULT_TIMEOUT;
+pub use memory::recover_from_allocation_failure;
 pub use report::{Conflict, ModuleFile, Report, Timings};
 pub use switch::Switches;
 

@@ -360,14 +360,23 @@ fn poll(lua: &Lua, reloader: &Reloader, wait: Duration) -> mlua::Result<MultiVal
 /// `{"ok":false,"modules":[...],"error":"...","file":...,"line":...}`.
 #[cfg(feature = "watch")]
 fn failure_json(error: &Error) -> String {
-    serde_json::json!({
-        "ok": false,
-        "modules": error.module().into_iter().collect::<Vec<_>>(),
-        "error": error.to_string(),
-        "file": error.file().map(|file| file.display().to_string()),
-        "line": error.line(),
+    /// Fields in the order a reader expects them, `ok` first.
+    #[derive(serde::Serialize)]
+    struct FailedReload<'a> {
+        ok: bool,
+        modules: Vec<&'a str>,
+        error: String,
+        file: Option<String>,
+        line: Option<u32>,
+    }
+    serde_json::to_string(&FailedReload {
+        ok: false,
+        modules: error.module().into_iter().collect(),
+        error: error.to_string(),
+        file: error.file().map(|file| file.display().to_string()),
+        line: error.line(),
     })
-    .to_string()
+    .expect("strings and numbers always serialize")
 }
 
 fn hooks(lua: &Lua) -> mlua::Result<Table> {
