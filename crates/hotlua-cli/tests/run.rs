@@ -384,7 +384,7 @@ int luaopen_cmod(lua_State *L) {
     // Not linked to any liblua: the symbols must come from the hotlua executable.
     let cc = Command::new("cc")
         .args(["-shared", "-fPIC", "-o", "cmod.so", "cmod.c", "-I"])
-        .arg(&include)
+        .arg(include)
         .current_dir(&dir.0)
         .output()
         .unwrap();

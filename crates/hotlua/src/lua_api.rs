@@ -56,6 +56,9 @@ impl From<mlua::Error> for Failure {
 /// What a function of the table returns to the wrapper of [`CHECKED`].
 type Outcome = std::result::Result<MultiValue, Failure>;
 
+/// A function of the table, before [`CHECKED`] wraps it.
+type Implementation = Box<dyn Fn(&Lua, MultiValue) -> Outcome>;
+
 /// Its address marks a [`BadArgument`] coming back from Rust to the Lua wrapper that raises it.
 static RAISE: u8 = 0;
 
@@ -84,9 +87,7 @@ pub(crate) fn install(lua: &Lua, shared: Rc<Shared>) -> mlua::Result<Table> {
 
     let checked: Function = lua.load(CHECKED).set_name("=hotlua").call(raise_mark())?;
     // Registers `implementation` as `api[name]`, its bad arguments raised like Lua's.
-    let register = |name: &'static str,
-                    implementation: Box<dyn Fn(&Lua, MultiValue) -> Outcome>|
-     -> mlua::Result<()> {
+    let register = |name: &'static str, implementation: Implementation| -> mlua::Result<()> {
         let raw =
             lua.create_function(
                 move |lua, args: MultiValue| match implementation(lua, args) {
