@@ -59,6 +59,9 @@
 //!   in another module, opening a socket) cannot be undone; test `hotlua.reloading` to skip them.
 //! - Values are paired by path, so data reachable only through keys that are tables or
 //!   functions is never paired: such keys are added when missing, never merged.
+//! - A new top level runs under a time limit ([`Options::timeout`], [`DEFAULT_TIMEOUT`]) and
+//!   may not call `os.exit`; the limit is checked between Lua instructions, so one long call
+//!   into C finishes first.
 //! - Lua 5.1 cannot share upvalue cells: locals are copied, and [`Report::locals_copied`]
 //!   lists them.
 

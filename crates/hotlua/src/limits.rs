@@ -92,12 +92,20 @@ fn protected_call(lua: &Lua) -> mlua::Result<Function> {
         local chunk = ...
         local args, n = { select(2, ...) }, select("#", ...) - 1
         local unpack = table.unpack or unpack
-        return xpcall(function() return chunk(unpack(args, 1, n)) end, function(e)
+        -- LuaJIT's compiled loops never call hooks: the limits need the interpreter. (Inside
+        -- a `__gc` metamethod LuaJIT refuses to switch, and runs no hook either.)
+        local jit = package.loaded.jit
+        local jit_turned_off = jit and jit.status and jit.status() and pcall(jit.off)
+        local function finish(...)
+          if jit_turned_off then jit.on() end
+          return ...
+        end
+        return finish(xpcall(function() return chunk(unpack(args, 1, n)) end, function(e)
           if type(e) == "string" then return e end
           local mt = getmetatable(e)
           if type(mt) == "table" and mt.__tostring then return tostring(e) end
           return "(error object is a " .. type(e) .. " value)"
-        end)
+        end))
         "##,
     )
     .set_name("=hotlua")

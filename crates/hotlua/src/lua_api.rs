@@ -63,19 +63,21 @@ type Implementation = Box<dyn Fn(&Lua, MultiValue) -> Outcome>;
 static RAISE: u8 = 0;
 
 /// `checked(f)` wraps a Rust function whose result may start with the [`RAISE`] mark: the
-/// wrapper raises the message that follows at the caller's level, as `luaL_argerror` does (a
-/// Rust callback can only raise mlua's error objects). `check` is tail-called, so level 2 is the
-/// caller of the wrapper.
-const CHECKED: &str = r#"
+/// wrapper raises the message that follows at its caller's level, as `luaL_argerror` does (a
+/// Rust callback can only raise mlua's error objects). Plain Lua 5.1, no tail call before
+/// `error` (5.1 would report the tail call's level instead of the caller's).
+const CHECKED: &str = r##"
 local raise = ...
-local function check(first, ...)
-  if first == raise then error((...), 2) end
-  return first, ...
-end
+local unpack = table.unpack or unpack
+local function pack(...) return { n = select("#", ...), ... } end
 return function(implementation)
-  return function(...) return check(implementation(...)) end
+  return function(...)
+    local results = pack(implementation(...))
+    if results[1] == raise then error(results[2], 2) end
+    return unpack(results, 1, results.n)
+  end
 end
-"#;
+"##;
 
 /// Builds the table, stores it as `package.loaded.hotlua` and returns it.
 pub(crate) fn install(lua: &Lua, shared: Rc<Shared>) -> mlua::Result<Table> {
