@@ -11,6 +11,12 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // The folder holding `lua.h` of the vendored Lua (mlua-sys prints `cargo:include`), for the
+    // test that builds a C module against it: found from this build, not from crate sources a
+    // fresh machine may not have.
+    if let Ok(include) = std::env::var("DEP_LUA_INCLUDE") {
+        println!("cargo:rustc-env=HOTLUA_LUA_INCLUDE={include}");
+    }
     // The target's OS, not the host's: build scripts run on the host.
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     // ELF platforms whose linkers (GNU ld, gold, lld) take `--export-dynamic`. macOS needs

@@ -36,6 +36,10 @@ pub fn execute(
     // is the whole point of this command. No host data with invariants the program could break
     // lives in the state.
     let lua = unsafe { Lua::unsafe_new() };
+    // Like lua5.4, answer a refused allocation with "not enough memory", never an abort.
+    if let Err(error) = hotlua::recover_from_allocation_failure(&lua) {
+        return Err(hotlua_error("cannot set up the allocator", error));
+    }
     let weak = lua.weak();
     let result = run_in(&lua, args, prepare);
     // Close the state now, as `lua.c` ends with `lua_close`: that runs every pending `__gc`

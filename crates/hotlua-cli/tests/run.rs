@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{expect, Run, TempDir, HOTLUA};
@@ -284,73 +283,17 @@ fn require_hotlua_returns_the_api() {
     );
 }
 
-/// The folder holding `lua.h` of the Lua 5.4 that mlua-sys built (crate `lua-src`), found with
-/// `cargo metadata`, offline and for this platform only (the build downloaded no other
-/// platform's crates).
-fn lua_include_dir() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .args(["--filter-platform", &host_triple(), "--manifest-path"])
-        .arg(&manifest)
-        .output()
-        .expect("cannot run cargo metadata");
-    assert!(output.status.success(), "cargo metadata failed: {output:?}");
-    let json = String::from_utf8(output.stdout).unwrap();
-    let key = "\"manifest_path\":\"";
-    let mut found = Vec::new();
-    for (at, _) in json.match_indices(key) {
-        let rest = &json[at + key.len()..];
-        let path = Path::new(&rest[..rest.find('"').unwrap()]);
-        let Some(crate_dir) = path.parent() else {
-            continue;
-        };
-        let is_lua_src = crate_dir
-            .file_name()
-            .and_then(|name| name.to_str())
-            .is_some_and(|name| name.starts_with("lua-src-"));
-        if !is_lua_src {
-            continue;
-        }
-        for entry in std::fs::read_dir(crate_dir).unwrap() {
-            let entry = entry.unwrap().path();
-            let is_54 = entry
-                .file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("lua-5.4"));
-            if is_54 && entry.join("lua.h").is_file() {
-                found.push(entry);
-            }
-        }
-    }
-    found.sort();
-    found
-        .pop()
-        .unwrap_or_else(|| panic!("no lua-src crate with Lua 5.4 headers in cargo metadata"))
-}
-
-/// The platform `rustc` builds for by default, from `rustc -vV`.
-fn host_triple() -> String {
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let output = Command::new(rustc)
-        .arg("-vV")
-        .output()
-        .expect("cannot run rustc");
-    let text = String::from_utf8(output.stdout).unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("host: "))
-        .expect("no host line in rustc -vV")
-        .to_owned()
-}
-
 #[test]
 fn c_module_loads_through_package_cpath() {
     if Command::new("cc").arg("--version").output().is_err() {
         println!("skipped: no C compiler `cc` on PATH to build the test module");
         return;
     }
-    let include = lua_include_dir();
+    // Set by build.rs from the vendored Lua's build; absent when linking a system Lua.
+    let Some(include) = option_env!("HOTLUA_LUA_INCLUDE") else {
+        println!("skipped: no vendored Lua headers (built without the `vendored` feature)");
+        return;
+    };
     let dir = TempDir::new("cmodule");
     dir.write(
         "cmod.c",
@@ -377,7 +320,7 @@ int luaopen_cmod(lua_State *L) {
     // Not linked to any liblua: the symbols must come from the hotlua executable.
     let cc = Command::new("cc")
         .args(["-shared", "-fPIC", "-o", "cmod.so", "cmod.c", "-I"])
-        .arg(&include)
+        .arg(include)
         .current_dir(&dir.0)
         .output()
         .unwrap();

@@ -8,7 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::path::PathBuf;
 
@@ -16,13 +16,16 @@ use mlua::{Function, Lua, Table, Value};
 
 use crate::load::{find, stage, StagedModule};
 use crate::modules::loaded_table;
-use crate::{Error, Result};
+use crate::{CollectorState, Error, Result};
 
 /// The staged new versions of a batch, and what staging changed that a failure must undo.
 pub struct Staged {
     pub modules: Vec<StagedModule>,
     /// Modules the new top levels `require`d for the first time.
     newly_loaded: Vec<Value>,
+    /// The collector as the program left it, for a top level that stopped it or changed its
+    /// mode.
+    collector: CollectorState,
     /// Milliseconds spent finding and compiling the files.
     pub load_ms: f64,
     /// Milliseconds spent running the new top levels.
@@ -30,9 +33,10 @@ pub struct Staged {
 }
 
 impl Staged {
-    /// Forgets the modules the new top levels loaded for the first time, for a reload that
-    /// failed or was only a check.
+    /// Forgets the modules the new top levels loaded for the first time and puts the
+    /// collector back as it was, for a reload that failed or was only a check.
     pub(crate) fn roll_back(&self, lua: &Lua) -> Result<()> {
+        self.collector.restore(lua);
         let loaded = loaded_table(lua)?;
         for name in &self.newly_loaded {
             loaded.raw_set(name, Value::Nil)?;
@@ -43,9 +47,16 @@ impl Staged {
 
 /// Finds, compiles and runs the new top level of every module of the batch.
 ///
-/// `reloading` is true exactly while a new top level runs (`hotlua.reloading`).
-pub(crate) fn stage_all(lua: &Lua, names: &[&str], reloading: &Cell<bool>) -> Result<Staged> {
+/// Each top level may run for `timeout` ([`crate::limits`]). `reloading` is true exactly while
+/// a new top level runs (`hotlua.reloading`).
+pub(crate) fn stage_all(
+    lua: &Lua,
+    names: &[&str],
+    timeout: Duration,
+    reloading: &Cell<bool>,
+) -> Result<Staged> {
     let started = Instant::now();
+    let collector = CollectorState::of(lua);
     // Every file is found and compiled before any top level runs: a syntax error anywhere
     // fails the batch before it has run any code.
     let chunks = names
@@ -66,6 +77,7 @@ pub(crate) fn stage_all(lua: &Lua, names: &[&str], reloading: &Cell<bool>) -> Re
             .map(|name| loaded.raw_get(*name))
             .collect::<mlua::Result<_>>()?,
         chunks,
+        timeout,
         reloading,
         modules: RefCell::new(names.iter().map(|_| None).collect()),
         running: RefCell::new(Vec::new()),
@@ -81,16 +93,14 @@ pub(crate) fn stage_all(lua: &Lua, names: &[&str], reloading: &Cell<bool>) -> Re
     let before: HashSet<usize> = loaded_keys(&loaded)?;
 
     let outcome = lua.scope(|scope| {
+        let make_loader = lua
+            .load(PRELOAD_LOADER)
+            .set_name("=hotlua")
+            .into_function()?;
         for (index, name) in names.iter().enumerate() {
             let batch = &batch;
-            let loader = scope.create_function(move |_, _: mlua::MultiValue| {
-                batch.stage(index).map_err(|error| {
-                    let message = error.to_string();
-                    batch.failure.borrow_mut().get_or_insert(error);
-                    mlua::Error::runtime(message)
-                })
-            })?;
-            preload.raw_set(*name, loader)?;
+            let stage = scope.create_function(move |_, ()| Ok(batch.require_new(index)))?;
+            preload.raw_set(*name, make_loader.call::<Function>(stage)?)?;
         }
         for index in 0..names.len() {
             if let Err(error) = batch.stage(index) {
@@ -115,6 +125,7 @@ pub(crate) fn stage_all(lua: &Lua, names: &[&str], reloading: &Cell<bool>) -> Re
     let mut staged = Staged {
         modules: Vec::with_capacity(names.len()),
         newly_loaded,
+        collector,
         load_ms,
         stage_ms: started.elapsed().as_secs_f64() * 1e3 - load_ms,
     };
@@ -135,6 +146,7 @@ struct Batch<'a> {
     live: Vec<Value>,
     /// The compiled chunk and file of each module.
     chunks: Vec<(Function, PathBuf)>,
+    timeout: Duration,
     reloading: &'a Cell<bool>,
     /// The staged modules, by their place in the batch.
     modules: RefCell<Vec<Option<StagedModule>>>,
@@ -145,29 +157,58 @@ struct Batch<'a> {
 }
 
 impl Batch<'_> {
+    /// What `require` of module `index` gets while the batch stages: `(true, new version)`, or
+    /// `(false, message)` to raise in the top level that called `require`.
+    fn require_new(&self, index: usize) -> (bool, Value) {
+        let name = self.names[index];
+        let running = self.running.borrow().clone();
+        let refusal = if running.last() == Some(&index) {
+            Some(format!(
+                "module '{name}' requires itself in its new top level: a reload runs the file once"
+            ))
+        } else {
+            running.iter().position(|&i| i == index).map(|start| {
+                let cycle: Vec<&str> = running[start..]
+                    .iter()
+                    .chain([&index])
+                    .map(|&i| self.names[i])
+                    .collect();
+                format!(
+                    "the new top levels of the batch require each other in a cycle: {}",
+                    cycle.join(" → ")
+                )
+            })
+        };
+        let failure = match refusal {
+            Some(message) => message,
+            None => match self.stage(index) {
+                Ok(new) => return (true, new),
+                Err(error) => {
+                    let message = error.to_string();
+                    self.failure.borrow_mut().get_or_insert(error);
+                    message
+                }
+            },
+        };
+        match self.lua.create_string(failure) {
+            Ok(message) => (false, Value::String(message)),
+            Err(_) => (false, Value::Nil),
+        }
+    }
+
     /// Stages module `index` unless it already is, and returns its new version.
     fn stage(&self, index: usize) -> Result<Value> {
         if let Some(module) = &self.modules.borrow()[index] {
             return Ok(module.new.clone());
         }
         let name = self.names[index];
-        if let Some(start) = self.running.borrow().iter().position(|&i| i == index) {
-            let cycle: Vec<&str> = self.running.borrow()[start..]
-                .iter()
-                .chain([&index])
-                .map(|&i| self.names[i])
-                .collect();
-            return Err(Error::Request(format!(
-                "the new top levels require each other in a cycle: {}",
-                cycle.join(" → ")
-            )));
-        }
         self.running.borrow_mut().push(index);
         let staged = stage(
             self.lua,
             name,
             self.chunks[index].clone(),
             self.live[index].clone(),
+            self.timeout,
             self.reloading,
         );
         self.running.borrow_mut().pop();
@@ -179,6 +220,20 @@ impl Batch<'_> {
         Ok(new)
     }
 }
+
+/// Makes the `package.preload` loader of one module of the batch from `stage`, which answers
+/// `true, new version` or `false, message`. The message is raised at level 3, the line of the
+/// `require` call, so that it reads like Lua's own errors.
+const PRELOAD_LOADER: &str = r#"
+local stage = ...
+return function()
+  local ok, result = stage()
+  if ok then
+    return result
+  end
+  error(result, 3)
+end
+"#;
 
 fn loaded_keys(loaded: &Table) -> Result<HashSet<usize>> {
     Ok(loaded

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// No searcher in `package.searchers` found the module; `tried` is what `require` would
-    /// print ("no field package.preload['x']", "no file './x.lua'", ...).
+    /// print, line breaks included ("\n\tno field package.preload['x']\n\tno file './x.lua'").
     #[error("module '{module}' not found:{tried}")]
     NotFound { module: String, tried: String },
 
@@ -28,24 +28,63 @@ pub enum Error {
     #[error("module '{module}': file {} is empty; old code kept", file.display())]
     EmptyFile { module: String, file: PathBuf },
 
+    /// The file holds precompiled code (`luac` output, `string.dump`): a reload loads source
+    /// text only, so that it can never feed corrupted bytecode to Lua's undump. `require`
+    /// itself still accepts such files.
+    #[error(
+        "module '{module}': file {} is precompiled Lua bytecode; only source text can be reloaded",
+        file.display()
+    )]
+    Precompiled { module: String, file: PathBuf },
+
     /// The file did not compile: syntax error, binary garbage, unreadable file.
-    #[error("module '{module}' failed to load from {}: {message}", file.display())]
+    #[error(
+        "module '{module}' failed to load{}: {message}",
+        unless_named(message, file, format!(" from {}", file.display()))
+    )]
     Load {
         module: String,
         file: PathBuf,
         message: String,
     },
 
-    /// The new top level raised an error while it ran in the staging environment.
-    #[error("module '{module}' ({}) raised an error in its top level: {message}", file.display())]
+    /// The new top level raised an error while it ran in the staging environment, ran out of
+    /// memory (`message` is Lua's "not enough memory"), or called `os.exit` (refused: a reload
+    /// never ends the program). An error value that is not a string shows through its
+    /// `__tostring`, or as `(error object is a table value)`.
+    #[error(
+        "module '{module}'{} raised an error in its top level: {message}",
+        unless_named(message, file, format!(" ({})", file.display()))
+    )]
     TopLevel {
         module: String,
         file: PathBuf,
         message: String,
     },
 
+    /// The new top level did not finish within the time limit ([`crate::Options::timeout`]);
+    /// `stopped_at` is where it was running then (`file:line`), when Lua could tell.
+    #[error(
+        "module '{module}' ({}) did not finish its top level within {} s{}; reload refused",
+        file.display(),
+        seconds,
+        stopped_at.as_ref().map(|at| format!(" (stopped at {at})")).unwrap_or_default()
+    )]
+    Timeout {
+        module: String,
+        file: PathBuf,
+        seconds: f64,
+        stopped_at: Option<String>,
+    },
+
     /// The new version returns a different kind of value (a table before, a function now).
-    #[error("module '{module}' ({}) now returns a {new} where it returned a {old}; reload refused", file.display())]
+    /// `old` and `new` are Lua type names, or `"nothing"`.
+    #[error(
+        "module '{module}' ({}) now returns {} where it returned {}; reload refused",
+        file.display(),
+        with_article(new),
+        with_article(old)
+    )]
     ReturnChanged {
         module: String,
         file: PathBuf,
@@ -68,7 +107,8 @@ pub enum Error {
     #[error("planning the reload of {modules} failed, nothing changed: {message}")]
     Plan { modules: String, message: String },
 
-    /// A module appears twice in one batch, or the batch is empty.
+    /// A module appears twice in one batch, the batch is empty, or a name is one `require`
+    /// could never load (empty, an empty dotted segment, a NUL byte).
     #[error("invalid reload request: {0}")]
     Request(String),
 
@@ -89,8 +129,10 @@ impl Error {
             Error::NotFound { module, .. }
             | Error::NotLuaSource { module, .. }
             | Error::EmptyFile { module, .. }
+            | Error::Precompiled { module, .. }
             | Error::Load { module, .. }
             | Error::TopLevel { module, .. }
+            | Error::Timeout { module, .. }
             | Error::ReturnChanged { module, .. }
             | Error::Reentrant { module, .. } => Some(module),
             _ => None,
@@ -106,13 +148,53 @@ impl Error {
             Error::Load { file, message, .. } | Error::TopLevel { file, message, .. } => {
                 (file, message)
             }
+            Error::Timeout {
+                file,
+                stopped_at: Some(message),
+                ..
+            } => (file, message),
             _ => return None,
         };
         let name = file.file_name()?.to_str()?;
         let after = &message[message.find(name)? + name.len()..];
         let digits = after.strip_prefix(':')?;
-        let end = digits.find(|c: char| !c.is_ascii_digit())?;
+        let end = digits
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(digits.len());
         digits[..end].parse().ok()
+    }
+
+    /// The file this error is about, when one was found.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::NotLuaSource { file, .. }
+            | Error::EmptyFile { file, .. }
+            | Error::Precompiled { file, .. }
+            | Error::Load { file, .. }
+            | Error::TopLevel { file, .. }
+            | Error::Timeout { file, .. }
+            | Error::ReturnChanged { file, .. } => Some(file),
+            _ => None,
+        }
+    }
+}
+
+/// `mention` of `file`, unless `message` names the file already (Lua's own messages start
+/// with `file:line:`): a message names the path once.
+fn unless_named(message: &str, file: &std::path::Path, mention: String) -> String {
+    if message.contains(&*file.to_string_lossy()) {
+        String::new()
+    } else {
+        mention
+    }
+}
+
+/// "a table", "an integer", "nothing": a type name as English reads it after "returns".
+fn with_article(kind: &str) -> String {
+    match kind {
+        "nothing" => kind.to_owned(),
+        _ if kind.starts_with(['a', 'e', 'i', 'o', 'u']) => format!("an {kind}"),
+        _ => format!("a {kind}"),
     }
 }
 

@@ -59,6 +59,9 @@
 //!   in another module, opening a socket) cannot be undone; test `hotlua.reloading` to skip them.
 //! - Values are paired by path, so data reachable only through keys that are tables or
 //!   functions is never paired: such keys are added when missing, never merged.
+//! - A new top level runs under a time limit ([`Options::timeout`], [`DEFAULT_TIMEOUT`]) and
+//!   may not call `os.exit`; the limit is checked between Lua instructions, so one long call
+//!   into C finishes first.
 //! - Lua 5.1 cannot share upvalue cells: locals are copied, and [`Report::locals_copied`]
 //!   lists them.
 
@@ -66,13 +69,16 @@ mod apply;
 mod baseline;
 mod batch;
 pub mod error;
+mod limits;
 mod live_table;
 mod load;
 mod lua_api;
+mod memory;
 mod modules;
 mod plan;
 mod raw;
 pub mod report;
+mod request;
 mod switch;
 mod tracking;
 #[cfg(feature = "watch")]
@@ -81,13 +87,71 @@ pub mod watch;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mlua::{Lua, Table};
 
 pub use error::{Error, Result};
+pub use limits::DEFAULT_TIMEOUT;
+pub use memory::recover_from_allocation_failure;
 pub use report::{Conflict, ModuleFile, Report, Timings};
 pub use switch::Switches;
+
+/// The collector's state as the program chose it: running or stopped and, on Lua 5.4, its
+/// mode. A reload that fails restores it, whatever the new top level did to it.
+#[derive(Clone, Copy)]
+pub(crate) struct CollectorState {
+    running: bool,
+    #[cfg(feature = "lua54")]
+    generational: bool,
+}
+
+impl CollectorState {
+    pub(crate) fn of(lua: &Lua) -> CollectorState {
+        CollectorState {
+            running: collector_running(lua),
+            // Lua tells the mode only by changing it: switch to incremental (free when it
+            // already is, the usual case) and back (a generational program pays one full
+            // collection per reload for this).
+            #[cfg(feature = "lua54")]
+            generational: {
+                use mlua::prelude::{LuaGcGenParams, LuaGcIncParams, LuaGcMode};
+                let before = lua.gc_set_mode(LuaGcMode::Incremental(LuaGcIncParams::default()));
+                let generational = matches!(before, LuaGcMode::Generational(_));
+                if generational {
+                    lua.gc_set_mode(LuaGcMode::Generational(LuaGcGenParams::default()));
+                }
+                generational
+            },
+        }
+    }
+
+    pub(crate) fn restore(&self, lua: &Lua) {
+        #[cfg(feature = "lua54")]
+        {
+            use mlua::prelude::{LuaGcGenParams, LuaGcIncParams, LuaGcMode};
+            lua.gc_set_mode(if self.generational {
+                LuaGcMode::Generational(LuaGcGenParams::default())
+            } else {
+                LuaGcMode::Incremental(LuaGcIncParams::default())
+            });
+        }
+        if self.running {
+            lua.gc_restart();
+        } else {
+            lua.gc_stop();
+        }
+    }
+}
+
+/// Whether the collector runs. Lua 5.1 cannot tell: a program that stopped it and runs on 5.1
+/// gets it restarted after a reload.
+fn collector_running(lua: &Lua) -> bool {
+    #[cfg(not(any(feature = "lua51", feature = "luajit")))]
+    return lua.gc_is_running();
+    #[cfg(any(feature = "lua51", feature = "luajit"))]
+    return true;
+}
 
 /// Stops the collector for its lifetime, restarting it only if it was running.
 struct CollectorPause<'lua> {
@@ -97,12 +161,7 @@ struct CollectorPause<'lua> {
 
 impl<'lua> CollectorPause<'lua> {
     fn new(lua: &'lua Lua) -> CollectorPause<'lua> {
-        // Lua 5.1 cannot tell whether the collector runs; a program that stopped it and runs
-        // on 5.1 gets it restarted after a reload.
-        #[cfg(not(any(feature = "lua51", feature = "luajit")))]
-        let was_running = lua.gc_is_running();
-        #[cfg(any(feature = "lua51", feature = "luajit"))]
-        let was_running = true;
+        let was_running = collector_running(lua);
         lua.gc_stop();
         CollectorPause { lua, was_running }
     }
@@ -154,12 +213,27 @@ pub struct Options {
     /// The data policy for every module of this call; `None` uses each module's own policy
     /// ([`Reloader::set_policy`]) or [`DataPolicy::Keep`].
     pub data: Option<DataPolicy>,
+    /// The time each new top level may run; `None` means [`DEFAULT_TIMEOUT`] (5 s). A top level
+    /// still running then is stopped and the reload fails with [`Error::Timeout`].
+    /// `Duration::MAX` means no limit.
+    pub timeout: Option<Duration>,
 }
 
 impl Options {
     /// Options with the given data policy for every module of the call.
     pub fn with_data(data: DataPolicy) -> Options {
-        Options { data: Some(data) }
+        Options {
+            data: Some(data),
+            ..Options::default()
+        }
+    }
+
+    /// These options with `timeout` for each new top level.
+    pub fn with_timeout(self, timeout: Duration) -> Options {
+        Options {
+            timeout: Some(timeout),
+            ..self
+        }
     }
 }
 
@@ -241,19 +315,12 @@ impl Reloader {
 
     fn run(&self, modules: &[&str], options: &Options, apply: bool) -> Result<Report> {
         let started = Instant::now();
-        let first = *modules
-            .first()
-            .ok_or_else(|| Error::Request("no module named".into()))?;
+        request::check_names(modules)?;
         if let Some(running) = self.shared.running.borrow().as_ref() {
             return Err(Error::Reentrant {
-                module: first.to_owned(),
+                module: modules[0].to_owned(),
                 running: running.clone(),
             });
-        }
-        for (i, name) in modules.iter().enumerate() {
-            if modules[..i].contains(name) {
-                return Err(Error::Request(format!("module '{name}' named twice")));
-            }
         }
         *self.shared.running.borrow_mut() = Some(modules.join(", "));
         let result = self.plan_and_apply(modules, options, apply);
@@ -274,13 +341,14 @@ impl Reloader {
                 .or_else(|| policies.get(name).copied())
                 .unwrap_or_default()
         };
-        let staged = batch::stage_all(&self.lua, modules, &self.shared.reloading)?;
+        let timeout = options.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let staged = batch::stage_all(&self.lua, modules, timeout, &self.shared.reloading)?;
         let result = (|| {
             // Planning creates many handles; a collection cycle meanwhile would traverse them
             // all again and again. No finalizer may run Lua code (and see a half-done reload)
             // until the references are switched either.
             let _paused = CollectorPause::new(&self.lua);
-            let plan =
+            let build_plan = || {
                 plan::Plan::build(&self.lua, &staged, &policy_of).map_err(|error| match error {
                     Error::Lua(error) => Error::Plan {
                         modules: modules
@@ -291,10 +359,18 @@ impl Reloader {
                         message: load::lua_error_text(&error),
                     },
                     other => other,
-                })?;
+                })
+            };
+            let mut plan = build_plan()?;
             let mut report = plan.report.clone();
             if apply {
-                lua_api::call_hooks_before(&self.lua, &report)?;
+                if lua_api::call_hooks_before(&self.lua, &report)? {
+                    // A hook may have changed the module (its tables, its locals): never apply
+                    // a plan made before that. Plan again from the state the hooks left; the
+                    // hooks saw the first plan's report.
+                    plan = build_plan()?;
+                    report = plan.report.clone();
+                }
                 let apply_started = Instant::now();
                 apply::apply(&self.lua, &plan.writes)?;
                 for (name, values) in &plan.baselines {

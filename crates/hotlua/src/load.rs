@@ -7,13 +7,15 @@
 //! nothing global changes unless the whole reload succeeds.
 
 use std::cell::Cell;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 
+use crate::limits::{self, Stop};
 use crate::live_table::LiveTable;
 use crate::modules::{loaded_table, searchers};
-use crate::tracking::unwrapped;
+use crate::tracking::{original_searcher, unwrapped};
 use crate::{Error, Result};
 
 /// One module's new version, run in its staging environment, nothing applied.
@@ -33,14 +35,16 @@ pub struct StagedModule {
 }
 
 /// Runs `chunk`, the new top level of module `name` compiled from `file`, whose live value is
-/// `old`, in a staging environment. The caller hides `package.loaded[name]` meanwhile, so
-/// that `local M = package.loaded[...] or {}` builds a fresh table instead of writing into the
-/// live one. `reloading` is true exactly while the top level runs (`hotlua.reloading`).
+/// `old`, in a staging environment, for at most `timeout` ([`limits`]). The caller hides
+/// `package.loaded[name]` meanwhile, so that `local M = package.loaded[...] or {}` builds a
+/// fresh table instead of writing into the live one. `reloading` is true exactly while the top
+/// level runs (`hotlua.reloading`).
 pub(crate) fn stage(
     lua: &Lua,
     name: &str,
     (chunk, file): (Function, PathBuf),
     old: Value,
+    timeout: Duration,
     reloading: &Cell<bool>,
 ) -> Result<StagedModule> {
     let source = format!("@{}", file.display());
@@ -58,7 +62,8 @@ pub(crate) fn stage(
     globals.raw_set(name, Value::Nil)?;
     let live_table = LiveTable::copy(lua, &old)?;
     reloading.set(true);
-    let ran = chunk.call::<MultiValue>((name, file.display().to_string()));
+    let args = (name, file.display().to_string()).into_lua_multi(lua)?;
+    let ran = limits::call_limited(lua, &chunk, args, timeout);
     reloading.set(false);
     let written = live_table
         .as_ref()
@@ -68,10 +73,18 @@ pub(crate) fn stage(
     globals.raw_set(name, old_global)?;
     let stored: Value = loaded.raw_get(name)?;
     loaded.raw_set(name, Value::Nil)?;
-    let returned = ran.map_err(|error| Error::TopLevel {
-        module: name.to_owned(),
-        file: file.clone(),
-        message: lua_error_text(&error),
+    let returned = ran?.map_err(|stop| match stop {
+        Stop::Timeout { stopped_at } => Error::Timeout {
+            module: name.to_owned(),
+            file: file.clone(),
+            seconds: timeout.as_secs_f64(),
+            stopped_at,
+        },
+        Stop::Exit { message } | Stop::Error { message } => Error::TopLevel {
+            module: name.to_owned(),
+            file: file.clone(),
+            message,
+        },
     })?;
 
     let mut new = match returned.into_iter().next() {
@@ -117,35 +130,34 @@ fn check_same_kind(name: &str, file: &std::path::Path, old: &Value, new: &Value)
 }
 
 /// Runs `package.searchers` like `require` does and returns the Lua chunk and its file.
+///
+/// Where the Lua file searcher would load the file, the text read here is compiled instead, as
+/// source text only: the bytes checked are the bytes compiled, and no bytecode (precompiled or
+/// corrupted) ever reaches Lua's undump.
 pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
     let package: Table = lua.globals().raw_get("package")?;
     let searchers = searchers(lua)?;
-    // The file the Lua searcher will open, found once: to refuse an empty file before it is
-    // compiled, and to name the file where a searcher does not (Lua 5.1) or fails.
+    // The file the Lua searcher will open, found once: to refuse an empty or precompiled file
+    // before anything runs, and to name the file where a searcher does not (Lua 5.1) or fails.
     let expected = search_path(&package, name)?;
-    if let Some(file) = &expected {
-        let text = std::fs::read(file).map_err(|error| Error::Load {
-            module: name.to_owned(),
-            file: file.clone(),
-            message: error.to_string(),
-        })?;
-        if text.iter().all(u8::is_ascii_whitespace) {
-            return Err(Error::EmptyFile {
-                module: name.to_owned(),
-                file: file.clone(),
-            });
-        }
-    }
+    let text = match &expected {
+        Some(file) => Some(read_source(name, file)?),
+        None => None,
+    };
+    let lua_file_searcher = original_searcher(lua);
     let mut tried = String::new();
     for searcher in searchers.sequence_values::<Function>() {
-        let found: MultiValue =
-            unwrapped(lua, searcher?)
-                .call(name)
-                .map_err(|error| Error::Load {
-                    module: name.to_owned(),
-                    file: expected.clone().unwrap_or_default(),
-                    message: strip_require_prefix(&lua_error_text(&error)),
-                })?;
+        let searcher = unwrapped(lua, searcher?);
+        if let (Some(file), Some(text)) = (&expected, &text) {
+            if lua_file_searcher.as_ref() == Some(&searcher) {
+                return Ok((compile_source(lua, name, file, text)?, file.clone()));
+            }
+        }
+        let found: MultiValue = searcher.call(name).map_err(|error| Error::Load {
+            module: name.to_owned(),
+            file: expected.clone().unwrap_or_default(),
+            message: strip_require_prefix(&lua_error_text(&error)),
+        })?;
         let mut found = found.into_iter();
         match (found.next(), found.next()) {
             (Some(Value::Function(loader)), extra) => {
@@ -162,7 +174,13 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
                 }
                 return Ok((loader, file));
             }
-            (Some(Value::String(message)), _) => tried.push_str(&message.to_string_lossy()),
+            (Some(Value::String(message)), _) => {
+                // Lua 5.4's `require` puts the line break before each searcher's message;
+                // older searchers start their messages with it.
+                #[cfg(feature = "lua54")]
+                tried.push_str("\n\t");
+                tried.push_str(&message.to_string_lossy());
+            }
             _ => {}
         }
     }
@@ -170,6 +188,50 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
         module: name.to_owned(),
         tried,
     })
+}
+
+/// The source text of module `name`'s `file` as the Lua file searcher would compile it (a
+/// UTF-8 byte order mark and a first line starting with `#` skipped, the line break kept so
+/// line numbers stay right); an empty or precompiled file is refused.
+fn read_source(name: &str, file: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(file).map_err(|error| Error::Load {
+        module: name.to_owned(),
+        file: file.to_owned(),
+        message: error.to_string(),
+    })?;
+    let mut text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let mut first_byte = text.first();
+    if text.starts_with(b"#") {
+        text = &text[text.iter().position(|&b| b == b'\n').unwrap_or(text.len())..];
+        first_byte = text.get(1);
+    }
+    // The first byte of every Lua and LuaJIT bytecode signature (`\x1bLua`, `\x1bLJ`).
+    if first_byte == Some(&0x1b) {
+        return Err(Error::Precompiled {
+            module: name.to_owned(),
+            file: file.to_owned(),
+        });
+    }
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::EmptyFile {
+            module: name.to_owned(),
+            file: file.to_owned(),
+        });
+    }
+    Ok(text.to_vec())
+}
+
+/// Compiles `text` as source only, under the chunk name the Lua file searcher gives `file`.
+fn compile_source(lua: &Lua, name: &str, file: &Path, text: &[u8]) -> Result<Function> {
+    lua.load(text)
+        .set_name(format!("@{}", file.display()))
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .into_function()
+        .map_err(|error| Error::Load {
+            module: name.to_owned(),
+            file: file.to_owned(),
+            message: lua_error_text(&error),
+        })
 }
 
 /// `package.searchpath(name, package.path)`: the file the Lua searcher will open, if any.

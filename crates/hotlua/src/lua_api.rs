@@ -11,19 +11,73 @@
 //! | `sleep(seconds)` | waits, polling the watcher meanwhile |
 //! | `now()` | monotonic seconds |
 //!
-//! `options` is a table: `{ data = "keep" | "overwrite" | "merge3" }`.
+//! `options` is a table: `{ data = "keep" | "overwrite" | "merge3", timeout = seconds }`
+//! (`timeout`: how long each new top level may run, default 5, `math.huge` for no limit).
+//!
+//! A wrong argument raises the way Lua's own functions do (`bad argument #1 to 'reload'
+//! (string or table expected, got nil)`); every failure of the reload itself returns
+//! `nil, message`.
 
-#[cfg(feature = "watch")]
-use std::time::Duration;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::rc::Rc;
 
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 
 use crate::{DataPolicy, Error, Options, Reloader, Report, Result, Shared};
 
 const HOOKS: &str = "hotlua.hooks";
+
+/// A wrong argument to a function of the table: `bad argument #position to 'function'
+/// (message)`.
+struct BadArgument {
+    position: usize,
+    message: String,
+}
+
+/// Why a function of the table did not return normally.
+enum Failure {
+    BadArgument(BadArgument),
+    Lua(mlua::Error),
+}
+
+impl From<BadArgument> for Failure {
+    fn from(bad: BadArgument) -> Failure {
+        Failure::BadArgument(bad)
+    }
+}
+
+impl From<mlua::Error> for Failure {
+    fn from(error: mlua::Error) -> Failure {
+        Failure::Lua(error)
+    }
+}
+
+/// What a function of the table returns to the wrapper of [`CHECKED`].
+type Outcome = std::result::Result<MultiValue, Failure>;
+
+/// A function of the table, before [`CHECKED`] wraps it.
+type Implementation = Box<dyn Fn(&Lua, MultiValue) -> Outcome>;
+
+/// Its address marks a [`BadArgument`] coming back from Rust to the Lua wrapper that raises it.
+static RAISE: u8 = 0;
+
+/// `checked(f)` wraps a Rust function whose result may start with the [`RAISE`] mark: the
+/// wrapper raises the message that follows at its caller's level, as `luaL_argerror` does (a
+/// Rust callback can only raise mlua's error objects). Plain Lua 5.1, no tail call before
+/// `error` (5.1 would report the tail call's level instead of the caller's).
+const CHECKED: &str = r##"
+local raise = ...
+local unpack = table.unpack or unpack
+local function pack(...) return { n = select("#", ...), ... } end
+return function(implementation)
+  return function(...)
+    local results = pack(implementation(...))
+    if results[1] == raise then error(results[2], 2) end
+    return unpack(results, 1, results.n)
+  end
+end
+"##;
 
 /// Builds the table, stores it as `package.loaded.hotlua` and returns it.
 pub(crate) fn install(lua: &Lua, shared: Rc<Shared>) -> mlua::Result<Table> {
@@ -33,32 +87,61 @@ pub(crate) fn install(lua: &Lua, shared: Rc<Shared>) -> mlua::Result<Table> {
     // (and its finalizers from running).
     let reloader_for = move |lua: &Lua| Reloader::from_shared(lua, shared.clone());
 
+    let checked: Function = lua.load(CHECKED).set_name("=hotlua").call(raise_mark())?;
+    // Registers `implementation` as `api[name]`, its bad arguments raised like Lua's.
+    let register = |name: &'static str, implementation: Implementation| -> mlua::Result<()> {
+        let raw =
+            lua.create_function(
+                move |lua, args: MultiValue| match implementation(lua, args) {
+                    Ok(results) => Ok(results),
+                    Err(Failure::Lua(error)) => Err(error),
+                    Err(Failure::BadArgument(bad)) => {
+                        let message = format!(
+                            "bad argument #{} to '{name}' ({})",
+                            bad.position, bad.message
+                        );
+                        Ok(MultiValue::from_iter([
+                            raise_mark(),
+                            Value::String(lua.create_string(message)?),
+                        ]))
+                    }
+                },
+            )?;
+        api.raw_set(name, checked.call::<Function>(raw)?)
+    };
     let r = reloader_for.clone();
-    api.raw_set(
+    register(
         "reload",
-        lua.create_function(move |lua, (names, options): (Value, Option<Table>)| {
-            call(lua, &r(lua), names, options, true)
-        })?,
+        Box::new(move |lua, args| call(lua, &r(lua), &args, true)),
     )?;
     let r = reloader_for.clone();
-    api.raw_set(
+    register(
         "check",
-        lua.create_function(move |lua, (names, options): (Value, Option<Table>)| {
-            call(lua, &r(lua), names, options, false)
-        })?,
+        Box::new(move |lua, args| call(lua, &r(lua), &args, false)),
     )?;
-    api.raw_set(
+    register(
         "on_reload",
-        lua.create_function(|lua, hook: Function| hooks(lua)?.raw_push(hook))?,
+        Box::new(|lua, args| {
+            let Some(Value::Function(hook)) = args.front() else {
+                return Err(expected(&args, 1, "function").into());
+            };
+            hooks(lua)?.raw_push(hook)?;
+            Ok(MultiValue::new())
+        }),
     )?;
     let r = reloader_for.clone();
-    api.raw_set(
+    register(
         "policy",
-        lua.create_function(move |lua, (name, policy): (String, String)| {
-            let policy = parse_policy(&policy)?;
+        Box::new(move |lua, args| {
+            let name = string_argument(&args, 1)?;
+            let policy =
+                parse_policy(&string_argument(&args, 2)?).map_err(|message| BadArgument {
+                    position: 2,
+                    message,
+                })?;
             r(lua).set_policy(&name, policy);
-            Ok(())
-        })?,
+            Ok(MultiValue::new())
+        }),
     )?;
     let epoch = Instant::now();
     api.raw_set(
@@ -110,47 +193,143 @@ pub(crate) fn install(lua: &Lua, shared: Rc<Shared>) -> mlua::Result<Table> {
     Ok(api)
 }
 
-fn parse_policy(name: &str) -> mlua::Result<DataPolicy> {
+/// The light userdata that marks a bad argument (see [`CHECKED`]).
+fn raise_mark() -> Value {
+    Value::LightUserData(LightUserData(&RAISE as *const u8 as *mut std::ffi::c_void))
+}
+
+/// The type of argument `position` as Lua's messages name it (`no value` when absent).
+fn argument_type(args: &MultiValue, position: usize) -> &'static str {
+    match args.get(position - 1) {
+        None => "no value",
+        Some(Value::Integer(_) | Value::Number(_)) => "number",
+        Some(Value::LightUserData(_)) => "userdata",
+        Some(value) => value.type_name(),
+    }
+}
+
+/// `what expected, got <type>` for argument `position`.
+fn expected(args: &MultiValue, position: usize, what: &str) -> BadArgument {
+    BadArgument {
+        position,
+        message: format!("{what} expected, got {}", argument_type(args, position)),
+    }
+}
+
+/// Argument `position`, which must be a string (Lua's numbers are not taken for one).
+fn string_argument(args: &MultiValue, position: usize) -> std::result::Result<String, BadArgument> {
+    match args.get(position - 1) {
+        Some(Value::String(text)) => Ok(text.to_string_lossy()),
+        _ => Err(expected(args, position, "string")),
+    }
+}
+
+fn parse_policy(name: &str) -> std::result::Result<DataPolicy, String> {
     DataPolicy::from_name(name).ok_or_else(|| {
-        mlua::Error::runtime(format!(
-            "unknown data policy '{name}' (expected \"keep\", \"overwrite\" or \"merge3\")"
-        ))
+        format!("unknown data policy '{name}' (expected \"keep\", \"overwrite\" or \"merge3\")")
     })
 }
 
 /// `hotlua.reload` and `hotlua.check`: a report table, or `nil, message` on any failure.
-fn call(
-    lua: &Lua,
-    reloader: &Reloader,
-    names: Value,
-    options: Option<Table>,
-    apply: bool,
-) -> mlua::Result<MultiValue> {
-    let names: Vec<String> = match names {
-        Value::String(name) => vec![name.to_str()?.to_owned()],
-        Value::Table(list) => list
-            .sequence_values::<String>()
-            .collect::<mlua::Result<_>>()?,
-        other => {
-            return Err(mlua::Error::runtime(format!(
-                "hotlua.reload expects a module name or a list of names, got {}",
-                other.type_name()
-            )))
-        }
-    };
-    let mut call_options = Options::default();
-    if let Some(options) = options {
-        if let Some(data) = options.get::<Option<String>>("data")? {
-            call_options.data = Some(parse_policy(&data)?);
-        }
-    }
+fn call(lua: &Lua, reloader: &Reloader, args: &MultiValue, apply: bool) -> Outcome {
+    let names = module_names(args)?;
+    let options = call_options(args)?;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let result = if apply {
-        reloader.reload(&names, &call_options)
+        reloader.reload(&names, &options)
     } else {
-        reloader.check(&names, &call_options)
+        reloader.check(&names, &options)
     };
-    outcome(lua, result)
+    Ok(outcome(lua, result)?)
+}
+
+/// Argument 1 of `reload` and `check`: one module name, or a list of them.
+fn module_names(args: &MultiValue) -> std::result::Result<Vec<String>, BadArgument> {
+    match args.front() {
+        Some(Value::String(name)) => Ok(vec![name.to_string_lossy()]),
+        Some(Value::Table(list)) => (1..=list.raw_len())
+            .map(|i| match list.raw_get::<Value>(i) {
+                Ok(Value::String(name)) => Ok(name.to_string_lossy()),
+                Ok(other) => Err(BadArgument {
+                    position: 1,
+                    message: format!(
+                        "module name expected at index {i}, got {}",
+                        argument_type(&MultiValue::from_iter([other]), 1)
+                    ),
+                }),
+                Err(error) => Err(BadArgument {
+                    position: 1,
+                    message: crate::load::lua_error_text(&error),
+                }),
+            })
+            .collect(),
+        _ => Err(expected(args, 1, "string or table")),
+    }
+}
+
+/// Argument 2 of `reload` and `check`: `nil` or `{ data = ..., timeout = ... }`.
+fn call_options(args: &MultiValue) -> std::result::Result<Options, BadArgument> {
+    let bad = |message: String| BadArgument {
+        position: 2,
+        message,
+    };
+    let mut options = Options::default();
+    let table = match args.get(1) {
+        None | Some(Value::Nil) => return Ok(options),
+        Some(Value::Table(table)) => table,
+        Some(_) => return Err(expected(args, 2, "table")),
+    };
+    for pair in table.pairs::<Value, Value>() {
+        let (key, value) = pair.map_err(|error| bad(crate::load::lua_error_text(&error)))?;
+        let key = match &key {
+            Value::String(key) => key.to_string_lossy(),
+            other => {
+                return Err(bad(format!(
+                    "option names are strings, got a {}",
+                    other.type_name()
+                )))
+            }
+        };
+        match (key.as_str(), value) {
+            ("data", Value::String(policy)) => {
+                options.data = Some(parse_policy(&policy.to_string_lossy()).map_err(bad)?);
+            }
+            ("timeout", Value::Integer(seconds)) => {
+                options.timeout = Some(timeout(seconds as f64).map_err(bad)?)
+            }
+            ("timeout", Value::Number(seconds)) => {
+                options.timeout = Some(timeout(seconds).map_err(bad)?)
+            }
+            ("data", other) => {
+                return Err(bad(format!(
+                    "option 'data' must be a string, got {}",
+                    other.type_name()
+                )))
+            }
+            ("timeout", other) => {
+                return Err(bad(format!(
+                    "option 'timeout' must be a number, got {}",
+                    other.type_name()
+                )))
+            }
+            (unknown, _) => {
+                return Err(bad(format!(
+                    "unknown option '{unknown}' (expected \"data\" or \"timeout\")"
+                )))
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// The `timeout` option: positive seconds, `math.huge` for no limit.
+fn timeout(seconds: f64) -> std::result::Result<Duration, String> {
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Err(format!(
+            "option 'timeout' must be a positive number of seconds, got {seconds}"
+        ));
+    }
+    Ok(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
 }
 
 fn outcome(lua: &Lua, result: Result<Report>) -> mlua::Result<MultiValue> {
@@ -171,12 +350,36 @@ fn poll(lua: &Lua, reloader: &Reloader, wait: Duration) -> mlua::Result<MultiVal
     match &result {
         Ok(report) if reloader.shared.json_log.get() => eprintln!("{}", report.to_json()),
         Ok(report) => eprintln!("{}", report.summary()),
+        Err(error) if reloader.shared.json_log.get() => eprintln!("{}", failure_json(error)),
         Err(error) => eprintln!(
             "reload of {} failed, old code kept: {error}",
             error.module().unwrap_or("the changed modules")
         ),
     }
     outcome(lua, result)
+}
+
+/// A failed watch reload as one line of JSON, like the reports of successful ones:
+/// `{"ok":false,"modules":[...],"error":"...","file":...,"line":...}`.
+#[cfg(feature = "watch")]
+fn failure_json(error: &Error) -> String {
+    /// Fields in the order a reader expects them, `ok` first.
+    #[derive(serde::Serialize)]
+    struct FailedReload<'a> {
+        ok: bool,
+        modules: Vec<&'a str>,
+        error: String,
+        file: Option<String>,
+        line: Option<u32>,
+    }
+    serde_json::to_string(&FailedReload {
+        ok: false,
+        modules: error.module().into_iter().collect(),
+        error: error.to_string(),
+        file: error.file().map(|file| file.display().to_string()),
+        line: error.line(),
+    })
+    .expect("strings and numbers always serialize")
 }
 
 fn hooks(lua: &Lua) -> mlua::Result<Table> {
@@ -189,7 +392,8 @@ fn hooks(lua: &Lua) -> mlua::Result<Table> {
 }
 
 /// Calls every hook with `"before"`; the first that returns `false` (or raises) vetoes.
-pub(crate) fn call_hooks_before(lua: &Lua, report: &Report) -> Result<()> {
+/// Returns whether any hook ran (and so may have changed the modules).
+pub(crate) fn call_hooks_before(lua: &Lua, report: &Report) -> Result<bool> {
     let modules = || {
         report
             .modules
@@ -199,7 +403,9 @@ pub(crate) fn call_hooks_before(lua: &Lua, report: &Report) -> Result<()> {
             .join(", ")
     };
     let table = report.to_lua(lua)?;
+    let mut any_ran = false;
     for hook in hooks(lua)?.sequence_values::<Function>() {
+        any_ran = true;
         let verdict: mlua::Result<(Value, Option<String>)> = hook?.call(("before", &table));
         let reason = match verdict {
             Ok((Value::Boolean(false), reason)) => {
@@ -213,7 +419,7 @@ pub(crate) fn call_hooks_before(lua: &Lua, report: &Report) -> Result<()> {
             reason,
         });
     }
-    Ok(())
+    Ok(any_ran)
 }
 
 /// Calls every hook with `"after"`. The reload is already applied, so a hook's error cannot

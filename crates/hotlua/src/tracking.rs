@@ -62,6 +62,11 @@ pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
     Ok(())
 }
 
+/// The original Lua file searcher, once [`track_loads`] has wrapped it.
+pub(crate) fn original_searcher(lua: &Lua) -> Option<Function> {
+    lua.named_registry_value(ORIGINAL_SEARCHER).ok().flatten()
+}
+
 /// The searcher to call in place of `searcher`: the original Lua file searcher if `searcher`
 /// is hotlua's tracking wrapper (a reload needs the Lua chunk itself, not a wrapper).
 pub(crate) fn unwrapped(lua: &Lua, searcher: Function) -> Function {

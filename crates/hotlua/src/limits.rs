@@ -1,0 +1,245 @@
+//! The limits a new top level runs under during a reload: a deadline, and no `os.exit`.
+//!
+//! A top level is code the program did not control a moment ago. While it runs, a Lua hook
+//! checks the deadline every [`CHECK_EVERY`] instructions and refuses calls to `os.exit`;
+//! either raises an error in the top level and is remembered, so the reload fails even if the
+//! top level catches that error with `pcall`. The thread's own hook (a debugger's, a
+//! profiler's) is suspended meanwhile and put back afterwards.
+//!
+//! The hook finds what to check through a light userdata in the registry, so two Lua states
+//! never see each other's limits. Coroutines the top level creates inherit the hook; once the
+//! run is over the hook finds nothing there and removes itself from them.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::time::{Duration, Instant};
+
+use mlua::{ffi, Function, Lua, MultiValue, Value};
+
+/// The time a new top level gets when the call does not say ([`crate::Options::timeout`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Instructions between two looks at the clock: reading it costs about as much as a few
+/// dozen instructions, so the check stays well under 1 % of the run time.
+const CHECK_EVERY: c_int = 1000;
+
+/// Why a limited run was stopped.
+pub(crate) enum Stop {
+    /// The deadline passed; where the top level was then (`file:line`), if Lua could tell.
+    Timeout { stopped_at: Option<String> },
+    /// The top level called `os.exit`; the error text, starting with where it was called.
+    Exit { message: String },
+    /// The top level raised an error (its text) or ran out of memory.
+    Error { message: String },
+}
+
+/// What the hook checks, found through the registry at [`LIMITS_KEY`].
+struct Limits {
+    deadline: Option<Instant>,
+    /// The C function `os.exit` was when the run started.
+    exit: Option<ffi::lua_CFunction>,
+    stop: Option<Stop>,
+}
+
+/// Its address is the registry key of the running [`Limits`].
+static LIMITS_KEY: u8 = 0;
+
+/// Calls `chunk(args)` under `timeout` with `os.exit` refused, and returns its results or why it
+/// stopped. A non-string error value is described the way `lua.c` does it.
+pub(crate) fn call_limited(
+    lua: &Lua,
+    chunk: &Function,
+    args: MultiValue,
+    timeout: Duration,
+) -> mlua::Result<Result<MultiValue, Stop>> {
+    let exit = lua
+        .globals()
+        .raw_get::<Option<mlua::Table>>("os")?
+        .map(|os| os.raw_get::<Value>("exit"))
+        .transpose()?;
+    let mut limits = Limits {
+        deadline: Instant::now().checked_add(timeout),
+        exit: match exit {
+            Some(Value::Function(exit)) => c_function(lua, &exit)?,
+            _ => None,
+        },
+        stop: None,
+    };
+    let protected = protected_call(lua)?;
+    let previous = install(lua, &mut limits)?;
+    let ran = protected.call::<MultiValue>((chunk, args));
+    uninstall(lua, previous)?;
+    if let Some(stop) = limits.stop {
+        return Ok(Err(stop));
+    }
+    let mut ran = ran?.into_iter();
+    match ran.next() {
+        Some(Value::Boolean(true)) => Ok(Ok(ran.collect())),
+        _ => Ok(Err(Stop::Error {
+            message: match ran.next() {
+                Some(Value::String(message)) => message.to_string_lossy(),
+                _ => "(error object is not a string)".to_owned(),
+            },
+        })),
+    }
+}
+
+/// `function(chunk, ...) return xpcall(chunk, handler, ...) end` with `lua.c`'s message handler: an error
+/// value that is not a string shows through its `__tostring`, or as its type. Written for Lua
+/// 5.1, whose `xpcall` passes no arguments.
+fn protected_call(lua: &Lua) -> mlua::Result<Function> {
+    lua.load(
+        r##"
+        local chunk = ...
+        local args, n = { select(2, ...) }, select("#", ...) - 1
+        local unpack = table.unpack or unpack
+        -- LuaJIT's compiled loops never call hooks: the limits need the interpreter. (Inside
+        -- a `__gc` metamethod LuaJIT refuses to switch, and runs no hook either.)
+        local jit = package.loaded.jit
+        local jit_turned_off = jit and jit.status and jit.status() and pcall(jit.off)
+        local function finish(...)
+          if jit_turned_off then jit.on() end
+          return ...
+        end
+        return finish(xpcall(function() return chunk(unpack(args, 1, n)) end, function(e)
+          if type(e) == "string" then return e end
+          local mt = getmetatable(e)
+          if type(mt) == "table" and mt.__tostring then return tostring(e) end
+          return "(error object is a " .. type(e) .. " value)"
+        end))
+        "##,
+    )
+    .set_name("=hotlua")
+    .into_function()
+}
+
+/// The C function behind `function`, if it is one.
+fn c_function(lua: &Lua, function: &Function) -> mlua::Result<Option<ffi::lua_CFunction>> {
+    let mut c_function = None;
+    // SAFETY: the closure runs in a C frame whose stack holds exactly the one argument, and
+    // only reads it.
+    unsafe {
+        lua.exec_raw::<()>(function, |state| {
+            c_function = ffi::lua_tocfunction(state, 1);
+        })?;
+    }
+    Ok(c_function)
+}
+
+/// The hook a thread had before: function, mask and count.
+type Hook = (Option<ffi::lua_Hook>, c_int, c_int);
+
+/// Points the registry at `limits` and sets the hook on the running thread; returns the hook
+/// it replaces. `limits` must stay where it is until [`uninstall`].
+fn install(lua: &Lua, limits: &mut Limits) -> mlua::Result<Hook> {
+    let limits = limits as *mut Limits as *mut c_void;
+    // SAFETY: the closure runs in a C frame on the thread that then calls the top level, with
+    // room for the two values it pushes; rawset pops them. The pointer stays valid until
+    // `uninstall` removes it from the registry, which the caller does before `limits` moves.
+    let mut previous = (None, 0, 0);
+    unsafe {
+        lua.exec_raw::<()>((), |state| {
+            previous = (
+                ffi::lua_gethook(state),
+                ffi::lua_gethookmask(state),
+                ffi::lua_gethookcount(state),
+            );
+            ffi::lua_pushlightuserdata(state, &LIMITS_KEY as *const u8 as *mut c_void);
+            ffi::lua_pushlightuserdata(state, limits);
+            ffi::lua_rawset(state, ffi::LUA_REGISTRYINDEX);
+            ffi::lua_sethook(
+                state,
+                Some(hook),
+                ffi::LUA_MASKCOUNT | ffi::LUA_MASKCALL,
+                CHECK_EVERY,
+            );
+        })?;
+    }
+    Ok(previous)
+}
+
+/// Forgets the running limits and gives the thread its previous hook back.
+fn uninstall(lua: &Lua, (function, mask, count): Hook) -> mlua::Result<()> {
+    // SAFETY: as in `install`, on the same thread.
+    unsafe {
+        lua.exec_raw::<()>((), |state| {
+            ffi::lua_pushlightuserdata(state, &LIMITS_KEY as *const u8 as *mut c_void);
+            ffi::lua_pushnil(state);
+            ffi::lua_rawset(state, ffi::LUA_REGISTRYINDEX);
+            ffi::lua_sethook(state, function, mask, count);
+        })
+    }
+}
+
+/// The hook: on a count event, stops the run once the deadline has passed; on a call event,
+/// stops a call to `os.exit`.
+///
+/// SAFETY (invariant): Lua calls it with room for `LUA_MINSTACK` values. It owns no Rust value
+/// that needs dropping when `lua_error` unwinds out of it: what it records is moved into the
+/// `Limits` the registry points at, which lives in `call_limited`'s frame until the hook is
+/// uninstalled.
+unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    ffi::lua_pushlightuserdata(state, &LIMITS_KEY as *const u8 as *mut c_void);
+    ffi::lua_rawget(state, ffi::LUA_REGISTRYINDEX);
+    let limits = ffi::lua_touserdata(state, -1) as *mut Limits;
+    ffi::lua_pop(state, 1);
+    let Some(limits) = limits.as_mut() else {
+        // A coroutine created by a top level whose run is over.
+        ffi::lua_sethook(state, None, 0, 0);
+        return;
+    };
+    if (*ar).event == ffi::LUA_HOOKCOUNT {
+        let expired = limits
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline);
+        if !expired && limits.stop.is_none() {
+            return;
+        }
+        if limits.stop.is_none() {
+            limits.stop = Some(Stop::Timeout {
+                stopped_at: current_line(state, ar),
+            });
+        }
+        ffi::lua_pushstring(state, c"the new top level ran out of time".as_ptr());
+        ffi::lua_error(state);
+    } else {
+        // A call (or tail call): is it `os.exit`?
+        ffi::lua_getinfo(state, c"f".as_ptr(), ar);
+        let called = ffi::lua_tocfunction(state, -1);
+        ffi::lua_pop(state, 1);
+        if called.is_none() || called.map(|f| f as usize) != limits.exit.map(|f| f as usize) {
+            return;
+        }
+        // Level 1 is the function that called `os.exit`.
+        ffi::luaL_where(state, 1);
+        ffi::lua_pushstring(
+            state,
+            c"os.exit called by the new top level: a reload never ends the program".as_ptr(),
+        );
+        ffi::lua_concat(state, 2);
+        limits.stop = Some(Stop::Exit {
+            message: lossy(ffi::lua_tostring(state, -1)),
+        });
+        ffi::lua_error(state);
+    }
+}
+
+/// `source:line` of the Lua function a count event fired in.
+///
+/// SAFETY (invariant): `ar` is the hook's activation record, valid for `lua_getinfo`.
+unsafe fn current_line(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) -> Option<String> {
+    if ffi::lua_getinfo(state, c"Sl".as_ptr(), ar) == 0 || (*ar).currentline <= 0 {
+        return None;
+    }
+    let source = lossy((*ar).short_src.as_ptr());
+    Some(format!("{source}:{}", (*ar).currentline))
+}
+
+/// A C string as Rust text.
+///
+/// SAFETY (invariant): `text` is null or a NUL-terminated string alive for the call.
+unsafe fn lossy(text: *const std::ffi::c_char) -> String {
+    if text.is_null() {
+        return String::new();
+    }
+    CStr::from_ptr(text).to_string_lossy().into_owned()
+}
