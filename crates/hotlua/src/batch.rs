@@ -14,9 +14,10 @@ use std::path::PathBuf;
 
 use mlua::{Function, Lua, Table, Value};
 
+use crate::collector::CollectorState;
 use crate::load::{find, stage, StagedModule};
 use crate::modules::loaded_table;
-use crate::{CollectorState, Error, Result};
+use crate::{Error, Result};
 
 /// The staged new versions of a batch, and what staging changed that a failure must undo.
 pub struct Staged {
@@ -78,6 +79,7 @@ pub(crate) fn stage_all(
             .collect::<mlua::Result<_>>()?,
         chunks,
         timeout,
+        collector: &collector,
         reloading,
         modules: RefCell::new(names.iter().map(|_| None).collect()),
         running: RefCell::new(Vec::new()),
@@ -122,19 +124,19 @@ pub(crate) fn stage_all(
         loaded.raw_set(*name, live)?;
         preload.raw_set(*name, preloaded)?;
     }
-    let mut staged = Staged {
-        modules: Vec::with_capacity(names.len()),
+    let failure = batch.failure.into_inner();
+    let modules = batch.modules.into_inner().into_iter().flatten().collect();
+    let staged = Staged {
+        modules,
         newly_loaded,
         collector,
         load_ms,
         stage_ms: started.elapsed().as_secs_f64() * 1e3 - load_ms,
     };
-    let failure = batch.failure.into_inner();
     if let Some(error) = failure.or(outcome.err().map(Error::from)) {
         staged.roll_back(lua)?;
         return Err(error);
     }
-    staged.modules = batch.modules.into_inner().into_iter().flatten().collect();
     Ok(staged)
 }
 
@@ -147,6 +149,7 @@ struct Batch<'a> {
     /// The compiled chunk and file of each module.
     chunks: Vec<(Function, PathBuf)>,
     timeout: Duration,
+    collector: &'a CollectorState,
     reloading: &'a Cell<bool>,
     /// The staged modules, by their place in the batch.
     modules: RefCell<Vec<Option<StagedModule>>>,
@@ -209,6 +212,7 @@ impl Batch<'_> {
             self.chunks[index].clone(),
             self.live[index].clone(),
             self.timeout,
+            self.collector,
             self.reloading,
         );
         self.running.borrow_mut().pop();

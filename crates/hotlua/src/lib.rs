@@ -68,6 +68,7 @@
 mod apply;
 mod baseline;
 mod batch;
+mod collector;
 pub mod error;
 mod limits;
 mod live_table;
@@ -91,89 +92,12 @@ use std::time::{Duration, Instant};
 
 use mlua::{Lua, Table};
 
+use collector::CollectorPause;
 pub use error::{Error, Result};
 pub use limits::DEFAULT_TIMEOUT;
 pub use memory::recover_from_allocation_failure;
 pub use report::{Conflict, ModuleFile, Report, Timings};
 pub use switch::Switches;
-
-/// The collector's state as the program chose it: running or stopped and, on Lua 5.4, its
-/// mode. A reload that fails restores it, whatever the new top level did to it.
-#[derive(Clone, Copy)]
-pub(crate) struct CollectorState {
-    running: bool,
-    #[cfg(feature = "lua54")]
-    generational: bool,
-}
-
-impl CollectorState {
-    pub(crate) fn of(lua: &Lua) -> CollectorState {
-        CollectorState {
-            running: collector_running(lua),
-            // Lua tells the mode only by changing it: switch to incremental (free when it
-            // already is, the usual case) and back (a generational program pays one full
-            // collection per reload for this).
-            #[cfg(feature = "lua54")]
-            generational: {
-                use mlua::prelude::{LuaGcGenParams, LuaGcIncParams, LuaGcMode};
-                let before = lua.gc_set_mode(LuaGcMode::Incremental(LuaGcIncParams::default()));
-                let generational = matches!(before, LuaGcMode::Generational(_));
-                if generational {
-                    lua.gc_set_mode(LuaGcMode::Generational(LuaGcGenParams::default()));
-                }
-                generational
-            },
-        }
-    }
-
-    pub(crate) fn restore(&self, lua: &Lua) {
-        #[cfg(feature = "lua54")]
-        {
-            use mlua::prelude::{LuaGcGenParams, LuaGcIncParams, LuaGcMode};
-            lua.gc_set_mode(if self.generational {
-                LuaGcMode::Generational(LuaGcGenParams::default())
-            } else {
-                LuaGcMode::Incremental(LuaGcIncParams::default())
-            });
-        }
-        if self.running {
-            lua.gc_restart();
-        } else {
-            lua.gc_stop();
-        }
-    }
-}
-
-/// Whether the collector runs. Lua 5.1 cannot tell: a program that stopped it and runs on 5.1
-/// gets it restarted after a reload.
-fn collector_running(lua: &Lua) -> bool {
-    #[cfg(not(any(feature = "lua51", feature = "luajit")))]
-    return lua.gc_is_running();
-    #[cfg(any(feature = "lua51", feature = "luajit"))]
-    return true;
-}
-
-/// Stops the collector for its lifetime, restarting it only if it was running.
-struct CollectorPause<'lua> {
-    lua: &'lua Lua,
-    was_running: bool,
-}
-
-impl<'lua> CollectorPause<'lua> {
-    fn new(lua: &'lua Lua) -> CollectorPause<'lua> {
-        let was_running = collector_running(lua);
-        lua.gc_stop();
-        CollectorPause { lua, was_running }
-    }
-}
-
-impl Drop for CollectorPause<'_> {
-    fn drop(&mut self) {
-        if self.was_running {
-            self.lua.gc_restart();
-        }
-    }
-}
 
 /// How the data of a module's tables is merged when both the live table and the new file have
 /// a field.

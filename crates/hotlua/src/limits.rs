@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use mlua::{ffi, Function, Lua, MultiValue, Value};
 
+use crate::collector::CollectorState;
+
 /// The time a new top level gets when the call does not say ([`crate::Options::timeout`]).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -37,6 +39,11 @@ struct Limits {
     deadline: Option<Instant>,
     /// The C function `os.exit` was when the run started.
     exit: Option<ffi::lua_CFunction>,
+    /// The C function `collectgarbage` was when the run started.
+    collectgarbage: Option<ffi::lua_CFunction>,
+    /// Whether the collector was generational before the top level first asked to switch
+    /// modes (see [`crate::collector::CollectorState`]).
+    generational_before: Option<bool>,
     stop: Option<Stop>,
 }
 
@@ -45,29 +52,42 @@ static LIMITS_KEY: u8 = 0;
 
 /// Calls `chunk(args)` under `timeout` with `os.exit` refused, and returns its results or why it
 /// stopped. A non-string error value is described the way `lua.c` does it.
+///
+/// A top level that switches the collector's mode first has the mode before recorded in
+/// `collector`, so that a failed reload can put it back.
 pub(crate) fn call_limited(
     lua: &Lua,
     chunk: &Function,
     args: MultiValue,
     timeout: Duration,
+    collector: &CollectorState,
 ) -> mlua::Result<Result<MultiValue, Stop>> {
     let exit = lua
         .globals()
         .raw_get::<Option<mlua::Table>>("os")?
         .map(|os| os.raw_get::<Value>("exit"))
         .transpose()?;
+    let collectgarbage = lua.globals().raw_get::<Value>("collectgarbage")?;
     let mut limits = Limits {
         deadline: Instant::now().checked_add(timeout),
         exit: match exit {
             Some(Value::Function(exit)) => c_function(lua, &exit)?,
             _ => None,
         },
+        collectgarbage: match collectgarbage {
+            Value::Function(function) => c_function(lua, &function)?,
+            _ => None,
+        },
+        generational_before: collector.generational_before.get(),
         stop: None,
     };
     let protected = protected_call(lua)?;
     let previous = install(lua, &mut limits)?;
     let ran = protected.call::<MultiValue>((chunk, args));
     uninstall(lua, previous)?;
+    collector
+        .generational_before
+        .set(limits.generational_before);
     if let Some(stop) = limits.stop {
         return Ok(Err(stop));
     }
@@ -202,11 +222,18 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_D
         ffi::lua_pushstring(state, c"the new top level ran out of time".as_ptr());
         ffi::lua_error(state);
     } else {
-        // A call (or tail call): is it `os.exit`?
+        // A call (or tail call): is it `os.exit`, or `collectgarbage` switching modes?
         ffi::lua_getinfo(state, c"f".as_ptr(), ar);
-        let called = ffi::lua_tocfunction(state, -1);
+        let called = ffi::lua_tocfunction(state, -1).map(|f| f as usize);
         ffi::lua_pop(state, 1);
-        if called.is_none() || called.map(|f| f as usize) != limits.exit.map(|f| f as usize) {
+        if called.is_none() {
+            return;
+        }
+        if called == limits.collectgarbage.map(|f| f as usize) {
+            record_collector_mode(state, ar, limits);
+            return;
+        }
+        if called != limits.exit.map(|f| f as usize) {
             return;
         }
         // Level 1 is the function that called `os.exit`.
@@ -220,6 +247,40 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_D
             message: lossy(ffi::lua_tostring(state, -1)),
         });
         ffi::lua_error(state);
+    }
+}
+
+/// Before a call of `collectgarbage("incremental")` or `collectgarbage("generational")`, the
+/// first of the run, records whether the collector is generational now. Lua tells the mode only
+/// by switching it: to incremental, and back to generational if it was (a full collection,
+/// paid only by a top level that switches modes itself).
+///
+/// SAFETY (invariant): `ar` is the hook's activation record of the `collectgarbage` call, whose
+/// first argument lua_getlocal pushes (or nothing, returning NULL, when there is none).
+unsafe fn record_collector_mode(
+    state: *mut ffi::lua_State,
+    ar: *mut ffi::lua_Debug,
+    limits: &mut Limits,
+) {
+    if limits.generational_before.is_some() || !cfg!(feature = "lua54") {
+        return;
+    }
+    if ffi::lua_getlocal(state, ar, 1).is_null() {
+        return;
+    }
+    let switches_mode = ffi::lua_type(state, -1) == ffi::LUA_TSTRING
+        && matches!(
+            CStr::from_ptr(ffi::lua_tostring(state, -1)).to_bytes(),
+            b"incremental" | b"generational"
+        );
+    ffi::lua_pop(state, 1);
+    #[cfg(feature = "lua54")]
+    if switches_mode {
+        let generational = ffi::lua_gc(state, ffi::LUA_GCINC, 0, 0, 0) == ffi::LUA_GCGEN;
+        if generational {
+            ffi::lua_gc(state, ffi::LUA_GCGEN, 0, 0);
+        }
+        limits.generational_before = Some(generational);
     }
 }
 

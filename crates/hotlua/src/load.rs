@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 
+use crate::collector::CollectorState;
 use crate::limits::{self, Stop};
 use crate::live_table::LiveTable;
 use crate::modules::{loaded_table, searchers};
@@ -45,6 +46,7 @@ pub(crate) fn stage(
     (chunk, file): (Function, PathBuf),
     old: Value,
     timeout: Duration,
+    collector: &CollectorState,
     reloading: &Cell<bool>,
 ) -> Result<StagedModule> {
     let source = format!("@{}", file.display());
@@ -63,7 +65,7 @@ pub(crate) fn stage(
     let live_table = LiveTable::copy(lua, &old)?;
     reloading.set(true);
     let args = (name, file.display().to_string()).into_lua_multi(lua)?;
-    let ran = limits::call_limited(lua, &chunk, args, timeout);
+    let ran = limits::call_limited(lua, &chunk, args, timeout, collector);
     reloading.set(false);
     let written = live_table
         .as_ref()

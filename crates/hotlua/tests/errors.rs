@@ -454,3 +454,22 @@ fn load_error_names_the_path_once() {
     let path = error.file().unwrap().display().to_string();
     assert_eq!(message.matches(&path).count(), 1, "{message}");
 }
+
+/// Lua tells the collector's mode only by switching it, and switching to generational is a
+/// full collection: a reload asks only when the new top level itself switches modes.
+#[cfg(feature = "lua54")]
+#[test]
+fn reload_in_generational_mode_runs_no_collection_and_keeps_the_mode() {
+    let f = Fixture::new();
+    f.write("m", V1);
+    f.lua::<()>(
+        "m = require 'm'; collectgarbage('generational'); collectgarbage('stop') \
+         collected = false; setmetatable({}, { __gc = function() collected = true end })",
+    );
+    f.write("m", "return { f = function() return 2 end }");
+    f.reload_ok("m");
+    assert!(f.lua::<bool>(
+        "return collected == false and collectgarbage('isrunning') == false \
+         and collectgarbage('incremental') == 'generational'"
+    ));
+}
