@@ -705,3 +705,34 @@ fn memory_returns_to_its_start_after_a_collection() {
         expect(0, "collected\n", "")
     );
 }
+
+/// An error raised by a module's top level reaches the caller of `require` as lua5.4 delivers
+/// it, also under `hotlua run`, which records every module's load-time values: the same
+/// message, one traceback, no extra frame.
+#[test]
+fn module_errors_through_require_read_the_same_under_hotlua_run() {
+    if lua54_missing() {
+        return;
+    }
+    let dir = TempDir::new("compat-require-error");
+    dir.write("bad.lua", "local x = 1\nerror('top level failed')\n");
+    dir.write("syntax.lua", "local x = = 1\n");
+    dir.write(
+        "main.lua",
+        "package.path = './?.lua'\n\
+         local ok, e = pcall(require, 'bad') print(ok, e)\n\
+         local t = {}\n\
+         package.preload.tbl = function() error(t) end\n\
+         print(select(2, pcall(require, 'tbl')) == t)\n\
+         require(arg[1])\n",
+    );
+    for module in ["bad", "syntax"] {
+        let reference = dir.run_case(LUA, args(&["main.lua", module]));
+        let hotlua = dir.run_case(HOTLUA, args(&["run", "main.lua", module]));
+        assert_eq!(
+            hotlua, reference,
+            "hotlua run (left) and {LUA} (right) differ"
+        );
+        assert_eq!(reference.code, Some(1));
+    }
+}

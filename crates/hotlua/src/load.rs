@@ -16,7 +16,7 @@ use crate::collector::CollectorState;
 use crate::limits::{self, Stop};
 use crate::live_table::LiveTable;
 use crate::modules::{loaded_table, searchers};
-use crate::tracking::{original_searcher, unwrapped};
+use crate::tracking::lua_file_searcher;
 use crate::{Error, Result};
 
 /// One module's new version, run in its staging environment, nothing applied.
@@ -146,10 +146,10 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
         Some(file) => Some(read_source(name, file)?),
         None => None,
     };
-    let lua_file_searcher = original_searcher(lua);
+    let lua_file_searcher = lua_file_searcher(lua);
     let mut tried = String::new();
     for searcher in searchers.sequence_values::<Function>() {
-        let searcher = unwrapped(lua, searcher?);
+        let searcher = searcher?;
         if let (Some(file), Some(text)) = (&expected, &text) {
             if lua_file_searcher.as_ref() == Some(&searcher) {
                 return Ok((compile_source(lua, name, file, text)?, file.clone()));

@@ -1,79 +1,46 @@
 //! Recording what each module's file set when `require` loaded it (the base of
-//! [`crate::DataPolicy::Merge3`]), by wrapping the Lua file searcher of `package.searchers`.
+//! [`crate::DataPolicy::Merge3`]).
 //!
-//! The wrapper around each loader is a Lua function, not a Rust one: an error the module's top
-//! level raises then reaches the caller of `require` exactly as Lua raised it (the same string
-//! with its position, the same table), never converted into an mlua error and back.
+//! `require` stores a module it has just loaded with `package.loaded[name] = value`, an
+//! assignment that is not raw: a `__newindex` metamethod on `package.loaded` sees every module
+//! the moment its top level returned, before the program could change anything. Nothing wraps
+//! the searchers or the loaders, so an error a module's top level raises reaches the caller of
+//! `require` exactly as lua5.4 delivers it: the same value, the same traceback.
 
-use mlua::{Function, Lua, Value};
+use mlua::{Function, Lua, Table, Value};
 
 use crate::modules::{loaded_table, searchers};
 use crate::{baseline, Result};
 
-/// Registry key of the original Lua file searcher, which [`track_loads`] wraps.
-const ORIGINAL_SEARCHER: &str = "hotlua.lua_searcher";
+/// Registry key of the Lua file searcher (the second of `package.searchers`) as it was when
+/// hotlua started: the searcher whose files a reload compiles itself.
+const LUA_FILE_SEARCHER: &str = "hotlua.lua_searcher";
 
-/// Registry key of the wrapper [`track_loads`] installs, so [`unwrapped`] can tell it apart.
-const TRACKING_SEARCHER: &str = "hotlua.tracking_searcher";
-
-/// The searcher that replaces the Lua file searcher: it finds the module as that one does
-/// and wraps the loader it returns so that, once the module's top level returned, its value
-/// goes to `record`. Only the loader's first value goes on, as `require` keeps only that one.
-const TRACKING_SEARCHER_SOURCE: &str = r#"
-local record, searcher = ...
-return function(name, ...)
-  local loader, extra = searcher(name, ...)
-  if type(loader) ~= "function" then
-    return loader, extra
-  end
-  return function(...)
-    local result = loader(...)
-    record(name, result)
-    return result
-  end, extra
-end
-"#;
-
-/// Records, for every Lua module `require` loads from now on, the values its file set at load
-/// time, by wrapping the Lua file searcher (the second of `package.searchers`).
+/// Records, for every module `require` loads from now on, the values its file set at load
+/// time. A program that gave `package.loaded` a metatable of its own keeps it, and `merge3`
+/// then has no load-time values (it says so in a warning).
 pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
-    let Ok(searchers) = searchers(lua) else {
+    if let Ok(lua_searcher) = searchers(lua)?.raw_get::<Function>(2) {
+        lua.set_named_registry_value(LUA_FILE_SEARCHER, lua_searcher)?;
+    }
+    let loaded = loaded_table(lua)?;
+    if loaded.metatable().is_some() {
         return Ok(());
-    };
-    let Ok(lua_searcher) = searchers.raw_get::<Function>(2) else {
-        return Ok(());
-    };
-    lua.set_named_registry_value(ORIGINAL_SEARCHER, &lua_searcher)?;
-    let record = lua.create_function(|lua, (name, result): (String, Value)| {
-        let module = match result {
-            Value::Nil => loaded_table(lua)
-                .map_err(mlua::Error::external)?
-                .raw_get(name.as_str())?,
-            other => other,
-        };
-        baseline::record_load(lua, &name, &module)
+    }
+    let record = lua.create_function(|lua, (loaded, key, value): (Table, Value, Value)| {
+        loaded.raw_set(&key, &value)?;
+        if let Value::String(name) = &key {
+            baseline::record_load(lua, &name.to_string_lossy(), &value)?;
+        }
+        Ok(())
     })?;
-    let tracking: Function = lua
-        .load(TRACKING_SEARCHER_SOURCE)
-        .set_name("=hotlua")
-        .call((record, lua_searcher))?;
-    searchers.raw_set(2, &tracking)?;
-    lua.set_named_registry_value(TRACKING_SEARCHER, tracking)?;
+    let metatable = lua.create_table()?;
+    metatable.raw_set("__newindex", record)?;
+    loaded.set_metatable(Some(metatable))?;
     Ok(())
 }
 
-/// The original Lua file searcher, once [`track_loads`] has wrapped it.
-pub(crate) fn original_searcher(lua: &Lua) -> Option<Function> {
-    lua.named_registry_value(ORIGINAL_SEARCHER).ok().flatten()
-}
-
-/// The searcher to call in place of `searcher`: the original Lua file searcher if `searcher`
-/// is hotlua's tracking wrapper (a reload needs the Lua chunk itself, not a wrapper).
-pub(crate) fn unwrapped(lua: &Lua, searcher: Function) -> Function {
-    match lua.named_registry_value::<Option<Function>>(TRACKING_SEARCHER) {
-        Ok(Some(tracking)) if tracking == searcher => lua
-            .named_registry_value(ORIGINAL_SEARCHER)
-            .unwrap_or(searcher),
-        _ => searcher,
-    }
+/// The Lua file searcher as it was when hotlua started, if there was one.
+pub(crate) fn lua_file_searcher(lua: &Lua) -> Option<Function> {
+    lua.named_registry_value(LUA_FILE_SEARCHER).ok().flatten()
 }
