@@ -6,8 +6,6 @@
 //! show in it), every other value is kept as is. Baselines live in one registry table, keyed by
 //! module name, as `{ module = <copy>, globals = <copy of the staged globals> }`.
 
-use std::collections::HashMap;
-
 use mlua::{Lua, Table, Value};
 
 const REGISTRY_KEY: &str = "hotlua.baselines";
@@ -32,37 +30,40 @@ pub(crate) fn store(lua: &Lua, name: &str, baseline: Value) -> mlua::Result<()> 
     all(lua)?.raw_set(name, baseline)
 }
 
-/// A copy of `value` in which every table not `is_foreign` is copied (cycles kept as cycles,
-/// any depth: pending tables wait in a list, not on the native stack) and every other value
-/// is the value itself.
+/// A copy of `value` in which every table not `is_foreign` is copied (cycles kept as cycles)
+/// and every other value is the value itself.
+///
+/// Any depth and any size: the tables waiting to be copied and the copies made so far are kept
+/// in Lua tables, not on the native stack and not as mlua handles (mlua holds a limited number
+/// of those: about 8000 on Lua 5.1 and LuaJIT).
 pub(crate) fn snapshot(
     lua: &Lua,
     value: &Value,
     is_foreign: &dyn Fn(&Table) -> bool,
 ) -> mlua::Result<Value> {
-    let mut copies: HashMap<usize, Table> = HashMap::new();
-    let mut pending: Vec<(Table, Table)> = Vec::new();
-    let mut copy_of = |value: &Value, pending: &mut Vec<(Table, Table)>| -> mlua::Result<Value> {
-        let Value::Table(table) = value else {
-            return Ok(value.clone());
+    let copies = lua.create_table()?;
+    let pending = lua.create_table()?;
+    let copy_of = |value: Value| -> mlua::Result<Value> {
+        let Value::Table(table) = &value else {
+            return Ok(value);
         };
         if is_foreign(table) {
-            return Ok(value.clone());
+            return Ok(value);
         }
-        let identity = table.to_pointer() as usize;
-        if let Some(done) = copies.get(&identity) {
-            return Ok(Value::Table(done.clone()));
+        if let Some(done) = copies.raw_get::<Option<Table>>(table)? {
+            return Ok(Value::Table(done));
         }
         let duplicate = lua.create_table()?;
-        copies.insert(identity, duplicate.clone());
-        pending.push((table.clone(), duplicate.clone()));
+        copies.raw_set(table, &duplicate)?;
+        pending.raw_push(table)?;
         Ok(Value::Table(duplicate))
     };
-    let root = copy_of(value, &mut pending)?;
-    while let Some((table, duplicate)) = pending.pop() {
+    let root = copy_of(value.clone())?;
+    while let Some(table) = pending.raw_pop::<Option<Table>>()? {
+        let duplicate: Table = copies.raw_get(&table)?;
         for pair in table.pairs::<Value, Value>() {
             let (key, field) = pair?;
-            duplicate.raw_set(key, copy_of(&field, &mut pending)?)?;
+            duplicate.raw_set(key, copy_of(field)?)?;
         }
     }
     Ok(root)

@@ -6,6 +6,12 @@
 //! the moment its top level returned, before the program could change anything. Nothing wraps
 //! the searchers or the loaders, so an error a module's top level raises reaches the caller of
 //! `require` exactly as lua5.4 delivers it: the same value, the same traceback.
+//!
+//! Lua 5.1 and LuaJIT first store a sentinel (a light userdata) under the name while the
+//! module loads, to detect a `require` loop; the metamethods keep it aside (`__index` still
+//! answers it), so that the module's value is a new key again when it arrives. A 5.1
+//! `module(...)` stores its table before the top level has filled it: such a module's
+//! load-time values are the empty table, and `merge3` keeps its live values.
 
 use mlua::{Function, Lua, Table, Value};
 
@@ -27,15 +33,27 @@ pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
     if loaded.metatable().is_some() {
         return Ok(());
     }
-    let record = lua.create_function(|lua, (loaded, key, value): (Table, Value, Value)| {
+    let loading = lua.create_table()?;
+    let sentinels = loading.clone();
+    let record = lua.create_function(move |lua, (loaded, key, value): (Table, Value, Value)| {
+        if let Value::LightUserData(_) = value {
+            return sentinels.raw_set(key, value);
+        }
+        sentinels.raw_set(&key, Value::Nil)?;
         loaded.raw_set(&key, &value)?;
         if let Value::String(name) = &key {
-            baseline::record_load(lua, &name.to_string_lossy(), &value)?;
+            // Bookkeeping must never fail a `require`: without its load-time values, a later
+            // `merge3` reload of the module keeps live values and says so.
+            let name = name.to_string_lossy();
+            if baseline::record_load(lua, &name, &value).is_err() {
+                let _ = baseline::store(lua, &name, Value::Nil);
+            }
         }
         Ok(())
     })?;
     let metatable = lua.create_table()?;
     metatable.raw_set("__newindex", record)?;
+    metatable.raw_set("__index", loading)?;
     loaded.set_metatable(Some(metatable))?;
     Ok(())
 }

@@ -87,7 +87,7 @@ impl Planner<'_> {
                     }
                 }
                 None => {
-                    let resolved = self.resolve(&new.value);
+                    let resolved = self.resolve(&new.value)?;
                     if resolved != new.value {
                         let (function, index) = &new.holders[0];
                         writes.push(Write::Upvalue {
@@ -108,7 +108,7 @@ impl Planner<'_> {
 
     /// The value a joined cell must hold after the reload, if not its live one.
     fn joined_value(&mut self, live: &Value, new: &Value, path: &Path) -> Result<Option<Value>> {
-        let resolved = self.resolve(new);
+        let resolved = self.resolve(new)?;
         if &resolved == live {
             return Ok(None);
         }

@@ -33,12 +33,11 @@ impl Planner<'_> {
                     let identity = table.to_pointer() as usize;
                     if self.is_foreign(table)
                         || self.live_modules.contains(&identity)
-                        || self.new_tables.contains_key(&identity)
-                        || self.table_pairs.contains_key(&identity)
+                        || self.table_pairs.contains(table)
+                        || !self.new_tables.insert(table, true)?
                     {
                         continue;
                     }
-                    self.new_tables.insert(identity, table.clone());
                     for pair in table.pairs::<Value, Value>() {
                         let (key, field) = pair?;
                         let field_path = path.field(&key);
@@ -114,16 +113,15 @@ impl Planner<'_> {
     /// New tables that were not merged into a live one go live as they are; their fields and
     /// metatables must refer to the live tables and new functions, not to discarded new tables.
     pub(super) fn remap_new_tables(&mut self) -> Result<()> {
-        let unpaired: Vec<Table> = self
-            .new_tables
-            .iter()
-            .filter(|(identity, _)| !self.table_pairs.contains_key(identity))
-            .map(|(_, table)| table.clone())
-            .collect();
-        for table in unpaired {
+        let new_tables: Vec<mlua::Result<Table>> = self.new_tables.tables().collect();
+        for table in new_tables {
+            let table = table?;
+            if self.table_pairs.contains(&table) {
+                continue;
+            }
             for pair in table.pairs::<Value, Value>() {
                 let (key, value) = pair?;
-                let live_key = self.resolve(&key);
+                let live_key = self.resolve(&key)?;
                 if live_key != key {
                     self.writes.push(Write::Field {
                         table: table.clone(),
@@ -135,7 +133,7 @@ impl Planner<'_> {
                         key: live_key,
                         value,
                     });
-                } else if self.resolve(&value) != value {
+                } else if self.resolve(&value)? != value {
                     self.writes.push(Write::Field {
                         table: table.clone(),
                         key,
@@ -144,8 +142,7 @@ impl Planner<'_> {
                 }
             }
             if let Some(metatable) = table.metatable() {
-                if self.resolve(&Value::Table(metatable.clone())) != Value::Table(metatable.clone())
-                {
+                if self.table_pairs.contains(&metatable) {
                     self.writes.push(Write::Metatable {
                         table: table.clone(),
                         metatable: Some(metatable),
@@ -156,7 +153,7 @@ impl Planner<'_> {
         let closures: Vec<mlua::Function> = self.foreign_closures.values().cloned().collect();
         for closure in closures {
             for upvalue in &self.facts(&closure)?.upvalues {
-                if self.resolve(&upvalue.value) != upvalue.value {
+                if self.resolve(&upvalue.value)? != upvalue.value {
                     self.writes.push(Write::Upvalue {
                         function: closure.clone(),
                         index: upvalue.index,

@@ -21,6 +21,7 @@ mod cells;
 mod collect;
 mod pair;
 mod path;
+mod tables;
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -29,6 +30,7 @@ use mlua::{Function, Lua, Table, Value};
 use rustc_hash::FxHashSet;
 
 use self::path::Path;
+use self::tables::TableMap;
 use crate::apply::Write;
 use crate::batch::Staged;
 use crate::load::StagedModule;
@@ -80,7 +82,7 @@ impl Plan {
         }
         planner.join_cells()?;
         planner.remap_new_tables()?;
-        let mut plan = planner.finish();
+        let mut plan = planner.finish()?;
         plan.baselines = baselines;
         plan.report.timings.plan_ms = started.elapsed().as_secs_f64() * 1e3;
         plan.report.timings.load_ms = staged.load_ms;
@@ -136,13 +138,13 @@ struct Planner<'lua> {
     /// The batch's live module tables: never taken for something the new versions created.
     live_modules: HashSet<usize>,
     globals: Table,
-    /// Every table the new versions created, by identity.
-    new_tables: HashMap<usize, Table>,
+    /// Every table the new versions created.
+    new_tables: TableMap,
     /// Every function of the new versions, with the path it was first found at.
     new_functions: HashMap<usize, (Function, Path)>,
     new_cells: HashMap<usize, NewCell>,
     /// New table → the live table it merges into.
-    table_pairs: HashMap<usize, Table>,
+    table_pairs: TableMap,
     /// Old function identity → the old function, its new version, and the path they paired at.
     function_pairs: HashMap<usize, (Function, Function, Path)>,
     /// Closures of other files that the new versions reach, by identity: the tables they
@@ -172,9 +174,9 @@ impl<'lua> Planner<'lua> {
         let globals = lua.globals();
         let mut foreign = crate::modules::foreign_tables(lua, &batch)?;
         foreign.insert(globals.to_pointer() as usize);
-        let mut table_pairs = HashMap::new();
+        let mut table_pairs = TableMap::new(lua)?;
         for module in &staged.modules {
-            table_pairs.insert(module.globals.to_pointer() as usize, globals.clone());
+            table_pairs.insert(&module.globals, &globals)?;
         }
         let live_modules = staged
             .modules
@@ -191,7 +193,7 @@ impl<'lua> Planner<'lua> {
             foreign,
             live_modules,
             globals,
-            new_tables: HashMap::new(),
+            new_tables: TableMap::new(lua)?,
             new_functions: HashMap::new(),
             new_cells: HashMap::new(),
             table_pairs,
@@ -275,7 +277,7 @@ impl<'lua> Planner<'lua> {
     }
 
     fn is_new_table(&self, table: &Table) -> bool {
-        self.new_tables.contains_key(&(table.to_pointer() as usize))
+        self.new_tables.contains(table)
     }
 
     fn is_foreign(&self, table: &Table) -> bool {
@@ -285,18 +287,18 @@ impl<'lua> Planner<'lua> {
     /// The live counterpart of a value of the new version: the live table a new table merges
     /// into, the new version of an old function (a new top level may capture old functions of
     /// another module of the batch), or the value itself.
-    fn resolve(&self, value: &Value) -> Value {
-        match value {
+    fn resolve(&self, value: &Value) -> Result<Value> {
+        Ok(match value {
             Value::Table(table) => self
                 .table_pairs
-                .get(&(table.to_pointer() as usize))
-                .map_or_else(|| value.clone(), |live| Value::Table(live.clone())),
+                .get(table)?
+                .map_or_else(|| value.clone(), Value::Table),
             Value::Function(function) => self
                 .function_pairs
                 .get(&(function.to_pointer() as usize))
                 .map_or_else(|| value.clone(), |(_, new, _)| Value::Function(new.clone())),
             _ => value.clone(),
-        }
+        })
     }
 
     /// The module's new baseline: a copy of what its file just produced.
@@ -317,13 +319,13 @@ impl<'lua> Planner<'lua> {
     }
 
     /// The plan: every write pointed at live objects, and the report.
-    fn finish(mut self) -> Plan {
+    fn finish(mut self) -> Result<Plan> {
         // Values were planned as the new version holds them; now that every pairing is known,
         // point them at their live counterparts.
         let mut writes: Vec<Write> = std::mem::take(&mut self.writes)
             .into_iter()
             .map(|write| self.resolve_write(write))
-            .collect();
+            .collect::<Result<_>>()?;
         // Assignments run library code (`__newindex`) that expects the live objects to be
         // complete: they come after every raw write.
         writes.sort_by_key(|write| matches!(write, Write::Assign { .. }));
@@ -357,31 +359,29 @@ impl<'lua> Planner<'lua> {
         self.report.functions_added = added;
         self.report.functions_kept_deleted.sort();
         self.report.locals_new.sort();
-        Plan {
+        Ok(Plan {
             report: self.report,
             writes,
             baselines: Vec::new(),
             replaced: replaced_functions,
             known,
             sources: self.sources,
-        }
+        })
     }
 
-    fn resolve_write(&self, write: Write) -> Write {
-        let live_table = |table: Table| match self.resolve(&Value::Table(table.clone())) {
-            Value::Table(live) => live,
-            _ => table,
-        };
-        match write {
+    fn resolve_write(&self, write: Write) -> Result<Write> {
+        let live_table =
+            |table: Table| -> Result<Table> { Ok(self.table_pairs.get(&table)?.unwrap_or(table)) };
+        Ok(match write {
             Write::Field { table, key, value } => Write::Field {
                 table,
-                key: self.resolve(&key),
-                value: self.resolve(&value),
+                key: self.resolve(&key)?,
+                value: self.resolve(&value)?,
             },
             Write::Assign { table, key, value } => Write::Assign {
                 table,
-                key: self.resolve(&key),
-                value: self.resolve(&value),
+                key: self.resolve(&key)?,
+                value: self.resolve(&value)?,
             },
             Write::Upvalue {
                 function,
@@ -390,11 +390,11 @@ impl<'lua> Planner<'lua> {
             } => Write::Upvalue {
                 function,
                 index,
-                value: self.resolve(&value),
+                value: self.resolve(&value)?,
             },
             Write::Metatable { table, metatable } => Write::Metatable {
                 table,
-                metatable: metatable.map(live_table),
+                metatable: metatable.map(live_table).transpose()?,
             },
             #[cfg(any(feature = "lua51", feature = "luajit"))]
             Write::Environment {
@@ -402,10 +402,10 @@ impl<'lua> Planner<'lua> {
                 environment,
             } => Write::Environment {
                 function,
-                environment: live_table(environment),
+                environment: live_table(environment)?,
             },
             join @ Write::Join { .. } => join,
-        }
+        })
     }
 }
 

@@ -19,7 +19,7 @@ impl Planner<'_> {
         let loaded = crate::modules::loaded_table(self.lua)?;
         match (&module.old, &module.new) {
             (Value::Table(old), Value::Table(new)) if old != new => {
-                self.pair_tables(old, new, &Path::root(&module.name), base_module);
+                self.pair_tables(old, new, &Path::root(&module.name), base_module)?;
             }
             (Value::Function(old), Value::Function(new)) if old != new => {
                 if self.owned(old)? && self.is_new_function(new) {
@@ -68,12 +68,16 @@ impl Planner<'_> {
     }
 
     /// Pairs a new table with the live one at its path; the merge itself is a [`Task`].
-    fn pair_tables(&mut self, live: &Table, new: &Table, path: &Path, base: Option<Table>) {
-        let identity = new.to_pointer() as usize;
-        if self.table_pairs.contains_key(&identity) {
-            return;
+    fn pair_tables(
+        &mut self,
+        live: &Table,
+        new: &Table,
+        path: &Path,
+        base: Option<Table>,
+    ) -> Result<()> {
+        if !self.table_pairs.insert(new, live)? {
+            return Ok(());
         }
-        self.table_pairs.insert(identity, live.clone());
         self.report.tables_merged += 1;
         self.tasks.push(Task::MergeTables {
             live: live.clone(),
@@ -81,6 +85,7 @@ impl Planner<'_> {
             path: path.clone(),
             base,
         });
+        Ok(())
     }
 
     fn merge_tables(
@@ -130,7 +135,7 @@ impl Planner<'_> {
             let (key, new_value) = pair?;
             if matches!(key, Value::Table(_) | Value::Function(_)) {
                 // Not a path: add the entry if the live table lacks it, never merge.
-                let live_key = self.resolve(&key);
+                let live_key = self.resolve(&key)?;
                 if live.raw_get::<Value>(&live_key)? == Value::Nil {
                     self.writes.push(Write::Field {
                         table: live.clone(),
@@ -190,7 +195,7 @@ impl Planner<'_> {
                     Some(Value::Table(base_table)) => Some(base_table.clone()),
                     _ => None,
                 };
-                self.pair_tables(live_table, new_table, path, base_table);
+                self.pair_tables(live_table, new_table, path, base_table)?;
                 false
             }
             (Value::Function(live_fn), Value::Function(new_fn)) => {
@@ -275,7 +280,7 @@ impl Planner<'_> {
             (Value::Table(live), Value::Table(new))
                 if live != new && self.is_new_table(new) && !self.is_foreign(live) =>
             {
-                self.pair_tables(live, new, path, None);
+                self.pair_tables(live, new, path, None)?;
             }
             (Value::Function(old), Value::Function(new)) if old != new => {
                 if self.owned(old)? && self.is_new_function(new) {
