@@ -6,7 +6,7 @@
 //! staged yet) and returns its new version. Both are put back before staging returns, whatever
 //! happened.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -44,7 +44,11 @@ impl Staged {
 /// Finds, compiles and runs the new top level of every module of the batch.
 ///
 /// `reloading` is true exactly while a new top level runs (`hotlua.reloading`).
-pub(crate) fn stage_all(lua: &Lua, names: &[&str], reloading: &Cell<bool>) -> Result<Staged> {
+pub(crate) fn stage_all(
+    lua: &Lua,
+    names: &[&str],
+    reloading: &crate::sync::Flag,
+) -> Result<Staged> {
     let started = Instant::now();
     // Every file is found and compiled before any top level runs: a syntax error anywhere
     // fails the batch before it has run any code.
@@ -135,7 +139,7 @@ struct Batch<'a> {
     live: Vec<Value>,
     /// The compiled chunk and file of each module.
     chunks: Vec<(Function, PathBuf)>,
-    reloading: &'a Cell<bool>,
+    reloading: &'a crate::sync::Flag,
     /// The staged modules, by their place in the batch.
     modules: RefCell<Vec<Option<StagedModule>>>,
     /// The modules whose top level is running, outermost first: to refuse a cycle.

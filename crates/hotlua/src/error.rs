@@ -78,8 +78,17 @@ pub enum Error {
 
     /// The Lua state failed in a way that is not about any one module (out of memory while
     /// applying, for example). The undo log has already restored the old state.
-    #[error(transparent)]
-    Lua(#[from] mlua::Error),
+    ///
+    /// It holds Lua's message (without mlua's traceback), so that [`Error`] is `Send + Sync`
+    /// whatever mlua's features (`mlua::Error` is only with `send`).
+    #[error("{0}")]
+    Lua(String),
+}
+
+impl From<mlua::Error> for Error {
+    fn from(error: mlua::Error) -> Error {
+        Error::Lua(crate::load::lua_error_text(&error))
+    }
 }
 
 impl Error {

@@ -74,16 +74,18 @@ mod plan;
 mod raw;
 pub mod report;
 mod switch;
+mod sync;
 mod tracking;
 #[cfg(feature = "watch")]
 pub mod watch;
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mlua::{Lua, Table};
+
+use sync::{Flag, Slot};
 
 pub use error::{Error, Result};
 pub use report::{Conflict, ModuleFile, Report, Timings};
@@ -167,16 +169,16 @@ impl Options {
 #[derive(Default)]
 struct Shared {
     /// Names of the modules whose reload is running, to refuse a nested reload.
-    running: RefCell<Option<String>>,
+    running: Slot<Option<String>>,
     /// Per-module data policies set with [`Reloader::set_policy`].
-    policies: RefCell<HashMap<String, DataPolicy>>,
+    policies: Slot<HashMap<String, DataPolicy>>,
     /// True while a new top level runs in its staging environment.
-    reloading: Cell<bool>,
+    reloading: Flag,
     /// Print watch reloads as JSON.
     #[cfg(feature = "watch")]
-    json_log: Cell<bool>,
+    json_log: Flag,
     #[cfg(feature = "watch")]
-    watcher: RefCell<Option<watch::FileWatcher>>,
+    watcher: Slot<Option<watch::FileWatcher>>,
 }
 
 /// Reloads the Lua modules of one Lua state.
@@ -185,17 +187,17 @@ struct Shared {
 #[derive(Clone)]
 pub struct Reloader {
     lua: Lua,
-    shared: Rc<Shared>,
+    shared: Arc<Shared>,
 }
 
 impl Reloader {
     /// A reloader for `lua`. It starts recording, for every Lua module loaded from now on, the
     /// values its file set at load time, which [`DataPolicy::Merge3`] compares against.
     pub fn new(lua: &Lua) -> Result<Reloader> {
-        if let Some(shared) = lua.app_data_ref::<Rc<Shared>>() {
+        if let Some(shared) = lua.app_data_ref::<Arc<Shared>>() {
             return Ok(Reloader::from_shared(lua, shared.clone()));
         }
-        let shared = Rc::new(Shared::default());
+        let shared = Arc::new(Shared::default());
         tracking::track_loads(lua)?;
         // Only the shared state goes into app data: a `Lua` handle there would keep the state
         // from ever being closed.
@@ -206,7 +208,7 @@ impl Reloader {
         })
     }
 
-    fn from_shared(lua: &Lua, shared: Rc<Shared>) -> Reloader {
+    fn from_shared(lua: &Lua, shared: Arc<Shared>) -> Reloader {
         Reloader {
             lua: lua.clone(),
             shared,
@@ -288,7 +290,7 @@ impl Reloader {
                             .map(|name| format!("'{name}'"))
                             .collect::<Vec<_>>()
                             .join(", "),
-                        message: load::lua_error_text(&error),
+                        message: error,
                     },
                     other => other,
                 })?;

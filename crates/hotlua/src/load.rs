@@ -6,7 +6,6 @@
 //! an `_ENV` whose reads see the real globals and whose writes land in a staging table, so that
 //! nothing global changes unless the whole reload succeeds.
 
-use std::cell::Cell;
 use std::path::PathBuf;
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
@@ -41,7 +40,7 @@ pub(crate) fn stage(
     name: &str,
     (chunk, file): (Function, PathBuf),
     old: Value,
-    reloading: &Cell<bool>,
+    reloading: &crate::sync::Flag,
 ) -> Result<StagedModule> {
     let source = format!("@{}", file.display());
     let globals = lua.globals();

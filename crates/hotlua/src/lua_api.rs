@@ -17,7 +17,7 @@
 use std::time::Duration;
 use std::time::Instant;
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
@@ -26,7 +26,7 @@ use crate::{DataPolicy, Error, Options, Reloader, Report, Result, Shared};
 const HOOKS: &str = "hotlua.hooks";
 
 /// Builds the table, stores it as `package.loaded.hotlua` and returns it.
-pub(crate) fn install(lua: &Lua, shared: Rc<Shared>) -> mlua::Result<Table> {
+pub(crate) fn install(lua: &Lua, shared: Arc<Shared>) -> mlua::Result<Table> {
     let api = lua.create_table()?;
     // Closures stored in Lua hold only the shared state and rebuild a Reloader from the `&Lua`
     // each call receives: a `Lua` handle inside the state would keep it from ever closing
