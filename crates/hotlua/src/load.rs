@@ -42,7 +42,9 @@ pub(crate) fn stage(
     old: Value,
     reloading: &crate::sync::Flag,
 ) -> Result<StagedModule> {
-    let source = format!("@{}", file.display());
+    // The chunk's own name: a host's searcher (LÖVE's, for one) names chunks its own way, and
+    // the module's functions are recognised by it.
+    let source = (chunk.info().source).unwrap_or_else(|| format!("@{}", file.display()));
     let globals = lua.globals();
     let stage = staging_environment(lua, &globals, &source)?;
     // The `_ENV` upvalue on Lua 5.2+, the function environment on 5.1 and LuaJIT.
