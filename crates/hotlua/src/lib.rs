@@ -61,6 +61,40 @@
 //!   functions is never paired: such keys are added when missing, never merged.
 //! - Lua 5.1 cannot share upvalue cells: locals are copied, and [`Report::locals_copied`]
 //!   lists them.
+//!
+//! # The Lua API
+//!
+//! [`Reloader::install`] makes `require "hotlua"` return this table (the same as in
+//! `hotlua run` and in the C module):
+//!
+//! | call | does |
+//! |---|---|
+//! | `hotlua.reload(name)` | reloads module `name`, found exactly as `require` finds it; returns the report as a table, or `nil, message` with the program exactly as it was |
+//! | `hotlua.reload{ "a", "b" }` | several modules as one all-or-nothing step |
+//! | `hotlua.reload(name, { data = "merge3" })` | with a data policy for this call: `"keep"` (default), `"overwrite"`, `"merge3"` ([`DataPolicy`]) |
+//! | `hotlua.check(name or list)` | dry run: the same report (`applied = false`), nothing applied |
+//! | `hotlua.reloading` | true while a module's new top level runs inside a reload |
+//! | `hotlua.on_reload(fn)` | `fn("before", report)` may veto with `false, reason`; `fn("after", report)` after each reload |
+//! | `hotlua.policy(name, policy)` | the module's default data policy ([`Reloader::set_policy`]) |
+//! | `hotlua.poll()` | with the `watch` feature, after [`Reloader::watch`]: reloads the watched modules whose files changed; the report, or nothing |
+//! | `hotlua.sleep(seconds)` | waits, polling the watcher meanwhile |
+//! | `hotlua.now()` | monotonic seconds |
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it does |
+//! |---|---|---|
+//! | `lua54` | yes | Lua 5.4 (mlua's `lua54`) |
+//! | `lua53`, `lua52`, `lua51`, `luajit` | | the other Lua versions: exactly one version feature, so turn the defaults off (`default-features = false, features = ["lua53", "vendored", "watch"]`) |
+//! | `vendored` | yes | builds that Lua from source into the program (mlua's `vendored`); without it mlua links the system's Lua, or none with mlua's `module` |
+//! | `watch` | yes | [`Reloader::watch`], [`Reloader::poll`] and `hotlua.poll`/`hotlua.sleep`: a file watcher (`notify`) |
+//! | `send` | | mlua's `send`: `mlua::Lua` and [`Reloader`] are `Send`, for hosts that move their Lua state between threads |
+//!
+//! hotlua is built on mlua 0.12; the host must use the same mlua (0.12) so that the
+//! `mlua::Lua` it passes is the one hotlua takes. [`Error`] is `Send + Sync + 'static` with or
+//! without `send`.
+
+#![warn(missing_docs)]
 
 mod apply;
 mod baseline;
