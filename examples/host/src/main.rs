@@ -177,7 +177,7 @@ fn run_in(dir: &Path, args: &Args) -> Result<(), String> {
         }
         let points = tick(&lua, &mut world, &systems).map_err(|e| e.to_string())?;
         let runs: u64 = systems.runs.call(()).map_err(|e| e.to_string())?;
-        if world.tick % 10 == 0 || args.check {
+        if world.tick.is_multiple_of(10) || args.check {
             println!(
                 "tick {:3}: +{points:2} points, score {:4}, scoring ran {runs} times",
                 world.tick, world.score
