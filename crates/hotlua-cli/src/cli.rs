@@ -3,7 +3,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
 
 use crate::lua_args::{LuaArgs, UsageError};
 
@@ -14,20 +15,31 @@ pub enum Invocation {
     /// `hotlua run [RUN OPTIONS] [options] [script [args]]`: `lua5.4` plus `require "hotlua"`
     /// and file watching.
     Run(RunOptions, LuaArgs),
+    /// `hotlua completions SHELL`: print the shell's completion script.
+    Completions(Shell),
 }
 
-/// Parses the process's command line. `--help` and `--version` (which `lua5.4` rejects) and
-/// `run ...` go to clap, which prints help and clap's own errors and exits; anything else is
-/// `lua5.4`'s command line.
+/// Parses the process's command line. `--help` and `--version` (which `lua5.4` rejects),
+/// `run ...` and `completions ...` go to clap, which prints help and clap's own errors and
+/// exits; anything else is `lua5.4`'s command line.
 pub fn parse(argv: Vec<OsString>) -> Result<Invocation, UsageError> {
     let first = argv.get(1).and_then(|arg| arg.to_str());
-    if !matches!(first, Some("run" | "--help" | "--version")) {
+    if !matches!(first, Some("run" | "completions" | "--help" | "--version")) {
         return LuaArgs::parse(argv, 1).map(Invocation::Lua);
     }
-    let Command::Run(run) = Cli::parse_from(&argv).command;
-    // The Lua command line is what clap left, at the end of `argv`.
-    let first = argv.len() - run.lua_args.len();
-    Ok(Invocation::Run(run.options, LuaArgs::parse(argv, first)?))
+    match Cli::parse_from(&argv).command {
+        Command::Run(run) => {
+            // The Lua command line is what clap left, at the end of `argv`.
+            let first = argv.len() - run.lua_args.len();
+            Ok(Invocation::Run(run.options, LuaArgs::parse(argv, first)?))
+        }
+        Command::Completions { shell } => Ok(Invocation::Completions(shell)),
+    }
+}
+
+/// Writes the completion script of `shell` for the `hotlua` command line to `out`.
+pub fn write_completions(shell: Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "hotlua", out);
 }
 
 /// Run Lua 5.4 programs like `lua5.4` does, and hot-reload their modules while they run,
@@ -47,7 +59,8 @@ struct Cli {
 
 const USAGE: &str = "\
 hotlua [options] [script [args]]
-       hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]";
+       hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]
+       hotlua completions bash|zsh|fish";
 
 const AFTER_HELP: &str = "\
 Without `run`, hotlua is a drop-in `lua5.4`: the same command line, `arg` table, LUA_INIT,
@@ -73,6 +86,18 @@ main loop (and, in the REPL, before each line); see `hotlua run --help`.";
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(RunArgs),
+    /// Print the shell completion script for hotlua
+    ///
+    /// bash: `hotlua completions bash > ~/.local/share/bash-completion/completions/hotlua`;
+    /// zsh: `hotlua completions zsh > ~/.zfunc/_hotlua` (with `~/.zfunc` on `fpath`);
+    /// fish: `hotlua completions fish > ~/.config/fish/completions/hotlua.fish`.
+    /// Only a first argument that is exactly `completions` asks for them: a script named
+    /// `completions` is `hotlua ./completions`.
+    #[command(verbatim_doc_comment)]
+    Completions {
+        /// The shell: bash, zsh, fish (also elvish, powershell).
+        shell: Shell,
+    },
 }
 
 /// Run a Lua program like `lua5.4 [options] [script [args]]`, with `require "hotlua"`

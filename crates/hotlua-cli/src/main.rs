@@ -17,6 +17,10 @@ fn main() -> ExitCode {
     let result = match cli::parse(std::env::args_os().collect()) {
         Ok(cli::Invocation::Lua(args)) => interpreter::execute(&args, |_| Ok(None)),
         Ok(cli::Invocation::Run(options, args)) => run::run(&options, &args),
+        Ok(cli::Invocation::Completions(shell)) => {
+            cli::write_completions(shell, &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Err(usage) => {
             call::report(None, &usage.message());
             Ok(ExitCode::FAILURE)

@@ -6,7 +6,7 @@
 //! staged yet) and returns its new version. Both are put back before staging returns, whatever
 //! happened.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -54,7 +54,7 @@ pub(crate) fn stage_all(
     lua: &Lua,
     names: &[&str],
     timeout: Duration,
-    reloading: &Cell<bool>,
+    reloading: &crate::sync::Flag,
 ) -> Result<Staged> {
     let started = Instant::now();
     let collector = CollectorState::of(lua);
@@ -150,7 +150,7 @@ struct Batch<'a> {
     chunks: Vec<(Function, PathBuf)>,
     timeout: Duration,
     collector: &'a CollectorState,
-    reloading: &'a Cell<bool>,
+    reloading: &'a crate::sync::Flag,
     /// The staged modules, by their place in the batch.
     modules: RefCell<Vec<Option<StagedModule>>>,
     /// The modules whose top level is running, outermost first: to refuse a cycle.

@@ -14,7 +14,12 @@ pub enum Error {
     /// No searcher in `package.searchers` found the module; `tried` is what `require` would
     /// print, line breaks included ("\n\tno field package.preload['x']\n\tno file './x.lua'").
     #[error("module '{module}' not found:{tried}")]
-    NotFound { module: String, tried: String },
+    NotFound {
+        /// The module's name, as `require` takes it.
+        module: String,
+        /// What every searcher said, one `\n\t`-prefixed line each.
+        tried: String,
+    },
 
     /// The module was found but not by the Lua file searcher (a C module or a custom loader
     /// that is not a Lua chunk), so there is no Lua code to merge.
@@ -22,11 +27,21 @@ pub enum Error {
         "module '{module}' is not a Lua source module ({}): only Lua files can be reloaded",
         file.display()
     )]
-    NotLuaSource { module: String, file: PathBuf },
+    NotLuaSource {
+        /// The module's name, as `require` takes it.
+        module: String,
+        /// The file the searcher named (`?` when it named none).
+        file: PathBuf,
+    },
 
     /// The file exists but is empty (or blank): most likely an editor caught mid-write.
     #[error("module '{module}': file {} is empty; old code kept", file.display())]
-    EmptyFile { module: String, file: PathBuf },
+    EmptyFile {
+        /// The module's name, as `require` takes it.
+        module: String,
+        /// The module's file.
+        file: PathBuf,
+    },
 
     /// The file holds precompiled code (`luac` output, `string.dump`): a reload loads source
     /// text only, so that it can never feed corrupted bytecode to Lua's undump. `require`
@@ -35,7 +50,12 @@ pub enum Error {
         "module '{module}': file {} is precompiled Lua bytecode; only source text can be reloaded",
         file.display()
     )]
-    Precompiled { module: String, file: PathBuf },
+    Precompiled {
+        /// The module's name, as `require` takes it.
+        module: String,
+        /// The module's file.
+        file: PathBuf,
+    },
 
     /// The file did not compile: syntax error, binary garbage, unreadable file.
     #[error(
@@ -43,8 +63,11 @@ pub enum Error {
         unless_named(message, file, format!(" from {}", file.display()))
     )]
     Load {
+        /// The module's name, as `require` takes it.
         module: String,
+        /// The module's file.
         file: PathBuf,
+        /// Lua's (or the file system's) message, with the line.
         message: String,
     },
 
@@ -57,8 +80,11 @@ pub enum Error {
         unless_named(message, file, format!(" ({})", file.display()))
     )]
     TopLevel {
+        /// The module's name, as `require` takes it.
         module: String,
+        /// The module's file.
         file: PathBuf,
+        /// Lua's error message, without the traceback.
         message: String,
     },
 
@@ -71,9 +97,13 @@ pub enum Error {
         stopped_at.as_ref().map(|at| format!(" (stopped at {at})")).unwrap_or_default()
     )]
     Timeout {
+        /// The module's name, as `require` takes it.
         module: String,
+        /// The module's file.
         file: PathBuf,
+        /// The time limit the top level ran under.
         seconds: f64,
+        /// Where the top level was running when it was stopped (`file:line`), if Lua could tell.
         stopped_at: Option<String>,
     },
 
@@ -86,26 +116,45 @@ pub enum Error {
         with_article(old)
     )]
     ReturnChanged {
+        /// The module's name, as `require` takes it.
         module: String,
+        /// The module's file.
         file: PathBuf,
+        /// What the live version returned: `"table"`, `"function"`, `"nothing"`, ...
         old: &'static str,
+        /// What the new version returns.
         new: &'static str,
     },
 
     /// A `hotlua.on_reload` hook returned `false, reason` before the reload was applied.
     #[error("reload of {modules} vetoed by an on_reload hook: {reason}")]
-    Vetoed { modules: String, reason: String },
+    Vetoed {
+        /// The modules of the batch, quoted and comma-separated.
+        modules: String,
+        /// The reason the hook gave.
+        reason: String,
+    },
 
     /// `reload` was called while another reload was running (for example from a module's new
     /// top level, or from an `on_reload` hook).
     #[error("reload of '{module}' refused: a reload of {running} is already in progress")]
-    Reentrant { module: String, running: String },
+    Reentrant {
+        /// The first module of the refused call.
+        module: String,
+        /// The modules of the reload already running.
+        running: String,
+    },
 
     /// Pairing the new versions with the live program failed, for example because the modules
     /// reach more objects than one plan can hold handles to (about a million). Nothing was
     /// applied.
     #[error("planning the reload of {modules} failed, nothing changed: {message}")]
-    Plan { modules: String, message: String },
+    Plan {
+        /// The modules of the batch, quoted and comma-separated.
+        modules: String,
+        /// What failed.
+        message: String,
+    },
 
     /// A module appears twice in one batch, the batch is empty, or a name is one `require`
     /// could never load (empty, an empty dotted segment, a NUL byte).
@@ -114,12 +163,26 @@ pub enum Error {
 
     /// The file watcher could not watch a folder (missing, unreadable, out of inotify watches).
     #[error("cannot watch {}: {message}", path.display())]
-    Watch { path: PathBuf, message: String },
+    Watch {
+        /// The folder.
+        path: PathBuf,
+        /// The watcher's message.
+        message: String,
+    },
 
     /// The Lua state failed in a way that is not about any one module (out of memory while
     /// applying, for example). The undo log has already restored the old state.
-    #[error(transparent)]
-    Lua(#[from] mlua::Error),
+    ///
+    /// It holds Lua's message (without mlua's traceback), so that [`Error`] is `Send + Sync`
+    /// whatever mlua's features (`mlua::Error` is only with `send`).
+    #[error("{0}")]
+    Lua(String),
+}
+
+impl From<mlua::Error> for Error {
+    fn from(error: mlua::Error) -> Error {
+        Error::Lua(crate::load::lua_error_text(&error))
+    }
 }
 
 impl Error {

@@ -64,6 +64,40 @@
 //!   into C finishes first.
 //! - Lua 5.1 cannot share upvalue cells: locals are copied, and [`Report::locals_copied`]
 //!   lists them.
+//!
+//! # The Lua API
+//!
+//! [`Reloader::install`] makes `require "hotlua"` return this table (the same as in
+//! `hotlua run` and in the C module):
+//!
+//! | call | does |
+//! |---|---|
+//! | `hotlua.reload(name)` | reloads module `name`, found exactly as `require` finds it; returns the report as a table, or `nil, message` with the program exactly as it was |
+//! | `hotlua.reload{ "a", "b" }` | several modules as one all-or-nothing step |
+//! | `hotlua.reload(name, { data = "merge3" })` | with a data policy for this call: `"keep"` (default), `"overwrite"`, `"merge3"` ([`DataPolicy`]) |
+//! | `hotlua.check(name or list)` | dry run: the same report (`applied = false`), nothing applied |
+//! | `hotlua.reloading` | true while a module's new top level runs inside a reload |
+//! | `hotlua.on_reload(fn)` | `fn("before", report)` may veto with `false, reason`; `fn("after", report)` after each reload |
+//! | `hotlua.policy(name, policy)` | the module's default data policy ([`Reloader::set_policy`]) |
+//! | `hotlua.poll()` | with the `watch` feature, after [`Reloader::watch`]: reloads the watched modules whose files changed; the report, or nothing |
+//! | `hotlua.sleep(seconds)` | waits, polling the watcher meanwhile |
+//! | `hotlua.now()` | monotonic seconds |
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it does |
+//! |---|---|---|
+//! | `lua54` | yes | Lua 5.4 (mlua's `lua54`) |
+//! | `lua53`, `lua52`, `lua51`, `luajit` | | the other Lua versions: exactly one version feature, so turn the defaults off (`default-features = false, features = ["lua53", "vendored", "watch"]`) |
+//! | `vendored` | yes | builds that Lua from source into the program (mlua's `vendored`); without it mlua links the system's Lua, or none with mlua's `module` |
+//! | `watch` | yes | [`Reloader::watch`], [`Reloader::poll`] and `hotlua.poll`/`hotlua.sleep`: a file watcher (`notify`) |
+//! | `send` | | mlua's `send`: `mlua::Lua` and [`Reloader`] are `Send`, for hosts that move their Lua state between threads |
+//!
+//! hotlua is built on mlua 0.12; the host must use the same mlua (0.12) so that the
+//! `mlua::Lua` it passes is the one hotlua takes. [`Error`] is `Send + Sync + 'static` with or
+//! without `send`.
+
+#![warn(missing_docs)]
 
 mod apply;
 mod baseline;
@@ -81,18 +115,20 @@ mod raw;
 pub mod report;
 mod request;
 mod switch;
+mod sync;
 mod tracking;
 #[cfg(feature = "watch")]
 pub mod watch;
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mlua::{Lua, Table};
 
 use collector::CollectorPause;
+use sync::{Flag, Slot};
+
 pub use error::{Error, Result};
 pub use limits::DEFAULT_TIMEOUT;
 pub use memory::recover_from_allocation_failure;
@@ -165,16 +201,16 @@ impl Options {
 #[derive(Default)]
 struct Shared {
     /// Names of the modules whose reload is running, to refuse a nested reload.
-    running: RefCell<Option<String>>,
+    running: Slot<Option<String>>,
     /// Per-module data policies set with [`Reloader::set_policy`].
-    policies: RefCell<HashMap<String, DataPolicy>>,
+    policies: Slot<HashMap<String, DataPolicy>>,
     /// True while a new top level runs in its staging environment.
-    reloading: Cell<bool>,
+    reloading: Flag,
     /// Print watch reloads as JSON.
     #[cfg(feature = "watch")]
-    json_log: Cell<bool>,
+    json_log: Flag,
     #[cfg(feature = "watch")]
-    watcher: RefCell<Option<watch::FileWatcher>>,
+    watcher: Slot<Option<watch::FileWatcher>>,
 }
 
 /// Reloads the Lua modules of one Lua state.
@@ -183,17 +219,17 @@ struct Shared {
 #[derive(Clone)]
 pub struct Reloader {
     lua: Lua,
-    shared: Rc<Shared>,
+    shared: Arc<Shared>,
 }
 
 impl Reloader {
     /// A reloader for `lua`. It starts recording, for every Lua module loaded from now on, the
     /// values its file set at load time, which [`DataPolicy::Merge3`] compares against.
     pub fn new(lua: &Lua) -> Result<Reloader> {
-        if let Some(shared) = lua.app_data_ref::<Rc<Shared>>() {
+        if let Some(shared) = lua.app_data_ref::<Arc<Shared>>() {
             return Ok(Reloader::from_shared(lua, shared.clone()));
         }
-        let shared = Rc::new(Shared::default());
+        let shared = Arc::new(Shared::default());
         tracking::track_loads(lua)?;
         // Only the shared state goes into app data: a `Lua` handle there would keep the state
         // from ever being closed.
@@ -204,7 +240,7 @@ impl Reloader {
         })
     }
 
-    fn from_shared(lua: &Lua, shared: Rc<Shared>) -> Reloader {
+    fn from_shared(lua: &Lua, shared: Arc<Shared>) -> Reloader {
         Reloader {
             lua: lua.clone(),
             shared,
@@ -280,7 +316,7 @@ impl Reloader {
                             .map(|name| format!("'{name}'"))
                             .collect::<Vec<_>>()
                             .join(", "),
-                        message: load::lua_error_text(&error),
+                        message: error,
                     },
                     other => other,
                 })

@@ -6,7 +6,6 @@
 //! an `_ENV` whose reads see the real globals and whose writes land in a staging table, so that
 //! nothing global changes unless the whole reload succeeds.
 
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -47,9 +46,11 @@ pub(crate) fn stage(
     old: Value,
     timeout: Duration,
     collector: &CollectorState,
-    reloading: &Cell<bool>,
+    reloading: &crate::sync::Flag,
 ) -> Result<StagedModule> {
-    let source = format!("@{}", file.display());
+    // The chunk's own name: a host's searcher (LÖVE's, for one) names chunks its own way, and
+    // the module's functions are recognised by it.
+    let source = (chunk.info().source).unwrap_or_else(|| format!("@{}", file.display()));
     let globals = lua.globals();
     let stage = staging_environment(lua, &globals, &source)?;
     // The `_ENV` upvalue on Lua 5.2+, the function environment on 5.1 and LuaJIT.

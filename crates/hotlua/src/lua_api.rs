@@ -20,7 +20,7 @@
 
 use std::time::{Duration, Instant};
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 
@@ -80,7 +80,7 @@ end
 "##;
 
 /// Builds the table, stores it as `package.loaded.hotlua` and returns it.
-pub(crate) fn install(lua: &Lua, shared: Rc<Shared>) -> mlua::Result<Table> {
+pub(crate) fn install(lua: &Lua, shared: Arc<Shared>) -> mlua::Result<Table> {
     let api = lua.create_table()?;
     // Closures stored in Lua hold only the shared state and rebuild a Reloader from the `&Lua`
     // each call receives: a `Lua` handle inside the state would keep it from ever closing

@@ -65,13 +65,16 @@ pub struct Report {
 /// A module of the batch and the file its new version came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModuleFile {
+    /// The module's name, as `require` takes it (`game.combat`).
     pub name: String,
+    /// The file its new version was loaded from.
     pub file: PathBuf,
 }
 
 /// A data field both the program and the new file changed since the module was loaded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Conflict {
+    /// Where the field is, from the module: `combat.config.damage`.
     pub path: String,
     /// The live value (kept), as `tostring` shows it.
     pub live: String,
