@@ -108,7 +108,7 @@ proptest! {
     #![proptest_config(ProptestConfig {
         cases: cases(),
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/random_modules.txt",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/proptest-regressions/random_modules.txt"),
         ))),
         ..ProptestConfig::default()
     })]
