@@ -461,7 +461,8 @@ pub enum Change {
     SetLocal(Path, String, Scalar),
 }
 
-/// What the program keeps of the module before the reload.
+/// What the program keeps of the module before the reload. No closures made at run time by
+/// module functions: they keep their old code (README "Limitations", engine `walk`).
 pub struct Program {
     pub changes: Vec<Change>,
     /// Functions stored in a program-side table.
