@@ -17,6 +17,11 @@ pub struct Fixture {
 impl Fixture {
     /// A fresh Lua state whose `package.path` is a new empty folder, with `hotlua` installed.
     pub fn new() -> Fixture {
+        Fixture::with(Lua::new())
+    }
+
+    /// The same with the given Lua state (for one with the `debug` library).
+    pub fn with(lua: Lua) -> Fixture {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "hotlua-test-{}-{}",
@@ -25,7 +30,6 @@ impl Fixture {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let lua = Lua::new();
         let path = format!("{0}/?.lua;{0}/?/init.lua", dir.display());
         lua.load(format!("package.path = {path:?}")).exec().unwrap();
         let reloader = Reloader::new(&lua).unwrap();
