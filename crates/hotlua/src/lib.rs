@@ -87,7 +87,7 @@ use mlua::{Lua, Table};
 
 pub use error::{Error, Result};
 pub use report::{Conflict, ModuleFile, Report, Timings};
-pub use switch::Switches;
+pub use switch::{Engine, LeftOld, Switches};
 
 /// Stops the collector for its lifetime, restarting it only if it was running.
 struct CollectorPause<'lua> {
@@ -154,12 +154,26 @@ pub struct Options {
     /// The data policy for every module of this call; `None` uses each module's own policy
     /// ([`Reloader::set_policy`]) or [`DataPolicy::Keep`].
     pub data: Option<DataPolicy>,
+    /// How references to old functions are switched; `None` uses the reloader's engine
+    /// ([`Reloader::set_engine`]), by default [`Engine::default`].
+    pub engine: Option<Engine>,
 }
 
 impl Options {
     /// Options with the given data policy for every module of the call.
     pub fn with_data(data: DataPolicy) -> Options {
-        Options { data: Some(data) }
+        Options {
+            data: Some(data),
+            ..Options::default()
+        }
+    }
+
+    /// Options that switch references with `engine`.
+    pub fn with_engine(engine: Engine) -> Options {
+        Options {
+            engine: Some(engine),
+            ..Options::default()
+        }
     }
 }
 
@@ -172,6 +186,8 @@ struct Shared {
     policies: RefCell<HashMap<String, DataPolicy>>,
     /// True while a new top level runs in its staging environment.
     reloading: Cell<bool>,
+    /// The engine used when a call names none.
+    engine: Cell<Engine>,
     /// Print watch reloads as JSON.
     #[cfg(feature = "watch")]
     json_log: Cell<bool>,
@@ -234,6 +250,12 @@ impl Reloader {
             .insert(module.to_owned(), policy);
     }
 
+    /// Sets the engine used by calls whose options name none (the Lua API's among them).
+    /// [`Engine::Inplace`] where it is not built runs [`Engine::Walk`] and warns.
+    pub fn set_engine(&self, engine: Engine) {
+        self.shared.engine.set(engine);
+    }
+
     /// Makes `require "hotlua"` return the `hotlua` Lua table (see the crate docs) and returns it.
     pub fn install(&self) -> Result<Table> {
         Ok(lua_api::install(&self.lua, self.shared.clone())?)
@@ -274,14 +296,15 @@ impl Reloader {
                 .or_else(|| policies.get(name).copied())
                 .unwrap_or_default()
         };
+        let engine = options.engine.unwrap_or(self.shared.engine.get());
         let staged = batch::stage_all(&self.lua, modules, &self.shared.reloading)?;
         let result = (|| {
             // Planning creates many handles; a collection cycle meanwhile would traverse them
             // all again and again. No finalizer may run Lua code (and see a half-done reload)
             // until the references are switched either.
             let _paused = CollectorPause::new(&self.lua);
-            let plan =
-                plan::Plan::build(&self.lua, &staged, &policy_of).map_err(|error| match error {
+            let plan = plan::Plan::build(&self.lua, &staged, &policy_of, engine.keeps_identity())
+                .map_err(|error| match error {
                     Error::Lua(error) => Error::Plan {
                         modules: modules
                             .iter()
@@ -302,7 +325,7 @@ impl Reloader {
                 }
                 report.timings.apply_ms = apply_started.elapsed().as_secs_f64() * 1e3;
                 report.applied = true;
-                switch::switch_references(&self.lua, &plan, &mut report)?;
+                switch::switch_references(&self.lua, &plan, &mut report, engine)?;
             }
             Ok(report)
         })();

@@ -11,7 +11,7 @@
 //! | `sleep(seconds)` | waits, polling the watcher meanwhile |
 //! | `now()` | monotonic seconds |
 //!
-//! `options` is a table: `{ data = "keep" | "overwrite" | "merge3" }`.
+//! `options` is a table: `{ data = "keep" | "overwrite" | "merge3", engine = "inplace" | "walk" }`.
 
 #[cfg(feature = "watch")]
 use std::time::Duration;
@@ -142,6 +142,13 @@ fn call(
     if let Some(options) = options {
         if let Some(data) = options.get::<Option<String>>("data")? {
             call_options.data = Some(parse_policy(&data)?);
+        }
+        if let Some(engine) = options.get::<Option<String>>("engine")? {
+            call_options.engine = Some(crate::Engine::from_name(&engine).ok_or_else(|| {
+                mlua::Error::runtime(format!(
+                    "unknown engine '{engine}' (expected \"inplace\" or \"walk\")"
+                ))
+            })?);
         }
     }
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
