@@ -24,14 +24,19 @@ fn main() {
         return;
     }
     let Some(include) = env::var_os("DEP_LUA_INCLUDE").map(PathBuf::from) else {
-        println!("cargo:warning=hotlua: mlua-sys exported no Lua headers; engine `inplace` not built");
+        println!(
+            "cargo:warning=hotlua: mlua-sys exported no Lua headers; engine `inplace` not built"
+        );
         return;
     };
     let (Ok(lua_h), Ok(luaconf_h)) = (
         fs::read(include.join("lua.h")),
         fs::read(include.join("luaconf.h")),
     ) else {
-        println!("cargo:warning=hotlua: no lua.h in {}; engine `inplace` not built", include.display());
+        println!(
+            "cargo:warning=hotlua: no lua.h in {}; engine `inplace` not built",
+            include.display()
+        );
         return;
     };
     let Some(release) = release_num(&String::from_utf8_lossy(&lua_h)) else {
@@ -86,7 +91,9 @@ fn release_num(lua_h: &str) -> Option<u32> {
         lua_h.lines().find_map(|line| {
             let rest = line.trim().strip_prefix("#define")?.trim_start();
             let value = rest.strip_prefix(name)?;
-            value.starts_with([' ', '\t']).then(|| value.trim().to_owned())
+            value
+                .starts_with([' ', '\t'])
+                .then(|| value.trim().to_owned())
         })
     };
     let num: u32 = define("LUA_VERSION_NUM")?.parse().ok()?;

@@ -492,10 +492,6 @@ int hotlua_inplace_run(lua_State *L, HotluaPlan *plan) {
       }
       np = (Proto *)plan->new_protos[k - 1];
       remap = plan->remap + plan->remap_offset[k - 1];
-      if (np->sizeupvalues > cl->nupvalues) {
-        plan->left_layout++;
-        continue;
-      }
       for (j = 0; j < np->sizeupvalues; j++) {
         if (remap[j] < 0 || remap[j] >= cl->nupvalues) {
           known = 0;
@@ -505,6 +501,10 @@ int hotlua_inplace_run(lua_State *L, HotluaPlan *plan) {
       }
       if (!known) {
         plan->left_upvalue++;
+        continue;
+      }
+      if (np->sizeupvalues > cl->nupvalues) { /* names known, yet more of them: duplicates */
+        plan->left_layout++;
         continue;
       }
       retarget(L, cl, np, uv);

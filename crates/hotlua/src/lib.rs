@@ -305,16 +305,16 @@ impl Reloader {
             let _paused = CollectorPause::new(&self.lua);
             let plan = plan::Plan::build(&self.lua, &staged, &policy_of, engine.keeps_identity())
                 .map_err(|error| match error {
-                    Error::Lua(error) => Error::Plan {
-                        modules: modules
-                            .iter()
-                            .map(|name| format!("'{name}'"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        message: load::lua_error_text(&error),
-                    },
-                    other => other,
-                })?;
+                Error::Lua(error) => Error::Plan {
+                    modules: modules
+                        .iter()
+                        .map(|name| format!("'{name}'"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    message: load::lua_error_text(&error),
+                },
+                other => other,
+            })?;
             let mut report = plan.report.clone();
             if apply {
                 lua_api::call_hooks_before(&self.lua, &report)?;

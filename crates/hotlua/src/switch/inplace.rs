@@ -93,7 +93,9 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
     for (index, pair) in raw.iter().enumerate() {
         match pair {
             // SAFETY: both prototypes belong to closures `plan.replaced` holds.
-            Some(pair) if unsafe { from(pair.old_proto, &sources) && from(pair.new_proto, &sources) } => {
+            Some(pair)
+                if unsafe { from(pair.old_proto, &sources) && from(pair.new_proto, &sources) } =>
+            {
                 pairs.push(*pair)
             }
             // A C function, or a function of another file: only the walk can switch it.
@@ -335,8 +337,11 @@ impl Pairing {
             }
             for &old_child in &olds {
                 let same = |a: *const Proto, b: *const Proto| hotlua_proto_same_body(a, b) != 0;
-                let matches: Vec<*const Proto> =
-                    news.iter().copied().filter(|&n| same(old_child, n)).collect();
+                let matches: Vec<*const Proto> = news
+                    .iter()
+                    .copied()
+                    .filter(|&n| same(old_child, n))
+                    .collect();
                 let unique = matches.len() == 1
                     && olds.iter().filter(|&&o| same(o, matches[0])).count() == 1;
                 if unique {
