@@ -73,6 +73,19 @@ const char *hotlua_proto_upvalue_name(const Proto *p, int i, size_t *len) {
   return getstr(name);
 }
 
+/* Where upvalue `i` of `p` comes from: returns its index in the enclosing function's
+** registers (`*instack` = 1: a local of the enclosing call) or upvalues (`*instack` = 0). */
+int hotlua_proto_upvalue_origin(const Proto *p, int i, int *instack) {
+  *instack = p->upvalues[i].instack;
+  return p->upvalues[i].idx;
+}
+
+/* Upvalue cell `i` of the Lua closure `cl` (an address lua_topointer gave).
+** Invariant: `cl` is a live LClosure and 0 <= i < cl->nupvalues. */
+const void *hotlua_closure_cell(const void *cl, int i) {
+  return ((const LClosure *)cl)->upvals[i];
+}
+
 /* The line where the function of `p` is defined (0 for a main chunk). */
 int hotlua_proto_line(const Proto *p) { return p->linedefined; }
 
@@ -293,9 +306,11 @@ typedef struct HotluaPlan {
   size_t proto_mask;
   const Proto *const *new_protos;
   /* remap[remap_offset[k] + j]: the old upvalue index that new upvalue j of pair k takes,
-  ** or -1 when no old upvalue has its name */
+  ** -1 when its value cannot be known, or -2 - c: the live cell cells[c] (a module-level
+  ** local the planner joined) */
   const size_t *remap_offset;
   const int *remap;
+  UpVal *const *cells;
   /* planner pairs: old closure -> new closure (both Lua closures) */
   const LClosure *const *pair_keys;
   const LClosure *const *pair_values;
@@ -493,6 +508,10 @@ int hotlua_inplace_run(lua_State *L, HotluaPlan *plan) {
       np = (Proto *)plan->new_protos[k - 1];
       remap = plan->remap + plan->remap_offset[k - 1];
       for (j = 0; j < np->sizeupvalues; j++) {
+        if (remap[j] <= -2) {
+          uv[j] = plan->cells[-remap[j] - 2];
+          continue;
+        }
         if (remap[j] < 0 || remap[j] >= cl->nupvalues) {
           known = 0;
           break;

@@ -228,6 +228,24 @@ fn upvalues_remap_by_name() {
 }
 
 #[test]
+fn a_closure_needing_more_upvalues_than_allocated_keeps_the_old_code() {
+    let Some((f, report)) = reloaded(
+        "local M = {}\nlocal count = 0\nfunction M.bump() count = count + 1 end\n\
+         function M.make(n) return function() return n end end\nreturn M",
+        "get = m.make(5); m.bump()",
+        "local M = {}\nlocal count = 0\nfunction M.bump() count = count + 1 end\n\
+         function M.make(n) return function() return n * 100 + count end end\nreturn M",
+    ) else {
+        return;
+    };
+    assert_eq!(f.lua::<i64>("return get()"), 5);
+    assert_eq!(report.closures_left_old_why.upvalue_layout, 1);
+    // The module function `make` (no upvalue before, one now) gets its references switched to
+    // the new function instead.
+    assert_eq!(f.lua::<i64>("return m.make(5)()"), 501);
+}
+
+#[test]
 fn an_upvalue_that_cannot_be_known_keeps_the_old_code() {
     let Some((f, report)) = reloaded(
         "local M = {}\nfunction M.make(n) return function() return n end end\nreturn M",
@@ -354,4 +372,26 @@ fn the_engine_is_chosen_per_call_and_reported() {
     let (ok, message): (bool, String) =
         f.lua("local ok, e = pcall(require('hotlua').reload, 'm', { engine = 'fast' }) return ok, tostring(e)");
     assert!(!ok && message.contains("unknown engine"), "{message}");
+}
+
+#[test]
+fn a_runtime_closure_whose_new_version_captures_a_module_local_gets_the_live_cell() {
+    let Some((f, report)) = reloaded(
+        "local M = {}\nlocal count = 0\nfunction M.bump() count = count + 1 end\n\
+         function M.make(n) local k = 0 return function() return n + k end end\nreturn M",
+        "get = m.make(5); m.bump(); m.bump()",
+        "local M = {}\nlocal count = 0\nfunction M.bump() count = count + 1 end\n\
+         function M.make(n) return function() return n * 100 + count end end\nreturn M",
+    ) else {
+        return;
+    };
+    // `get` had `n` and `k`; its new version reads `n` and the module's live `count` (2): the
+    // cell comes from the new `make`, which the planner joined to the live one. (The old
+    // `make` captured nothing, so it cannot take the new code in place: the walk switches
+    // references to it.)
+    assert_eq!(report.closures_left_old, 0, "{report:?}");
+    assert_eq!(report.closures_upgraded, 2, "{report:?}");
+    assert_eq!(f.lua::<i64>("return get()"), 502);
+    f.lua::<()>("m.bump()");
+    assert_eq!(f.lua::<i64>("return get()"), 503);
 }

@@ -45,6 +45,7 @@ struct CPlan {
     new_protos: *const *const Proto,
     remap_offset: *const usize,
     remap: *const c_int,
+    cells: *const *const c_void,
     pair_keys: *const *const c_void,
     pair_values: *const *const c_void,
     pair_mask: usize,
@@ -70,6 +71,8 @@ extern "C" {
     fn hotlua_proto_upvalue_name(p: *const Proto, i: c_int, len: *mut usize) -> *const c_char;
     fn hotlua_proto_source(p: *const Proto, len: *mut usize) -> *const c_char;
     fn hotlua_proto_line(p: *const Proto) -> c_int;
+    fn hotlua_proto_upvalue_origin(p: *const Proto, i: c_int, instack: *mut c_int) -> c_int;
+    fn hotlua_closure_cell(cl: *const c_void, i: c_int) -> *const c_void;
     fn hotlua_child_key(p: *const Proto, child: c_int, buf: *mut c_char, cap: usize) -> usize;
     fn hotlua_proto_same_body(a: *const Proto, b: *const Proto) -> c_int;
     fn hotlua_inplace_run(state: *mut lua_State, plan: *mut CPlan) -> c_int;
@@ -213,12 +216,28 @@ unsafe fn from(p: *const Proto, sources: &FxHashSet<&[u8]>) -> bool {
     !source.is_null() && sources.contains(std::slice::from_raw_parts(source.cast::<u8>(), len))
 }
 
+/// Where a retargeted closure's new upvalue comes from.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// Its own old upvalue of that index (same name).
+    Old(c_int),
+    /// A live cell: the new upvalue is a variable of a module function the planner paired
+    /// (a module-level local it joined to the live one).
+    Cell(*const c_void),
+    /// A local of a call that already returned: cannot be known.
+    Unknown,
+}
+
 /// Old prototype → new prototype, or `None` for an old prototype that keeps its old code.
 #[derive(Default)]
 struct Pairing {
     map: FxHashMap<usize, Option<usize>>,
-    /// Per paired old prototype: the old upvalue index each new upvalue takes (-1: unknown).
-    remaps: FxHashMap<usize, Vec<c_int>>,
+    /// Per paired old prototype: where each upvalue of the new prototype comes from.
+    remaps: FxHashMap<usize, Vec<Slot>>,
+    /// New prototype → the new prototype it is nested in (for prototypes paired as children).
+    new_parent: FxHashMap<usize, usize>,
+    /// New prototype of a planner pair → its new closure (`None`: several closures).
+    seeds: FxHashMap<usize, Option<*const c_void>>,
     warnings: Vec<String>,
 }
 
@@ -230,6 +249,10 @@ impl Pairing {
     unsafe fn pair(&mut self, pairs: &[RawPair]) {
         for pair in pairs {
             self.insert(pair.old_proto, pair.new_proto);
+            self.seeds
+                .entry(pair.new_proto as usize)
+                .and_modify(|closure| *closure = None)
+                .or_insert(Some(pair.new_closure));
         }
         let mut queue: Vec<(*const Proto, *const Proto)> = pairs
             .iter()
@@ -243,6 +266,7 @@ impl Pairing {
             for (old_child, new_child) in self.pair_children(old, new) {
                 match new_child {
                     Some(new_child) => {
+                        self.new_parent.insert(new_child as usize, new as usize);
                         self.insert(old_child, new_child);
                         queue.push((old_child, new_child));
                     }
@@ -257,7 +281,12 @@ impl Pairing {
             .collect();
         for (old, new) in paired {
             match remap(old as *const Proto, new as *const Proto) {
-                Some(remap) => {
+                Some(mut remap) => {
+                    for (j, slot) in remap.iter_mut().enumerate() {
+                        if matches!(slot, Slot::Unknown) {
+                            *slot = self.live_cell(new as *const Proto, j as c_int);
+                        }
+                    }
                     self.remaps.insert(old, remap);
                 }
                 None => {
@@ -269,6 +298,29 @@ impl Pairing {
                     ));
                 }
             }
+        }
+    }
+
+    /// The live cell upvalue `j` of new prototype `p` stands for, if it is a variable of a
+    /// module function the planner paired (followed up through the enclosing functions'
+    /// upvalues); `Unknown` if it is a local of an enclosing call.
+    unsafe fn live_cell(&self, mut p: *const Proto, mut j: c_int) -> Slot {
+        loop {
+            let mut instack = 0;
+            let index = hotlua_proto_upvalue_origin(p, j, &mut instack);
+            if instack != 0 {
+                return Slot::Unknown;
+            }
+            let Some(&parent) = self.new_parent.get(&(p as usize)) else {
+                return Slot::Unknown;
+            };
+            if let Some(seed) = self.seeds.get(&parent) {
+                return match seed {
+                    Some(closure) => Slot::Cell(hotlua_closure_cell(*closure, index)),
+                    None => Slot::Unknown,
+                };
+            }
+            (p, j) = (parent as *const Proto, index);
         }
     }
 
@@ -371,9 +423,9 @@ unsafe fn child_key(parent: *const Proto, i: c_int) -> Vec<u8> {
     buf
 }
 
-/// For each upvalue of `new`, the index of `old`'s upvalue of the same name, or -1. `None`
-/// when either has no names (stripped code).
-unsafe fn remap(old: *const Proto, new: *const Proto) -> Option<Vec<c_int>> {
+/// For each upvalue of `new`, `old`'s upvalue of the same name, or `Unknown`. `None` when
+/// either has no names (stripped code).
+unsafe fn remap(old: *const Proto, new: *const Proto) -> Option<Vec<Slot>> {
     let names = |p: *const Proto| -> Option<Vec<&[u8]>> {
         (0..hotlua_proto_nupvalues(p))
             .map(|i| {
@@ -390,8 +442,8 @@ unsafe fn remap(old: *const Proto, new: *const Proto) -> Option<Vec<c_int>> {
             .map(|name| {
                 let mut found = old_names.iter().enumerate().filter(|(_, n)| *n == name);
                 match (found.next(), found.next()) {
-                    (Some((index, _)), None) => index as c_int,
-                    _ => -1,
+                    (Some((index, _)), None) => Slot::Old(index as c_int),
+                    _ => Slot::Unknown,
                 }
             })
             .collect(),
@@ -413,6 +465,7 @@ struct Tables {
     new_protos: Vec<*const Proto>,
     remap_offset: Vec<usize>,
     remap: Vec<c_int>,
+    cells: Vec<*const c_void>,
     pair_keys: Vec<*const c_void>,
     pair_values: Vec<*const c_void>,
 }
@@ -427,6 +480,7 @@ impl Tables {
             new_protos: Vec::new(),
             remap_offset: Vec::new(),
             remap: Vec::new(),
+            cells: Vec::new(),
             pair_keys: vec![std::ptr::null(); capacity(pairs.len())],
             pair_values: vec![std::ptr::null(); capacity(pairs.len())],
         };
@@ -435,7 +489,17 @@ impl Tables {
                 (Some(new), Some(remap)) => {
                     tables.new_protos.push(new as *const Proto);
                     tables.remap_offset.push(tables.remap.len());
-                    tables.remap.extend_from_slice(remap);
+                    for slot in remap {
+                        let code = match *slot {
+                            Slot::Old(index) => index,
+                            Slot::Unknown => -1,
+                            Slot::Cell(cell) => {
+                                tables.cells.push(cell);
+                                -1 - tables.cells.len() as c_int
+                            }
+                        };
+                        tables.remap.push(code);
+                    }
                     tables.new_protos.len()
                 }
                 _ => 0,
@@ -468,6 +532,7 @@ impl Tables {
             new_protos: self.new_protos.as_ptr(),
             remap_offset: self.remap_offset.as_ptr(),
             remap: self.remap.as_ptr(),
+            cells: self.cells.as_ptr(),
             pair_keys: self.pair_keys.as_ptr(),
             pair_values: self.pair_values.as_ptr(),
             pair_mask: self.pair_keys.len() - 1,
