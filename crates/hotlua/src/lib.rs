@@ -45,16 +45,20 @@
 //!    force, and every write to the live program is listed. Nothing live has changed yet.
 //! 4. **Apply**: the writes are made with an undo log and the collector stopped; a failure
 //!    restores every old value.
-//! 5. **Switch** (engine `walk`): one pass over the reachable heap, through the public C API
-//!    only, replaces every other reference to an old function (other modules' locals,
+//! 5. **Switch**: engine `inplace` (the default with the vendored Lua 5.4) points every old
+//!    closure, module functions and closures created at run time alike, at its new prototype
+//!    in one scan of the collector's object list, so no reference needs to change; engine
+//!    `walk` (everywhere else) makes one pass over the reachable heap, through the public C API
+//!    only, and replaces every other reference to an old function (other modules' locals,
 //!    callback lists, table keys, metatables, the registry, userdata user values, every
-//!    coroutine's frames) by its new version.
+//!    coroutine's frames) by its new version. See [`Engine`].
 //!
 //! # Limitations
 //!
-//! - Closures the old code created at run time (a factory's closures) keep their old code:
-//!   the public C API cannot point a closure at a new prototype. [`Report::closures_left_old`]
-//!   counts them.
+//! - With engine `walk`, closures the old code created at run time (a factory's closures)
+//!   keep their old code: the public C API cannot point a closure at a new prototype. With
+//!   `inplace`, only those it cannot pair or whose upvalues it cannot know do.
+//!   [`Report::closures_left_old`] counts them.
 //! - Side effects the new top level has on objects outside the module (registering a handler
 //!   in another module, opening a socket) cannot be undone; test `hotlua.reloading` to skip them.
 //! - Values are paired by path, so data reachable only through keys that are tables or
