@@ -14,7 +14,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use hotlua::{Options, Reloader};
+use hotlua::{Engine, Options, Reloader};
 use mlua::Lua;
 
 /// Counts the bytes the process holds, Lua's heap included (mlua allocates through Rust's
@@ -152,9 +152,13 @@ fn full_gc_ms(lua: &Lua) -> f64 {
     )
 }
 
-fn heap_workload(objects: usize) {
+fn heap_workload(objects: usize, engine: Engine, mode: &str) {
     let ws = Workspace::new("heap");
     ws.write("bench_heap", &heap_module(0));
+    ws.lua
+        .load(format!("collectgarbage('{mode}')"))
+        .exec()
+        .unwrap();
     ws.lua.load(HEAP_SETUP).call::<()>(objects).unwrap();
     ws.lua.gc_collect().unwrap();
     ws.lua.gc_collect().unwrap();
@@ -172,7 +176,7 @@ fn heap_workload(objects: usize) {
         let started = Instant::now();
         let report = ws
             .reloader
-            .reload(&["bench_heap"], &Options::default())
+            .reload(&["bench_heap"], &Options::with_engine(engine))
             .unwrap();
         reloads.push(ms(started));
         peaks.push((PEAK.load(Ordering::Relaxed) - before) as f64);
@@ -183,9 +187,11 @@ fn heap_workload(objects: usize) {
     let report = last.unwrap();
     let t = &report.timings;
     println!(
-        "heap   H={objects:<9} live {:>8.1} MiB | full GC {gc:>8.2} ms | reload {reload:>8.2} ms \
+        "heap   {:<7} {:<4} H={objects:<9} live {:>8.1} MiB | full GC {gc:>8.2} ms | reload {reload:>8.2} ms \
          | reload/GC {:>5.2} | peak extra/live {:>5.3} | phases ms: load {:.2} stage {:.2} plan {:.2} \
-         apply {:.2} switch {:.2} | visited {} switched {} closures left old {}",
+         apply {:.2} switch {:.2} | visited {} switched {} upgraded {} left old {}",
+        report.engine,
+        &mode[..4],
         live as f64 / (1 << 20) as f64,
         reload / gc,
         peak / live as f64,
@@ -196,6 +202,7 @@ fn heap_workload(objects: usize) {
         t.switch_ms,
         report.objects_visited,
         report.references.total(),
+        report.closures_upgraded,
         report.closures_left_old,
     );
 }
@@ -212,7 +219,7 @@ fn sized_module(functions: usize, tag: u32) -> String {
     source + "return M\n"
 }
 
-fn module_workload(functions: usize) {
+fn module_workload(functions: usize, engine: Engine) {
     let ws = Workspace::new("size");
     ws.write("bench_size", &sized_module(functions, 0));
     ws.lua.load("bench = require 'bench_size'").exec().unwrap();
@@ -235,17 +242,19 @@ fn module_workload(functions: usize) {
                 let started = Instant::now();
                 last = Some(
                     ws.reloader
-                        .reload(&["bench_size"], &Options::default())
+                        .reload(&["bench_size"], &Options::with_engine(engine))
                         .unwrap(),
                 );
                 ms(started)
             })
             .collect(),
     );
-    let t = last.unwrap().timings;
+    let report = last.unwrap();
+    let t = report.timings;
     println!(
-        "module F={functions:<9} compile+run {compile:>8.2} ms | reload {reload:>8.2} ms \
+        "module {:<7} F={functions:<9} compile+run {compile:>8.2} ms | reload {reload:>8.2} ms \
          | reload/compile {:>5.2} | phases ms: load {:.2} stage {:.2} plan {:.2} apply {:.2} switch {:.2}",
+        report.engine,
         reload / compile,
         t.load_ms,
         t.stage_ms,
@@ -266,15 +275,26 @@ fn main() {
     };
     let module_sizes: &[usize] = if quick { &[100] } else { &[100, 1_000, 10_000] };
     let only = std::env::var("HOTLUA_BENCH_ONLY").unwrap_or_default();
-    println!("hotlua reload benchmarks (engine walk), medians of {RUNS} runs");
+    let engines: Vec<Engine> = match std::env::var("HOTLUA_BENCH_ENGINE").ok().as_deref() {
+        Some(name) if !name.is_empty() => vec![Engine::from_name(name).expect("inplace or walk")],
+        _ if Engine::inplace_available() => vec![Engine::Inplace, Engine::Walk],
+        _ => vec![Engine::Walk],
+    };
+    println!("hotlua reload benchmarks, medians of {RUNS} runs");
     if only != "module" {
         for &objects in heap_sizes {
-            heap_workload(objects);
+            for &engine in &engines {
+                for mode in ["incremental", "generational"] {
+                    heap_workload(objects, engine, mode);
+                }
+            }
         }
     }
     if only != "heap" {
         for &functions in module_sizes {
-            module_workload(functions);
+            for &engine in &engines {
+                module_workload(functions, engine);
+            }
         }
     }
 }

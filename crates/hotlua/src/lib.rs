@@ -45,16 +45,20 @@
 //!    force, and every write to the live program is listed. Nothing live has changed yet.
 //! 4. **Apply**: the writes are made with an undo log and the collector stopped; a failure
 //!    restores every old value.
-//! 5. **Switch** (engine `walk`): one pass over the reachable heap, through the public C API
-//!    only, replaces every other reference to an old function (other modules' locals,
+//! 5. **Switch**: engine `inplace` (the default with the vendored Lua 5.4) points every old
+//!    closure, module functions and closures created at run time alike, at its new prototype
+//!    in one scan of the collector's object list, so no reference needs to change; engine
+//!    `walk` (everywhere else) makes one pass over the reachable heap, through the public C API
+//!    only, and replaces every other reference to an old function (other modules' locals,
 //!    callback lists, table keys, metatables, the registry, userdata user values, every
-//!    coroutine's frames) by its new version.
+//!    coroutine's frames) by its new version. See [`Engine`].
 //!
 //! # Limitations
 //!
-//! - Closures the old code created at run time (a factory's closures) keep their old code:
-//!   the public C API cannot point a closure at a new prototype. [`Report::closures_left_old`]
-//!   counts them.
+//! - With engine `walk`, closures the old code created at run time (a factory's closures)
+//!   keep their old code: the public C API cannot point a closure at a new prototype. With
+//!   `inplace`, only those it cannot pair or whose upvalues it cannot know do.
+//!   [`Report::closures_left_old`] counts them.
 //! - Side effects the new top level has on objects outside the module (registering a handler
 //!   in another module, opening a socket) cannot be undone; test `hotlua.reloading` to skip them.
 //! - Values are paired by path, so data reachable only through keys that are tables or
@@ -133,7 +137,7 @@ pub use error::{Error, Result};
 pub use limits::DEFAULT_TIMEOUT;
 pub use memory::recover_from_allocation_failure;
 pub use report::{Conflict, ModuleFile, Report, Timings};
-pub use switch::Switches;
+pub use switch::{Engine, LeftOld, Switches};
 
 /// How the data of a module's tables is merged when both the live table and the new file have
 /// a field.
@@ -177,6 +181,9 @@ pub struct Options {
     /// still running then is stopped and the reload fails with [`Error::Timeout`].
     /// `Duration::MAX` means no limit.
     pub timeout: Option<Duration>,
+    /// How references to old functions are switched; `None` uses the reloader's engine
+    /// ([`Reloader::set_engine`]), by default [`Engine::default`].
+    pub engine: Option<Engine>,
 }
 
 impl Options {
@@ -195,6 +202,14 @@ impl Options {
             ..self
         }
     }
+
+    /// Options that switch references with `engine`.
+    pub fn with_engine(engine: Engine) -> Options {
+        Options {
+            engine: Some(engine),
+            ..Options::default()
+        }
+    }
 }
 
 /// State shared by the [`Reloader`] handles of one Lua state and its `hotlua` Lua table.
@@ -206,6 +221,8 @@ struct Shared {
     policies: Slot<HashMap<String, DataPolicy>>,
     /// True while a new top level runs in its staging environment.
     reloading: Flag,
+    /// The engine used when a call names none.
+    engine: Slot<Engine>,
     /// Print watch reloads as JSON.
     #[cfg(feature = "watch")]
     json_log: Flag,
@@ -268,6 +285,12 @@ impl Reloader {
             .insert(module.to_owned(), policy);
     }
 
+    /// Sets the engine used by calls whose options name none (the Lua API's among them).
+    /// [`Engine::Inplace`] where it is not built runs [`Engine::Walk`] and warns.
+    pub fn set_engine(&self, engine: Engine) {
+        *self.shared.engine.borrow_mut() = engine;
+    }
+
     /// Makes `require "hotlua"` return the `hotlua` Lua table (see the crate docs) and returns it.
     pub fn install(&self) -> Result<Table> {
         Ok(lua_api::install(&self.lua, self.shared.clone())?)
@@ -302,6 +325,7 @@ impl Reloader {
                 .unwrap_or_default()
         };
         let timeout = options.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let engine = options.engine.unwrap_or(*self.shared.engine.borrow());
         let staged = batch::stage_all(&self.lua, modules, timeout, &self.shared.reloading)?;
         let result = (|| {
             // Planning creates many handles; a collection cycle meanwhile would traverse them
@@ -309,17 +333,19 @@ impl Reloader {
             // until the references are switched either.
             let _paused = CollectorPause::new(&self.lua);
             let build_plan = || {
-                plan::Plan::build(&self.lua, &staged, &policy_of).map_err(|error| match error {
-                    Error::Lua(error) => Error::Plan {
-                        modules: modules
-                            .iter()
-                            .map(|name| format!("'{name}'"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        message: error,
+                plan::Plan::build(&self.lua, &staged, &policy_of, engine.keeps_identity()).map_err(
+                    |error| match error {
+                        Error::Lua(error) => Error::Plan {
+                            modules: modules
+                                .iter()
+                                .map(|name| format!("'{name}'"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            message: error,
+                        },
+                        other => other,
                     },
-                    other => other,
-                })
+                )
             };
             let mut plan = build_plan()?;
             let mut report = plan.report.clone();
@@ -338,7 +364,7 @@ impl Reloader {
                 }
                 report.timings.apply_ms = apply_started.elapsed().as_secs_f64() * 1e3;
                 report.applied = true;
-                switch::switch_references(&self.lua, &plan, &mut report)?;
+                switch::switch_references(&self.lua, &plan, &mut report, engine)?;
             }
             Ok(report)
         })();

@@ -11,7 +11,7 @@
 //! | `sleep(seconds)` | waits, polling the watcher meanwhile |
 //! | `now()` | monotonic seconds |
 //!
-//! `options` is a table: `{ data = "keep" | "overwrite" | "merge3", timeout = seconds }`
+//! `options` is a table: `{ data = "keep" | "overwrite" | "merge3", timeout = seconds, engine = "inplace" | "walk" }`
 //! (`timeout`: how long each new top level may run, default 5, `math.huge` for no limit).
 //!
 //! A wrong argument raises the way Lua's own functions do (`bad argument #1 to 'reload'
@@ -312,9 +312,23 @@ fn call_options(args: &MultiValue) -> std::result::Result<Options, BadArgument> 
                     other.type_name()
                 )))
             }
+            ("engine", Value::String(engine)) => {
+                let engine = engine.to_string_lossy();
+                options.engine = Some(crate::Engine::from_name(&engine).ok_or_else(|| {
+                    bad(format!(
+                        "unknown engine '{engine}' (expected \"inplace\" or \"walk\")"
+                    ))
+                })?);
+            }
+            ("engine", other) => {
+                return Err(bad(format!(
+                    "option 'engine' must be a string, got {}",
+                    other.type_name()
+                )))
+            }
             (unknown, _) => {
                 return Err(bad(format!(
-                    "unknown option '{unknown}' (expected \"data\" or \"timeout\")"
+                    "unknown option '{unknown}' (expected \"data\", \"timeout\" or \"engine\")"
                 )))
             }
         }

@@ -21,7 +21,7 @@ pub struct Report {
     pub modules: Vec<ModuleFile>,
     /// False for [`crate::Reloader::check`]: planned, nothing applied.
     pub applied: bool,
-    /// How references held outside the module were switched to the new code.
+    /// The engine that gave the program the new code: `"inplace"` or `"walk"`.
     pub engine: &'static str,
     /// Lua functions of the module now running their new version.
     pub functions_replaced: Vec<String>,
@@ -50,9 +50,16 @@ pub struct Report {
     pub references: crate::Switches,
     /// Objects the switching engine visited.
     pub objects_visited: usize,
-    /// Closures the old code created at run time (factories, callbacks) that still run the
-    /// old code: the `walk` engine cannot give them the new prototype.
+    /// Closures of the old version that still run the old code. With `walk`: closures the old
+    /// code created at run time (factories, callbacks), which it cannot upgrade. With
+    /// `inplace`: every closure it could not retarget, for the reasons in
+    /// [`Report::closures_left_old_why`].
     pub closures_left_old: usize,
+    /// Why closures were left old (engine `inplace`).
+    pub closures_left_old_why: crate::LeftOld,
+    /// Closures pointed at their new prototype in place (engine `inplace`), module functions
+    /// and closures created at run time alike.
+    pub closures_upgraded: usize,
     /// Frames (in any coroutine) that were executing an old function: they finish in the old
     /// code and call new code from then on.
     pub frames_left_old: usize,

@@ -90,6 +90,12 @@ fn closure_made_at_run_time_shares_locals_with_the_new_code() {
     f.lua::<()>("m = require 'm'; bump = m.counter(); bump()");
     f.write("m", &source(1000));
     let report = f.reload_ok("m");
+    if common::inplace() {
+        // `bump` takes the new code in place and keeps its cell.
+        assert_eq!(report.closures_left_old, 0);
+        assert_eq!(f.lua::<i64>("bump(); return m.get()"), 1002);
+        return;
+    }
     assert_eq!(report.closures_left_old, 1);
     // `bump` keeps its old code and its old cell; the new `get` reads that cell on every
     // version that can share cells, a copy of it on Lua 5.1.

@@ -58,7 +58,11 @@ fn unknown_option_names_and_values_are_refused() {
     );
     assert_eq!(
         raised(&f, "hotlua.reload('m', { dta = 'keep' })"),
-        "bad argument #2 to 'reload' (unknown option 'dta' (expected \"data\" or \"timeout\"))"
+        "bad argument #2 to 'reload' (unknown option 'dta' (expected \"data\", \"timeout\" or \"engine\"))"
+    );
+    assert_eq!(
+        raised(&f, "hotlua.reload('m', { engine = 'fast' })"),
+        "bad argument #2 to 'reload' (unknown engine 'fast' (expected \"inplace\" or \"walk\"))"
     );
     assert_eq!(
         raised(&f, "hotlua.check('m', { timeout = -1 })"),

@@ -60,9 +60,11 @@ impl Plan {
         lua: &Lua,
         staged: &Staged,
         policy_of: &dyn Fn(&str) -> DataPolicy,
+        keep_identity: bool,
     ) -> Result<Plan> {
         let started = std::time::Instant::now();
         let mut planner = Planner::new(lua, staged)?;
+        planner.keep_identity = keep_identity;
         for module in &staged.modules {
             planner.collect_module(module)?;
         }
@@ -147,6 +149,12 @@ struct Planner<'lua> {
     table_pairs: TableMap,
     /// Old function identity → the old function, its new version, and the path they paired at.
     function_pairs: HashMap<usize, (Function, Function, Path)>,
+    /// New function identity → the old function it is paired with (`None`: several).
+    new_to_old: HashMap<usize, Option<Function>>,
+    /// The engine gives old functions the new code in place (`inplace`): the live program
+    /// keeps the old functions and every write that would store a new function stores the
+    /// old one it is paired with.
+    keep_identity: bool,
     /// Closures of other files that the new versions reach, by identity: the tables they
     /// capture are collected, and pointed at live tables if they go live.
     foreign_closures: HashMap<usize, Function>,
@@ -198,6 +206,8 @@ impl<'lua> Planner<'lua> {
             new_cells: HashMap::new(),
             table_pairs,
             function_pairs: HashMap::new(),
+            new_to_old: HashMap::new(),
+            keep_identity: false,
             foreign_closures: HashMap::new(),
             foreign_closure_pairs: HashSet::new(),
             old_functions: HashSet::new(),
@@ -286,13 +296,19 @@ impl<'lua> Planner<'lua> {
 
     /// The live counterpart of a value of the new version: the live table a new table merges
     /// into, the new version of an old function (a new top level may capture old functions of
-    /// another module of the batch), or the value itself.
+    /// another module of the batch), or the value itself. When the engine keeps identities,
+    /// a function's live counterpart is the old function (which will run the new code).
     fn resolve(&self, value: &Value) -> Result<Value> {
         Ok(match value {
             Value::Table(table) => self
                 .table_pairs
                 .get(table)?
                 .map_or_else(|| value.clone(), Value::Table),
+            Value::Function(function) if self.keep_identity => self
+                .new_to_old
+                .get(&(function.to_pointer() as usize))
+                .and_then(Option::as_ref)
+                .map_or_else(|| value.clone(), |old| Value::Function(old.clone())),
             Value::Function(function) => self
                 .function_pairs
                 .get(&(function.to_pointer() as usize))

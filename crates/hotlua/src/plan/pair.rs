@@ -308,6 +308,12 @@ impl Planner<'_> {
         }
         self.function_pairs
             .insert(identity, (old.clone(), new.clone(), path.clone()));
+        // A new function paired with two old ones (`M.b = M.a` in the new file) has no single
+        // old counterpart: the live program then gets the new function itself.
+        self.new_to_old
+            .entry(new.to_pointer() as usize)
+            .and_modify(|entry| *entry = None)
+            .or_insert_with(|| Some(old.clone()));
         self.remember_old_cells(old)?;
         let old_facts = self.facts(old)?;
         let new_facts = self.facts(new)?;

@@ -5,6 +5,8 @@
 //! metatables, the registry (and so mlua handles and `luaL_ref`s), userdata user values,
 //! coroutine stacks. The planner hands this step the complete old → new function map.
 
+#[cfg(hotlua_inplace)]
+mod inplace;
 mod walk;
 
 use std::time::Instant;
@@ -14,6 +16,79 @@ use rustc_hash::FxHashSet;
 use serde::Serialize;
 
 use crate::plan::Plan;
+
+/// How a reload gives the program the new code of the module's functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Engine {
+    /// Every Lua closure of the old version, wherever it is referenced and whenever it was
+    /// created, is pointed at its new prototype in place (one scan of the collector's object
+    /// list; a C shim built against the vendored Lua 5.4). Functions keep their identity.
+    /// Where it is not built ([`Engine::inplace_available`]), [`Engine::Walk`] runs instead.
+    Inplace,
+    /// One walk over the reachable heap through the public C API replaces every reference to
+    /// an old function by the new function. Closures created at run time keep the old code.
+    Walk,
+}
+
+impl Default for Engine {
+    /// `Inplace` where it is built, `Walk` elsewhere.
+    fn default() -> Engine {
+        if Engine::inplace_available() {
+            Engine::Inplace
+        } else {
+            Engine::Walk
+        }
+    }
+}
+
+impl Engine {
+    /// True when this build has the `inplace` engine (vendored Lua 5.4).
+    pub fn inplace_available() -> bool {
+        cfg!(hotlua_inplace)
+    }
+
+    /// Parses the names the Lua API uses: `"inplace"`, `"walk"`.
+    pub fn from_name(name: &str) -> Option<Engine> {
+        match name {
+            "inplace" => Some(Engine::Inplace),
+            "walk" => Some(Engine::Walk),
+            _ => None,
+        }
+    }
+
+    /// The engine's name, as the report gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Inplace => "inplace",
+            Engine::Walk => "walk",
+        }
+    }
+
+    /// True when the reload keeps the old functions (which take the new code) in the live
+    /// program, instead of storing the new functions.
+    pub(crate) fn keeps_identity(self) -> bool {
+        self == Engine::Inplace && Engine::inplace_available()
+    }
+}
+
+/// Why closures of the old version kept their old code (engine `inplace`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct LeftOld {
+    /// On a frame of a running thread (the one that called the reload, or one resuming
+    /// another): that frame's C code holds the closure's code and constants. A module function
+    /// among them is switched to its new version by the walk instead.
+    pub running_frame: usize,
+    /// Its new version captures a variable it does not have (a local of a factory call that
+    /// already returned): its value cannot be known.
+    pub unknown_upvalue: usize,
+    /// Its new version has more upvalues than the closure was allocated with.
+    pub upvalue_layout: usize,
+    /// Its prototype has no unambiguous counterpart in the new file (deleted, moved, or its
+    /// place in the source is ambiguous), or the code is stripped of names.
+    pub unpaired_prototype: usize,
+}
 
 /// References switched to new functions, by the kind of place that held them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -58,30 +133,52 @@ pub(crate) struct Switched {
     pub frames_left_old: usize,
 }
 
-/// Switches every reference to an old function of `plan` with the `walk` engine and records
-/// what it did in `report`.
+/// Switches every reference to an old function of `plan` to the new code with `engine` and
+/// records what it did in `report`.
 pub(crate) fn switch_references(
     lua: &Lua,
     plan: &Plan,
     report: &mut crate::Report,
+    engine: Engine,
 ) -> mlua::Result<()> {
     let started = Instant::now();
-    report.engine = "walk";
-    if plan.replaced.is_empty() {
-        // No old function has a new version: nothing anywhere can need switching.
+    #[cfg(hotlua_inplace)]
+    if engine == Engine::Inplace {
+        report.engine = "inplace";
+        inplace::switch(lua, plan, report)?;
+        report.timings.switch_ms = started.elapsed().as_secs_f64() * 1e3;
         return Ok(());
     }
-    let map = lua.create_table_with_capacity(0, plan.replaced.len())?;
-    let mut old = FxHashSet::default();
-    for (before, after) in &plan.replaced {
-        map.raw_set(before, after)?;
-        old.insert(before.to_pointer() as usize);
+    if engine == Engine::Inplace {
+        report
+            .warnings
+            .push("engine 'inplace' is not built in this program: 'walk' ran".to_owned());
     }
-    let switched = walk::walk(lua, &map, &old, &plan.known, &plan.sources)?;
+    report.engine = "walk";
+    let switched = walk_pairs(lua, plan, plan.replaced.iter())?;
     report.references = switched.references;
     report.objects_visited = switched.objects_visited;
     report.closures_left_old = switched.closures_left_old;
     report.frames_left_old = switched.frames_left_old;
     report.timings.switch_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(())
+}
+
+/// Runs the walk for the given old → new pairs of `plan`.
+fn walk_pairs<'a>(
+    lua: &Lua,
+    plan: &Plan,
+    pairs: impl Iterator<Item = &'a (mlua::Function, mlua::Function)>,
+) -> mlua::Result<Switched> {
+    let map = lua.create_table()?;
+    let mut old = FxHashSet::default();
+    for (before, after) in pairs {
+        map.raw_set(before, after)?;
+        old.insert(before.to_pointer() as usize);
+    }
+    if old.is_empty() {
+        // No old function has a new version: nothing anywhere can need switching.
+        return Ok(Switched::default());
+    }
+    walk::walk(lua, &map, &old, &plan.known, &plan.sources)
 }

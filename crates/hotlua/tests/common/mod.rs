@@ -8,6 +8,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use hotlua::{Options, Reloader, Report};
 use mlua::{FromLuaMulti, Lua};
 
+/// The engine the scenarios run under: `HOTLUA_TEST_ENGINE` (`inplace` or `walk`), or the
+/// library's default.
+pub fn engine() -> hotlua::Engine {
+    match std::env::var("HOTLUA_TEST_ENGINE") {
+        Ok(name) if !name.is_empty() => hotlua::Engine::from_name(&name)
+            .unwrap_or_else(|| panic!("HOTLUA_TEST_ENGINE={name}: expected inplace or walk")),
+        _ => hotlua::Engine::default(),
+    }
+}
+
+/// True when the scenarios run under the `inplace` engine (and it is built).
+pub fn inplace() -> bool {
+    engine() == hotlua::Engine::Inplace && hotlua::Engine::inplace_available()
+}
+
 pub struct Fixture {
     pub dir: PathBuf,
     pub lua: Lua,
@@ -33,6 +48,7 @@ impl Fixture {
         let path = format!("{0}/?.lua;{0}/?/init.lua", dir.display());
         lua.load(format!("package.path = {path:?}")).exec().unwrap();
         let reloader = Reloader::new(&lua).unwrap();
+        reloader.set_engine(engine());
         reloader.install().unwrap();
         Fixture { dir, lua, reloader }
     }
