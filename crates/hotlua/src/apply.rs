@@ -119,27 +119,33 @@ impl Write {
     }
 }
 
-/// Makes every write in order; if one fails, undoes the ones made so far, newest first, and
-/// returns the error. The caller stops the collector, so no finalizer runs Lua code between
-/// two writes and sees a half-applied reload.
-pub(crate) fn apply(lua: &Lua, writes: &[Write]) -> mlua::Result<()> {
-    let mut undo = Vec::with_capacity(writes.len());
-    let mut result = Ok(());
-    for write in writes {
-        match write.perform(lua) {
-            Ok(inverse) => undo.extend(inverse),
-            Err(error) => {
-                result = Err(error);
-                break;
-            }
-        }
-    }
-    if result.is_err() {
-        for inverse in undo.iter().rev() {
+/// The writes that undo an applied plan, newest first.
+pub(crate) struct Undo(Vec<Write>);
+
+impl Undo {
+    /// Restores every value the applied writes replaced.
+    pub(crate) fn undo(self, lua: &Lua) {
+        for inverse in self.0.iter().rev() {
             // An undo write restores a value that was in place a moment ago: it allocates
             // nothing new, so it cannot fail for lack of memory; nothing better to do if it does.
             let _ = inverse.perform(lua);
         }
     }
-    result
+}
+
+/// Makes every write in order and returns how to undo them all; if one fails, undoes the ones
+/// made so far, newest first, and returns the error. The caller stops the collector, so no
+/// finalizer runs Lua code between two writes and sees a half-applied reload.
+pub(crate) fn apply(lua: &Lua, writes: &[Write]) -> mlua::Result<Undo> {
+    let mut undo = Undo(Vec::with_capacity(writes.len()));
+    for write in writes {
+        match write.perform(lua) {
+            Ok(inverse) => undo.0.extend(inverse),
+            Err(error) => {
+                undo.undo(lua);
+                return Err(error);
+            }
+        }
+    }
+    Ok(undo)
 }

@@ -358,13 +358,20 @@ impl Reloader {
                     report = plan.report.clone();
                 }
                 let apply_started = Instant::now();
-                apply::apply(&self.lua, &plan.writes)?;
+                let undo = apply::apply(&self.lua, &plan.writes)?;
+                report.timings.apply_ms = apply_started.elapsed().as_secs_f64() * 1e3;
+                report.applied = true;
+                if let Err(error) = switch::switch_references(&self.lua, &plan, &mut report, engine)
+                {
+                    // Only a Lua error (out of memory) stops a switch: the module's own
+                    // writes are undone; references the switch already changed keep the new
+                    // functions, whose locals are the live ones.
+                    undo.undo(&self.lua);
+                    return Err(error.into());
+                }
                 for (name, values) in &plan.baselines {
                     baseline::store(&self.lua, name, values.clone())?;
                 }
-                report.timings.apply_ms = apply_started.elapsed().as_secs_f64() * 1e3;
-                report.applied = true;
-                switch::switch_references(&self.lua, &plan, &mut report, engine)?;
             }
             Ok(report)
         })();

@@ -7,9 +7,10 @@
 //! the searchers or the loaders, so an error a module's top level raises reaches the caller of
 //! `require` exactly as lua5.4 delivers it: the same value, the same traceback.
 //!
-//! Lua 5.1 and LuaJIT first store a sentinel (a light userdata) under the name while the
-//! module loads, to detect a `require` loop; the metamethods keep it aside (`__index` still
-//! answers it), so that the module's value is a new key again when it arrives. A 5.1
+//! Lua 5.1 and LuaJIT first store a sentinel (a light userdata, or on LuaJIT's GC64 build a
+//! number) under the name while the module loads, to detect a `require` loop; the
+//! metamethods keep it aside (`__index` still answers it), so that the module's value is a new
+//! key again when it arrives. A 5.1
 //! `module(...)` stores its table before the top level has filled it: such a module's
 //! load-time values are the empty table, and `merge3` keeps its live values.
 
@@ -36,7 +37,7 @@ pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
     let loading = lua.create_table()?;
     let sentinels = loading.clone();
     let record = lua.create_function(move |lua, (loaded, key, value): (Table, Value, Value)| {
-        if let Value::LightUserData(_) = value {
+        if is_loading_sentinel(&value) {
             return sentinels.raw_set(key, value);
         }
         sentinels.raw_set(&key, Value::Nil)?;
@@ -56,6 +57,14 @@ pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
     metatable.raw_set("__index", loading)?;
     loaded.set_metatable(Some(metatable))?;
     Ok(())
+}
+
+/// The value Lua 5.1's and LuaJIT's `require` store while a module loads: a light userdata,
+/// which LuaJIT's GC64 build hands over as a number (its bits are the pointer). A module whose
+/// value is a number is kept aside the same way: `require` and `package.loaded[name]` find it
+/// (through `__index`), `rawget` does not.
+fn is_loading_sentinel(value: &Value) -> bool {
+    matches!(value, Value::LightUserData(_) | Value::Number(_))
 }
 
 /// The Lua file searcher as it was when hotlua started, if there was one.

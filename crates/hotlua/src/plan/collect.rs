@@ -1,8 +1,9 @@
 //! Phase 1: everything the new versions created, and (last) pointing the new tables that go
 //! live as they are at live objects.
 
-use mlua::{Table, Value};
+use mlua::Value;
 
+use super::tables::PendingValues;
 use super::{NewCell, Path, Planner};
 use crate::apply::Write;
 use crate::load::StagedModule;
@@ -11,23 +12,23 @@ use crate::Result;
 impl Planner<'_> {
     pub(super) fn collect_module(&mut self, module: &StagedModule) -> Result<()> {
         // The staging table stands for `_G`: its fields are new, its metatable is hotlua's.
-        let mut pending = Vec::new();
+        let mut pending = PendingValues::new(self.lua)?;
         for pair in module.globals.pairs::<Value, Value>() {
             let (key, value) = pair?;
             let path = Path::root("").field(&key);
-            pending.push((key, Path::root(&module.name)));
-            pending.push((value, path));
+            pending.push(&key, Path::root(&module.name))?;
+            pending.push(&value, path)?;
         }
-        pending.push((module.new.clone(), Path::root(&module.name)));
-        pending.reverse();
+        pending.push(&module.new, Path::root(&module.name))?;
+        pending.reverse_since(0)?;
         self.collect(pending)
     }
 
     /// Collects the values of `pending` (a stack: the last is visited first) and everything
     /// they reach, depth first, each at the path it is first reached by.
-    fn collect(&mut self, mut pending: Vec<(Value, Path)>) -> Result<()> {
-        let mut children: Vec<(Value, Path)> = Vec::new();
-        while let Some((value, path)) = pending.pop() {
+    fn collect(&mut self, mut pending: PendingValues) -> Result<()> {
+        while let Some((value, path)) = pending.pop()? {
+            let siblings = pending.len();
             match &value {
                 Value::Table(table) => {
                     let identity = table.to_pointer() as usize;
@@ -41,11 +42,11 @@ impl Planner<'_> {
                     for pair in table.pairs::<Value, Value>() {
                         let (key, field) = pair?;
                         let field_path = path.field(&key);
-                        children.push((key, path.clone()));
-                        children.push((field, field_path));
+                        pending.push(&key, path.clone())?;
+                        pending.push(&field, field_path)?;
                     }
                     if let Some(metatable) = table.metatable() {
-                        children.push((Value::Table(metatable), path.metatable()));
+                        pending.push(&Value::Table(metatable), path.metatable())?;
                     }
                 }
                 Value::Function(function) => {
@@ -67,7 +68,7 @@ impl Planner<'_> {
                             for upvalue in &facts.upvalues {
                                 if matches!(upvalue.value, Value::Table(_)) {
                                     let cell_path = path.upvalue(&upvalue.name);
-                                    children.push((upvalue.value.clone(), cell_path));
+                                    pending.push(&upvalue.value, cell_path)?;
                                 }
                             }
                         }
@@ -87,7 +88,7 @@ impl Planner<'_> {
                                     });
                             cell.holders.push((function.clone(), upvalue.index));
                             if matches!(upvalue.value, Value::Table(_) | Value::Function(_)) {
-                                children.push((upvalue.value.clone(), cell_path));
+                                pending.push(&upvalue.value, cell_path)?;
                             }
                         }
                         // Lua 5.1 functions carry their own environment (the staging table,
@@ -95,7 +96,7 @@ impl Planner<'_> {
                         // once all is paired.
                         #[cfg(any(feature = "lua51", feature = "luajit"))]
                         if let Some(environment) = function.environment() {
-                            children.push((Value::Table(environment.clone()), path.clone()));
+                            pending.push(&Value::Table(environment.clone()), path.clone())?;
                             self.writes.push(Write::Environment {
                                 function: function.clone(),
                                 environment,
@@ -105,7 +106,7 @@ impl Planner<'_> {
                 }
                 _ => {}
             }
-            pending.extend(children.drain(..).rev());
+            pending.reverse_since(siblings)?;
         }
         Ok(())
     }
@@ -113,8 +114,10 @@ impl Planner<'_> {
     /// New tables that were not merged into a live one go live as they are; their fields and
     /// metatables must refer to the live tables and new functions, not to discarded new tables.
     pub(super) fn remap_new_tables(&mut self) -> Result<()> {
-        let new_tables: Vec<mlua::Result<Table>> = self.new_tables.tables().collect();
-        for table in new_tables {
+        // The new tables are read one at a time (there may be more than mlua can hold handles
+        // to); the few writes they need are gathered first.
+        let mut writes = Vec::new();
+        for table in self.new_tables.tables() {
             let table = table?;
             if self.table_pairs.contains(&table) {
                 continue;
@@ -123,18 +126,18 @@ impl Planner<'_> {
                 let (key, value) = pair?;
                 let live_key = self.resolve(&key)?;
                 if live_key != key {
-                    self.writes.push(Write::Field {
+                    writes.push(Write::Field {
                         table: table.clone(),
                         key: key.clone(),
                         value: Value::Nil,
                     });
-                    self.writes.push(Write::Field {
+                    writes.push(Write::Field {
                         table: table.clone(),
                         key: live_key,
                         value,
                     });
                 } else if self.resolve(&value)? != value {
-                    self.writes.push(Write::Field {
+                    writes.push(Write::Field {
                         table: table.clone(),
                         key,
                         value,
@@ -143,13 +146,14 @@ impl Planner<'_> {
             }
             if let Some(metatable) = table.metatable() {
                 if self.table_pairs.contains(&metatable) {
-                    self.writes.push(Write::Metatable {
+                    writes.push(Write::Metatable {
                         table: table.clone(),
                         metatable: Some(metatable),
                     });
                 }
             }
         }
+        self.writes.extend(writes);
         let closures: Vec<mlua::Function> = self.foreign_closures.values().cloned().collect();
         for closure in closures {
             for upvalue in &self.facts(&closure)?.upvalues {

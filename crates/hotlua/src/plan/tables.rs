@@ -5,6 +5,7 @@
 use mlua::{Lua, Table, Value};
 use rustc_hash::FxHashSet;
 
+use super::Path;
 use crate::Result;
 
 /// A map from tables to values, with membership answered without touching Lua.
@@ -52,5 +53,60 @@ impl TableMap {
                     "a table map holds a key that is not a table",
                 )),
             })
+    }
+}
+
+/// Values waiting to be visited, each with its path, as a stack: the values wait in a Lua
+/// table (one handle in all), the paths in Rust. Only tables and functions are kept: nothing
+/// else has anything to visit.
+pub(super) struct PendingValues {
+    values: Table,
+    paths: Vec<Path>,
+}
+
+impl PendingValues {
+    pub(super) fn new(lua: &Lua) -> Result<PendingValues> {
+        Ok(PendingValues {
+            values: lua.create_table()?,
+            paths: Vec::new(),
+        })
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub(super) fn push(&mut self, value: &Value, path: Path) -> Result<()> {
+        if matches!(value, Value::Table(_) | Value::Function(_)) {
+            self.values.raw_set(self.paths.len() + 1, value)?;
+            self.paths.push(path);
+        }
+        Ok(())
+    }
+
+    pub(super) fn pop(&mut self) -> Result<Option<(Value, Path)>> {
+        let Some(path) = self.paths.pop() else {
+            return Ok(None);
+        };
+        let slot = self.paths.len() + 1;
+        let value: Value = self.values.raw_get(slot)?;
+        self.values.raw_set(slot, Value::Nil)?;
+        Ok(Some((value, path)))
+    }
+
+    /// Reverses the values pushed since the stack held `from` of them, so that the first of
+    /// them is popped first.
+    pub(super) fn reverse_since(&mut self, from: usize) -> Result<()> {
+        let (mut low, mut high) = (from + 1, self.paths.len());
+        self.paths[from..].reverse();
+        while low < high {
+            let a: Value = self.values.raw_get(low)?;
+            let b: Value = self.values.raw_get(high)?;
+            self.values.raw_set(low, b)?;
+            self.values.raw_set(high, a)?;
+            low += 1;
+            high -= 1;
+        }
+        Ok(())
     }
 }

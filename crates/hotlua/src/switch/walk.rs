@@ -89,7 +89,14 @@ impl Visited {
 
 /// Deeper objects are put aside in a Lua table and walked from there, so that a long chain
 /// (a linked list of a million nodes) cannot exhaust the Lua stack (`LUAI_MAXSTACK` slots).
-const MAX_DEPTH: usize = 100_000;
+///
+/// Each frame holds up to three stack slots. Lua 5.1 and LuaJIT give a C function at most
+/// `LUAI_MAXCSTACK` (8000) slots, later versions `LUAI_MAXSTACK` (1 000 000).
+const MAX_DEPTH: usize = if cfg!(any(feature = "lua51", feature = "luajit")) {
+    2_000
+} else {
+    100_000
+};
 
 /// Walks the heap of `lua` and switches every reference to a key of `map` (old function →
 /// new function) to its value.

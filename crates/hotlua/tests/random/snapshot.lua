@@ -47,7 +47,7 @@ return function(roots)
       visit_function(path, v)
     elseif t == "thread" then
       lines[#lines + 1] = path .. " = thread " .. coroutine.status(v)
-    elseif math.type(v) == "integer" then
+    elseif t == "number" and v % 1 == 0 then -- the generator makes integers only (5.1 has no math.type)
       lines[#lines + 1] = path .. " = int " .. v
     elseif t == "string" then
       lines[#lines + 1] = path .. " = str " .. v
