@@ -62,26 +62,20 @@ hotlua [options] [script [args]]
        hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]
        hotlua completions bash|zsh|fish";
 
-const AFTER_HELP: &str = "\
-Without `run`, hotlua is a drop-in `lua5.4`: the same command line, `arg` table, LUA_INIT,
+const AFTER_HELP: &str = concat!(
+    "Without `run`, hotlua is a drop-in `lua5.4`: the same command line, `arg` table, LUA_INIT,
 LUA_PATH, exit status, messages and Ctrl-C. Its options:
-  -e stat   execute string 'stat'
-  -i        enter interactive mode after executing 'script'
-  -l mod    require library 'mod' into global 'mod'
-  -l g=mod  require library 'mod' into global 'g'
-  -v        show version information
-  -E        ignore environment variables
-  -W        turn warnings on
-  --        stop handling options
-  -         stop handling options and execute stdin
-
+",
+    crate::lua_options!(),
+    "
 `hotlua run` takes the same command line after its own options, and adds `require \"hotlua\"`
 (reload, check, on_reload, poll, sleep) and file watching. A script named `run`: `hotlua ./run`.
 
 Example: hotlua run -w game.lua
 
 Reloads happen only while the script calls `hotlua.poll()` or `hotlua.sleep(seconds)` from its
-main loop (and, in the REPL, before each line); see `hotlua run --help`.";
+main loop (and, in the REPL, before each line); see `hotlua run --help`."
+);
 
 #[derive(Debug, Subcommand)]
 enum Command {

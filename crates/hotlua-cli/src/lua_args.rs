@@ -154,11 +154,11 @@ impl UsageError {
     }
 }
 
-/// The option list `lua.c` prints after a bad option.
-const USAGE: &str = "\
-usage: lua [options] [script [args]]
-Available options are:
-  -e stat   execute string 'stat'
+/// lua.c's option list, as `lua.c` prints it after a bad option and `hotlua --help` shows it.
+#[macro_export]
+macro_rules! lua_options {
+    () => {
+        "  -e stat   execute string 'stat'
   -i        enter interactive mode after executing 'script'
   -l mod    require library 'mod' into global 'mod'
   -l g=mod  require library 'mod' into global 'g'
@@ -167,7 +167,15 @@ Available options are:
   -W        turn warnings on
   --        stop handling options
   -         stop handling options and execute stdin
-";
+"
+    };
+}
+
+/// What `lua.c` prints after a bad option.
+const USAGE: &str = concat!(
+    "usage: lua [options] [script [args]]\nAvailable options are:\n",
+    lua_options!()
+);
 
 fn starts_with_dash(arg: &OsStr) -> bool {
     os_bytes(arg).first() == Some(&b'-')
