@@ -133,7 +133,10 @@ impl<'a> Outcome<'a> {
                         .collect();
                     if func.factory {
                         upvalues.insert("M".into(), "ref M".into());
-                        upvalues.insert("_ENV".into(), "_G".into());
+                        // Lua 5.1 and LuaJIT functions have an environment, not an `_ENV` upvalue.
+                        if cfg!(not(any(feature = "lua51", feature = "luajit"))) {
+                            upvalues.insert("_ENV".into(), "_G".into());
+                        }
                     }
                     for (upvalue, value) in upvalues {
                         lines.push(format!("{name}.^{upvalue} = {value}"));
