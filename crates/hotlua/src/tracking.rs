@@ -5,10 +5,13 @@
 //! level raises then reaches the caller of `require` exactly as Lua raised it (the same string
 //! with its position, the same table), never converted into an mlua error and back.
 
+use std::path::PathBuf;
+use std::rc::Rc;
+
 use mlua::{Function, Lua, Value};
 
 use crate::modules::{loaded_table, searchers};
-use crate::{baseline, Result};
+use crate::{baseline, Result, Shared};
 
 /// Registry key of the original Lua file searcher, which [`track_loads`] wraps.
 const ORIGINAL_SEARCHER: &str = "hotlua.lua_searcher";
@@ -28,7 +31,7 @@ return function(name, ...)
   end
   return function(...)
     local result = loader(...)
-    record(name, result)
+    record(name, result, extra)
     return result
   end, extra
 end
@@ -44,7 +47,15 @@ pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
         return Ok(());
     };
     lua.set_named_registry_value(ORIGINAL_SEARCHER, &lua_searcher)?;
-    let record = lua.create_function(|lua, (name, result): (String, Value)| {
+    let record = lua.create_function(|lua, (name, result, file): (String, Value, Value)| {
+        // The source it runs, for a rollback and for status lines: the file as it is right
+        // after the searcher read it.
+        if let (Value::String(file), Some(shared)) = (&file, lua.app_data_ref::<Rc<Shared>>()) {
+            let file = PathBuf::from(file.to_string_lossy());
+            if let Ok(bytes) = std::fs::read(&file) {
+                shared.sources.loaded(&name, &file, &bytes);
+            }
+        }
         let module = match result {
             Value::Nil => loaded_table(lua)
                 .map_err(mlua::Error::external)?
