@@ -14,6 +14,8 @@ pub enum Invocation {
     /// `hotlua run [RUN OPTIONS] [options] [script [args]]`: `lua5.4` plus `require "hotlua"`
     /// and file watching.
     Run(RunOptions, LuaArgs),
+    /// `hotlua ctl --connect ADDR ...`: the client of `hotlua run --control`.
+    Ctl(crate::ctl::CtlArgs),
 }
 
 /// Parses the process's command line. `--help` and `--version` (which `lua5.4` rejects) and
@@ -21,10 +23,13 @@ pub enum Invocation {
 /// `lua5.4`'s command line.
 pub fn parse(argv: Vec<OsString>) -> Result<Invocation, UsageError> {
     let first = argv.get(1).and_then(|arg| arg.to_str());
-    if !matches!(first, Some("run" | "--help" | "--version")) {
+    if !matches!(first, Some("run" | "ctl" | "--help" | "--version")) {
         return LuaArgs::parse(argv, 1).map(Invocation::Lua);
     }
-    let Command::Run(run) = Cli::parse_from(&argv).command;
+    let run = match Cli::parse_from(&argv).command {
+        Command::Run(run) => run,
+        Command::Ctl(ctl) => return Ok(Invocation::Ctl(ctl)),
+    };
     // The Lua command line is what clap left, at the end of `argv`.
     let first = argv.len() - run.lua_args.len();
     Ok(Invocation::Run(run.options, LuaArgs::parse(argv, first)?))
@@ -47,7 +52,8 @@ struct Cli {
 
 const USAGE: &str = "\
 hotlua [options] [script [args]]
-       hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]";
+       hotlua run [--watch DIR]... [-w] [--json] [--control ADDR] [--audit FILE] [options] [script [args]]
+       hotlua ctl --connect ADDR reload|check|rollback|status|health ...";
 
 const AFTER_HELP: &str = "\
 Without `run`, hotlua is a drop-in `lua5.4`: the same command line, `arg` table, LUA_INIT,
@@ -73,6 +79,7 @@ main loop (and, in the REPL, before each line); see `hotlua run --help`.";
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(RunArgs),
+    Ctl(crate::ctl::CtlArgs),
 }
 
 /// Run a Lua program like `lua5.4 [options] [script [args]]`, with `require "hotlua"`
@@ -102,10 +109,14 @@ enum Command {
 /// In the REPL (`-i`, or no script), changed modules reload before each line runs.
 ///
 /// Each reload prints one line on stderr: a summary, or a JSON report with --json.
+///
+/// SIGHUP reloads, at the next safe point, every loaded module whose file changed since it
+/// was loaded, as one batch. With --control ADDR, `hotlua ctl --connect ADDR` (or any HTTP
+/// client) reloads, checks, rolls back and inspects the running program.
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,
-    override_usage = "hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]"
+    override_usage = "hotlua run [--watch DIR]... [-w] [--json] [--control ADDR] [--audit FILE] [options] [script [args]]"
 )]
 struct RunArgs {
     #[command(flatten)]
@@ -137,4 +148,26 @@ pub struct RunOptions {
     /// Print each watch reload as a one-line JSON report instead of the summary line.
     #[arg(long)]
     pub json: bool,
+
+    /// Serve the control endpoint (HTTP/1.1 + JSON: POST /reload, /check, /rollback; GET
+    /// /status, /health) on ADDR: `unix:PATH` (a socket only this user can open), or
+    /// `127.0.0.1:PORT` / `[::1]:PORT`, which need a token. Requests run at the script's next
+    /// `hotlua.poll()` or `hotlua.sleep()`.
+    #[arg(long, value_name = "ADDR")]
+    pub control: Option<String>,
+
+    /// The bearer token clients must send (first line of FILE); default: the variable
+    /// HOTLUA_CONTROL_TOKEN. Required for a TCP endpoint, optional on a Unix socket.
+    #[arg(long, value_name = "FILE")]
+    pub control_token_file: Option<PathBuf>,
+
+    /// Allow --control on an address that is not loopback (put TLS in front of it).
+    #[arg(long)]
+    pub control_allow_remote: bool,
+
+    /// Append one JSON line per reload or rollback attempt to FILE: time, trigger (api,
+    /// watch, signal, control and its peer), modules with the SHA-256 of their old and new
+    /// source, result, duration, error.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
 }

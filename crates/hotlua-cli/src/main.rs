@@ -3,6 +3,8 @@
 mod bytes;
 mod call;
 mod cli;
+mod control;
+mod ctl;
 mod interpreter;
 mod lua_args;
 mod paths;
@@ -17,6 +19,7 @@ fn main() -> ExitCode {
     let result = match cli::parse(std::env::args_os().collect()) {
         Ok(cli::Invocation::Lua(args)) => interpreter::execute(&args, |_| Ok(None)),
         Ok(cli::Invocation::Run(options, args)) => run::run(&options, &args),
+        Ok(cli::Invocation::Ctl(args)) => Ok(ctl::main(&args)),
         Err(usage) => {
             call::report(None, &usage.message());
             Ok(ExitCode::FAILURE)
