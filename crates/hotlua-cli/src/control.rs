@@ -287,6 +287,7 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) {
 trait Stream: Read + Write + Send + 'static {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    fn shutdown_write(&self);
 }
 
 impl Stream for TcpStream {
@@ -296,6 +297,9 @@ impl Stream for TcpStream {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_write_timeout(self, timeout)
     }
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
 }
 
 impl Stream for UnixStream {
@@ -304,6 +308,9 @@ impl Stream for UnixStream {
     }
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         UnixStream::set_write_timeout(self, timeout)
+    }
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
     }
 }
 
@@ -322,11 +329,32 @@ fn serve(shared: &Arc<ServerState>, mut stream: impl Stream, peer: String) {
             let response = handle(&state, &mut stream, &peer);
             let _ = stream.set_write_timeout(Some(READ_TIME));
             respond(&mut stream, &response);
+            linger(&mut stream);
             state.connections.fetch_sub(1, Ordering::SeqCst);
         });
     if thread.is_err() {
         // The closure (and its counter decrement) never ran.
         shared.connections.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// After the answer, reads (and drops) what the client still sends, for a bounded time and
+/// size: closing with unread data would reset the connection, and the client could lose the
+/// answer (a 413 sent before the body was read).
+fn linger(stream: &mut impl Stream) {
+    stream.shutdown_write();
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let mut left = 4 * MAX_BODY;
+    let mut chunk = [0u8; 4096];
+    while left > 0 {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if wait.is_zero() || stream.set_read_timeout(Some(wait)).is_err() {
+            return;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
+        }
     }
 }
 
