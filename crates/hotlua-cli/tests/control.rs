@@ -444,3 +444,33 @@ fn load_1000_requests_at_a_60_hz_ticker() {
         worst * 1e3
     );
 }
+
+/// examples/fleet/rollout.sh on a small fleet: the hotfix goes live everywhere; with a bad
+/// deploy on one server, every other one rolls back and the script fails.
+#[test]
+fn fleet_recipe_rolls_out_and_rolls_back() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/fleet/rollout.sh"
+    );
+    let run = |fail_at: &str| {
+        let output = Command::new("bash")
+            .arg(script)
+            .env("N", "3")
+            .env("FAIL_AT", fail_at)
+            .env("HOTLUA", HOTLUA)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run("");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("hotfix live on 3 servers"), "{out}");
+    let (code, out) = run("2");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("server 2: hotlua ctl: 422"), "{out}");
+    assert!(out.contains("rolled back 2 servers"), "{out}");
+}
