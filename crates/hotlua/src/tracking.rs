@@ -50,8 +50,16 @@ pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
     let record = lua.create_function(|lua, (name, result, file): (String, Value, Value)| {
         // The source it runs, for a rollback and for status lines: the file as it is right
         // after the searcher read it.
-        if let (Value::String(file), Some(shared)) = (&file, lua.app_data_ref::<Rc<Shared>>()) {
-            let file = PathBuf::from(file.to_string_lossy());
+        // Lua 5.1's searchers do not name the file: find it as its searcher did.
+        let file = match file {
+            Value::String(file) => Some(PathBuf::from(file.to_string_lossy())),
+            _ => lua
+                .globals()
+                .raw_get::<mlua::Table>("package")
+                .ok()
+                .and_then(|package| crate::load::search_path(&package, &name).ok().flatten()),
+        };
+        if let (Some(file), Some(shared)) = (file, lua.app_data_ref::<Rc<Shared>>()) {
             if let Ok(bytes) = std::fs::read(&file) {
                 shared.sources.loaded(&name, &file, &bytes);
             }
