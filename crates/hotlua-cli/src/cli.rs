@@ -17,6 +17,8 @@ pub enum Invocation {
     Run(RunOptions, LuaArgs),
     /// `hotlua completions SHELL`: print the shell's completion script.
     Completions(Shell),
+    /// `hotlua ctl --connect ADDR ...`: the client of `hotlua run --control`.
+    Ctl(crate::ctl::CtlArgs),
 }
 
 /// Parses the process's command line. `--help` and `--version` (which `lua5.4` rejects),
@@ -24,7 +26,10 @@ pub enum Invocation {
 /// exits; anything else is `lua5.4`'s command line.
 pub fn parse(argv: Vec<OsString>) -> Result<Invocation, UsageError> {
     let first = argv.get(1).and_then(|arg| arg.to_str());
-    if !matches!(first, Some("run" | "completions" | "--help" | "--version")) {
+    if !matches!(
+        first,
+        Some("run" | "completions" | "ctl" | "--help" | "--version")
+    ) {
         return LuaArgs::parse(argv, 1).map(Invocation::Lua);
     }
     match Cli::parse_from(&argv).command {
@@ -34,6 +39,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Invocation, UsageError> {
             Ok(Invocation::Run(run.options, LuaArgs::parse(argv, first)?))
         }
         Command::Completions { shell } => Ok(Invocation::Completions(shell)),
+        Command::Ctl(ctl) => Ok(Invocation::Ctl(ctl)),
     }
 }
 
@@ -59,7 +65,8 @@ struct Cli {
 
 const USAGE: &str = "\
 hotlua [options] [script [args]]
-       hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]
+       hotlua run [--watch DIR]... [-w] [--json] [--control ADDR] [--audit FILE] [options] [script [args]]
+       hotlua ctl --connect ADDR reload|check|rollback|status|health ...
        hotlua completions bash|zsh|fish";
 
 const AFTER_HELP: &str = concat!(
@@ -92,6 +99,7 @@ enum Command {
         /// The shell: bash, zsh, fish (also elvish, powershell).
         shell: Shell,
     },
+    Ctl(crate::ctl::CtlArgs),
 }
 
 /// Run a Lua program like `lua5.4 [options] [script [args]]`, with `require "hotlua"`
@@ -121,10 +129,14 @@ enum Command {
 /// In the REPL (`-i`, or no script), changed modules reload before each line runs.
 ///
 /// Each reload prints one line on stderr: a summary, or a JSON report with --json.
+///
+/// SIGHUP reloads, at the next safe point, every loaded module whose file changed since it
+/// was loaded, as one batch. With --control ADDR, `hotlua ctl --connect ADDR` (or any HTTP
+/// client) reloads, checks, rolls back and inspects the running program.
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,
-    override_usage = "hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]"
+    override_usage = "hotlua run [--watch DIR]... [-w] [--json] [--control ADDR] [--audit FILE] [options] [script [args]]"
 )]
 struct RunArgs {
     #[command(flatten)]
@@ -156,4 +168,26 @@ pub struct RunOptions {
     /// Print each watch reload as a one-line JSON report instead of the summary line.
     #[arg(long)]
     pub json: bool,
+
+    /// Serve the control endpoint (HTTP/1.1 + JSON: POST /reload, /check, /rollback; GET
+    /// /status, /health) on ADDR: `unix:PATH` (a socket only this user can open), or
+    /// `127.0.0.1:PORT` / `[::1]:PORT`, which need a token. Requests run at the script's next
+    /// `hotlua.poll()` or `hotlua.sleep()`.
+    #[arg(long, value_name = "ADDR")]
+    pub control: Option<String>,
+
+    /// The bearer token clients must send (first line of FILE); default: the variable
+    /// HOTLUA_CONTROL_TOKEN. Required for a TCP endpoint, optional on a Unix socket.
+    #[arg(long, value_name = "FILE")]
+    pub control_token_file: Option<PathBuf>,
+
+    /// Allow --control on an address that is not loopback (put TLS in front of it).
+    #[arg(long)]
+    pub control_allow_remote: bool,
+
+    /// Append one JSON line per reload or rollback attempt to FILE: time, trigger (api,
+    /// watch, signal, control and its peer), modules with the SHA-256 of their old and new
+    /// source, result, duration, error.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
 }

@@ -3,6 +3,8 @@
 mod bytes;
 mod call;
 mod cli;
+mod control;
+mod ctl;
 mod interpreter;
 mod lua_args;
 mod paths;
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
             cli::write_completions(shell, &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        Ok(cli::Invocation::Ctl(args)) => Ok(ctl::main(&args)),
         Err(usage) => {
             call::report(None, &usage.message());
             Ok(ExitCode::FAILURE)

@@ -350,7 +350,8 @@ fn help_explains_the_poll_loop() {
     assert_eq!((top.code, top.stderr.as_str()), (Some(0), ""));
     for needle in [
         "Usage: hotlua [options] [script [args]]",
-        "hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]",
+        "hotlua run [--watch DIR]... [-w] [--json] [--control ADDR] [--audit FILE] [options] [script [args]]",
+        "hotlua ctl --connect ADDR reload|check|rollback|status|health",
         "-l g=mod  require library 'mod' into global 'g'",
         "A script named `run`: `hotlua ./run`",
     ] {
@@ -370,7 +371,7 @@ fn help_explains_the_poll_loop() {
     let run = dir.hotlua(&["run", "--help"]);
     assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""));
     for needle in [
-        "Usage: hotlua run [--watch DIR]... [-w] [--json] [options] [script [args]]",
+        "Usage: hotlua run [--watch DIR]... [-w] [--json] [--control ADDR] [--audit FILE] [options] [script [args]]",
         "exactly `lua5.4`'s command line",
         "a `--` ends them explicitly",
         "--watch <DIR>",

@@ -15,9 +15,12 @@ use std::path::PathBuf;
 use mlua::{Function, Lua, Table, Value};
 
 use crate::collector::CollectorState;
-use crate::load::{find, stage, StagedModule};
+use crate::load::{compile_given, find, stage, StagedModule};
 use crate::modules::loaded_table;
 use crate::{Error, Result};
+
+/// A module's file and the source to compile instead of reading that file.
+pub(crate) type GivenSource = (PathBuf, Vec<u8>);
 
 /// The staged new versions of a batch, and what staging changed that a failure must undo.
 pub struct Staged {
@@ -27,6 +30,9 @@ pub struct Staged {
     /// The collector as the program left it, for a top level that stopped it or changed its
     /// mode.
     collector: CollectorState,
+    /// The bytes each module's new version was compiled from, in the order of the batch (`None`
+    /// for a chunk another searcher loaded).
+    pub texts: Vec<Option<Vec<u8>>>,
     /// Milliseconds spent finding and compiling the files.
     pub load_ms: f64,
     /// Milliseconds spent running the new top levels.
@@ -48,11 +54,14 @@ impl Staged {
 
 /// Finds, compiles and runs the new top level of every module of the batch.
 ///
-/// Each top level may run for `timeout` ([`crate::limits`]). `reloading` is true exactly while
-/// a new top level runs (`hotlua.reloading`).
+/// `given` returns, for a module whose new source is not to be read from its file (a
+/// rollback), that file and the source. Each top level may run for `timeout`
+/// ([`crate::limits`]). `reloading` is true exactly while a new top level runs
+/// (`hotlua.reloading`).
 pub(crate) fn stage_all(
     lua: &Lua,
     names: &[&str],
+    given: &dyn Fn(&str) -> Option<GivenSource>,
     timeout: Duration,
     reloading: &crate::sync::Flag,
 ) -> Result<Staged> {
@@ -60,10 +69,16 @@ pub(crate) fn stage_all(
     let collector = CollectorState::of(lua);
     // Every file is found and compiled before any top level runs: a syntax error anywhere
     // fails the batch before it has run any code.
-    let chunks = names
+    let (chunks, texts): (Vec<_>, Vec<_>) = names
         .iter()
-        .map(|name| find(lua, name))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|name| match given(name) {
+            Some((file, text)) => Ok((compile_given(lua, name, &file, &text)?, file, Some(text))),
+            None => find(lua, name),
+        })
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .map(|(chunk, file, text)| ((chunk, file), text))
+        .unzip();
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let loaded = loaded_table(lua)?;
     let preload: Table = lua
@@ -130,6 +145,7 @@ pub(crate) fn stage_all(
         modules,
         newly_loaded,
         collector,
+        texts,
         load_ms,
         stage_ms: started.elapsed().as_secs_f64() * 1e3 - load_ms,
     };

@@ -49,11 +49,16 @@ impl CollectorState {
 
 /// Whether the collector runs. Lua 5.1 cannot tell: a program that stopped it and runs on 5.1
 /// gets it restarted after a reload.
+#[cfg(not(any(feature = "lua51", feature = "luajit")))]
 fn collector_running(lua: &Lua) -> bool {
-    #[cfg(not(any(feature = "lua51", feature = "luajit")))]
-    return lua.gc_is_running();
-    #[cfg(any(feature = "lua51", feature = "luajit"))]
-    return true;
+    lua.gc_is_running()
+}
+
+/// Whether the collector runs. Lua 5.1 cannot tell: a program that stopped it and runs on 5.1
+/// gets it restarted after a reload.
+#[cfg(any(feature = "lua51", feature = "luajit"))]
+fn collector_running(_lua: &Lua) -> bool {
+    true
 }
 
 /// Stops the collector for its lifetime, restarting it only if it was running.

@@ -104,6 +104,7 @@
 #![warn(missing_docs)]
 
 mod apply;
+pub mod audit;
 mod baseline;
 mod batch;
 mod collector;
@@ -118,6 +119,7 @@ mod plan;
 mod raw;
 pub mod report;
 mod request;
+pub mod sources;
 mod switch;
 mod sync;
 mod tracking;
@@ -130,14 +132,22 @@ use std::time::{Duration, Instant};
 
 use mlua::{Lua, Table};
 
+pub use audit::{Attempt, Trigger};
 use collector::CollectorPause;
 use sync::{Flag, Slot};
 
 pub use error::{Error, Result};
 pub use limits::DEFAULT_TIMEOUT;
 pub use memory::recover_from_allocation_failure;
-pub use report::{Conflict, ModuleFile, Report, Timings};
+pub use report::{Conflict, ModuleFile, Report, SourceChange, Timings};
+pub use sources::{sha256_hex, ModuleSource};
 pub use switch::{Engine, LeftOld, Switches};
+pub use sync::MaybeSendSync;
+
+/// The longest `hotlua.sleep` waits between two runs of the safe-point hook
+/// ([`Reloader::set_safe_point`]).
+#[cfg(feature = "watch")]
+pub const SAFE_POINT_SLICE: Duration = Duration::from_millis(5);
 
 /// How the data of a module's tables is merged when both the live table and the new file have
 /// a field.
@@ -223,6 +233,17 @@ struct Shared {
     reloading: Flag,
     /// The engine used when a call names none.
     engine: Slot<Engine>,
+    /// The live and previous source of each module.
+    sources: sources::Sources,
+    /// What asks for the reloads made now ([`Reloader::with_trigger`]).
+    trigger: Slot<Trigger>,
+    /// Called after every reload or rollback attempt ([`Reloader::on_attempt`]).
+    on_attempt: Slot<Option<sync::Callback<Attempt>>>,
+    /// Work to run at each safe point ([`Reloader::set_safe_point`]), and whether it runs now.
+    #[cfg(feature = "watch")]
+    safe_point: Slot<Option<sync::Callback<Reloader>>>,
+    #[cfg(feature = "watch")]
+    in_safe_point: Flag,
     /// Print watch reloads as JSON.
     #[cfg(feature = "watch")]
     json_log: Flag,
@@ -246,6 +267,9 @@ impl Reloader {
         if let Some(shared) = lua.app_data_ref::<Arc<Shared>>() {
             return Ok(Reloader::from_shared(lua, shared.clone()));
         }
+        // `Shared` is `Send + Sync` exactly when built with `send` (its callbacks are then
+        // `Send + Sync` too); one `Arc` type serves both builds.
+        #[allow(clippy::arc_with_non_send_sync)]
         let shared = Arc::new(Shared::default());
         tracking::track_loads(lua)?;
         // Only the shared state goes into app data: a `Lua` handle there would keep the state
@@ -268,13 +292,83 @@ impl Reloader {
     ///
     /// On error nothing in the running program has changed.
     pub fn reload(&self, modules: &[&str], options: &Options) -> Result<Report> {
-        self.run(modules, options, true)
+        self.attempt(modules, options, None)
+    }
+
+    /// Reinstates the source `module` ran before its last successful reload (or rollback), as
+    /// a reload: state kept, references switched. The report has `rolled_back` set and its
+    /// `sources` name the version now live. One previous version per module is kept, in
+    /// memory ([`sources::MAX_KEPT_SOURCE`] bytes at most), so rolling back twice goes
+    /// forward again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Request`] when no previous version is kept; any reload error otherwise.
+    pub fn rollback(&self, module: &str, options: &Options) -> Result<Report> {
+        let previous = self
+            .shared
+            .sources
+            .previous(module)
+            .map_err(|why| Error::Request(format!("cannot roll back '{module}': {why}")));
+        self.attempt(&[module], options, Some(previous))
+    }
+
+    /// What is known of the source every loaded module runs: its file and the SHA-256 of its
+    /// live and previous versions. Only modules loaded (or reloaded) from Lua files since
+    /// [`Reloader::new`] are listed.
+    pub fn sources(&self) -> Vec<ModuleSource> {
+        let loaded = modules::loaded_table(&self.lua).ok();
+        self.shared
+            .sources
+            .list()
+            .into_iter()
+            .filter(|source| {
+                loaded.as_ref().is_some_and(|loaded| {
+                    loaded
+                        .raw_get::<mlua::Value>(source.module.as_str())
+                        .is_ok_and(|value| !value.is_nil())
+                })
+            })
+            .collect()
+    }
+
+    /// The loaded modules whose file content differs from the source they run (what a
+    /// SIGHUP reloads), sorted by name.
+    pub fn changed_modules(&self) -> Vec<String> {
+        self.sources()
+            .into_iter()
+            .filter(|source| {
+                std::fs::read(&source.file).is_ok_and(|bytes| sha256_hex(&bytes) != source.sha256)
+            })
+            .map(|source| source.module)
+            .collect()
+    }
+
+    /// True if `package.loaded[module]` holds a value.
+    pub fn is_loaded(&self, module: &str) -> bool {
+        modules::loaded_table(&self.lua)
+            .and_then(|loaded| Ok(loaded.raw_get::<mlua::Value>(module)?))
+            .is_ok_and(|value| !value.is_nil())
+    }
+
+    /// Runs `f` with the reloads it makes attributed to `trigger` (in [`Attempt`]s).
+    pub fn with_trigger<R>(&self, trigger: Trigger, f: impl FnOnce(&Reloader) -> R) -> R {
+        let outer = std::mem::replace(&mut *self.shared.trigger.borrow_mut(), trigger);
+        let result = f(self);
+        *self.shared.trigger.borrow_mut() = outer;
+        result
+    }
+
+    /// Calls `callback` after every reload or rollback attempt, successful or not (not for
+    /// checks): the record of an audit log.
+    pub fn on_attempt(&self, callback: impl Fn(&Attempt) + MaybeSendSync + 'static) {
+        *self.shared.on_attempt.borrow_mut() = Some(Arc::new(callback));
     }
 
     /// Plans the reload of `modules` without applying it: the same report, nothing changed
     /// (except side effects the new top levels have outside their module).
     pub fn check(&self, modules: &[&str], options: &Options) -> Result<Report> {
-        self.run(modules, options, false)
+        self.run(modules, options, false, None)
     }
 
     /// Sets the data policy used for `module` when a call gives none.
@@ -296,7 +390,91 @@ impl Reloader {
         Ok(lua_api::install(&self.lua, self.shared.clone())?)
     }
 
-    fn run(&self, modules: &[&str], options: &Options, apply: bool) -> Result<Report> {
+    /// A reload (`given` is `None`) or rollback (`given` is the previous source, or why there
+    /// is none), reported to [`Reloader::on_attempt`].
+    fn attempt(
+        &self,
+        modules: &[&str],
+        options: &Options,
+        given: Option<std::result::Result<(std::path::PathBuf, Vec<u8>), Error>>,
+    ) -> Result<Report> {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let started = Instant::now();
+        let rollback = given.is_some();
+        let old: Vec<Option<String>> = modules
+            .iter()
+            .map(|name| self.shared.sources.live_sha256(name))
+            .collect();
+        let (result, given_sha) = match given {
+            None => (self.run(modules, options, true, None), None),
+            Some(Err(error)) => (Err(error), None),
+            Some(Ok(source)) => {
+                let sha = sha256_hex(&source.1);
+                (self.run(modules, options, true, Some(source)), Some(sha))
+            }
+        };
+        let Some(callback) = self.shared.on_attempt.borrow().clone() else {
+            return result;
+        };
+        let trigger = self.shared.trigger.borrow().clone();
+        let package: Option<Table> = self.lua.globals().raw_get("package").ok();
+        let attempted = modules.iter().zip(old).map(|(name, old_sha256)| {
+            let reported = result.as_ref().ok().and_then(|report| {
+                let file = report
+                    .modules
+                    .iter()
+                    .find(|m| m.name == *name)?
+                    .file
+                    .clone();
+                let source = report.sources.iter().find(|s| s.module == *name)?;
+                Some((Some(file), source.new_sha256.clone()))
+            });
+            let (file, new_sha256) = reported.unwrap_or_else(|| {
+                // Failed: the file as it is now, or the version the rollback tried.
+                let file = package
+                    .as_ref()
+                    .and_then(|package| load::search_path(package, name).ok().flatten());
+                let sha = match &given_sha {
+                    Some(sha) => Some(sha.clone()),
+                    None => file
+                        .as_ref()
+                        .and_then(|file| std::fs::read(file).ok())
+                        .map(|bytes| sha256_hex(&bytes)),
+                };
+                (file, sha)
+            });
+            audit::AttemptModule {
+                name: (*name).to_owned(),
+                file,
+                old_sha256,
+                new_sha256,
+            }
+        });
+        callback(&Attempt {
+            time,
+            trigger: trigger.name(),
+            peer: match trigger {
+                Trigger::Control { peer } => Some(peer),
+                _ => None,
+            },
+            action: if rollback { "rollback" } else { "reload" },
+            modules: attempted.collect(),
+            result: if result.is_ok() { "ok" } else { "failed" },
+            duration_ms: started.elapsed().as_secs_f64() * 1e3,
+            error: result.as_ref().err().map(Error::to_string),
+        });
+        result
+    }
+
+    fn run(
+        &self,
+        modules: &[&str],
+        options: &Options,
+        apply: bool,
+        given: Option<(std::path::PathBuf, Vec<u8>)>,
+    ) -> Result<Report> {
         let started = Instant::now();
         request::check_names(modules)?;
         if let Some(running) = self.shared.running.borrow().as_ref() {
@@ -306,7 +484,7 @@ impl Reloader {
             });
         }
         *self.shared.running.borrow_mut() = Some(modules.join(", "));
-        let result = self.plan_and_apply(modules, options, apply);
+        let result = self.plan_and_apply(modules, options, apply, given);
         *self.shared.running.borrow_mut() = None;
         let mut report = result?;
         report.timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -316,7 +494,13 @@ impl Reloader {
         Ok(report)
     }
 
-    fn plan_and_apply(&self, modules: &[&str], options: &Options, apply: bool) -> Result<Report> {
+    fn plan_and_apply(
+        &self,
+        modules: &[&str],
+        options: &Options,
+        apply: bool,
+        given: Option<(std::path::PathBuf, Vec<u8>)>,
+    ) -> Result<Report> {
         let policies = self.shared.policies.borrow().clone();
         let policy_of = |name: &str| {
             options
@@ -326,7 +510,10 @@ impl Reloader {
         };
         let timeout = options.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let engine = options.engine.unwrap_or(*self.shared.engine.borrow());
-        let staged = batch::stage_all(&self.lua, modules, timeout, &self.shared.reloading)?;
+        let rolled_back = given.is_some();
+        // A rollback gives its one module's source; everything else is read from its file.
+        let given = |name: &str| given.clone().filter(|_| name == modules[0]);
+        let staged = batch::stage_all(&self.lua, modules, &given, timeout, &self.shared.reloading)?;
         let result = (|| {
             // Planning creates many handles; a collection cycle meanwhile would traverse them
             // all again and again. No finalizer may run Lua code (and see a half-done reload)
@@ -371,6 +558,19 @@ impl Reloader {
                 }
                 for (name, values) in &plan.baselines {
                     baseline::store(&self.lua, name, values.clone())?;
+                }
+            }
+            report.rolled_back = rolled_back && apply;
+            for (module, text) in staged.modules.iter().zip(&staged.texts) {
+                report.sources.push(SourceChange {
+                    module: module.name.clone(),
+                    old_sha256: self.shared.sources.live_sha256(&module.name),
+                    new_sha256: text.as_deref().map(sha256_hex),
+                });
+                if let (true, Some(text)) = (apply, text) {
+                    self.shared
+                        .sources
+                        .reloaded(&module.name, &module.file, text);
                 }
             }
             Ok(report)
@@ -419,7 +619,28 @@ impl Reloader {
             Err(error) => return Some(Err(error)),
         };
         let names: Vec<&str> = modules.iter().map(String::as_str).collect();
-        Some(self.reload(&names, &Options::default()))
+        Some(self.with_trigger(Trigger::Watch, |r| r.reload(&names, &Options::default())))
+    }
+
+    /// Makes `hook` run at every safe point: each call of `hotlua.poll()`, and every few
+    /// milliseconds ([`SAFE_POINT_SLICE`]) during `hotlua.sleep(seconds)`. This is where a host
+    /// runs work queued by other threads (a control endpoint, a signal): the hook runs on the
+    /// Lua thread, between two steps of the program. It is not called again while it runs.
+    pub fn set_safe_point(&self, hook: impl Fn(&Reloader) + MaybeSendSync + 'static) {
+        *self.shared.safe_point.borrow_mut() = Some(Arc::new(hook));
+    }
+
+    /// Runs the safe-point hook, if there is one and it is not running already.
+    pub(crate) fn run_safe_point(&self) -> bool {
+        let Some(hook) = self.shared.safe_point.borrow().clone() else {
+            return false;
+        };
+        if !self.shared.in_safe_point.get() {
+            self.shared.in_safe_point.set(true);
+            hook(self);
+            self.shared.in_safe_point.set(false);
+        }
+        true
     }
 
     /// True once [`Reloader::watch`] has started a watcher.

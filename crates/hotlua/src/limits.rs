@@ -262,7 +262,8 @@ unsafe fn record_collector_mode(
     ar: *mut ffi::lua_Debug,
     limits: &mut Limits,
 ) {
-    if limits.generational_before.is_some() || !cfg!(feature = "lua54") {
+    // Only Lua 5.4 has modes that a failed reload would need to put back.
+    if !cfg!(feature = "lua54") || limits.generational_before.is_some() {
         return;
     }
     if ffi::lua_getlocal(state, ar, 1).is_null() {
@@ -274,14 +275,27 @@ unsafe fn record_collector_mode(
             b"incremental" | b"generational"
         );
     ffi::lua_pop(state, 1);
-    #[cfg(feature = "lua54")]
     if switches_mode {
-        let generational = ffi::lua_gc(state, ffi::LUA_GCINC, 0, 0, 0) == ffi::LUA_GCGEN;
-        if generational {
-            ffi::lua_gc(state, ffi::LUA_GCGEN, 0, 0);
-        }
-        limits.generational_before = Some(generational);
+        limits.generational_before = Some(switch_to_incremental_and_back(state));
     }
+}
+
+/// Whether the collector is generational, found by switching it to incremental and back.
+///
+/// SAFETY (invariant): `state` is a running Lua 5.4 thread; lua_gc with a mode raises no error.
+#[cfg(feature = "lua54")]
+unsafe fn switch_to_incremental_and_back(state: *mut ffi::lua_State) -> bool {
+    let generational = ffi::lua_gc(state, ffi::LUA_GCINC, 0, 0, 0) == ffi::LUA_GCGEN;
+    if generational {
+        ffi::lua_gc(state, ffi::LUA_GCGEN, 0, 0);
+    }
+    generational
+}
+
+/// Lua before 5.4 has one mode: never called there.
+#[cfg(not(feature = "lua54"))]
+unsafe fn switch_to_incremental_and_back(_state: *mut ffi::lua_State) -> bool {
+    false
 }
 
 /// `source:line` of the Lua function a count event fired in.

@@ -132,12 +132,13 @@ fn check_same_kind(name: &str, file: &std::path::Path, old: &Value, new: &Value)
     })
 }
 
-/// Runs `package.searchers` like `require` does and returns the Lua chunk and its file.
+/// Runs `package.searchers` like `require` does and returns the Lua chunk, its file and, when
+/// the Lua file searcher found it, the file's bytes as read.
 ///
 /// Where the Lua file searcher would load the file, the text read here is compiled instead, as
 /// source text only: the bytes checked are the bytes compiled, and no bytecode (precompiled or
 /// corrupted) ever reaches Lua's undump.
-pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
+pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf, Option<Vec<u8>>)> {
     let package: Table = lua.globals().raw_get("package")?;
     let searchers = searchers(lua)?;
     // The file the Lua searcher will open, found once: to refuse an empty or precompiled file
@@ -153,7 +154,8 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
         let searcher = searcher?;
         if let (Some(file), Some(text)) = (&expected, &text) {
             if lua_file_searcher.as_ref() == Some(&searcher) {
-                return Ok((compile_source(lua, name, file, text)?, file.clone()));
+                let chunk = compile_source(lua, name, file, source_text(text))?;
+                return Ok((chunk, file.clone(), Some(text.clone())));
             }
         }
         let found: MultiValue = searcher.call(name).map_err(|error| Error::Load {
@@ -175,7 +177,7 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
                         file,
                     });
                 }
-                return Ok((loader, file));
+                return Ok((loader, file, None));
             }
             (Some(Value::String(message)), _) => {
                 // Lua 5.4's `require` puts the line break before each searcher's message;
@@ -193,21 +195,43 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf)> {
     })
 }
 
-/// The source text of module `name`'s `file` as the Lua file searcher would compile it (a
-/// UTF-8 byte order mark and a first line starting with `#` skipped, the line break kept so
-/// line numbers stay right); an empty or precompiled file is refused.
+/// The bytes of module `name`'s `file`, checked by [`check_source`].
 fn read_source(name: &str, file: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(file).map_err(|error| Error::Load {
         module: name.to_owned(),
         file: file.to_owned(),
         message: error.to_string(),
     })?;
-    let mut text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    let mut first_byte = text.first();
-    if text.starts_with(b"#") {
-        text = &text[text.iter().position(|&b| b == b'\n').unwrap_or(text.len())..];
-        first_byte = text.get(1);
+    check_source(name, file, &bytes)?;
+    Ok(bytes)
+}
+
+/// Compiles `bytes`, the content of module `name`'s `file` given by the caller instead of read
+/// from the file (a rollback to the previous source), as [`find`] compiles what it reads.
+pub(crate) fn compile_given(lua: &Lua, name: &str, file: &Path, bytes: &[u8]) -> Result<Function> {
+    check_source(name, file, bytes)?;
+    compile_source(lua, name, file, source_text(bytes))
+}
+
+/// The source text of a file as the Lua file searcher compiles it: a UTF-8 byte order mark and
+/// a first line starting with `#` skipped, the line break kept so line numbers stay right.
+fn source_text(bytes: &[u8]) -> &[u8] {
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match text.starts_with(b"#") {
+        true => &text[text.iter().position(|&b| b == b'\n').unwrap_or(text.len())..],
+        false => text,
     }
+}
+
+/// Refuses an empty or precompiled file.
+fn check_source(name: &str, file: &Path, bytes: &[u8]) -> Result<()> {
+    let text = source_text(bytes);
+    let after_bom = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // After a skipped `#` line, the byte after its line break.
+    let first_byte = match after_bom.starts_with(b"#") {
+        true => text.get(1),
+        false => text.first(),
+    };
     // The first byte of every Lua and LuaJIT bytecode signature (`\x1bLua`, `\x1bLJ`).
     if first_byte == Some(&0x1b) {
         return Err(Error::Precompiled {
@@ -221,7 +245,7 @@ fn read_source(name: &str, file: &Path) -> Result<Vec<u8>> {
             file: file.to_owned(),
         });
     }
-    Ok(text.to_vec())
+    Ok(())
 }
 
 /// Compiles `text` as source only, under the chunk name the Lua file searcher gives `file`.
@@ -241,7 +265,7 @@ fn compile_source(lua: &Lua, name: &str, file: &Path, text: &[u8]) -> Result<Fun
 ///
 /// Done here rather than by calling `package.searchpath`, which Lua 5.1 lacks: each `;`-separated
 /// template of `package.path` with `?` replaced by the name, dots turned into `/`.
-fn search_path(package: &Table, name: &str) -> Result<Option<PathBuf>> {
+pub(crate) fn search_path(package: &Table, name: &str) -> Result<Option<PathBuf>> {
     let Ok(path) = package.raw_get::<String>("path") else {
         return Ok(None);
     };

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `reload(name or {names}, [options])` | reloads; returns the report table, or `nil, message` |
 //! | `check(name or {names}, [options])` | the same plan and report, nothing applied |
+//! | `rollback(name, [options])` | reinstates the source live before the last reload (the report) |
 //! | `reloading` | true while a new top level runs inside a reload |
 //! | `on_reload(fn)` | `fn("before", report)` may veto with `false, reason`; `fn("after", report)` |
 //! | `policy(name, "keep" or "overwrite" or "merge3")` | the module's default data policy |
@@ -56,7 +57,12 @@ impl From<mlua::Error> for Failure {
 /// What a function of the table returns to the wrapper of [`CHECKED`].
 type Outcome = std::result::Result<MultiValue, Failure>;
 
+/// A function of the table, before [`CHECKED`] wraps it (`Send` with mlua's `send` feature,
+/// as mlua then requires of every callback).
+#[cfg(feature = "send")]
+type Implementation = Box<dyn Fn(&Lua, MultiValue) -> Outcome + Send>;
 /// A function of the table, before [`CHECKED`] wraps it.
+#[cfg(not(feature = "send"))]
 type Implementation = Box<dyn Fn(&Lua, MultiValue) -> Outcome>;
 
 /// Its address marks a [`BadArgument`] coming back from Rust to the Lua wrapper that raises it.
@@ -119,6 +125,15 @@ pub(crate) fn install(lua: &Lua, shared: Arc<Shared>) -> mlua::Result<Table> {
         "check",
         Box::new(move |lua, args| call(lua, &r(lua), &args, false)),
     )?;
+    let r = reloader_for.clone();
+    register(
+        "rollback",
+        Box::new(move |lua, args| {
+            let name = string_argument(&args, 1)?;
+            let options = call_options(&args)?;
+            Ok(outcome(lua, r(lua).rollback(&name, &options))?)
+        }),
+    )?;
     register(
         "on_reload",
         Box::new(|lua, args| {
@@ -153,7 +168,11 @@ pub(crate) fn install(lua: &Lua, shared: Arc<Shared>) -> mlua::Result<Table> {
         let r = reloader_for.clone();
         api.raw_set(
             "poll",
-            lua.create_function(move |lua, ()| poll(lua, &r(lua), Duration::ZERO))?,
+            lua.create_function(move |lua, ()| {
+                let r = r(lua);
+                r.run_safe_point();
+                poll(lua, &r, Duration::ZERO)
+            })?,
         )?;
         let r = reloader_for.clone();
         api.raw_set(
@@ -163,12 +182,17 @@ pub(crate) fn install(lua: &Lua, shared: Arc<Shared>) -> mlua::Result<Table> {
                 let deadline = Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
                 loop {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    if !r.is_watching() {
-                        std::thread::sleep(left);
-                        return Ok(());
+                    // With a safe-point hook, wait in slices and run it between them.
+                    let wait = match r.run_safe_point() {
+                        true => left.min(crate::SAFE_POINT_SLICE),
+                        false => left,
+                    };
+                    if r.is_watching() {
+                        poll(lua, &r, wait)?;
+                    } else {
+                        std::thread::sleep(wait);
                     }
-                    poll(lua, &r, left)?;
-                    if left.is_zero() {
+                    if left.is_zero() || Instant::now() >= deadline {
                         return Ok(());
                     }
                 }

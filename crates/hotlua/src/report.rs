@@ -65,6 +65,11 @@ pub struct Report {
     pub frames_left_old: usize,
     /// Things the user should know: a value that could not be paired, a skipped merge.
     pub warnings: Vec<String>,
+    /// The source each module ran before and runs now (for a check: would run), by SHA-256:
+    /// which version is live.
+    pub sources: Vec<SourceChange>,
+    /// True for [`crate::Reloader::rollback`]: the previous source was reinstated.
+    pub rolled_back: bool,
     /// Time of each phase.
     pub timings: Timings,
 }
@@ -76,6 +81,18 @@ pub struct ModuleFile {
     pub name: String,
     /// The file its new version was loaded from.
     pub file: PathBuf,
+}
+
+/// The source of one module of the batch, before and after, by SHA-256 of its bytes (`None`
+/// when not known: a module loaded before hotlua started, or by another searcher).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceChange {
+    /// The module's name.
+    pub module: String,
+    /// SHA-256 of the source live before the reload.
+    pub old_sha256: Option<String>,
+    /// SHA-256 of the source live after it.
+    pub new_sha256: Option<String>,
 }
 
 /// A data field both the program and the new file changed since the module was loaded.
@@ -111,7 +128,11 @@ impl Report {
     /// `reloaded combat in 2.1 ms: 4 functions, 2 locals joined`.
     pub fn summary(&self) -> String {
         let names: Vec<&str> = self.modules.iter().map(|m| m.name.as_str()).collect();
-        let verb = if self.applied { "reloaded" } else { "checked" };
+        let verb = match (self.applied, self.rolled_back) {
+            (true, true) => "rolled back",
+            (true, false) => "reloaded",
+            (false, _) => "checked",
+        };
         let mut line = format!(
             "{verb} {} in {:.1} ms: {} functions, {} locals joined",
             names.join(", "),
@@ -137,6 +158,20 @@ impl Report {
         }
         if !self.warnings.is_empty() {
             let _ = write!(line, ", {} warnings", self.warnings.len());
+        }
+        let live: Vec<String> = self
+            .sources
+            .iter()
+            .filter_map(|s| {
+                Some(format!(
+                    "{}={}",
+                    s.module,
+                    s.new_sha256.as_ref()?.get(..12)?
+                ))
+            })
+            .collect();
+        if !live.is_empty() {
+            let _ = write!(line, "; source {}", live.join(" "));
         }
         line
     }

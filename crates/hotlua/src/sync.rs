@@ -36,3 +36,24 @@ impl Flag {
         self.0.store(value, Ordering::Relaxed)
     }
 }
+
+/// What a callback the shared state keeps must be: `Send + Sync` with mlua's `send` feature
+/// (the state then moves between threads), anything otherwise.
+#[cfg(feature = "send")]
+pub trait MaybeSendSync: Send + Sync {}
+#[cfg(feature = "send")]
+impl<T: Send + Sync> MaybeSendSync for T {}
+
+/// What a callback the shared state keeps must be: `Send + Sync` with mlua's `send` feature
+/// (the state then moves between threads), anything otherwise.
+#[cfg(not(feature = "send"))]
+pub trait MaybeSendSync {}
+#[cfg(not(feature = "send"))]
+impl<T> MaybeSendSync for T {}
+
+/// A shared callback taking `&A`: `Send + Sync` with mlua's `send` feature.
+#[cfg(feature = "send")]
+pub(crate) type Callback<A> = std::sync::Arc<dyn Fn(&A) + Send + Sync>;
+/// A shared callback taking `&A`: `Send + Sync` with mlua's `send` feature.
+#[cfg(not(feature = "send"))]
+pub(crate) type Callback<A> = std::sync::Arc<dyn Fn(&A)>;

@@ -14,10 +14,12 @@
 //! `module(...)` stores its table before the top level has filled it: such a module's
 //! load-time values are the empty table, and `merge3` keeps its live values.
 
+use std::sync::Arc;
+
 use mlua::{Function, Lua, Table, Value};
 
 use crate::modules::{loaded_table, searchers};
-use crate::{baseline, Result};
+use crate::{baseline, Result, Shared};
 
 /// Registry key of the Lua file searcher (the second of `package.searchers`) as it was when
 /// hotlua started: the searcher whose files a reload compiles itself.
@@ -49,6 +51,7 @@ pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
             if baseline::record_load(lua, &name, &value).is_err() {
                 let _ = baseline::store(lua, &name, Value::Nil);
             }
+            remember_source(lua, &name);
         }
         Ok(())
     })?;
@@ -57,6 +60,20 @@ pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
     metatable.raw_set("__index", loading)?;
     loaded.set_metatable(Some(metatable))?;
     Ok(())
+}
+
+/// Keeps the source module `name` runs, for a rollback and for status lines: its file (found
+/// as the Lua file searcher finds it) as it is right after `require` loaded it.
+fn remember_source(lua: &Lua, name: &str) {
+    let Ok(package) = lua.globals().raw_get::<Table>("package") else {
+        return;
+    };
+    let Ok(Some(file)) = crate::load::search_path(&package, name) else {
+        return;
+    };
+    if let (Ok(bytes), Some(shared)) = (std::fs::read(&file), lua.app_data_ref::<Arc<Shared>>()) {
+        shared.sources.loaded(name, &file, &bytes);
+    }
 }
 
 /// The value Lua 5.1's and LuaJIT's `require` store while a module loads: a light userdata,

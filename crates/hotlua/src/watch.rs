@@ -40,6 +40,11 @@
 //!   path `package.path` found: compare canonical paths. Symlinked folders are followed when
 //!   the watch starts; a symlinked file whose target lies outside the watched folders is not
 //!   seen when the target is edited, since the event happens in the target's folder.
+//! - **Kubernetes ConfigMap volumes.** The files of a ConfigMap mount are links into `..data`,
+//!   itself a link that the kubelet swaps at once to a new `..<timestamp>` folder. Events in
+//!   those hidden folders make the watcher look at the visible files again, and a file is
+//!   reported once, when its link resolves to the new content (after the swap). A swap that
+//!   leaves a file's content as it was can still report it once (its real path changed).
 //! - **Event queue overflow.** When the kernel drops events under a flood of changes, the
 //!   watcher rereads every `.lua` file of the watched folders, which can take a moment on large
 //!   trees.
@@ -170,7 +175,10 @@ impl FileWatcher {
 
     /// Adds to `candidates` the `.lua` files `event` may have changed.
     fn collect(&self, event: &DebouncedEvent, candidates: &mut BTreeSet<PathBuf>) {
-        if event.need_rescan() {
+        // A Kubernetes ConfigMap mount: the visible files are links through `..data`, a link
+        // swapped at once to a new `..<timestamp>` folder. Events inside those hidden folders
+        // say nothing about when the visible files change: look at the visible files again.
+        if event.need_rescan() || event.paths.iter().any(|path| is_configmap_internal(path)) {
             candidates.extend(lua_files(&self.roots));
             return;
         }
@@ -236,6 +244,16 @@ fn describe(error: &notify::Error) -> String {
     }
 }
 
+/// True for a path inside (or naming) the `..data` link or a `..<timestamp>` folder of a
+/// ConfigMap mount.
+fn is_configmap_internal(path: &Path) -> bool {
+    path.components().any(|part| {
+        part.as_os_str()
+            .to_str()
+            .is_some_and(|name| name.starts_with("..") && name.len() > 2)
+    })
+}
+
 fn is_lua(path: &Path) -> bool {
     path.extension().is_some_and(|ext| ext == "lua")
 }
@@ -259,6 +277,10 @@ fn lua_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
             continue;
         };
         for path in entries.flatten().map(|entry| entry.path()) {
+            // A ConfigMap's hidden folders hold the same files as its visible links.
+            if is_configmap_internal(&path) {
+                continue;
+            }
             if path.is_dir() {
                 pending.push(path);
             } else if is_lua(&path) {

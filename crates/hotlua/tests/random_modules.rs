@@ -114,6 +114,11 @@ proptest! {
     })]
 
     #[test]
+    #[cfg_attr(
+        feature = "lua51",
+        ignore = "Lua 5.1 copies locals instead of sharing them (README, Limitations): the model \
+                  of shared locals does not hold there"
+    )]
     fn random_module_pairs(seed in any::<u64>(), size in 1usize..8) {
         if let Err(failure) = run_case(seed, size) {
             prop_assert!(false, "seed {seed}, size {size}:\n{failure}");

@@ -171,3 +171,105 @@ fn mark_seen_suppresses_that_content() {
     write(&file, "return 3");
     assert_eq!(watcher.changed_files(WAIT), [file]);
 }
+
+/// Lays out `dir` as the kubelet lays out a ConfigMap volume: `name -> ..data/name`,
+/// `..data -> ..<version>`, the files in `..<version>/`. A new version is written into a new
+/// folder, and `..data` is swapped to it by renaming a new link over it (atomic).
+fn configmap_version(dir: &TempDir, version: u32, files: &[(&str, &str)]) {
+    let folder = configmap_write(dir, version, files);
+    configmap_swap(dir, &folder);
+}
+
+/// Writes version `version` of the files into its hidden folder; returns the folder's name.
+fn configmap_write(dir: &TempDir, version: u32, files: &[(&str, &str)]) -> String {
+    use std::os::unix::fs::symlink;
+    let folder = format!("..2024_01_01_00_00_0{version}.000000001");
+    fs::create_dir(dir.path(&folder)).unwrap();
+    for (name, content) in files {
+        write(&dir.path(&folder).join(name), content);
+        let link = dir.path(name);
+        if fs::symlink_metadata(&link).is_err() {
+            symlink(format!("..data/{name}"), &link).unwrap();
+        }
+    }
+    folder
+}
+
+/// Points `..data` at `folder` (one rename) and removes the folder it pointed at.
+fn configmap_swap(dir: &TempDir, folder: &str) {
+    use std::os::unix::fs::symlink;
+    let new_link = dir.path("..data_tmp");
+    symlink(folder, &new_link).unwrap();
+    let old = fs::read_link(dir.path("..data")).ok();
+    fs::rename(&new_link, dir.path("..data")).unwrap();
+    if let Some(old) = old {
+        fs::remove_dir_all(dir.path(old.to_str().unwrap())).unwrap();
+    }
+}
+
+#[test]
+fn configmap_swap_is_reported_once_with_the_new_content() {
+    let dir = TempDir::new("configmap");
+    configmap_version(
+        &dir,
+        1,
+        &[("game.lua", "return 1"), ("other.lua", "return 'a'")],
+    );
+    let mut watcher = dir.watch();
+    let visible = dir.path("game.lua");
+
+    for version in 2..=3 {
+        let content = format!("return {version}");
+        configmap_version(
+            &dir,
+            version,
+            &[("game.lua", &content), ("other.lua", "return 'a'")],
+        );
+        let changed = watcher.changed_files(WAIT);
+        let canonical = fs::canonicalize(&visible).unwrap();
+        assert!(changed.contains(&canonical), "{changed:?}");
+        assert_eq!(fs::read_to_string(&canonical).unwrap(), content);
+        // Nothing under the hidden folders but the current version, and nothing more later.
+        assert!(
+            changed.iter().all(|path| path.starts_with(
+                dir.path(fs::read_link(dir.path("..data")).unwrap().to_str().unwrap())
+            )),
+            "{changed:?}"
+        );
+        let more = watcher.changed_files(AFTER);
+        assert!(more.is_empty(), "reported again: {more:?}");
+    }
+}
+
+#[test]
+fn configmap_swap_reloads_the_module_once() {
+    let dir = TempDir::new("configmap-reload");
+    configmap_version(
+        &dir,
+        1,
+        &[("game.lua", "return { v = function() return 1 end }")],
+    );
+    let lua = mlua::Lua::new();
+    lua.load(format!(
+        "package.path = {:?}",
+        format!("{}/?.lua", dir.0.display())
+    ))
+    .exec()
+    .unwrap();
+    let reloader = hotlua::Reloader::new(&lua).unwrap();
+    lua.load("game = require 'game'").exec().unwrap();
+    reloader.watch(std::slice::from_ref(&dir.0)).unwrap();
+    // The new version's files land first; the program's module still resolves to the old
+    // ones until the swap, which may come later than one debounce period.
+    let folder = configmap_write(
+        &dir,
+        2,
+        &[("game.lua", "return { v = function() return 2 end }")],
+    );
+    assert!(reloader.poll(AFTER).is_none(), "reloaded before the swap");
+    configmap_swap(&dir, &folder);
+    let report = reloader.poll(WAIT).expect("a reload").unwrap();
+    assert_eq!(report.functions_replaced, ["game.v"]);
+    assert_eq!(lua.load("return game.v()").eval::<i64>().unwrap(), 2);
+    assert!(reloader.poll(AFTER).is_none(), "reloaded twice");
+}

@@ -1,0 +1,568 @@
+//! `hotlua run --control ADDR`: a small HTTP/1.1 + JSON endpoint to reload, check, roll back
+//! and inspect the running program from outside.
+//!
+//! The server threads never touch Lua. They parse and authenticate each request, answer
+//! `GET /health` themselves, and queue everything else as a [`Job`]; the Lua thread runs the
+//! queue at the program's next safe point (`hotlua.poll`, `hotlua.sleep`) and sends each answer
+//! back. No endpoint evaluates code: a request names modules, whose files are read as a reload
+//! always reads them.
+//!
+//! Everything a client controls is bounded: the request head ([`MAX_HEAD`] bytes,
+//! [`MAX_HEADERS`] headers), the body ([`MAX_BODY`]), the time to send them ([`READ_TIME`]),
+//! the connections served at once ([`MAX_CONNECTIONS`]) and the queue ([`QUEUE`]). One request
+//! per connection (`Connection: close`).
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The largest request head (request line and headers), in bytes.
+pub const MAX_HEAD: usize = 8 * 1024;
+/// The most headers a request may have.
+pub const MAX_HEADERS: usize = 32;
+/// The largest request body, in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+/// The time a client has to send its whole request.
+pub const READ_TIME: Duration = Duration::from_secs(2);
+/// Requests waiting for a safe point; more get 503.
+pub const QUEUE: usize = 64;
+/// Connections served at once; more get 503.
+pub const MAX_CONNECTIONS: usize = 32;
+/// How long a request waits for the program to reach a safe point before it gets 503 (and is
+/// dropped from the queue).
+pub const SAFE_POINT_WAIT: Duration = Duration::from_secs(30);
+
+/// Where the endpoint listens.
+#[derive(Debug, Clone)]
+pub enum Addr {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl Addr {
+    /// `unix:PATH`, `127.0.0.1:PORT`, `[::1]:PORT`.
+    pub fn parse(text: &str) -> Result<Addr, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path, as in unix:/run/game.sock".into());
+            }
+            return Ok(Addr::Unix(PathBuf::from(path)));
+        }
+        text.parse().map(Addr::Tcp).map_err(|_| {
+            format!("'{text}' is not unix:PATH or IP:PORT (such as 127.0.0.1:7070 or [::1]:7070)")
+        })
+    }
+}
+
+/// The endpoint's settings, from the command line.
+pub struct Config {
+    pub addr: Addr,
+    /// The bearer token every request must carry; required on TCP.
+    pub token: Option<String>,
+    pub allow_remote: bool,
+}
+
+/// The token from `--control-token-file FILE` (its first line) or `HOTLUA_CONTROL_TOKEN`.
+pub fn read_token(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    let token = match file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read token file {}: {e}", file.display()))?;
+            Some(text.lines().next().unwrap_or("").trim().to_owned())
+        }
+        None => std::env::var("HOTLUA_CONTROL_TOKEN").ok(),
+    };
+    match token {
+        Some(token) if token.is_empty() => Err("the control token is empty".into()),
+        token => Ok(token),
+    }
+}
+
+/// What a queued request asks.
+#[derive(Debug)]
+pub enum Request {
+    Reload(Batch),
+    Check(Batch),
+    Rollback(RollbackBody),
+    Status,
+}
+
+/// The body of `POST /reload` and `POST /check`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    pub modules: Vec<String>,
+    pub data: Option<String>,
+    pub timeout: Option<f64>,
+}
+
+/// The body of `POST /rollback`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    pub module: String,
+    pub data: Option<String>,
+    pub timeout: Option<f64>,
+}
+
+/// An answer: the HTTP status and the JSON body.
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Response {
+    pub fn error(status: u16, message: impl Into<String>) -> Response {
+        Response {
+            status,
+            body: json!({ "ok": false, "error": message.into() }),
+        }
+    }
+}
+
+/// A request waiting for a safe point.
+pub struct Job {
+    pub request: Request,
+    /// The client: `unix` or its IP address and port.
+    pub peer: String,
+    reply: SyncSender<Response>,
+    /// Set when the client stopped waiting: the job is skipped.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Job {
+    /// Sends the answer to the waiting client.
+    pub fn answer(self, response: Response) {
+        let _ = self.reply.send(response);
+    }
+
+    pub fn abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::SeqCst)
+    }
+}
+
+/// The running endpoint, held by the Lua thread.
+pub struct Control {
+    jobs: Receiver<Job>,
+    shared: Arc<ServerState>,
+    socket_file: Option<PathBuf>,
+}
+
+impl Control {
+    /// The queued jobs, to run now (at a safe point).
+    pub fn pending(&self) -> Vec<Job> {
+        self.shared
+            .safe_point
+            .store(self.shared.millis(), Ordering::Relaxed);
+        self.jobs.try_iter().collect()
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        if let Some(file) = &self.socket_file {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// What the server threads share.
+struct ServerState {
+    token: Option<String>,
+    queue: SyncSender<Job>,
+    connections: AtomicUsize,
+    epoch: Instant,
+    /// Milliseconds since `epoch` at the last safe point.
+    safe_point: AtomicU64,
+}
+
+impl ServerState {
+    fn millis(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+}
+
+/// Binds the endpoint (refusing what the security model forbids) and starts serving.
+pub fn start(config: Config) -> Result<Control, String> {
+    let (queue, jobs) = mpsc::sync_channel(QUEUE);
+    let shared = Arc::new(ServerState {
+        token: config.token,
+        queue,
+        connections: AtomicUsize::new(0),
+        epoch: Instant::now(),
+        safe_point: AtomicU64::new(0),
+    });
+    let mut socket_file = None;
+    match config.addr {
+        Addr::Tcp(addr) => {
+            if shared.token.is_none() {
+                return Err(format!(
+                    "--control {addr} needs a token: --control-token-file FILE or HOTLUA_CONTROL_TOKEN"
+                ));
+            }
+            if !is_loopback(addr.ip()) && !config.allow_remote {
+                return Err(format!(
+                    "--control {addr} is not a loopback address; add --control-allow-remote to listen there (and put TLS in front)"
+                ));
+            }
+            let listener =
+                TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let shared = shared.clone();
+            spawn("hotlua-control", move || {
+                for stream in listener.incoming().flatten() {
+                    let peer = stream
+                        .peer_addr()
+                        .map_or_else(|_| "tcp".into(), |a| a.to_string());
+                    serve(&shared, stream, peer);
+                }
+            });
+        }
+        Addr::Unix(path) => {
+            let listener = bind_unix(&path)?;
+            socket_file = Some(path);
+            let shared = shared.clone();
+            spawn("hotlua-control", move || {
+                for stream in listener.incoming().flatten() {
+                    serve(&shared, stream, "unix".into());
+                }
+            });
+        }
+    }
+    Ok(Control {
+        jobs,
+        shared,
+        socket_file,
+    })
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => ip.is_loopback(),
+        IpAddr::V6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|ip| ip.is_loopback())
+        }
+    }
+}
+
+/// Binds a Unix socket readable and writable by this user only. A socket file left by a
+/// process that is gone is replaced; one that answers is refused.
+fn bind_unix(path: &PathBuf) -> Result<UnixListener, String> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(format!("{} exists and is not a socket", path.display()));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(format!("{} is in use by another process", path.display()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    Ok(listener)
+}
+
+/// Starts a thread with SIGINT blocked in it, so that Ctrl-C keeps reaching the Lua thread.
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) {
+    crate::signal::with_sigint_kept_here(|| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(body)
+            .expect("cannot start a thread")
+    });
+}
+
+/// A connection: TCP or Unix.
+trait Stream: Read + Write + Send + 'static {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    fn shutdown_write(&self);
+}
+
+impl Stream for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
+    }
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+impl Stream for UnixStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_write_timeout(self, timeout)
+    }
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// Serves one connection on its own thread, or answers 503 when too many are open.
+fn serve(shared: &Arc<ServerState>, mut stream: impl Stream, peer: String) {
+    if shared.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+        shared.connections.fetch_sub(1, Ordering::SeqCst);
+        let _ = stream.set_write_timeout(Some(READ_TIME));
+        respond(&mut stream, &Response::error(503, "too many connections"));
+        return;
+    }
+    let state = shared.clone();
+    let thread = std::thread::Builder::new()
+        .name("hotlua-control-conn".into())
+        .spawn(move || {
+            let response = handle(&state, &mut stream, &peer);
+            let _ = stream.set_write_timeout(Some(READ_TIME));
+            respond(&mut stream, &response);
+            linger(&mut stream);
+            state.connections.fetch_sub(1, Ordering::SeqCst);
+        });
+    if thread.is_err() {
+        // The closure (and its counter decrement) never ran.
+        shared.connections.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// After the answer, reads (and drops) what the client still sends, for a bounded time and
+/// size: closing with unread data would reset the connection, and the client could lose the
+/// answer (a 413 sent before the body was read).
+fn linger(stream: &mut impl Stream) {
+    stream.shutdown_write();
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let mut left = 4 * MAX_BODY;
+    let mut chunk = [0u8; 4096];
+    while left > 0 {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if wait.is_zero() || stream.set_read_timeout(Some(wait)).is_err() {
+            return;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+}
+
+/// Reads, authenticates and routes one request.
+fn handle(shared: &ServerState, stream: &mut impl Stream, peer: &str) -> Response {
+    let request = match read_request(stream) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    if let Some(token) = &shared.token {
+        let given = request
+            .authorization
+            .as_deref()
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if !given.is_some_and(|given| same(given.trim().as_bytes(), token.as_bytes())) {
+            let why = if given.is_some() { "wrong" } else { "missing" };
+            eprintln!(
+                "hotlua: control: refused {} {} from {peer}: {why} token",
+                request.method, request.path
+            );
+            return Response::error(401, format!("{why} bearer token"));
+        }
+    }
+    let parse = |body: &[u8]| -> Result<Request, Response> {
+        let body = if body.iter().all(u8::is_ascii_whitespace) {
+            b"{}".as_slice()
+        } else {
+            body
+        };
+        let bad = |e: serde_json::Error| Response::error(400, format!("bad JSON body: {e}"));
+        Ok(match request.path.as_str() {
+            "/reload" => Request::Reload(serde_json::from_slice(body).map_err(bad)?),
+            "/check" => Request::Check(serde_json::from_slice(body).map_err(bad)?),
+            _ => Request::Rollback(serde_json::from_slice(body).map_err(bad)?),
+        })
+    };
+    let queued = match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/health") => {
+            let age = shared
+                .millis()
+                .saturating_sub(shared.safe_point.load(Ordering::Relaxed));
+            return Response {
+                status: 200,
+                body: json!({ "ok": true, "pid": std::process::id(), "ms_since_safe_point": age }),
+            };
+        }
+        ("GET", "/status") => Request::Status,
+        ("POST", "/reload" | "/check" | "/rollback") => match parse(&request.body) {
+            Ok(queued) => queued,
+            Err(response) => return response,
+        },
+        (_, "/health" | "/status" | "/reload" | "/check" | "/rollback") => {
+            return Response::error(405, format!("{} not allowed here", request.method))
+        }
+        (_, path) => return Response::error(404, format!("no endpoint {path}")),
+    };
+    let (reply, answer) = mpsc::sync_channel(1);
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let job = Job {
+        request: queued,
+        peer: peer.to_owned(),
+        reply,
+        abandoned: abandoned.clone(),
+    };
+    match shared.queue.try_send(job) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            return Response::error(503, format!("queue full ({QUEUE} requests waiting)"))
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            return Response::error(503, "the program is shutting down")
+        }
+    }
+    answer.recv_timeout(SAFE_POINT_WAIT).unwrap_or_else(|_| {
+        abandoned.store(true, Ordering::SeqCst);
+        Response::error(
+            503,
+            format!(
+                "the program reached no safe point (hotlua.poll or hotlua.sleep) within {} s; request dropped",
+                SAFE_POINT_WAIT.as_secs()
+            ),
+        )
+    })
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+struct HttpRequest {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+    body: Vec<u8>,
+}
+
+/// Reads one request within [`READ_TIME`] and the size limits.
+fn read_request(stream: &mut impl Stream) -> Result<HttpRequest, Response> {
+    let deadline = Instant::now() + READ_TIME;
+    let timed_out = || Response::error(408, "request not received in time");
+    let mut buffer = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let read = |stream: &mut dyn Stream, chunk: &mut [u8]| -> Result<usize, Response> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(chunk) {
+            Ok(0) => Err(Response::error(400, "connection closed mid-request")),
+            Ok(n) => Ok(n),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Err(timed_out())
+            }
+            Err(e) => Err(Response::error(400, e.to_string())),
+        }
+    };
+    loop {
+        let n = read(stream, &mut chunk)?;
+        buffer.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut headers);
+        match parsed.parse(&buffer) {
+            Ok(httparse::Status::Complete(head)) => {
+                let mut length = 0usize;
+                let mut authorization = None;
+                for header in parsed.headers.iter() {
+                    let value = String::from_utf8_lossy(header.value).into_owned();
+                    if header.name.eq_ignore_ascii_case("content-length") {
+                        length = value
+                            .trim()
+                            .parse()
+                            .map_err(|_| Response::error(400, "bad Content-Length"))?;
+                    } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+                        return Err(Response::error(411, "send a Content-Length, not chunks"));
+                    } else if header.name.eq_ignore_ascii_case("authorization") {
+                        authorization = Some(value);
+                    }
+                }
+                if length > MAX_BODY {
+                    return Err(Response::error(
+                        413,
+                        format!("body of {length} bytes; at most {MAX_BODY}"),
+                    ));
+                }
+                let method = parsed.method.unwrap_or("").to_owned();
+                let path = parsed.path.unwrap_or("").to_owned();
+                let mut body = buffer[head..].to_vec();
+                while body.len() < length {
+                    let n = read(stream, &mut chunk)?;
+                    body.extend_from_slice(&chunk[..n]);
+                }
+                body.truncate(length);
+                return Ok(HttpRequest {
+                    method,
+                    path,
+                    authorization,
+                    body,
+                });
+            }
+            Ok(httparse::Status::Partial) if buffer.len() > MAX_HEAD => {
+                return Err(Response::error(431, "request head too large"))
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(Response::error(
+                    431,
+                    format!("more than {MAX_HEADERS} headers"),
+                ))
+            }
+            Err(e) => return Err(Response::error(400, format!("bad request: {e}"))),
+        }
+    }
+}
+
+fn respond(stream: &mut impl Write, response: &Response) {
+    let reason = match response.status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        422 => "Unprocessable Content",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    let body = format!("{}\n", response.body);
+    let mut text = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        response.status,
+        body.len()
+    );
+    if response.status == 401 {
+        text.push_str("WWW-Authenticate: Bearer\r\n");
+    }
+    text.push_str("\r\n");
+    text.push_str(&body);
+    let _ = stream.write_all(text.as_bytes());
+    let _ = stream.flush();
+}
