@@ -1,34 +1,25 @@
 //! Out of memory under `ulimit -v`: `hotlua run` answers "not enough memory" like `lua5.4`,
 //! in the program and in a reload's new top level, and never aborts.
 
-use std::process::Command;
+mod common;
 
-const HOTLUA: &str = env!("CARGO_BIN_EXE_hotlua");
+use common::{expect, Run, TempDir, HOTLUA};
 
 /// Runs `hotlua run script.lua` in a fresh folder holding `script`, under a 400 MB address
-/// space; returns the exit code, stdout and stderr.
-fn run_limited(test: &str, script: &str) -> (Option<i32>, String, String) {
-    let dir = std::env::temp_dir().join(format!("hotlua-cli-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("script.lua"), script).unwrap();
-    let output = Command::new("sh")
+/// space.
+fn run_limited(test: &str, script: &str) -> Run {
+    let dir = TempDir::new(test);
+    dir.write("script.lua", script);
+    let output = dir
+        .command("sh")
         .args([
             "-c",
             "ulimit -v 400000 && exec \"$0\" run script.lua",
             HOTLUA,
         ])
-        .current_dir(&dir)
-        .env_remove("LUA_INIT")
-        .env_remove("LUA_INIT_5_4")
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    Run::from(output)
 }
 
 #[test]
@@ -40,11 +31,7 @@ fn filling_memory_is_a_lua_error_not_an_abort() {
     );
     assert_eq!(
         run,
-        (
-            Some(0),
-            "false\tnot enough memory\nstill running\n".into(),
-            String::new()
-        )
+        expect(0, "false\tnot enough memory\nstill running\n", "")
     );
 }
 
@@ -70,12 +57,10 @@ print(m.v())
     );
     assert_eq!(
         run,
-        (
-            Some(0),
-            "nil\tmodule 'm' (./m.lua) raised an error in its top level: not enough memory\n1\n"
-                .into(),
-            String::new()
-        ),
-        "{run:?}"
+        expect(
+            0,
+            "nil\tmodule 'm' (./m.lua) raised an error in its top level: not enough memory\n1\n",
+            ""
+        )
     );
 }

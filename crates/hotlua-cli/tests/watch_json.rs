@@ -1,8 +1,8 @@
 //! `hotlua run --watch DIR --json`: every line a reload prints is JSON, failures included.
 
-use std::process::Command;
+mod common;
 
-const HOTLUA: &str = env!("CARGO_BIN_EXE_hotlua");
+use common::TempDir;
 
 /// Saves a broken `mod.lua`, lets the watcher fail on it, then saves a fixed one.
 const SCRIPT: &str = "\
@@ -25,30 +25,15 @@ print(m.f())
 
 #[test]
 fn failed_and_successful_reloads_both_print_json() {
-    let dir = std::env::temp_dir().join(format!("hotlua-cli-watchjson-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("mod.lua"),
+    let dir = TempDir::new("watchjson");
+    dir.write(
+        "mod.lua",
         "local M = {}\nfunction M.f() return 1 end\nreturn M\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("script.lua"), SCRIPT).unwrap();
-    let output = Command::new(HOTLUA)
-        .args(["run", "--watch", ".", "--json", "script.lua"])
-        .current_dir(&dir)
-        .env_remove("LUA_INIT")
-        .env_remove("LUA_INIT_5_4")
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        (output.status.code(), &*stdout),
-        (Some(0), "2\n"),
-        "{stderr}"
     );
+    dir.write("script.lua", SCRIPT);
+    let run = dir.hotlua(&["run", "--watch", ".", "--json", "script.lua"]);
+    let (stdout, stderr) = (run.stdout, run.stderr);
+    assert_eq!((run.code, &*stdout), (Some(0), "2\n"), "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 2, "{stderr}");
     for line in &lines {
