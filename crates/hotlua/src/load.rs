@@ -15,7 +15,6 @@ use crate::collector::CollectorState;
 use crate::limits::{self, Stop};
 use crate::live_table::LiveTable;
 use crate::modules::{loaded_table, searchers};
-use crate::tracking::lua_file_searcher;
 use crate::{Error, Result};
 
 /// One module's new version, run in its staging environment, nothing applied.
@@ -50,7 +49,7 @@ pub(crate) fn stage(
 ) -> Result<StagedModule> {
     // The chunk's own name: a host's searcher (LÖVE's, for one) names chunks its own way, and
     // the module's functions are recognised by it.
-    let source = (chunk.info().source).unwrap_or_else(|| format!("@{}", file.display()));
+    let source = (chunk.info().source).unwrap_or_else(|| chunk_name(&file));
     let globals = lua.globals();
     let stage = staging_environment(lua, &globals, &source)?;
     // The `_ENV` upvalue on Lua 5.2+, the function environment on 5.1 and LuaJIT.
@@ -135,9 +134,12 @@ fn check_same_kind(name: &str, file: &std::path::Path, old: &Value, new: &Value)
 /// Runs `package.searchers` like `require` does and returns the Lua chunk, its file and, when
 /// the Lua file searcher found it, the file's bytes as read.
 ///
-/// Where the Lua file searcher would load the file, the text read here is compiled instead, as
-/// source text only: the bytes checked are the bytes compiled, and no bytecode (precompiled or
-/// corrupted) ever reaches Lua's undump.
+/// The file `package.path` leads to is read and checked before any searcher runs, so an empty
+/// or precompiled file is refused before Lua's own searcher could hand bytecode to the undump.
+/// Where that searcher (or one that names its chunks the same way) then finds the file, the
+/// bytes checked are what is compiled, as source text only. A host's own searcher (LÖVE's
+/// names its chunks `@rules.lua`) keeps its loader, and so the chunk name the module's live
+/// functions carry.
 pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf, Option<Vec<u8>>)> {
     let package: Table = lua.globals().raw_get("package")?;
     let searchers = searchers(lua)?;
@@ -148,16 +150,9 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf, Option<V
         Some(file) => Some(read_source(name, file)?),
         None => None,
     };
-    let lua_file_searcher = lua_file_searcher(lua);
     let mut tried = String::new();
     for searcher in searchers.sequence_values::<Function>() {
         let searcher = searcher?;
-        if let (Some(file), Some(text)) = (&expected, &text) {
-            if lua_file_searcher.as_ref() == Some(&searcher) {
-                let chunk = compile_source(lua, name, file, source_text(text))?;
-                return Ok((chunk, file.clone(), Some(text.clone())));
-            }
-        }
         let found: MultiValue = searcher.call(name).map_err(|error| Error::Load {
             module: name.to_owned(),
             file: expected.clone().unwrap_or_default(),
@@ -171,11 +166,18 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf, Option<V
                     Some(Value::String(file)) => PathBuf::from(file.to_string_lossy()),
                     _ => expected.clone().unwrap_or_else(|| PathBuf::from("?")),
                 };
-                if loader.info().what != "main" {
+                let info = loader.info();
+                if info.what != "main" {
                     return Err(Error::NotLuaSource {
                         module: name.to_owned(),
                         file,
                     });
+                }
+                if let (Some(expected), Some(text)) = (&expected, &text) {
+                    if info.source.as_deref() == Some(chunk_name(expected).as_str()) {
+                        let chunk = compile_source(lua, name, expected, source_text(text))?;
+                        return Ok((chunk, expected.clone(), Some(text.clone())));
+                    }
                 }
                 return Ok((loader, file, None));
             }
@@ -248,10 +250,15 @@ fn check_source(name: &str, file: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The chunk name the Lua file searcher gives `file`.
+fn chunk_name(file: &Path) -> String {
+    format!("@{}", file.display())
+}
+
 /// Compiles `text` as source only, under the chunk name the Lua file searcher gives `file`.
 fn compile_source(lua: &Lua, name: &str, file: &Path, text: &[u8]) -> Result<Function> {
     lua.load(text)
-        .set_name(format!("@{}", file.display()))
+        .set_name(chunk_name(file))
         .set_mode(mlua::chunk::ChunkMode::Text)
         .into_function()
         .map_err(|error| Error::Load {

@@ -16,22 +16,15 @@
 
 use std::sync::Arc;
 
-use mlua::{Function, Lua, Table, Value};
+use mlua::{Lua, Table, Value};
 
-use crate::modules::{loaded_table, searchers};
+use crate::modules::loaded_table;
 use crate::{baseline, Result, Shared};
-
-/// Registry key of the Lua file searcher (the second of `package.searchers`) as it was when
-/// hotlua started: the searcher whose files a reload compiles itself.
-const LUA_FILE_SEARCHER: &str = "hotlua.lua_searcher";
 
 /// Records, for every module `require` loads from now on, the values its file set at load
 /// time. A program that gave `package.loaded` a metatable of its own keeps it, and `merge3`
 /// then has no load-time values (it says so in a warning).
 pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
-    if let Ok(lua_searcher) = searchers(lua)?.raw_get::<Function>(2) {
-        lua.set_named_registry_value(LUA_FILE_SEARCHER, lua_searcher)?;
-    }
     let loaded = loaded_table(lua)?;
     if loaded.metatable().is_some() {
         return Ok(());
@@ -82,9 +75,4 @@ fn remember_source(lua: &Lua, name: &str) {
 /// (through `__index`), `rawget` does not.
 fn is_loading_sentinel(value: &Value) -> bool {
     matches!(value, Value::LightUserData(_) | Value::Number(_))
-}
-
-/// The Lua file searcher as it was when hotlua started, if there was one.
-pub(crate) fn lua_file_searcher(lua: &Lua) -> Option<Function> {
-    lua.named_registry_value(LUA_FILE_SEARCHER).ok().flatten()
 }
