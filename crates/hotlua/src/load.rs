@@ -150,9 +150,23 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf, Option<V
         Some(file) => Some(read_source(name, file)?),
         None => None,
     };
+    let lua_file_searcher = lua
+        .named_registry_value::<Option<Function>>(LUA_FILE_SEARCHER)
+        .ok()
+        .flatten();
     let mut tried = String::new();
     for searcher in searchers.sequence_values::<Function>() {
         let searcher = searcher?;
+        // Known to be Lua's file searcher: what it would load is the checked file, compiled
+        // once here instead of twice.
+        if let (Some(expected), Some(text), true) = (
+            &expected,
+            &text,
+            lua_file_searcher.as_ref() == Some(&searcher),
+        ) {
+            let chunk = compile_source(lua, name, expected, source_text(text))?;
+            return Ok((chunk, expected.clone(), Some(text.clone())));
+        }
         let found: MultiValue = searcher.call(name).map_err(|error| Error::Load {
             module: name.to_owned(),
             file: expected.clone().unwrap_or_default(),
@@ -175,6 +189,8 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf, Option<V
                 }
                 if let (Some(expected), Some(text)) = (&expected, &text) {
                     if info.source.as_deref() == Some(chunk_name(expected).as_str()) {
+                        // This searcher names its chunks like Lua's file searcher: remember it.
+                        lua.set_named_registry_value(LUA_FILE_SEARCHER, &searcher)?;
                         let chunk = compile_source(lua, name, expected, source_text(text))?;
                         return Ok((chunk, expected.clone(), Some(text.clone())));
                     }
@@ -249,6 +265,10 @@ fn check_source(name: &str, file: &Path, bytes: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Registry key of the searcher found to be Lua's file searcher (it named a chunk `@file` for
+/// the file `package.path` leads to).
+const LUA_FILE_SEARCHER: &str = "hotlua.lua_file_searcher";
 
 /// The chunk name the Lua file searcher gives `file`.
 fn chunk_name(file: &Path) -> String {
