@@ -105,6 +105,32 @@ assert(m.version() == 2, "the watcher did not reload m within 10 s")
 print("watch ok")
 "#;
 
+/// Lua 5.5 has no distribution package: its host is built from the vendored sources.
+#[test]
+fn lua55_reload_keeps_state() {
+    run_scenario("lua55", &lua55_host(), RELOAD, "reload ok");
+}
+
+#[test]
+fn lua55_watch_reloads_changed_files() {
+    run_scenario("lua55", &lua55_host(), WATCH, "watch ok");
+}
+
+/// `scripts/build-lua55`: a minimal `lua SCRIPT` host linked with Lua 5.5.
+fn lua55_host() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = Command::new(root.join("scripts/build-lua55"))
+        .output()
+        .expect("cannot run scripts/build-lua55");
+    assert!(
+        output.status.success(),
+        "scripts/build-lua55 failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    stdout.lines().last().expect("no path printed").to_owned()
+}
+
 #[test]
 fn lua54_reload_keeps_state() {
     run_scenario("lua54", "lua5.4", RELOAD, "reload ok");

@@ -92,7 +92,7 @@
 //! | feature | default | what it does |
 //! |---|---|---|
 //! | `lua54` | yes | Lua 5.4 (mlua's `lua54`) |
-//! | `lua53`, `lua52`, `lua51`, `luajit` | | the other Lua versions: exactly one version feature, so turn the defaults off (`default-features = false, features = ["lua53", "vendored", "watch"]`) |
+//! | `lua55`, `lua53`, `lua52`, `lua51`, `luajit` | | the other Lua versions: exactly one version feature, so turn the defaults off (`default-features = false, features = ["lua53", "vendored", "watch"]`) |
 //! | `vendored` | yes | builds that Lua from source into the program (mlua's `vendored`); without it mlua links the system's Lua, or none with mlua's `module` |
 //! | `watch` | yes | [`Reloader::watch`], [`Reloader::poll`] and `hotlua.poll`/`hotlua.sleep`: a file watcher (`notify`) |
 //! | `send` | | mlua's `send`: `mlua::Lua` and [`Reloader`] are `Send`, for hosts that move their Lua state between threads |

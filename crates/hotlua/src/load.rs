@@ -200,7 +200,7 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf, Option<V
             (Some(Value::String(message)), _) => {
                 // Lua 5.4's `require` puts the line break before each searcher's message;
                 // older searchers start their messages with it.
-                #[cfg(feature = "lua54")]
+                #[cfg(any(feature = "lua54", feature = "lua55"))]
                 tried.push_str("\n\t");
                 tried.push_str(&message.to_string_lossy());
             }

@@ -246,8 +246,8 @@ fn local_whose_type_changes_takes_the_new_value() {
 
 #[test]
 #[cfg_attr(
-    not(feature = "lua54"),
-    ignore = "`<const>` locals exist only in Lua 5.4"
+    not(any(feature = "lua54", feature = "lua55")),
+    ignore = "`<const>` locals exist only in Lua 5.4 and 5.5"
 )]
 fn const_locals_take_the_new_value() {
     let f = Fixture::new();

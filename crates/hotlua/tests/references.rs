@@ -105,7 +105,11 @@ fn registry_refs_and_host_function_handles() {
 }
 
 /// How many user values one userdata holds: any number on 5.4, one on 5.3.
-const USER_VALUES: usize = if cfg!(feature = "lua54") { 2 } else { 1 };
+const USER_VALUES: usize = if cfg!(any(feature = "lua54", feature = "lua55")) {
+    2
+} else {
+    1
+};
 
 /// A userdata holding `values` as its user values, made through the C API as a C library
 /// would.
@@ -116,15 +120,15 @@ fn userdata_with_user_values(lua: &mlua::Lua, values: Vec<Function>) -> AnyUserD
     // the userdata is left for exec_raw to return.
     unsafe {
         lua.exec_raw(mlua::Variadic::from_iter(values), |state| {
-            #[cfg(feature = "lua54")]
+            #[cfg(any(feature = "lua54", feature = "lua55"))]
             ffi::lua_newuserdatauv(state, 8, count);
-            #[cfg(not(feature = "lua54"))]
+            #[cfg(not(any(feature = "lua54", feature = "lua55")))]
             ffi::lua_newuserdata(state, 8);
             ffi::lua_insert(state, 1);
             for n in (1..=count).rev() {
-                #[cfg(feature = "lua54")]
+                #[cfg(any(feature = "lua54", feature = "lua55"))]
                 ffi::lua_setiuservalue(state, 1, n);
-                #[cfg(not(feature = "lua54"))]
+                #[cfg(not(any(feature = "lua54", feature = "lua55")))]
                 {
                     let _ = n;
                     ffi::lua_setuservalue(state, 1);
@@ -140,9 +144,9 @@ fn user_values(lua: &mlua::Lua, userdata: &AnyUserData) -> Vec<Function> {
     unsafe {
         lua.exec_raw::<mlua::Variadic<Function>>(userdata, |state| {
             for n in 1..=USER_VALUES as std::ffi::c_int {
-                #[cfg(feature = "lua54")]
+                #[cfg(any(feature = "lua54", feature = "lua55"))]
                 ffi::lua_getiuservalue(state, 1, n);
-                #[cfg(not(feature = "lua54"))]
+                #[cfg(not(any(feature = "lua54", feature = "lua55")))]
                 {
                     let _ = n;
                     ffi::lua_getuservalue(state, 1);

@@ -585,7 +585,7 @@ impl Walker<'_> {
 /// returns false past the last one. Lua 5.4 has any number of user values; 5.2 and 5.3 one;
 /// 5.1 and LuaJIT one environment table (which can never hold a function to switch).
 unsafe fn push_user_value(state: *mut lua_State, slot: c_int, n: c_int) -> bool {
-    #[cfg(feature = "lua54")]
+    #[cfg(any(feature = "lua54", feature = "lua55"))]
     {
         if ffi::lua_getiuservalue(state, slot, n) == ffi::LUA_TNONE {
             ffi::lua_pop(state, 1);
@@ -593,7 +593,7 @@ unsafe fn push_user_value(state: *mut lua_State, slot: c_int, n: c_int) -> bool 
         }
         true
     }
-    #[cfg(not(feature = "lua54"))]
+    #[cfg(not(any(feature = "lua54", feature = "lua55")))]
     {
         if n > 1 {
             return false;
@@ -605,9 +605,9 @@ unsafe fn push_user_value(state: *mut lua_State, slot: c_int, n: c_int) -> bool 
 
 /// Pops the value on top into user value `n` of the userdata at `slot`.
 unsafe fn set_user_value(state: *mut lua_State, slot: c_int, n: c_int) {
-    #[cfg(feature = "lua54")]
+    #[cfg(any(feature = "lua54", feature = "lua55"))]
     ffi::lua_setiuservalue(state, slot, n);
-    #[cfg(not(feature = "lua54"))]
+    #[cfg(not(any(feature = "lua54", feature = "lua55")))]
     {
         debug_assert_eq!(n, 1);
         ffi::lua_setuservalue(state, slot);
