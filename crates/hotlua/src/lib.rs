@@ -129,7 +129,7 @@ pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mlua::{Lua, Table};
 
@@ -146,10 +146,8 @@ pub use sources::{sha256_hex, ModuleSource};
 pub use switch::{Engine, LeftOld, Switches};
 pub use sync::MaybeSendSync;
 
-/// The longest `hotlua.sleep` waits between two runs of the safe-point hook
-/// ([`Reloader::set_safe_point`]).
 #[cfg(feature = "watch")]
-pub const SAFE_POINT_SLICE: Duration = Duration::from_millis(5);
+pub use watch::SAFE_POINT_SLICE;
 
 /// State shared by the [`Reloader`] handles of one Lua state and its `hotlua` Lua table.
 #[derive(Default)]
@@ -508,72 +506,5 @@ impl Reloader {
             staged.roll_back(&self.lua)?;
         }
         result
-    }
-}
-
-#[cfg(feature = "watch")]
-impl Reloader {
-    /// Watches `dirs` recursively: [`Reloader::poll`] then reloads, as one batch, the loaded
-    /// modules whose `.lua` files changed.
-    pub fn watch(&self, dirs: &[std::path::PathBuf]) -> Result<()> {
-        let watcher = watch::FileWatcher::new(dirs)?;
-        *self.shared.watcher.borrow_mut() = Some(watcher);
-        Ok(())
-    }
-
-    /// Makes the lines `hotlua.poll` prints for each watch reload JSON reports instead of the
-    /// one-line summary.
-    pub fn set_json_log(&self, json: bool) {
-        self.shared.json_log.set(json);
-    }
-
-    /// Reloads the modules whose files changed, waiting up to `wait` for a first change.
-    /// Returns `None` when no loaded module changed.
-    ///
-    /// Only modules the program has loaded are reloaded; a file is matched to a module through
-    /// `package.path` (`package.searchpath`), like `require` would find it.
-    pub fn poll(&self, wait: std::time::Duration) -> Option<Result<Report>> {
-        let files = self
-            .shared
-            .watcher
-            .borrow_mut()
-            .as_mut()?
-            .changed_files(wait);
-        if files.is_empty() {
-            return None;
-        }
-        let modules = match load::loaded_modules_in(&self.lua, &files) {
-            Ok(modules) if modules.is_empty() => return None,
-            Ok(modules) => modules,
-            Err(error) => return Some(Err(error)),
-        };
-        let names: Vec<&str> = modules.iter().map(String::as_str).collect();
-        Some(self.with_trigger(Trigger::Watch, |r| r.reload(&names, &Options::default())))
-    }
-
-    /// Makes `hook` run at every safe point: each call of `hotlua.poll()`, and every few
-    /// milliseconds ([`SAFE_POINT_SLICE`]) during `hotlua.sleep(seconds)`. This is where a host
-    /// runs work queued by other threads (a control endpoint, a signal): the hook runs on the
-    /// Lua thread, between two steps of the program. It is not called again while it runs.
-    pub fn set_safe_point(&self, hook: impl Fn(&Reloader) + MaybeSendSync + 'static) {
-        *self.shared.safe_point.borrow_mut() = Some(Arc::new(hook));
-    }
-
-    /// Runs the safe-point hook, if there is one and it is not running already.
-    pub(crate) fn run_safe_point(&self) -> bool {
-        let Some(hook) = self.shared.safe_point.borrow().clone() else {
-            return false;
-        };
-        if !self.shared.in_safe_point.get() {
-            self.shared.in_safe_point.set(true);
-            hook(self);
-            self.shared.in_safe_point.set(false);
-        }
-        true
-    }
-
-    /// True once [`Reloader::watch`] has started a watcher.
-    pub fn is_watching(&self) -> bool {
-        self.shared.watcher.borrow().is_some()
     }
 }
