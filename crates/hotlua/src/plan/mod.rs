@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use mlua::{Function, Lua, Table, Value};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use self::path::Path;
 use self::tables::TableMap;
@@ -143,34 +143,34 @@ struct Planner<'lua> {
     /// Every table the new versions created.
     new_tables: TableMap,
     /// Every function of the new versions, with the path it was first found at.
-    new_functions: HashMap<usize, (Function, Path)>,
-    new_cells: HashMap<usize, NewCell>,
+    new_functions: FxHashMap<usize, (Function, Path)>,
+    new_cells: FxHashMap<usize, NewCell>,
     /// New table → the live table it merges into.
     table_pairs: TableMap,
     /// Old function identity → the old function, its new version, and the path they paired at.
-    function_pairs: HashMap<usize, (Function, Function, Path)>,
+    function_pairs: FxHashMap<usize, (Function, Function, Path)>,
     /// New function identity → the old function it is paired with (`None`: several).
-    new_to_old: HashMap<usize, Option<Function>>,
+    new_to_old: FxHashMap<usize, Option<Function>>,
     /// The engine gives old functions the new code in place (`inplace`): the live program
     /// keeps the old functions and every write that would store a new function stores the
     /// old one it is paired with.
     keep_identity: bool,
     /// Closures of other files that the new versions reach, by identity: the tables they
     /// capture are collected, and pointed at live tables if they go live.
-    foreign_closures: HashMap<usize, Function>,
+    foreign_closures: FxHashMap<usize, Function>,
     /// Closures of other files whose upvalues were paired with a live closure's, by the new
     /// closure's identity.
-    foreign_closure_pairs: HashSet<usize>,
+    foreign_closure_pairs: FxHashSet<usize>,
     /// Old functions the pairing met (their cells are indexed by name).
-    old_functions: HashSet<usize>,
+    old_functions: FxHashSet<usize>,
     /// Upvalue name → the distinct old cells of that name.
-    old_cells_by_name: HashMap<String, HashMap<usize, OldCell>>,
+    old_cells_by_name: HashMap<String, FxHashMap<usize, OldCell>>,
     /// New cell → the old cell it joins.
-    cell_joins: HashMap<usize, OldCell>,
+    cell_joins: FxHashMap<usize, OldCell>,
     /// What each function seen is (from the batch's files? its upvalues), by identity.
-    facts: HashMap<usize, Rc<FunctionFacts>>,
+    facts: FxHashMap<usize, Rc<FunctionFacts>>,
     /// Functions that other modules and `_G` export as fields, by identity; read on first need.
-    exported_elsewhere: Option<HashSet<usize>>,
+    exported_elsewhere: Option<FxHashSet<usize>>,
     tasks: Vec<Task>,
     writes: Vec<Write>,
     report: Report,
@@ -202,18 +202,18 @@ impl<'lua> Planner<'lua> {
             live_modules,
             globals,
             new_tables: TableMap::new(lua)?,
-            new_functions: HashMap::new(),
-            new_cells: HashMap::new(),
+            new_functions: FxHashMap::default(),
+            new_cells: FxHashMap::default(),
             table_pairs,
-            function_pairs: HashMap::new(),
-            new_to_old: HashMap::new(),
+            function_pairs: FxHashMap::default(),
+            new_to_old: FxHashMap::default(),
             keep_identity: false,
-            foreign_closures: HashMap::new(),
-            foreign_closure_pairs: HashSet::new(),
-            old_functions: HashSet::new(),
+            foreign_closures: FxHashMap::default(),
+            foreign_closure_pairs: FxHashSet::default(),
+            old_functions: FxHashSet::default(),
             old_cells_by_name: HashMap::new(),
-            cell_joins: HashMap::new(),
-            facts: HashMap::new(),
+            cell_joins: FxHashMap::default(),
+            facts: FxHashMap::default(),
             exported_elsewhere: None,
             tasks: Vec::new(),
             writes: Vec::new(),
@@ -258,9 +258,9 @@ impl<'lua> Planner<'lua> {
     }
 
     /// Functions that other modules and `_G` export as fields, by identity.
-    fn exported_elsewhere(&mut self) -> Result<&HashSet<usize>> {
+    fn exported_elsewhere(&mut self) -> Result<&FxHashSet<usize>> {
         if self.exported_elsewhere.is_none() {
-            let mut exported = HashSet::new();
+            let mut exported = FxHashSet::default();
             let mut tables = vec![self.globals.clone()];
             for pair in crate::modules::loaded_table(self.lua)?.pairs::<Value, Value>() {
                 if let (_, Value::Table(module)) = pair? {
@@ -278,7 +278,9 @@ impl<'lua> Planner<'lua> {
             }
             self.exported_elsewhere = Some(exported);
         }
-        Ok(self.exported_elsewhere.get_or_insert_with(HashSet::new))
+        Ok(self
+            .exported_elsewhere
+            .get_or_insert_with(FxHashSet::default))
     }
 
     fn is_new_function(&self, function: &Function) -> bool {
