@@ -14,7 +14,8 @@
 **     swept (a cycle stopped in its sweep phase) are skipped with `isdead`;
 **   - Proto pointers handed back and forth stay alive: they belong to closures the caller
 **     holds references to (the planner's old and new functions) or are children of those;
-**   - `hotlua_inplace_run` runs inside a protected call (it can raise "not enough memory").
+**   - `hotlua_scan_prepare` runs inside a protected call (it can raise "not enough memory");
+**     nothing runs Lua code between it and `hotlua_scan_commit` or `hotlua_scan_abandon`.
 */
 
 #include <stddef.h>
@@ -418,7 +419,66 @@ static void copy_frame_closure(lua_State *L, CallInfo *ci, LClosure *cl) {
   setclLvalue2s(L, ci->func.p, copy);
 }
 
-/* Retargets every closure of the old version it can, counting those it cannot.
+/* What a scan found and did, between hotlua_scan_prepare and hotlua_scan_commit or
+** hotlua_scan_abandon. Allocated with malloc, owned by the caller (src/switch/inplace.rs). */
+typedef struct HotluaScan {
+  PtrVec todo;      /* closures to retarget, in the order found */
+  PtrVec copied;    /* CallInfo *, then the closure it ran, of each frame given a copy */
+  size_t copies_made;  /* frames of `copied` whose copy is installed */
+} HotluaScan;
+
+HotluaScan *hotlua_scan_new(void) { return (HotluaScan *)calloc(1, sizeof(HotluaScan)); }
+
+/* The upvalue cells closure `cl` takes with its new prototype (into `uv`), and that
+** prototype; NULL when `cl` keeps its old code, with the reason counted in `plan` (or `cl`
+** added to the fallback list). `running` is sorted: closures on frames of running threads. */
+static Proto *classify(HotluaPlan *plan, LClosure *cl, const PtrVec *running, UpVal **uv) {
+  const LClosure *paired = pair_lookup(plan, cl);
+  void *key = cl;
+  Proto *np;
+  int j;
+  if (bsearch(&key, running->items, running->len, sizeof(void *), cmp_ptr) != NULL) {
+    if (paired) plan->fallback[plan->fallback_len++] = cl;
+    else plan->left_running++;
+    return NULL;
+  }
+  if (paired) {
+    np = paired->p;
+    if (np->sizeupvalues > cl->nupvalues) {
+      plan->fallback[plan->fallback_len++] = cl;
+      return NULL;
+    }
+    for (j = 0; j < np->sizeupvalues; j++) uv[j] = paired->upvals[j];
+    return np;
+  } else {
+    size_t k = proto_lookup(plan, cl->p);
+    const int *remap;
+    if (k == 0) {
+      plan->left_unpaired++;
+      return NULL;
+    }
+    np = (Proto *)plan->new_protos[k - 1];
+    remap = plan->remap + plan->remap_offset[k - 1];
+    for (j = 0; j < np->sizeupvalues; j++) {
+      if (remap[j] <= -2) {
+        uv[j] = plan->cells[-remap[j] - 2];
+        continue;
+      }
+      if (remap[j] < 0 || remap[j] >= cl->nupvalues) {
+        plan->left_upvalue++;
+        return NULL;
+      }
+      uv[j] = cl->upvals[remap[j]];
+    }
+    if (np->sizeupvalues > cl->nupvalues) { /* names known, yet more of them: duplicates */
+      plan->left_layout++;
+      return NULL;
+    }
+    return np;
+  }
+}
+
+/* Finds every closure of the old version to retarget, changing nothing a program can see.
 **
 ** 1. One pass over `g->allgc` (every collectable object but the main thread, the fixed
 **    strings and objects with finalizers, which are tables and full userdata only: closures
@@ -426,13 +486,14 @@ static void copy_frame_closure(lua_State *L, CallInfo *ci, LClosure *cl) {
 ** 2. Every frame of every thread: a frame of a running thread (status LUA_OK with frames: the
 **    running one and those resuming another) executing a candidate keeps its closure
 **    unchanged (the C frame of luaV_execute caches its code and constants); a frame of a
-**    suspended or dead thread gets a private copy.
-** 3. Each candidate not kept is retargeted: a planner pair takes the new closure's prototype
-**    and upvalue cells (the planner already joined them to the live cells); any other
-**    closure of a paired prototype keeps its own cells, remapped by name.
-** Returns 0, or -1 when the scan's own memory could not be allocated (nothing retargeted).
-** Invariants: see the top of this file. */
-int hotlua_inplace_run(lua_State *L, HotluaPlan *plan) {
+**    suspended or dead thread gets a private copy (hotlua_scan_abandon puts the original
+**    back).
+** 3. Each candidate is classified: kept (counted, or left to the walk in `fallback`) or put
+**    on `scan->todo`, counted as retargeted, for hotlua_scan_commit.
+** Returns 0, or -1 when the scan's own memory could not be allocated. Copying a frame's
+** closure allocates a Lua object and may raise "not enough memory": run protected, and call
+** hotlua_scan_abandon after an error. Invariants: see the top of this file. */
+int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
   global_State *g = G(L);
   PtrVec threads = {NULL, 0, 0}, cands = {NULL, 0, 0}, running = {NULL, 0, 0};
   GCObject *o;
@@ -449,89 +510,69 @@ int hotlua_inplace_run(lua_State *L, HotluaPlan *plan) {
     else if (o->tt == LUA_VLCL && is_candidate(plan, gco2lcl(o)))
       ok = push(&cands, gco2lcl(o));
   }
-  /* Frames of running threads first: nothing allocates until they are all known. */
   for (i = 0; ok && i < threads.len; i++) {
     lua_State *th = (lua_State *)threads.items[i];
     CallInfo *ci;
-    if (th->status != LUA_OK) continue;
     for (ci = th->ci; ok && ci != &th->base_ci; ci = ci->previous) {
       if (!isLua(ci) || !is_candidate(plan, ci_func(ci))) continue;
-      plan->frames_running++;
-      ok = push(&running, ci_func(ci));
+      if (th->status == LUA_OK) {
+        plan->frames_running++;
+        ok = push(&running, ci_func(ci));
+      } else {
+        plan->frames_copied++;
+        ok = push(&scan->copied, ci) && push(&scan->copied, ci_func(ci));
+      }
     }
   }
-  if (!ok) {
-    free(threads.items);
-    free(cands.items);
-    free(running.items);
-    return -1;
-  }
-  qsort(running.items, running.len, sizeof(void *), cmp_ptr);
-  for (i = 0; i < threads.len; i++) {
-    lua_State *th = (lua_State *)threads.items[i];
-    CallInfo *ci;
-    if (th->status == LUA_OK) continue;
-    for (ci = th->ci; ci != &th->base_ci; ci = ci->previous) {
-      if (!isLua(ci) || !is_candidate(plan, ci_func(ci))) continue;
-      plan->frames_copied++;
-      copy_frame_closure(L, ci, ci_func(ci));
-    }
-  }
-  for (i = 0; i < cands.len; i++) {
+  if (ok) qsort(running.items, running.len, sizeof(void *), cmp_ptr);
+  for (i = 0; ok && i < cands.len; i++) {
     LClosure *cl = (LClosure *)cands.items[i];
-    const LClosure *paired = pair_lookup(plan, cl);
-    void *key = cl;
-    if (bsearch(&key, running.items, running.len, sizeof(void *), cmp_ptr) != NULL) {
-      if (paired) plan->fallback[plan->fallback_len++] = cl;
-      else plan->left_running++;
-      continue;
-    }
-    if (paired) {
-      Proto *np = paired->p;
-      int j;
-      if (np->sizeupvalues > cl->nupvalues) {
-        plan->fallback[plan->fallback_len++] = cl;
-        continue;
-      }
-      for (j = 0; j < np->sizeupvalues; j++) uv[j] = paired->upvals[j];
-      retarget(L, cl, np, uv);
-      plan->pairs_retargeted++;
-    } else {
-      size_t k = proto_lookup(plan, cl->p);
-      Proto *np;
-      const int *remap;
-      int j, known = 1;
-      if (k == 0) {
-        plan->left_unpaired++;
-        continue;
-      }
-      np = (Proto *)plan->new_protos[k - 1];
-      remap = plan->remap + plan->remap_offset[k - 1];
-      for (j = 0; j < np->sizeupvalues; j++) {
-        if (remap[j] <= -2) {
-          uv[j] = plan->cells[-remap[j] - 2];
-          continue;
-        }
-        if (remap[j] < 0 || remap[j] >= cl->nupvalues) {
-          known = 0;
-          break;
-        }
-        uv[j] = cl->upvals[remap[j]];
-      }
-      if (!known) {
-        plan->left_upvalue++;
-        continue;
-      }
-      if (np->sizeupvalues > cl->nupvalues) { /* names known, yet more of them: duplicates */
-        plan->left_layout++;
-        continue;
-      }
-      retarget(L, cl, np, uv);
-      plan->runtime_retargeted++;
-    }
+    if (classify(plan, cl, &running, uv) == NULL) continue;
+    if (pair_lookup(plan, cl)) plan->pairs_retargeted++;
+    else plan->runtime_retargeted++;
+    ok = push(&scan->todo, cl);
   }
   free(threads.items);
   free(cands.items);
   free(running.items);
+  if (!ok) return -1;
+  /* Last, as it is the only step that allocates Lua objects (and may raise). */
+  while (scan->copies_made * 2 < scan->copied.len) {
+    CallInfo *ci = (CallInfo *)scan->copied.items[scan->copies_made * 2];
+    copy_frame_closure(L, ci, (LClosure *)scan->copied.items[scan->copies_made * 2 + 1]);
+    scan->copies_made++;
+  }
   return 0;
+}
+
+/* Retargets every closure hotlua_scan_prepare put on `scan->todo`, then frees `scan`.
+** Allocates nothing and cannot fail. `running` is empty here: the closures on running frames
+** were already left out by the prepare step, and nothing has run since. */
+void hotlua_scan_commit(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
+  PtrVec none = {NULL, 0, 0};
+  UpVal *uv[256];
+  size_t i, fallback_len = plan->fallback_len;
+  for (i = 0; i < scan->todo.len; i++) {
+    LClosure *cl = (LClosure *)scan->todo.items[i];
+    Proto *np = classify(plan, cl, &none, uv);
+    if (np != NULL) retarget(L, cl, np, uv);
+  }
+  plan->fallback_len = fallback_len;
+  free(scan->todo.items);
+  free(scan->copied.items);
+  free(scan);
+}
+
+/* Undoes hotlua_scan_prepare (each frame given a copy runs its own closure again) and frees
+** `scan`. Allocates nothing: stack slots need no barrier (threads are always traversed again
+** in the atomic phase), and the CallInfo records of a suspended thread do not move. */
+void hotlua_scan_abandon(lua_State *L, HotluaScan *scan) {
+  size_t i;
+  for (i = 0; i < scan->copies_made; i++) {
+    CallInfo *ci = (CallInfo *)scan->copied.items[i * 2];
+    setclLvalue2s(L, ci->func.p, (LClosure *)scan->copied.items[i * 2 + 1]);
+  }
+  free(scan->todo.items);
+  free(scan->copied.items);
+  free(scan);
 }

@@ -164,7 +164,7 @@ pub(crate) fn switch_references(
     Ok(())
 }
 
-/// Runs the walk for the given old → new pairs of `plan`.
+/// Runs the walk for the given old → new pairs of `plan`; all or nothing (see [`walk::walk`]).
 fn walk_pairs<'a>(
     lua: &Lua,
     plan: &Plan,
@@ -174,6 +174,8 @@ fn walk_pairs<'a>(
     let mut old = FxHashSet::default();
     for (before, after) in pairs {
         map.raw_set(before, after)?;
+        old.try_reserve(1)
+            .map_err(|_| mlua::Error::MemoryError("not enough memory".to_owned()))?;
         old.insert(before.to_pointer() as usize);
     }
     if old.is_empty() {

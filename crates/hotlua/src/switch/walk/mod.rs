@@ -14,9 +14,11 @@
 //!
 //! Objects being walked sit on the Lua stack of the walking C frame (one to two slots each,
 //! depth-first, so the stack grows with the depth of the object graph, not its size); the
-//! visited set and the frame records are Rust collections. Nothing is allocated in Lua per
-//! object, except for tables whose *keys* must change (rare) and objects deeper than
-//! [`MAX_DEPTH`], which wait in one Lua table for a later pass.
+//! visited set and the frame records are Rust collections, grown fallibly. Nothing is
+//! allocated in Lua per object, except for tables whose *keys* must change (rare), objects
+//! deeper than [`MAX_DEPTH`], which wait in one Lua table for a later pass, and the
+//! [`journal`] record of each reference switched: a walk that fails half-way puts back every
+//! reference it switched.
 //!
 //! [`lua_next`]: https://www.lua.org/manual/5.4/manual.html#lua_next
 //! [`lua_rawset`]: https://www.lua.org/manual/5.4/manual.html#lua_rawset
@@ -28,64 +30,18 @@
 //! [`lua_getiuservalue`]: https://www.lua.org/manual/5.4/manual.html#lua_getiuservalue
 //! [`lua_setiuservalue`]: https://www.lua.org/manual/5.4/manual.html#lua_setiuservalue
 
+mod journal;
+mod visited;
+
 use std::ffi::{c_int, c_void, CStr};
 
 use mlua::ffi::{self, lua_State};
 use mlua::{Lua, Table};
 use rustc_hash::FxHashSet;
 
+use self::journal::{Arg, Journal, Kind, JOURNAL};
+use self::visited::Visited;
 use super::{Switched, Switches};
-
-/// The set of objects already walked, as a bitmap over the address space, one bit per 8 bytes,
-/// in 1 MiB pages allocated on first use.
-///
-/// Lua objects are at least 8-byte aligned and live in a few dense regions of the heap, so this
-/// costs about 1/64 of the heap's address span (some 2 % of the live heap), where a hash set of
-/// a million pointers would take 16 MiB plus a resize spike, and a bit test is cheaper than a
-/// hash probe. The last page used is cached: consecutive objects are usually neighbours.
-#[derive(Default)]
-struct Visited {
-    pages: rustc_hash::FxHashMap<usize, Box<[u64; PAGE_WORDS]>>,
-    last: Option<(usize, *mut [u64; PAGE_WORDS])>,
-}
-
-const PAGE_SHIFT: u32 = 20;
-const PAGE_WORDS: usize = (1 << PAGE_SHIFT) / 8 / 64;
-
-impl Visited {
-    /// Marks `address`; returns true if it was not marked before.
-    fn insert(&mut self, address: usize) -> bool {
-        let (word, bit) = self.locate(address);
-        let fresh = *word & bit == 0;
-        *word |= bit;
-        fresh
-    }
-
-    fn contains(&mut self, address: usize) -> bool {
-        let (word, bit) = self.locate(address);
-        *word & bit != 0
-    }
-
-    fn locate(&mut self, address: usize) -> (&mut u64, u64) {
-        let page = address >> PAGE_SHIFT;
-        let granule = (address & ((1 << PAGE_SHIFT) - 1)) >> 3;
-        let bits = match self.last {
-            Some((cached, bits)) if cached == page => bits,
-            _ => {
-                let bits: *mut [u64; PAGE_WORDS] = &mut **self
-                    .pages
-                    .entry(page)
-                    .or_insert_with(|| Box::new([0; PAGE_WORDS]));
-                self.last = Some((page, bits));
-                bits
-            }
-        };
-        // SAFETY: `bits` points into a boxed page owned by `self.pages`; boxes never move and
-        // pages are never removed, and `&mut self` makes this the only access.
-        let word = unsafe { &mut (*bits)[granule / 64] };
-        (word, 1 << (granule % 64))
-    }
-}
 
 /// Deeper objects are put aside in a Lua table and walked from there, so that a long chain
 /// (a linked list of a million nodes) cannot exhaust the Lua stack (`LUAI_MAXSTACK` slots).
@@ -104,6 +60,9 @@ const MAX_DEPTH: usize = if cfg!(any(feature = "lua51", feature = "luajit")) {
 /// `known` holds every function the planner saw (old and new): a Lua function compiled from
 /// one of `sources` that is not known was created at run time by the old code (a factory's
 /// closure) and cannot be upgraded by this engine; it is counted, not changed.
+///
+/// All or nothing: when the walk fails (out of memory, in Lua or in its own collections),
+/// every reference it switched is put back and the error is returned.
 pub(crate) fn walk(
     lua: &Lua,
     map: &Table,
@@ -117,23 +76,41 @@ pub(crate) fn walk(
         sources,
         visited: Visited::default(),
         frames: Vec::new(),
+        journal: Journal::default(),
         stats: Switched::default(),
         running: std::ptr::null_mut(),
     };
+    let journal = lua.create_table()?;
     // SAFETY: exec_raw runs the closure in a fresh protected C frame whose only stack values
-    // are its arguments: index 1 is `map`. Every index the walker uses is either 1 or a slot
-    // it pushed itself above it, recorded in `frames`; the garbage collector is stopped by the
-    // caller, so objects reached through pointers compared here stay alive and unmoved. Lua
-    // errors (only "out of memory" is possible) unwind through the walker by longjmp, so the
-    // walker owns no Rust value that needs dropping: its collections live in `walker`, outside.
-    unsafe {
-        lua.exec_raw::<()>(map, |state| {
+    // are its arguments: `map` at MAP and the journal at JOURNAL. Every index the walker uses
+    // is one of those or a slot it pushed itself above them, recorded in `frames`; the garbage
+    // collector is stopped by the caller, so objects reached through pointers compared here
+    // stay alive and unmoved. Lua errors (out of memory) unwind through the walker by longjmp,
+    // so the walker owns no Rust value that needs dropping: its collections live in `walker`,
+    // outside, and the journal counts only records complete before their write.
+    let result = unsafe {
+        lua.exec_raw::<()>((map, &journal), |state| {
             walker.running = state;
             walker.run(state);
             ffi::lua_settop(state, 0);
-        })?;
+        })
+    };
+    match result {
+        Ok(()) => Ok(walker.stats),
+        Err(error) => {
+            // SAFETY: a fresh protected frame with the same arguments, called from the same
+            // place as the walk's (see Journal::undo), after nothing else ran.
+            let undone =
+                unsafe { lua.exec_raw::<()>((map, &journal), |state| walker.journal.undo(state)) };
+            Err(match undone {
+                Ok(()) => error,
+                Err(undo_error) => mlua::Error::runtime(format!(
+                    "{error}; putting back the references switched so far failed too: \
+                     {undo_error}"
+                )),
+            })
+        }
     }
-    Ok(walker.stats)
 }
 
 /// Where the walk of one object stands. The object itself is on the Lua stack at `slot`.
@@ -176,22 +153,23 @@ struct Walker<'a> {
     sources: &'a [String],
     visited: Visited,
     frames: Vec<Frame>,
+    journal: Journal,
     stats: Switched,
     running: *mut lua_State,
 }
 
 /// Index of the old → new map on the walking frame's stack.
-const MAP: c_int = 1;
+pub(super) const MAP: c_int = 1;
 
 impl Walker<'_> {
     unsafe fn run(&mut self, state: *mut lua_State) {
-        // The map must not have its own keys switched.
-        self.visited.insert(ffi::lua_topointer(state, MAP) as usize);
+        // The map and the journal must not have their own keys switched.
+        self.mark(state, MAP);
+        self.mark(state, JOURNAL);
 
-        ffi::lua_createtable(state, 0, 0); // slot 2: objects put aside past MAX_DEPTH
+        ffi::lua_createtable(state, 0, 0); // objects put aside past MAX_DEPTH
         let aside = ffi::lua_gettop(state);
-        self.visited
-            .insert(ffi::lua_topointer(state, aside) as usize);
+        self.mark(state, aside);
 
         ffi::lua_pushvalue(state, ffi::LUA_REGISTRYINDEX);
         self.enter(state, Place::Registry);
@@ -257,16 +235,26 @@ impl Walker<'_> {
 
     /// True if the value at `index` is an object not walked yet.
     unsafe fn is_unvisited(&mut self, state: *mut lua_State, index: c_int) -> bool {
-        is_object(ffi::lua_type(state, index))
-            && !self
-                .visited
-                .contains(ffi::lua_topointer(state, index) as usize)
+        if !is_object(ffi::lua_type(state, index)) {
+            return false;
+        }
+        let address = ffi::lua_topointer(state, index) as usize;
+        !self
+            .visited
+            .contains(address)
+            .unwrap_or_else(|_| fail(state))
+    }
+
+    /// Marks the object at `index` as visited; returns true if it was not before.
+    unsafe fn mark(&mut self, state: *mut lua_State, index: c_int) -> bool {
+        let address = ffi::lua_topointer(state, index) as usize;
+        self.visited.insert(address).unwrap_or_else(|_| fail(state))
     }
 
     /// Starts walking the value on top of the stack, or pops it if there is nothing to walk.
     unsafe fn enter(&mut self, state: *mut lua_State, place: Place) {
         let kind = ffi::lua_type(state, -1);
-        if !is_object(kind) || !self.visited.insert(ffi::lua_topointer(state, -1) as usize) {
+        if !is_object(kind) || !self.mark(state, -1) {
             ffi::lua_pop(state, 1);
             return;
         }
@@ -275,8 +263,11 @@ impl Walker<'_> {
 
     unsafe fn push_frame(&mut self, state: *mut lua_State, kind: c_int, place: Place) {
         // Every frame needs at most 3 more slots (object, key, value) plus room for the
-        // replacement pushed while switching.
-        ffi::luaL_checkstack(state, 6, c"hotlua walk: Lua stack".as_ptr());
+        // replacement pushed while switching and a journal record.
+        ffi::luaL_checkstack(state, 8, c"hotlua walk: Lua stack".as_ptr());
+        if self.frames.try_reserve(1).is_err() {
+            fail(state);
+        }
         self.stats.objects_visited += 1;
         let slot = ffi::lua_gettop(state);
         let frame = match kind {
@@ -385,6 +376,10 @@ impl Walker<'_> {
             }
             // Stack: table, key, value.
             if self.push_replacement(state, -1) {
+                let top = ffi::lua_gettop(state);
+                let key = Arg::Value(slot + 1);
+                self.journal
+                    .record(state, Kind::Field, slot, key, 0, top - 1);
                 ffi::lua_pushvalue(state, slot + 1);
                 ffi::lua_insert(state, -2);
                 ffi::lua_rawset(state, slot);
@@ -425,6 +420,11 @@ impl Walker<'_> {
         ffi::lua_pushnil(state);
         while ffi::lua_next(state, slot) != 0 {
             if self.push_replacement(state, -2) {
+                // Stack: moved, old key, value, new key.
+                let top = ffi::lua_gettop(state);
+                let key = Arg::Value(top - 2);
+                self.journal
+                    .record(state, Kind::Field, slot, key, 0, top - 1);
                 // moved[new key] = value
                 ffi::lua_pushvalue(state, -2);
                 ffi::lua_rawset(state, moved);
@@ -437,6 +437,13 @@ impl Walker<'_> {
         }
         ffi::lua_pushnil(state);
         while ffi::lua_next(state, moved) != 0 {
+            // Stack: moved, new key, value; the new key's value before goes to the journal.
+            let top = ffi::lua_gettop(state);
+            ffi::lua_pushvalue(state, top - 1);
+            ffi::lua_rawget(state, slot);
+            self.journal
+                .record(state, Kind::Field, slot, Arg::Value(top - 1), 0, top + 1);
+            ffi::lua_pop(state, 1);
             ffi::lua_pushvalue(state, -2);
             ffi::lua_insert(state, -2);
             ffi::lua_rawset(state, slot);
@@ -457,6 +464,9 @@ impl Walker<'_> {
             return None;
         }
         if self.push_replacement(state, -1) {
+            let old = ffi::lua_gettop(state) - 1;
+            self.journal
+                .record(state, Kind::Upvalue, slot, Arg::Number(index), 0, old);
             ffi::lua_setupvalue(state, slot, index);
             self.stats.count(Counter::Upvalues);
         }
@@ -478,6 +488,9 @@ impl Walker<'_> {
             return None;
         }
         if self.push_replacement(state, -1) {
+            let old = ffi::lua_gettop(state) - 1;
+            self.journal
+                .record(state, Kind::UserValue, slot, Arg::Number(index), 0, old);
             set_user_value(state, slot, index);
             self.stats.count(Counter::UserValues);
         }
@@ -516,6 +529,9 @@ impl Walker<'_> {
             ffi::lua_pushvalue(thread, index);
             ffi::lua_xmove(thread, state, 1);
             if self.push_replacement(state, -1) {
+                let old = ffi::lua_gettop(state) - 1;
+                self.journal
+                    .record(state, Kind::StackSlot, slot, Arg::Number(index), 0, old);
                 ffi::lua_xmove(state, thread, 1);
                 ffi::lua_replace(thread, index);
                 self.stats.count(Counter::StackSlots);
@@ -547,7 +563,7 @@ impl Walker<'_> {
                     self.stats.frames_left_old += 1;
                 }
             }
-            let n = *local;
+            let (n, frame_level) = (*local, *level);
             let name = ffi::lua_getlocal(thread, &ar, n);
             if name.is_null() {
                 // Past the named locals and temporaries come the varargs (negative indices).
@@ -570,6 +586,9 @@ impl Walker<'_> {
                 ffi::lua_xmove(thread, state, 1);
             }
             if self.push_replacement(state, -1) {
+                let old = ffi::lua_gettop(state) - 1;
+                let level = Arg::Number(frame_level);
+                self.journal.record(state, Kind::Local, slot, level, n, old);
                 if thread != state {
                     ffi::lua_xmove(state, thread, 1);
                 }
@@ -579,6 +598,13 @@ impl Walker<'_> {
             return Some(Place::Table);
         }
     }
+}
+
+/// Fails the walk for lack of memory for its own collections: raises Lua's memory error in
+/// the walking frame (the walk runs protected; its journal puts back what it switched).
+unsafe fn fail(state: *mut lua_State) -> ! {
+    ffi::lua_pushstring(state, c"not enough memory".as_ptr());
+    ffi::lua_error(state)
 }
 
 /// Pushes user value `n` of the userdata at `slot` and returns true, or pushes nothing and
@@ -604,7 +630,7 @@ unsafe fn push_user_value(state: *mut lua_State, slot: c_int, n: c_int) -> bool 
 }
 
 /// Pops the value on top into user value `n` of the userdata at `slot`.
-unsafe fn set_user_value(state: *mut lua_State, slot: c_int, n: c_int) {
+pub(super) unsafe fn set_user_value(state: *mut lua_State, slot: c_int, n: c_int) {
     #[cfg(any(feature = "lua54", feature = "lua55"))]
     ffi::lua_setiuservalue(state, slot, n);
     #[cfg(not(any(feature = "lua54", feature = "lua55")))]

@@ -1,0 +1,248 @@
+//! Engine `inplace`: every Lua closure of the old version is pointed at its new prototype, in
+//! place, so every reference to it, wherever it is held, runs the new code untouched — module
+//! functions (which keep their identity) and closures the module created at run time alike.
+//!
+//! 1. **Prototypes pair by place.** Each pair of old and new functions the planner paired by
+//!    path pairs their prototypes; the prototypes nested in a paired pair pair by *where the
+//!    parent's code stores their closure* (the local it initialises, the field, global or
+//!    upvalue it is assigned to, `return`, the argument of a named call), never by index or
+//!    line. Siblings whose place is ambiguous pair only when their bodies are identical;
+//!    otherwise they, and everything nested in them, keep the old code (reported).
+//! 2. **Upvalues remap by name** (compared by content; stripped code is refused). A closure
+//!    the planner paired takes the new closure's cells, which the planner already joined to
+//!    the live ones; any other closure keeps its own cells, reordered by name. A new upvalue
+//!    it does not have cannot be known: that closure keeps its old code.
+//! 3. **One scan** of the collector's object list (C shim, csrc/inplace.c) finds every
+//!    closure whose prototype is paired, and gives each frame of a suspended coroutine that
+//!    runs one a private copy of its closure (it resumes in the old code with the old
+//!    constants). Closures on frames of running threads are left as they are; the module
+//!    functions among them, and those whose new version needs more upvalues than they were
+//!    allocated with, have their references switched to the new function by the walk.
+//! 4. **Commit**: only once the walk has succeeded are the closures retargeted, a step that
+//!    allocates nothing and cannot fail. A walk that fails puts back what it switched and the
+//!    scan is abandoned (the frames run their own closures again): nothing changed.
+//!
+//! Unsafe code: the FFI calls into the shim. Every pointer handed to it comes from the shim
+//! itself or from `lua_topointer` of a function the plan holds, and the collector is stopped
+//! for the whole reload (the caller's `CollectorPause`), so no object it points to is freed.
+
+mod pairing;
+mod tables;
+
+use std::ffi::{c_char, c_int, c_void};
+
+use mlua::ffi::lua_State;
+use mlua::Lua;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use self::pairing::Pairing;
+use self::tables::{CPlan, Tables};
+use super::LeftOld;
+use crate::plan::Plan;
+
+/// A `Proto *` of the vendored Lua, opaque here.
+type Proto = c_void;
+
+extern "C" {
+    fn hotlua_proto_of(state: *mut lua_State, idx: c_int) -> *const Proto;
+    fn hotlua_closure_of(state: *mut lua_State, idx: c_int) -> *const c_void;
+    fn hotlua_proto_nchildren(p: *const Proto) -> c_int;
+    fn hotlua_proto_child(p: *const Proto, i: c_int) -> *const Proto;
+    fn hotlua_proto_nupvalues(p: *const Proto) -> c_int;
+    fn hotlua_proto_upvalue_name(p: *const Proto, i: c_int, len: *mut usize) -> *const c_char;
+    fn hotlua_proto_source(p: *const Proto, len: *mut usize) -> *const c_char;
+    fn hotlua_proto_line(p: *const Proto) -> c_int;
+    fn hotlua_proto_upvalue_origin(p: *const Proto, i: c_int, instack: *mut c_int) -> c_int;
+    fn hotlua_closure_cell(cl: *const c_void, i: c_int) -> *const c_void;
+    fn hotlua_child_key(p: *const Proto, child: c_int, buf: *mut c_char, cap: usize) -> usize;
+    fn hotlua_proto_same_body(a: *const Proto, b: *const Proto) -> c_int;
+    fn hotlua_scan_new() -> *mut c_void;
+    fn hotlua_scan_prepare(state: *mut lua_State, plan: *mut CPlan, scan: *mut c_void) -> c_int;
+    fn hotlua_scan_commit(state: *mut lua_State, plan: *mut CPlan, scan: *mut c_void);
+    fn hotlua_scan_abandon(state: *mut lua_State, scan: *mut c_void);
+}
+
+/// One pair of the planner, as the collector sees it.
+#[derive(Clone, Copy)]
+struct RawPair {
+    old_closure: *const c_void,
+    old_proto: *const Proto,
+    new_closure: *const c_void,
+    new_proto: *const Proto,
+}
+
+/// A prepared scan (`HotluaScan` in csrc/inplace.c): the closures to retarget are known and
+/// suspended frames run private copies, but nothing a program can see has changed.
+/// [`Scan::commit`] retargets; dropping it undoes the copies.
+struct Scan {
+    /// A thread of the Lua state, for the shim's write barriers.
+    state: *mut lua_State,
+    scan: *mut c_void,
+}
+
+impl Scan {
+    /// Runs the shim's scan; `None` when its own memory could not be allocated (nothing done).
+    fn prepare(lua: &Lua, c_plan: &mut CPlan) -> mlua::Result<Option<Scan>> {
+        // SAFETY: malloc; checked for NULL below.
+        let raw = unsafe { hotlua_scan_new() };
+        if raw.is_null() {
+            return Ok(None);
+        }
+        let mut scan = Scan {
+            state: std::ptr::null_mut(),
+            scan: raw,
+        };
+        let mut status = 0;
+        // SAFETY: `c_plan` points into tables that outlive the call; the shim reads them and
+        // writes at most one `fallback` entry per pair. exec_raw runs it in a protected call
+        // (copying frame closures may raise "not enough memory": `scan` then counts the copies
+        // made, which its drop puts back); the collector is stopped by the caller.
+        unsafe {
+            lua.exec_raw::<()>((), |state| {
+                scan.state = state;
+                status = hotlua_scan_prepare(state, c_plan, scan.scan);
+            })?;
+        }
+        Ok((status == 0).then_some(scan))
+    }
+
+    /// Retargets every closure the scan found.
+    fn commit(self, c_plan: &mut CPlan) {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `state` is a live thread of the Lua state (the one that ran the prepare step,
+        // which is running the reload); commit allocates nothing and raises nothing, so it
+        // needs no protected call, and it frees the scan.
+        unsafe { hotlua_scan_commit(this.state, c_plan, this.scan) };
+    }
+}
+
+impl Drop for Scan {
+    fn drop(&mut self) {
+        // SAFETY: as for commit; `state` is null only when the prepare step never ran, and
+        // then no copy was made and the shim only frees.
+        unsafe { hotlua_scan_abandon(self.state, self.scan) };
+    }
+}
+
+/// Retargets the closures of the old version and records what it did in `report`.
+pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua::Result<()> {
+    let raw = raw_pairs(lua, plan)?;
+    let sources: FxHashSet<&[u8]> = plan.sources.iter().map(|s| s.as_bytes()).collect();
+    let mut walked: Vec<usize> = Vec::new();
+    let mut pairs = Vec::new();
+    for (index, pair) in raw.iter().enumerate() {
+        match pair {
+            // SAFETY: both prototypes belong to closures `plan.replaced` holds.
+            Some(pair)
+                if unsafe { from(pair.old_proto, &sources) && from(pair.new_proto, &sources) } =>
+            {
+                pairs.push(*pair)
+            }
+            // A C function, or a function of another file: only the walk can switch it.
+            _ => walked.push(index),
+        }
+    }
+
+    let mut pairing = Pairing::default();
+    // SAFETY: every prototype reached is a live prototype of a closure the plan holds, or a
+    // child of one (children live as long as their parent).
+    unsafe { pairing.pair(&pairs) };
+    let tables = Tables::new(&pairing, &pairs);
+    let mut fallback: Vec<*const c_void> = vec![std::ptr::null(); pairs.len()];
+    let mut c_plan = tables.c_plan(fallback.as_mut_ptr());
+    let scan = Scan::prepare(lua, &mut c_plan)?;
+    let Some(scan) = scan else {
+        // The scan's own memory could not be allocated; nothing was retargeted.
+        report.warnings.push(
+            "engine 'inplace' could not allocate its scan: every reference switched by the walk"
+                .to_owned(),
+        );
+        let switched = super::walk_pairs(lua, plan, plan.replaced.iter())?;
+        report.engine = "walk";
+        report.references = switched.references;
+        report.objects_visited = switched.objects_visited;
+        report.closures_left_old = switched.closures_left_old;
+        report.frames_left_old = switched.frames_left_old;
+        return Ok(());
+    };
+
+    // Module functions the scan will not retarget: their references go to the new function.
+    let left: FxHashSet<usize> = fallback[..c_plan.fallback_len]
+        .iter()
+        .map(|&p| p as usize)
+        .collect();
+    let by_closure: FxHashMap<usize, usize> = raw
+        .iter()
+        .enumerate()
+        .filter_map(|(i, pair)| pair.map(|pair| (pair.old_closure as usize, i)))
+        .collect();
+    walked.extend(left.iter().filter_map(|p| by_closure.get(p).copied()));
+    if !walked.is_empty() {
+        // All or nothing: a walk that fails puts back what it switched, and the scan is
+        // abandoned (dropped) before it retargeted anything.
+        let switched =
+            super::walk_pairs(lua, plan, walked.iter().map(|&index| &plan.replaced[index]))?;
+        report.references = switched.references;
+        report.objects_visited += switched.objects_visited;
+        report.warnings.push(format!(
+            "{} module functions could not take their new code in place (on a running frame, \
+             or more upvalues than allocated, or not Lua functions of the module): references \
+             to them were switched to the new functions",
+            walked.len()
+        ));
+    }
+    scan.commit(&mut c_plan);
+    report.warnings.extend(pairing.warnings);
+    report.objects_visited += c_plan.objects_scanned;
+    report.closures_upgraded = c_plan.pairs_retargeted + c_plan.runtime_retargeted;
+    report.closures_left_old_why = LeftOld {
+        running_frame: c_plan.left_running,
+        unknown_upvalue: c_plan.left_upvalue,
+        upvalue_layout: c_plan.left_layout,
+        unpaired_prototype: c_plan.left_unpaired,
+    };
+    report.closures_left_old =
+        c_plan.left_running + c_plan.left_upvalue + c_plan.left_layout + c_plan.left_unpaired;
+    report.frames_left_old = c_plan.frames_running + c_plan.frames_copied;
+    Ok(())
+}
+
+/// The closures and prototypes of the planner's pairs; `None` where either side is not a Lua
+/// function.
+fn raw_pairs(lua: &Lua, plan: &Plan) -> mlua::Result<Vec<Option<RawPair>>> {
+    let list = lua.create_table_with_capacity(plan.replaced.len() * 2, 0)?;
+    for (old, new) in &plan.replaced {
+        list.raw_push(old)?;
+        list.raw_push(new)?;
+    }
+    let mut raw = Vec::with_capacity(plan.replaced.len());
+    // SAFETY: index 1 of the fresh C frame is `list`; each function read is pushed, inspected
+    // and popped, so the stack never grows by more than two slots (LUA_MINSTACK is 20).
+    unsafe {
+        lua.exec_raw::<()>(&list, |state| {
+            for i in 0..plan.replaced.len() {
+                mlua::ffi::lua_rawgeti(state, 1, (2 * i + 1) as mlua::ffi::lua_Integer);
+                mlua::ffi::lua_rawgeti(state, 1, (2 * i + 2) as mlua::ffi::lua_Integer);
+                let pair = RawPair {
+                    old_closure: hotlua_closure_of(state, -2),
+                    old_proto: hotlua_proto_of(state, -2),
+                    new_closure: hotlua_closure_of(state, -1),
+                    new_proto: hotlua_proto_of(state, -1),
+                };
+                mlua::ffi::lua_settop(state, 1);
+                raw.push((!pair.old_proto.is_null() && !pair.new_proto.is_null()).then_some(pair));
+            }
+        })?;
+    }
+    Ok(raw)
+}
+
+/// True when prototype `p` was compiled from one of `sources`.
+///
+/// # Safety
+/// `p` is a live prototype.
+unsafe fn from(p: *const Proto, sources: &FxHashSet<&[u8]>) -> bool {
+    let mut len = 0;
+    let source = hotlua_proto_source(p, &mut len);
+    !source.is_null() && sources.contains(std::slice::from_raw_parts(source.cast::<u8>(), len))
+}

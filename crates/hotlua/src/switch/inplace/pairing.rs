@@ -1,0 +1,247 @@
+//! Pairing old prototypes with new ones by their place in the parent's code, and remapping
+//! their upvalues by name (steps 1 and 2 of the engine).
+
+use std::collections::hash_map::Entry;
+use std::ffi::{c_int, c_void};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::{
+    hotlua_child_key, hotlua_closure_cell, hotlua_proto_child, hotlua_proto_line,
+    hotlua_proto_nchildren, hotlua_proto_nupvalues, hotlua_proto_same_body,
+    hotlua_proto_upvalue_name, hotlua_proto_upvalue_origin, Proto, RawPair,
+};
+
+/// Where a retargeted closure's new upvalue comes from.
+#[derive(Clone, Copy)]
+pub(super) enum Slot {
+    /// Its own old upvalue of that index (same name).
+    Old(c_int),
+    /// A live cell: the new upvalue is a variable of a module function the planner paired
+    /// (a module-level local it joined to the live one).
+    Cell(*const c_void),
+    /// A local of a call that already returned: cannot be known.
+    Unknown,
+}
+
+/// Old prototype → new prototype, or `None` for an old prototype that keeps its old code.
+#[derive(Default)]
+pub(super) struct Pairing {
+    pub(super) map: FxHashMap<usize, Option<usize>>,
+    /// Per paired old prototype: where each upvalue of the new prototype comes from.
+    pub(super) remaps: FxHashMap<usize, Vec<Slot>>,
+    /// New prototype → the new prototype it is nested in (for prototypes paired as children).
+    new_parent: FxHashMap<usize, usize>,
+    /// New prototype of a planner pair → its new closure (`None`: several closures).
+    seeds: FxHashMap<usize, Option<*const c_void>>,
+    pub(super) warnings: Vec<String>,
+}
+
+impl Pairing {
+    /// Pairs the planner's pairs' prototypes and, from them, the whole nested trees.
+    ///
+    /// # Safety
+    /// Every prototype of `pairs` is live; children of live prototypes are live.
+    pub(super) unsafe fn pair(&mut self, pairs: &[RawPair]) {
+        for pair in pairs {
+            self.insert(pair.old_proto, pair.new_proto);
+            self.seeds
+                .entry(pair.new_proto as usize)
+                .and_modify(|closure| *closure = None)
+                .or_insert(Some(pair.new_closure));
+        }
+        let mut queue: Vec<(*const Proto, *const Proto)> = pairs
+            .iter()
+            .map(|pair| (pair.old_proto, pair.new_proto))
+            .collect();
+        let mut done = FxHashSet::default();
+        while let Some((old, new)) = queue.pop() {
+            if self.map.get(&(old as usize)) != Some(&Some(new as usize)) || !done.insert(old) {
+                continue;
+            }
+            for (old_child, new_child) in self.pair_children(old, new) {
+                match new_child {
+                    Some(new_child) => {
+                        self.new_parent.insert(new_child as usize, new as usize);
+                        self.insert(old_child, new_child);
+                        queue.push((old_child, new_child));
+                    }
+                    None => self.keep_old(old_child),
+                }
+            }
+        }
+        let paired: Vec<(usize, usize)> = self
+            .map
+            .iter()
+            .filter_map(|(&old, &new)| new.map(|new| (old, new)))
+            .collect();
+        for (old, new) in paired {
+            match remap(old as *const Proto, new as *const Proto) {
+                Some(mut remap) => {
+                    for (j, slot) in remap.iter_mut().enumerate() {
+                        if matches!(slot, Slot::Unknown) {
+                            *slot = self.live_cell(new as *const Proto, j as c_int);
+                        }
+                    }
+                    self.remaps.insert(old, remap);
+                }
+                None => {
+                    self.map.insert(old, None);
+                    self.warnings.push(format!(
+                        "the function at line {} has no upvalue names (stripped code): it keeps \
+                         its old code",
+                        hotlua_proto_line(old as *const Proto)
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The live cell upvalue `j` of new prototype `p` stands for, if it is a variable of a
+    /// module function the planner paired (followed up through the enclosing functions'
+    /// upvalues); `Unknown` if it is a local of an enclosing call.
+    unsafe fn live_cell(&self, mut p: *const Proto, mut j: c_int) -> Slot {
+        loop {
+            let mut instack = 0;
+            let index = hotlua_proto_upvalue_origin(p, j, &mut instack);
+            if instack != 0 {
+                return Slot::Unknown;
+            }
+            let Some(&parent) = self.new_parent.get(&(p as usize)) else {
+                return Slot::Unknown;
+            };
+            if let Some(seed) = self.seeds.get(&parent) {
+                return match seed {
+                    Some(closure) => Slot::Cell(hotlua_closure_cell(*closure, index)),
+                    None => Slot::Unknown,
+                };
+            }
+            (p, j) = (parent as *const Proto, index);
+        }
+    }
+
+    /// Records `old → new`; an old prototype that two pairs send to different new ones is
+    /// ambiguous and keeps its old code.
+    unsafe fn insert(&mut self, old: *const Proto, new: *const Proto) {
+        match self.map.entry(old as usize) {
+            Entry::Vacant(entry) => {
+                entry.insert(Some(new as usize));
+            }
+            Entry::Occupied(mut entry) => {
+                if *entry.get() != Some(new as usize) && entry.get().is_some() {
+                    entry.insert(None);
+                    self.warnings.push(format!(
+                        "the function at line {} pairs with two different new functions: its \
+                         closures keep their old code",
+                        hotlua_proto_line(old)
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Marks `p` and every prototype nested in it (not paired otherwise) as keeping old code.
+    unsafe fn keep_old(&mut self, p: *const Proto) {
+        let mut stack = vec![p];
+        while let Some(p) = stack.pop() {
+            if self.map.contains_key(&(p as usize)) {
+                continue;
+            }
+            self.map.insert(p as usize, None);
+            for i in 0..hotlua_proto_nchildren(p) {
+                stack.push(hotlua_proto_child(p, i));
+            }
+        }
+    }
+
+    /// Pairs the children of `old` with those of `new` by their place in the parent's code.
+    /// Returns every old child with its new counterpart, or `None`.
+    unsafe fn pair_children(
+        &mut self,
+        old: *const Proto,
+        new: *const Proto,
+    ) -> Vec<(*const Proto, Option<*const Proto>)> {
+        type Group = (Vec<*const Proto>, Vec<*const Proto>);
+        let mut groups: FxHashMap<Vec<u8>, Group> = FxHashMap::default();
+        for i in 0..hotlua_proto_nchildren(old) {
+            groups
+                .entry(child_key(old, i))
+                .or_default()
+                .0
+                .push(hotlua_proto_child(old, i));
+        }
+        for i in 0..hotlua_proto_nchildren(new) {
+            groups
+                .entry(child_key(new, i))
+                .or_default()
+                .1
+                .push(hotlua_proto_child(new, i));
+        }
+        let mut result = Vec::new();
+        for (key, (olds, news)) in groups {
+            if olds.len() == 1 && news.len() == 1 {
+                result.push((olds[0], Some(news[0])));
+                continue;
+            }
+            for &old_child in &olds {
+                let same = |a: *const Proto, b: *const Proto| hotlua_proto_same_body(a, b) != 0;
+                let matches: Vec<*const Proto> = news
+                    .iter()
+                    .copied()
+                    .filter(|&n| same(old_child, n))
+                    .collect();
+                let unique = matches.len() == 1
+                    && olds.iter().filter(|&&o| same(o, matches[0])).count() == 1;
+                if unique {
+                    result.push((old_child, Some(matches[0])));
+                } else {
+                    if !news.is_empty() {
+                        self.warnings.push(format!(
+                            "the function at line {} ({}) has no unambiguous counterpart in the \
+                             new file: its closures keep their old code",
+                            hotlua_proto_line(old_child),
+                            String::from_utf8_lossy(&key)
+                        ));
+                    }
+                    result.push((old_child, None));
+                }
+            }
+        }
+        result
+    }
+}
+
+/// Where the parent's code stores the closure of its child `i` (see csrc/inplace.c).
+unsafe fn child_key(parent: *const Proto, i: c_int) -> Vec<u8> {
+    let mut buf = vec![0u8; 256];
+    let len = hotlua_child_key(parent, i, buf.as_mut_ptr().cast(), buf.len());
+    buf.truncate(len);
+    buf
+}
+
+/// For each upvalue of `new`, `old`'s upvalue of the same name, or `Unknown`. `None` when
+/// either has no names (stripped code).
+unsafe fn remap(old: *const Proto, new: *const Proto) -> Option<Vec<Slot>> {
+    let names = |p: *const Proto| -> Option<Vec<&[u8]>> {
+        (0..hotlua_proto_nupvalues(p))
+            .map(|i| {
+                let mut len = 0;
+                let name = hotlua_proto_upvalue_name(p, i, &mut len);
+                (!name.is_null()).then(|| std::slice::from_raw_parts(name.cast::<u8>(), len))
+            })
+            .collect()
+    };
+    let (old_names, new_names) = (names(old)?, names(new)?);
+    Some(
+        new_names
+            .iter()
+            .map(|name| {
+                let mut found = old_names.iter().enumerate().filter(|(_, n)| *n == name);
+                match (found.next(), found.next()) {
+                    (Some((index, _)), None) => Slot::Old(index as c_int),
+                    _ => Slot::Unknown,
+                }
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,133 @@
+//! The open-addressing tables the C shim reads (`HotluaPlan` in csrc/inplace.c).
+
+use std::ffi::{c_int, c_void};
+
+use super::pairing::{Pairing, Slot};
+use super::{Proto, RawPair};
+
+/// Mirrors `HotluaPlan` in csrc/inplace.c.
+#[repr(C)]
+pub(super) struct CPlan {
+    pub(super) proto_keys: *const *const Proto,
+    pub(super) proto_values: *const usize,
+    pub(super) proto_mask: usize,
+    pub(super) new_protos: *const *const Proto,
+    pub(super) remap_offset: *const usize,
+    pub(super) remap: *const c_int,
+    pub(super) cells: *const *const c_void,
+    pub(super) pair_keys: *const *const c_void,
+    pub(super) pair_values: *const *const c_void,
+    pub(super) pair_mask: usize,
+    pub(super) fallback: *mut *const c_void,
+    pub(super) fallback_len: usize,
+    pub(super) objects_scanned: usize,
+    pub(super) pairs_retargeted: usize,
+    pub(super) runtime_retargeted: usize,
+    pub(super) left_running: usize,
+    pub(super) left_upvalue: usize,
+    pub(super) left_layout: usize,
+    pub(super) left_unpaired: usize,
+    pub(super) frames_running: usize,
+    pub(super) frames_copied: usize,
+}
+
+/// The hash the shim probes with (`hash_ptr` in csrc/inplace.c).
+fn hash_ptr(p: usize, mask: usize) -> usize {
+    let mut x = p >> 4;
+    x ^= x >> 17;
+    x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 7) & mask
+}
+
+/// Open-addressing tables the shim reads.
+pub(super) struct Tables {
+    proto_keys: Vec<*const Proto>,
+    proto_values: Vec<usize>,
+    new_protos: Vec<*const Proto>,
+    remap_offset: Vec<usize>,
+    remap: Vec<c_int>,
+    cells: Vec<*const c_void>,
+    pair_keys: Vec<*const c_void>,
+    pair_values: Vec<*const c_void>,
+}
+
+impl Tables {
+    pub(super) fn new(pairing: &Pairing, pairs: &[RawPair]) -> Tables {
+        let capacity = |n: usize| (2 * n).next_power_of_two().max(16);
+        let proto_capacity = capacity(pairing.map.len());
+        let mut tables = Tables {
+            proto_keys: vec![std::ptr::null(); proto_capacity],
+            proto_values: vec![0; proto_capacity],
+            new_protos: Vec::new(),
+            remap_offset: Vec::new(),
+            remap: Vec::new(),
+            cells: Vec::new(),
+            pair_keys: vec![std::ptr::null(); capacity(pairs.len())],
+            pair_values: vec![std::ptr::null(); capacity(pairs.len())],
+        };
+        for (&old, &new) in &pairing.map {
+            let value = match (new, pairing.remaps.get(&old)) {
+                (Some(new), Some(remap)) => {
+                    tables.new_protos.push(new as *const Proto);
+                    tables.remap_offset.push(tables.remap.len());
+                    for slot in remap {
+                        let code = match *slot {
+                            Slot::Old(index) => index,
+                            Slot::Unknown => -1,
+                            Slot::Cell(cell) => {
+                                tables.cells.push(cell);
+                                -1 - tables.cells.len() as c_int
+                            }
+                        };
+                        tables.remap.push(code);
+                    }
+                    tables.new_protos.len()
+                }
+                _ => 0,
+            };
+            let mask = proto_capacity - 1;
+            let mut slot = hash_ptr(old, mask);
+            while !tables.proto_keys[slot].is_null() {
+                slot = (slot + 1) & mask;
+            }
+            tables.proto_keys[slot] = old as *const Proto;
+            tables.proto_values[slot] = value;
+        }
+        let mask = tables.pair_keys.len() - 1;
+        for pair in pairs {
+            let mut slot = hash_ptr(pair.old_closure as usize, mask);
+            while !tables.pair_keys[slot].is_null() {
+                slot = (slot + 1) & mask;
+            }
+            tables.pair_keys[slot] = pair.old_closure;
+            tables.pair_values[slot] = pair.new_closure;
+        }
+        tables
+    }
+
+    pub(super) fn c_plan(&self, fallback: *mut *const c_void) -> CPlan {
+        CPlan {
+            proto_keys: self.proto_keys.as_ptr(),
+            proto_values: self.proto_values.as_ptr(),
+            proto_mask: self.proto_keys.len() - 1,
+            new_protos: self.new_protos.as_ptr(),
+            remap_offset: self.remap_offset.as_ptr(),
+            remap: self.remap.as_ptr(),
+            cells: self.cells.as_ptr(),
+            pair_keys: self.pair_keys.as_ptr(),
+            pair_values: self.pair_values.as_ptr(),
+            pair_mask: self.pair_keys.len() - 1,
+            fallback,
+            fallback_len: 0,
+            objects_scanned: 0,
+            pairs_retargeted: 0,
+            runtime_retargeted: 0,
+            left_running: 0,
+            left_upvalue: 0,
+            left_layout: 0,
+            left_unpaired: 0,
+            frames_running: 0,
+            frames_copied: 0,
+        }
+    }
+}
