@@ -53,69 +53,73 @@ pub(crate) enum Write {
 impl Write {
     /// Makes the write and returns the one that undoes it.
     fn perform(&self, lua: &Lua) -> mlua::Result<Option<Write>> {
+        let inverse = self.inverse(lua)?;
+        self.make(lua)?;
+        Ok(inverse)
+    }
+
+    /// The write that puts back what this one will replace.
+    fn inverse(&self, lua: &Lua) -> mlua::Result<Option<Write>> {
         Ok(match self {
-            Write::Field { table, key, value } => {
-                let before: Value = table.raw_get(key)?;
-                table.raw_set(key, value)?;
-                Some(Write::Field {
-                    table: table.clone(),
-                    key: key.clone(),
-                    value: before,
-                })
+            Write::Field { table, key, .. } => Some(Write::Field {
+                table: table.clone(),
+                key: key.clone(),
+                value: table.raw_get(key)?,
+            }),
+            Write::Assign { table, key, .. } => Some(Write::Field {
+                table: table.clone(),
+                key: key.clone(),
+                value: Value::Nil,
+            }),
+            Write::Metatable { table, .. } => Some(Write::Metatable {
+                table: table.clone(),
+                metatable: table.metatable(),
+            }),
+            Write::Upvalue {
+                function, index, ..
+            } => Some(Write::Upvalue {
+                function: function.clone(),
+                index: *index,
+                value: raw::upvalues(lua, function)?
+                    .into_iter()
+                    .nth(*index as usize - 1)
+                    .map_or(Value::Nil, |upvalue| upvalue.value),
+            }),
+            #[cfg(any(feature = "lua51", feature = "luajit"))]
+            Write::Environment { function, .. } => {
+                function
+                    .environment()
+                    .map(|environment| Write::Environment {
+                        function: function.clone(),
+                        environment,
+                    })
             }
-            Write::Assign { table, key, value } => {
-                table.set(key, value)?;
-                Some(Write::Field {
-                    table: table.clone(),
-                    key: key.clone(),
-                    value: Value::Nil,
-                })
-            }
-            Write::Metatable { table, metatable } => {
-                let before = table.metatable();
-                table.set_metatable(metatable.clone())?;
-                Some(Write::Metatable {
-                    table: table.clone(),
-                    metatable: before,
-                })
-            }
+            Write::Join { .. } => None,
+        })
+    }
+
+    /// Makes the write, recording nothing: how an undo write is made, reading nothing first.
+    fn make(&self, lua: &Lua) -> mlua::Result<()> {
+        match self {
+            Write::Field { table, key, value } => table.raw_set(key, value),
+            Write::Assign { table, key, value } => table.set(key, value),
+            Write::Metatable { table, metatable } => table.set_metatable(metatable.clone()),
             Write::Upvalue {
                 function,
                 index,
                 value,
-            } => {
-                let before = raw::upvalues(lua, function)?
-                    .into_iter()
-                    .nth(*index as usize - 1)
-                    .map_or(Value::Nil, |upvalue| upvalue.value);
-                raw::set_upvalue(lua, function, *index, value.clone())?;
-                Some(Write::Upvalue {
-                    function: function.clone(),
-                    index: *index,
-                    value: before,
-                })
-            }
+            } => raw::set_upvalue(lua, function, *index, value.clone()),
             #[cfg(any(feature = "lua51", feature = "luajit"))]
             Write::Environment {
                 function,
                 environment,
-            } => {
-                let before = function.environment();
-                function.set_environment(environment.clone())?;
-                before.map(|environment| Write::Environment {
-                    function: function.clone(),
-                    environment,
-                })
-            }
+            } => function.set_environment(environment.clone()).map(drop),
             Write::Join {
                 target,
                 target_index,
                 holders,
-            } => {
-                raw::join_upvalues(lua, target, *target_index, holders)?;
-                None
-            }
-        })
+            } => raw::join_upvalues(lua, target, *target_index, holders),
+        }
     }
 }
 
@@ -126,9 +130,10 @@ impl Undo {
     /// Restores every value the applied writes replaced.
     pub(crate) fn undo(self, lua: &Lua) {
         for inverse in self.0.iter().rev() {
-            // An undo write restores a value that was in place a moment ago: it allocates
-            // nothing new, so it cannot fail for lack of memory; nothing better to do if it does.
-            let _ = inverse.perform(lua);
+            // An undo write puts a value back into a place that held it a moment ago (a table
+            // key still there, an upvalue, a metatable): it allocates nothing, so it cannot
+            // fail for lack of memory; nothing better to do if it does.
+            let _ = inverse.make(lua);
         }
     }
 }

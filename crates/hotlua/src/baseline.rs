@@ -30,6 +30,39 @@ pub(crate) fn store(lua: &Lua, name: &str, baseline: Value) -> mlua::Result<()> 
     all(lua)?.raw_set(name, baseline)
 }
 
+/// Replaces the baselines of a reload's modules; the result puts the old ones back if the
+/// reload fails later. All or nothing.
+pub(crate) fn replace(lua: &Lua, baselines: &[(String, Value)]) -> mlua::Result<Replaced> {
+    let mut replaced = Replaced {
+        all: all(lua)?,
+        before: Vec::with_capacity(baselines.len()),
+    };
+    for (name, baseline) in baselines {
+        let before = replaced.all.raw_get(name.as_str())?;
+        replaced.before.push((name.clone(), before));
+        if let Err(error) = replaced.all.raw_set(name.as_str(), baseline) {
+            replaced.restore();
+            return Err(error);
+        }
+    }
+    Ok(replaced)
+}
+
+/// The baselines a reload replaced.
+pub(crate) struct Replaced {
+    all: Table,
+    before: Vec<(String, Value)>,
+}
+
+impl Replaced {
+    /// Puts the replaced baselines back. Each key is there already, so nothing is allocated.
+    pub(crate) fn restore(self) {
+        for (name, before) in self.before.into_iter().rev() {
+            let _ = self.all.raw_set(name, before);
+        }
+    }
+}
+
 /// A copy of `value` in which every table not `is_foreign` is copied (cycles kept as cycles)
 /// and every other value is the value itself.
 ///

@@ -156,6 +156,29 @@ pub enum Error {
         message: String,
     },
 
+    /// Applying a planned reload failed: Lua ran out of memory (or a class library's
+    /// `__newindex` raised an error) while the reload wrote the module's tables and locals or
+    /// switched references. Every write made so far has been undone: nothing changed.
+    #[error("applying the reload of {modules} failed while {step}, nothing changed: {message}")]
+    Apply {
+        /// The modules of the batch, quoted and comma-separated.
+        modules: String,
+        /// What the reload was doing.
+        step: ApplyStep,
+        /// Lua's message.
+        message: String,
+    },
+
+    /// Lua failed (in practice: ran out of memory) while the reload read the files or set up
+    /// the staging of the new versions, outside any one module's top level. Nothing changed.
+    #[error("reload of {modules} failed, nothing changed: {message}")]
+    Reload {
+        /// The modules of the batch, quoted and comma-separated.
+        modules: String,
+        /// Lua's message.
+        message: String,
+    },
+
     /// A module appears twice in one batch, the batch is empty, or a name is one `require`
     /// could never load (empty, an empty dotted segment, a NUL byte).
     #[error("invalid reload request: {0}")]
@@ -177,6 +200,28 @@ pub enum Error {
     /// whatever mlua's features (`mlua::Error` is only with `send`).
     #[error("{0}")]
     Lua(String),
+}
+
+/// The step of applying a reload that failed ([`Error::Apply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApplyStep {
+    /// Recording the new versions' load-time values (the merge's next base).
+    Baselines,
+    /// Writing the module's tables and upvalues.
+    Writes,
+    /// Switching references held elsewhere to the new code (the engine's pass).
+    Switch,
+}
+
+impl std::fmt::Display for ApplyStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ApplyStep::Baselines => "recording load-time values",
+            ApplyStep::Writes => "writing the module's tables and locals",
+            ApplyStep::Switch => "switching references to the new code",
+        })
+    }
 }
 
 impl From<mlua::Error> for Error {

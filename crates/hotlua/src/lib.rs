@@ -137,7 +137,7 @@ pub use audit::{Attempt, Trigger};
 use collector::CollectorPause;
 use sync::{Flag, Slot};
 
-pub use error::{Error, Result};
+pub use error::{ApplyStep, Error, Result};
 pub use limits::DEFAULT_TIMEOUT;
 pub use memory::recover_from_allocation_failure;
 pub use options::{DataPolicy, Options};
@@ -413,10 +413,17 @@ impl Reloader {
         *self.shared.running.borrow_mut() = Some(modules.join(", "));
         let result = self.plan_and_apply(modules, options, apply, given);
         *self.shared.running.borrow_mut() = None;
-        let mut report = result?;
+        let mut report = result.map_err(|error| match error {
+            // Lua failed outside any one module's top level (out of memory while staging).
+            Error::Lua(message) => Error::Reload {
+                modules: quoted(modules),
+                message,
+            },
+            other => other,
+        })?;
         report.timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
         if apply {
-            lua_api::call_hooks_after(&self.lua, &mut report)?;
+            lua_api::call_hooks_after(&self.lua, &mut report);
         }
         Ok(report)
     }
@@ -446,16 +453,13 @@ impl Reloader {
             // all again and again. No finalizer may run Lua code (and see a half-done reload)
             // until the references are switched either.
             let _paused = CollectorPause::new(&self.lua);
+            let batch = || quoted(modules);
             let build_plan = || {
                 plan::Plan::build(&self.lua, &staged, &policy_of, engine.keeps_identity()).map_err(
                     |error| match error {
-                        Error::Lua(error) => Error::Plan {
-                            modules: modules
-                                .iter()
-                                .map(|name| format!("'{name}'"))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            message: error,
+                        Error::Lua(message) => Error::Plan {
+                            modules: batch(),
+                            message,
                         },
                         other => other,
                     },
@@ -471,20 +475,29 @@ impl Reloader {
                     plan = build_plan()?;
                     report = plan.report.clone();
                 }
+                let failed = |step, error: mlua::Error| Error::Apply {
+                    modules: batch(),
+                    step,
+                    message: load::lua_error_text(&error),
+                };
                 let apply_started = Instant::now();
-                let undo = apply::apply(&self.lua, &plan.writes)?;
+                let baselines = baseline::replace(&self.lua, &plan.baselines)
+                    .map_err(|error| failed(ApplyStep::Baselines, error))?;
+                let undo = match apply::apply(&self.lua, &plan.writes) {
+                    Ok(undo) => undo,
+                    Err(error) => {
+                        baselines.restore();
+                        return Err(failed(ApplyStep::Writes, error));
+                    }
+                };
                 report.timings.apply_ms = apply_started.elapsed().as_secs_f64() * 1e3;
                 report.applied = true;
                 if let Err(error) = switch::switch_references(&self.lua, &plan, &mut report, engine)
                 {
-                    // Only a Lua error (out of memory) stops a switch: the module's own
-                    // writes are undone; references the switch already changed keep the new
-                    // functions, whose locals are the live ones.
+                    // A switch is all or nothing: it has put back every reference it changed.
                     undo.undo(&self.lua);
-                    return Err(error.into());
-                }
-                for (name, values) in &plan.baselines {
-                    baseline::store(&self.lua, name, values.clone())?;
+                    baselines.restore();
+                    return Err(failed(ApplyStep::Switch, error));
                 }
             }
             report.rolled_back = rolled_back && apply;
@@ -507,4 +520,13 @@ impl Reloader {
         }
         result
     }
+}
+
+/// `'a', 'b'`: a batch's module names as messages give them.
+fn quoted(modules: &[&str]) -> String {
+    modules
+        .iter()
+        .map(|name| format!("'{name}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -462,15 +462,26 @@ pub(crate) fn call_hooks_before(lua: &Lua, report: &Report) -> Result<bool> {
 
 /// Calls every hook with `"after"`. The reload is already applied, so a hook's error cannot
 /// undo it: it becomes a warning of the report.
-pub(crate) fn call_hooks_after(lua: &Lua, report: &mut Report) -> Result<()> {
-    let table = report.to_lua(lua)?;
-    for hook in hooks(lua)?.sequence_values::<Function>() {
-        if let Err(error) = hook?.call::<()>(("after", &table)) {
-            report.warnings.push(format!(
-                "on_reload hook raised after the reload: {}",
-                crate::load::lua_error_text(&error)
-            ));
+pub(crate) fn call_hooks_after(lua: &Lua, report: &mut Report) {
+    // The reload is done: nothing here may turn it into a failure. A hook's error, or no
+    // memory left to hand hooks the report, becomes a warning of the report.
+    let mut warnings = Vec::new();
+    let ran = (|| -> Result<()> {
+        let table = report.to_lua(lua)?;
+        for hook in hooks(lua)?.sequence_values::<Function>() {
+            if let Err(error) = hook?.call::<()>(("after", &table)) {
+                warnings.push(format!(
+                    "on_reload hook raised after the reload: {}",
+                    crate::load::lua_error_text(&error)
+                ));
+            }
         }
+        Ok(())
+    })();
+    if let Err(error) = ran {
+        warnings.push(format!(
+            "on_reload hooks could not run after the reload: {error}"
+        ));
     }
-    Ok(())
+    report.warnings.extend(warnings);
 }
