@@ -142,7 +142,11 @@ impl Undo {
 /// made so far, newest first, and returns the error. The caller stops the collector, so no
 /// finalizer runs Lua code between two writes and sees a half-applied reload.
 pub(crate) fn apply(lua: &Lua, writes: &[Write]) -> mlua::Result<Undo> {
-    let mut undo = Undo(Vec::with_capacity(writes.len()));
+    let mut undo = Undo(Vec::new());
+    // Room for every inverse before the first write: recording one never fails.
+    undo.0
+        .try_reserve_exact(writes.len())
+        .map_err(|_| crate::fallible::out_of_memory())?;
     for write in writes {
         match write.perform(lua) {
             Ok(inverse) => undo.0.extend(inverse),

@@ -109,6 +109,7 @@ mod baseline;
 mod batch;
 mod collector;
 pub mod error;
+mod fallible;
 mod limits;
 mod live_table;
 mod load;
@@ -466,14 +467,14 @@ impl Reloader {
                 )
             };
             let mut plan = build_plan()?;
-            let mut report = plan.report.clone();
+            let mut report = std::mem::take(&mut plan.report);
             if apply {
                 if lua_api::call_hooks_before(&self.lua, &report)? {
                     // A hook may have changed the module (its tables, its locals): never apply
                     // a plan made before that. Plan again from the state the hooks left; the
                     // hooks saw the first plan's report.
                     plan = build_plan()?;
-                    report = plan.report.clone();
+                    report = std::mem::take(&mut plan.report);
                 }
                 let failed = |step, error: mlua::Error| Error::Apply {
                     modules: batch(),

@@ -10,7 +10,7 @@
 
 use mlua::{Lua, Table, Value};
 
-use crate::Result;
+use crate::{fallible, Result};
 
 /// The fields and metatable of a live table, copied before a new top level runs.
 pub(crate) struct LiveTable {
@@ -39,29 +39,34 @@ impl LiveTable {
 
     /// Puts the table back as it was copied and returns what was written into it since, as a
     /// fresh table: every field set to a different value, and the metatable if it was replaced.
+    ///
+    /// Everything that allocates comes first: the live table changes only once `written` is
+    /// complete, and putting back a field the top level changed allocates nothing (its key is
+    /// there). Only a field the top level deleted needs its key inserted again.
     pub(crate) fn restore(&self, lua: &Lua) -> Result<Table> {
         let written = lua.create_table()?;
-        let now: Vec<(Value, Value)> = self
-            .table
-            .pairs::<Value, Value>()
-            .collect::<mlua::Result<_>>()?;
-        for (key, value) in now {
+        let mut changed = Vec::new();
+        for pair in self.table.pairs::<Value, Value>() {
+            let (key, value) = pair?;
             let before: Value = self.fields.raw_get(&key)?;
             if before != value {
-                self.table.raw_set(&key, before)?;
-                written.raw_set(key, value)?;
+                written.raw_set(&key, value)?;
+                fallible::push(&mut changed, (key, before))?;
             }
+        }
+        let metatable = self.table.metatable();
+        if metatable != self.metatable {
+            written.set_metatable(metatable)?;
+            self.table.set_metatable(self.metatable.clone())?;
+        }
+        for (key, before) in changed {
+            self.table.raw_set(key, before)?;
         }
         for pair in self.fields.pairs::<Value, Value>() {
             let (key, value) = pair?;
             if self.table.raw_get::<Value>(&key)? == Value::Nil {
                 self.table.raw_set(key, value)?;
             }
-        }
-        let metatable = self.table.metatable();
-        if metatable != self.metatable {
-            self.table.set_metatable(self.metatable.clone())?;
-            written.set_metatable(metatable)?;
         }
         Ok(written)
     }

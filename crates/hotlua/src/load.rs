@@ -146,7 +146,7 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf, Option<V
     // The file the Lua searcher will open, found once: to refuse an empty or precompiled file
     // before anything runs, and to name the file where a searcher does not (Lua 5.1) or fails.
     let expected = search_path(&package, name)?;
-    let text = match &expected {
+    let mut text = match &expected {
         Some(file) => Some(read_source(name, file)?),
         None => None,
     };
@@ -159,13 +159,13 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf, Option<V
         let searcher = searcher?;
         // Known to be Lua's file searcher: what it would load is the checked file, compiled
         // once here instead of twice.
-        if let (Some(expected), Some(text), true) = (
+        if let (Some(expected), Some(checked), true) = (
             &expected,
             &text,
             lua_file_searcher.as_ref() == Some(&searcher),
         ) {
-            let chunk = compile_source(lua, name, expected, source_text(text))?;
-            return Ok((chunk, expected.clone(), Some(text.clone())));
+            let chunk = compile_source(lua, name, expected, source_text(checked))?;
+            return Ok((chunk, expected.clone(), text.take()));
         }
         let found: MultiValue = searcher.call(name).map_err(|error| Error::Load {
             module: name.to_owned(),
@@ -187,12 +187,12 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf, Option<V
                         file,
                     });
                 }
-                if let (Some(expected), Some(text)) = (&expected, &text) {
+                if let (Some(expected), Some(checked)) = (&expected, &text) {
                     if info.source.as_deref() == Some(chunk_name(expected).as_str()) {
                         // This searcher names its chunks like Lua's file searcher: remember it.
                         lua.set_named_registry_value(LUA_FILE_SEARCHER, &searcher)?;
-                        let chunk = compile_source(lua, name, expected, source_text(text))?;
-                        return Ok((chunk, expected.clone(), Some(text.clone())));
+                        let chunk = compile_source(lua, name, expected, source_text(checked))?;
+                        return Ok((chunk, expected.clone(), text.take()));
                     }
                 }
                 return Ok((loader, file, None));

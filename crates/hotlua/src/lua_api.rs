@@ -440,9 +440,13 @@ pub(crate) fn call_hooks_before(lua: &Lua, report: &Report) -> Result<bool> {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let hooks = hooks(lua)?;
+    if hooks.raw_len() == 0 {
+        return Ok(false);
+    }
     let table = report.to_lua(lua)?;
     let mut any_ran = false;
-    for hook in hooks(lua)?.sequence_values::<Function>() {
+    for hook in hooks.sequence_values::<Function>() {
         any_ran = true;
         let verdict: mlua::Result<(Value, Option<String>)> = hook?.call(("before", &table));
         let reason = match verdict {
@@ -467,8 +471,12 @@ pub(crate) fn call_hooks_after(lua: &Lua, report: &mut Report) {
     // memory left to hand hooks the report, becomes a warning of the report.
     let mut warnings = Vec::new();
     let ran = (|| -> Result<()> {
+        let hooks = hooks(lua)?;
+        if hooks.raw_len() == 0 {
+            return Ok(());
+        }
         let table = report.to_lua(lua)?;
-        for hook in hooks(lua)?.sequence_values::<Function>() {
+        for hook in hooks.sequence_values::<Function>() {
             if let Err(error) = hook?.call::<()>(("after", &table)) {
                 warnings.push(format!(
                     "on_reload hook raised after the reload: {}",

@@ -176,7 +176,8 @@ pub(crate) fn join_upvalues(
     target_index: i32,
     holders: &[(Function, i32)],
 ) -> Result<()> {
-    let functions: Variadic<Function> = holders.iter().map(|(f, _)| f.clone()).collect();
+    let functions: Variadic<Function> =
+        crate::fallible::collect(holders.iter().map(|(f, _)| f.clone()))?.into();
     // SAFETY: index 1 is `target`, indices 2.. the holders in order (exec_raw checks the stack
     // has room for them). Callers pass upvalue indices read from these same Lua closures, as
     // lua_upvaluejoin requires (it checks neither the indices nor that both are Lua closures).

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use mlua::{Lua, Value};
+use mlua::{Lua, LuaSerdeExt, Value};
 use serde::Serialize;
 
 /// What a reload did, module by module and in total.
@@ -182,35 +182,14 @@ impl Report {
     }
 
     /// The report as a Lua table, the form `hotlua.reload` returns.
+    ///
+    /// Serialized straight into Lua tables: running out of memory is Lua's error, not an
+    /// abort, however long the report's lists.
     pub fn to_lua(&self, lua: &Lua) -> mlua::Result<Value> {
-        let json = serde_json::to_value(self).expect("a Report always serializes");
-        json_to_lua(lua, &json)
+        let options = mlua::serde::SerializeOptions::new()
+            .serialize_none_to_null(false)
+            .serialize_unit_to_null(false)
+            .set_array_metatable(false);
+        lua.to_value_with(self, options)
     }
-}
-
-fn json_to_lua(lua: &Lua, json: &serde_json::Value) -> mlua::Result<Value> {
-    use serde_json::Value as J;
-    Ok(match json {
-        J::Null => Value::Nil,
-        J::Bool(b) => Value::Boolean(*b),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => Value::Integer(i),
-            None => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        J::String(s) => Value::String(lua.create_string(s)?),
-        J::Array(items) => {
-            let table = lua.create_table_with_capacity(items.len(), 0)?;
-            for item in items {
-                table.raw_push(json_to_lua(lua, item)?)?;
-            }
-            Value::Table(table)
-        }
-        J::Object(fields) => {
-            let table = lua.create_table_with_capacity(0, fields.len())?;
-            for (key, value) in fields {
-                table.raw_set(key.as_str(), json_to_lua(lua, value)?)?;
-            }
-            Value::Table(table)
-        }
-    })
 }

@@ -29,15 +29,23 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[derive(Clone)]
 struct Version {
     sha256: String,
-    /// `None` when larger than [`MAX_KEPT_SOURCE`].
-    bytes: Option<Arc<[u8]>>,
+    /// `None` when larger than [`MAX_KEPT_SOURCE`], or when there was no memory to keep it (the
+    /// reload it came with has already succeeded: it is not failed for that).
+    bytes: Option<Arc<Vec<u8>>>,
 }
 
 impl Version {
     fn of(bytes: &[u8]) -> Version {
         Version {
             sha256: sha256_hex(bytes),
-            bytes: (bytes.len() <= MAX_KEPT_SOURCE).then(|| Arc::from(bytes)),
+            bytes: (bytes.len() <= MAX_KEPT_SOURCE)
+                .then(|| {
+                    let mut kept = Vec::new();
+                    kept.try_reserve_exact(bytes.len()).ok()?;
+                    kept.extend_from_slice(bytes);
+                    Some(Arc::new(kept))
+                })
+                .flatten(),
         }
     }
 }
@@ -123,7 +131,7 @@ impl Sources {
         let bytes = previous
             .bytes
             .as_ref()
-            .ok_or("its previous source was too large to keep")?;
+            .ok_or("its previous source was too large to keep (or memory ran out keeping it)")?;
         Ok((versions.file.clone(), bytes.to_vec()))
     }
 

@@ -1,5 +1,6 @@
 //! Phase 3: joining the new version's upvalue cells to the live locals.
 
+use crate::fallible::{self, out_of_memory, Grow};
 use mlua::{Function, Value};
 
 use super::{both_numbers, OldCell, Path, Planner};
@@ -10,20 +11,23 @@ impl Planner<'_> {
     /// Indexes the upvalue cells of an old function by name, for cells of the new version
     /// that no paired function carries.
     pub(super) fn remember_old_cells(&mut self, old: &Function) -> Result<()> {
+        self.old_functions.grow()?;
         if !self.old_functions.insert(old.to_pointer() as usize) {
             return Ok(());
         }
         let facts = self.facts(old)?;
         for upvalue in &facts.upvalues {
-            self.old_cells_by_name
+            self.old_cells_by_name.grow()?;
+            let cells = self
+                .old_cells_by_name
                 .entry(upvalue.name.clone())
-                .or_default()
-                .entry(upvalue.cell)
-                .or_insert_with(|| OldCell {
-                    function: old.clone(),
-                    index: upvalue.index,
-                    value: upvalue.value.clone(),
-                });
+                .or_default();
+            cells.grow()?;
+            cells.entry(upvalue.cell).or_insert_with(|| OldCell {
+                function: old.clone(),
+                index: upvalue.index,
+                value: upvalue.value.clone(),
+            });
         }
         Ok(())
     }
@@ -32,15 +36,16 @@ impl Planner<'_> {
         // Cells no paired function carries join the old module's only local of their name;
         // pairing their values may pair more functions, so repeat until nothing changes.
         loop {
-            let mut unpaired: Vec<(usize, String, Path, Value)> = self
-                .new_cells
-                .iter()
-                .filter(|(cell, new)| !self.cell_joins.contains_key(cell) && new.name != "_ENV")
-                .map(|(cell, new)| (*cell, new.name.clone(), new.path.clone(), new.value.clone()))
-                .collect();
-            unpaired.sort_by_cached_key(|cell| cell.2.to_string());
+            let unpaired = fallible::sorted_by_key(
+                self.new_cells
+                    .iter()
+                    .filter(|(cell, new)| !self.cell_joins.contains_key(cell) && new.name != "_ENV")
+                    .map(|(cell, new)| (*cell, new.name.clone(), new.value.clone())),
+                |(cell, ..)| self.new_cells[cell].path.to_string(),
+            )?;
             let mut joined_any = false;
-            for (cell, name, path, value) in unpaired {
+            for (_, (cell, name, value)) in unpaired {
+                let path = self.new_cells[&cell].path.clone();
                 let Some(candidates) = self.old_cells_by_name.get(&name) else {
                     continue;
                 };
@@ -48,6 +53,7 @@ impl Planner<'_> {
                     continue;
                 }
                 let old = candidates.values().next().cloned().expect("one candidate");
+                self.cell_joins.grow()?;
                 self.cell_joins.insert(cell, old.clone());
                 self.pair_values(&old.value, &value, &path)?;
                 joined_any = true;
@@ -59,29 +65,31 @@ impl Planner<'_> {
         }
 
         let new_cells = std::mem::take(&mut self.new_cells);
-        let mut cells: Vec<_> = new_cells.iter().collect();
-        cells.sort_by_cached_key(|(_, cell)| cell.path.to_string());
+        let cells = fallible::sorted_by_key(new_cells, |(_, cell)| cell.path.to_string())?;
         let mut writes = Vec::new();
-        for (cell, new) in cells {
-            match self.cell_joins.get(cell).cloned() {
+        for (_, (cell, new)) in cells {
+            match self.cell_joins.get(&cell).cloned() {
                 Some(old) => {
                     // The value first: where cells can only be copied, the copy must be the
                     // final value.
                     if let Some(value) = self.joined_value(&old.value, &new.value, &new.path)? {
+                        writes.grow()?;
                         writes.push(Write::Upvalue {
                             function: old.function.clone(),
                             index: old.index,
                             value,
                         });
                     }
+                    writes.grow()?;
                     writes.push(Write::Join {
                         target: old.function.clone(),
                         target_index: old.index,
-                        holders: new.holders.clone(),
+                        holders: new.holders,
                     });
                     if new.name != "_ENV" {
                         self.report.locals_joined += 1;
                         if !crate::raw::CELLS_CAN_BE_JOINED {
+                            self.report.locals_copied.grow()?;
                             self.report.locals_copied.push(new.path.to_string());
                         }
                     }
@@ -90,6 +98,7 @@ impl Planner<'_> {
                     let resolved = self.resolve(&new.value)?;
                     if resolved != new.value {
                         let (function, index) = &new.holders[0];
+                        writes.grow()?;
                         writes.push(Write::Upvalue {
                             function: function.clone(),
                             index: *index,
@@ -97,11 +106,15 @@ impl Planner<'_> {
                         });
                     }
                     if new.name != "_ENV" {
+                        self.report.locals_new.grow()?;
                         self.report.locals_new.push(new.path.to_string());
                     }
                 }
             }
         }
+        self.writes
+            .try_reserve(writes.len())
+            .map_err(|_| out_of_memory())?;
         self.writes.extend(writes);
         Ok(())
     }
@@ -133,6 +146,7 @@ impl Planner<'_> {
             _ if std::mem::discriminant(live) != std::mem::discriminant(new)
                 && !both_numbers(live, new) =>
             {
+                self.report.locals_type_changed.grow()?;
                 self.report.locals_type_changed.push(path.to_string());
                 true
             }

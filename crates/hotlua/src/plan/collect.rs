@@ -1,6 +1,7 @@
 //! Phase 1: everything the new versions created, and (last) pointing the new tables that go
 //! live as they are at live objects.
 
+use crate::fallible::{self, out_of_memory, Grow};
 use mlua::Value;
 
 use super::tables::PendingValues;
@@ -60,6 +61,7 @@ impl Planner<'_> {
                         // library's constructor): the tables it captures are collected so
                         // they can pair with the live closure's, but it is not the batch's
                         // function.
+                        self.foreign_closures.grow()?;
                         if self
                             .foreign_closures
                             .insert(identity, function.clone())
@@ -73,10 +75,12 @@ impl Planner<'_> {
                             }
                         }
                     } else {
+                        self.new_functions.grow()?;
                         self.new_functions
                             .insert(identity, (function.clone(), path.clone()));
                         for upvalue in &facts.upvalues {
                             let cell_path = path.upvalue(&upvalue.name);
+                            self.new_cells.grow()?;
                             let cell =
                                 self.new_cells
                                     .entry(upvalue.cell)
@@ -86,6 +90,7 @@ impl Planner<'_> {
                                         value: upvalue.value.clone(),
                                         holders: Vec::new(),
                                     });
+                            cell.holders.grow()?;
                             cell.holders.push((function.clone(), upvalue.index));
                             if matches!(upvalue.value, Value::Table(_) | Value::Function(_)) {
                                 pending.push(&upvalue.value, cell_path)?;
@@ -97,6 +102,7 @@ impl Planner<'_> {
                         #[cfg(any(feature = "lua51", feature = "luajit"))]
                         if let Some(environment) = function.environment() {
                             pending.push(&Value::Table(environment.clone()), path.clone())?;
+                            self.writes.grow()?;
                             self.writes.push(Write::Environment {
                                 function: function.clone(),
                                 environment,
@@ -126,17 +132,20 @@ impl Planner<'_> {
                 let (key, value) = pair?;
                 let live_key = self.resolve(&key)?;
                 if live_key != key {
+                    writes.grow()?;
                     writes.push(Write::Field {
                         table: table.clone(),
                         key: key.clone(),
                         value: Value::Nil,
                     });
+                    writes.grow()?;
                     writes.push(Write::Field {
                         table: table.clone(),
                         key: live_key,
                         value,
                     });
                 } else if self.resolve(&value)? != value {
+                    writes.grow()?;
                     writes.push(Write::Field {
                         table: table.clone(),
                         key,
@@ -146,6 +155,7 @@ impl Planner<'_> {
             }
             if let Some(metatable) = table.metatable() {
                 if self.table_pairs.contains(&metatable) {
+                    writes.grow()?;
                     writes.push(Write::Metatable {
                         table: table.clone(),
                         metatable: Some(metatable),
@@ -153,11 +163,15 @@ impl Planner<'_> {
                 }
             }
         }
+        self.writes
+            .try_reserve(writes.len())
+            .map_err(|_| out_of_memory())?;
         self.writes.extend(writes);
-        let closures: Vec<mlua::Function> = self.foreign_closures.values().cloned().collect();
+        let closures = fallible::collect(self.foreign_closures.values().cloned())?;
         for closure in closures {
             for upvalue in &self.facts(&closure)?.upvalues {
                 if self.resolve(&upvalue.value)? != upvalue.value {
+                    self.writes.grow()?;
                     self.writes.push(Write::Upvalue {
                         function: closure.clone(),
                         index: upvalue.index,

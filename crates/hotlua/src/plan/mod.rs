@@ -23,6 +23,7 @@ mod pair;
 mod path;
 mod tables;
 
+use crate::fallible::{self, out_of_memory, Grow};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -80,6 +81,7 @@ impl Plan {
                 ));
             }
             planner.pair_module(module, base.as_ref())?;
+            baselines.grow()?;
             baselines.push((module.name.clone(), planner.baseline_of(module)?));
         }
         planner.join_cells()?;
@@ -181,6 +183,7 @@ impl<'lua> Planner<'lua> {
         let batch: HashSet<&str> = staged.modules.iter().map(|m| m.name.as_str()).collect();
         let globals = lua.globals();
         let mut foreign = crate::modules::foreign_tables(lua, &batch)?;
+        foreign.grow()?;
         foreign.insert(globals.to_pointer() as usize);
         let mut table_pairs = TableMap::new(lua)?;
         for module in &staged.modules {
@@ -238,6 +241,7 @@ impl<'lua> Planner<'lua> {
             return Ok(facts.clone());
         }
         let facts = Rc::new(crate::raw::inspect(self.lua, function, &self.sources)?);
+        self.facts.grow()?;
         self.facts.insert(identity, facts.clone());
         Ok(facts)
     }
@@ -265,6 +269,7 @@ impl<'lua> Planner<'lua> {
             for pair in crate::modules::loaded_table(self.lua)?.pairs::<Value, Value>() {
                 if let (_, Value::Table(module)) = pair? {
                     if self.is_foreign(&module) {
+                        tables.grow()?;
                         tables.push(module);
                     }
                 }
@@ -272,6 +277,7 @@ impl<'lua> Planner<'lua> {
             for table in tables {
                 for pair in table.pairs::<Value, Value>() {
                     if let (_, Value::Function(function)) = pair? {
+                        exported.grow()?;
                         exported.insert(function.to_pointer() as usize);
                     }
                 }
@@ -339,44 +345,58 @@ impl<'lua> Planner<'lua> {
     /// The plan: every write pointed at live objects, and the report.
     fn finish(mut self) -> Result<Plan> {
         // Values were planned as the new version holds them; now that every pairing is known,
-        // point them at their live counterparts.
-        let mut writes: Vec<Write> = std::mem::take(&mut self.writes)
-            .into_iter()
-            .map(|write| self.resolve_write(write))
-            .collect::<Result<_>>()?;
-        // Assignments run library code (`__newindex`) that expects the live objects to be
-        // complete: they come after every raw write.
-        writes.sort_by_key(|write| matches!(write, Write::Assign { .. }));
+        // point them at their live counterparts. Assignments run library code (`__newindex`)
+        // that expects the live objects to be complete: they come after every raw write.
+        let planned = std::mem::take(&mut self.writes);
+        let (mut writes, mut assignments) = (Vec::new(), Vec::new());
+        writes
+            .try_reserve(planned.len())
+            .map_err(|_| out_of_memory())?;
+        for write in planned {
+            match self.resolve_write(write)? {
+                assign @ Write::Assign { .. } => fallible::push(&mut assignments, assign)?,
+                write => writes.push(write),
+            }
+        }
+        writes.extend(assignments);
 
-        let mut replaced: Vec<String> = self
-            .function_pairs
-            .values()
-            .map(|(_, _, path)| path.to_string())
-            .collect();
-        replaced.sort();
-        let paired_new: HashSet<usize> = self
-            .function_pairs
-            .values()
-            .map(|(_, new, _)| new.to_pointer() as usize)
-            .collect();
-        let mut added: Vec<String> = self
-            .new_functions
-            .iter()
-            .filter(|(identity, _)| !paired_new.contains(identity))
-            .map(|(_, (_, path))| path.to_string())
-            .collect();
-        added.sort();
+        let mut replaced = fallible::collect(
+            self.function_pairs
+                .values()
+                .map(|(_, _, path)| path.to_string()),
+        )?;
+        replaced.sort_unstable();
+        let mut paired_new = FxHashSet::default();
+        paired_new
+            .try_reserve(self.function_pairs.len())
+            .map_err(|_| out_of_memory())?;
+        paired_new.extend(
+            self.function_pairs
+                .values()
+                .map(|(_, new, _)| new.to_pointer() as usize),
+        );
+        let mut added = fallible::collect(
+            self.new_functions
+                .iter()
+                .filter(|(identity, _)| !paired_new.contains(identity))
+                .map(|(_, (_, path))| path.to_string()),
+        )?;
+        added.sort_unstable();
         self.report.functions_replaced = replaced;
-        let mut known: FxHashSet<usize> = self.new_functions.keys().copied().collect();
+        let mut known = FxHashSet::default();
+        known
+            .try_reserve(self.new_functions.len() + self.old_functions.len())
+            .map_err(|_| out_of_memory())?;
+        known.extend(self.new_functions.keys().copied());
         known.extend(self.old_functions.iter().copied());
-        let replaced_functions = self
-            .function_pairs
-            .into_values()
-            .map(|(old, new, _)| (old, new))
-            .collect();
+        let replaced_functions = fallible::collect(
+            self.function_pairs
+                .into_values()
+                .map(|(old, new, _)| (old, new)),
+        )?;
         self.report.functions_added = added;
-        self.report.functions_kept_deleted.sort();
-        self.report.locals_new.sort();
+        self.report.functions_kept_deleted.sort_unstable();
+        self.report.locals_new.sort_unstable();
         Ok(Plan {
             report: self.report,
             writes,

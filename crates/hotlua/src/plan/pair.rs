@@ -1,5 +1,6 @@
 //! Phase 2: pairing new values with live ones by path, and merging data by the policy.
 
+use crate::fallible::Grow;
 use mlua::{Function, Table, Value};
 
 use super::{both_numbers, OldCell, Path, Planner, Task};
@@ -59,6 +60,7 @@ impl Planner<'_> {
     }
 
     fn write_field(&mut self, table: &Table, key: impl mlua::IntoLua, value: Value) -> Result<()> {
+        self.writes.grow()?;
         self.writes.push(Write::Field {
             table: table.clone(),
             key: key.into_lua(self.lua)?,
@@ -79,6 +81,7 @@ impl Planner<'_> {
             return Ok(());
         }
         self.report.tables_merged += 1;
+        self.tasks.grow()?;
         self.tasks.push(Task::MergeTables {
             live: live.clone(),
             new: new.clone(),
@@ -102,6 +105,7 @@ impl Planner<'_> {
                 if self.owned(function)? && new.raw_get::<Value>(&key)? == Value::Nil {
                     let deleted_path = path.field(&key).to_string();
                     self.remember_old_cells(function)?;
+                    self.report.functions_kept_deleted.grow()?;
                     self.report.functions_kept_deleted.push(deleted_path);
                 }
             }
@@ -137,6 +141,7 @@ impl Planner<'_> {
                 // Not a path: add the entry if the live table lacks it, never merge.
                 let live_key = self.resolve(&key)?;
                 if live.raw_get::<Value>(&live_key)? == Value::Nil {
+                    self.writes.grow()?;
                     self.writes.push(Write::Field {
                         table: live.clone(),
                         key,
@@ -166,6 +171,7 @@ impl Planner<'_> {
                         value: new_value,
                     }
                 };
+                self.writes.grow()?;
                 self.writes.push(write);
             }
         }
@@ -203,7 +209,7 @@ impl Planner<'_> {
                     self.pair_functions(live_fn, new_fn, path)?;
                     true
                 } else if self.same_foreign_prototype(live_fn, new_fn)? {
-                    self.pair_foreign_closures(live_fn, new_fn, path);
+                    self.pair_foreign_closures(live_fn, new_fn, path)?;
                     false
                 } else if self.owned(live_fn)? || !self.is_new_function(new_fn) {
                     // The file points the field at different code.
@@ -286,7 +292,7 @@ impl Planner<'_> {
                 if self.owned(old)? && self.is_new_function(new) {
                     self.pair_functions(old, new, path)?;
                 } else if self.same_foreign_prototype(old, new)? {
-                    self.pair_foreign_closures(old, new, path);
+                    self.pair_foreign_closures(old, new, path)?;
                 }
             }
             _ => {}
@@ -306,10 +312,12 @@ impl Planner<'_> {
         if self.function_pairs.contains_key(&identity) {
             return Ok(());
         }
+        self.function_pairs.grow()?;
         self.function_pairs
             .insert(identity, (old.clone(), new.clone(), path.clone()));
         // A new function paired with two old ones (`M.b = M.a` in the new file) has no single
         // old counterpart: the live program then gets the new function itself.
+        self.new_to_old.grow()?;
         self.new_to_old
             .entry(new.to_pointer() as usize)
             .and_modify(|entry| *entry = None)
@@ -322,6 +330,7 @@ impl Planner<'_> {
             else {
                 continue;
             };
+            self.cell_joins.grow()?;
             self.cell_joins
                 .entry(upvalue.cell)
                 .or_insert_with(|| OldCell {
@@ -330,6 +339,7 @@ impl Planner<'_> {
                     value: old_upvalue.value.clone(),
                 });
         }
+        self.tasks.grow()?;
         self.tasks.push(Task::PairUpvalues {
             old: old.clone(),
             new: new.clone(),
@@ -341,14 +351,22 @@ impl Planner<'_> {
     /// Two closures of one function of other code (say a class library's constructor, made
     /// once for the live class and once for the new version's): the live closure stays, and
     /// the tables the new one captured pair with those the live one captured, by upvalue name.
-    fn pair_foreign_closures(&mut self, live: &Function, new: &Function, path: &Path) {
+    fn pair_foreign_closures(
+        &mut self,
+        live: &Function,
+        new: &Function,
+        path: &Path,
+    ) -> Result<()> {
+        self.foreign_closure_pairs.grow()?;
         if self.foreign_closure_pairs.insert(new.to_pointer() as usize) {
+            self.tasks.grow()?;
             self.tasks.push(Task::PairUpvalues {
                 old: live.clone(),
                 new: new.clone(),
                 path: path.clone(),
             });
         }
+        Ok(())
     }
 
     fn pair_upvalues(&mut self, old: &Function, new: &Function, path: &Path) -> Result<()> {

@@ -2,6 +2,7 @@
 //! limited number of handles (about a million on Lua 5.2+, about 8000 on Lua 5.1 and LuaJIT),
 //! and a module's data can have more tables than that.
 
+use crate::fallible::Grow;
 use mlua::{Lua, Table, Value};
 use rustc_hash::FxHashSet;
 
@@ -28,6 +29,7 @@ impl TableMap {
 
     /// Maps `table` to `value`; false if it already was in the map (then nothing changes).
     pub(super) fn insert(&mut self, table: &Table, value: impl mlua::IntoLua) -> Result<bool> {
+        self.identities.grow()?;
         if !self.identities.insert(table.to_pointer() as usize) {
             return Ok(false);
         }
@@ -79,6 +81,7 @@ impl PendingValues {
     pub(super) fn push(&mut self, value: &Value, path: Path) -> Result<()> {
         if matches!(value, Value::Table(_) | Value::Function(_)) {
             self.values.raw_set(self.paths.len() + 1, value)?;
+            self.paths.grow()?;
             self.paths.push(path);
         }
         Ok(())

@@ -33,11 +33,12 @@ use std::ffi::{c_char, c_int, c_void};
 
 use mlua::ffi::lua_State;
 use mlua::Lua;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use self::pairing::Pairing;
 use self::tables::{CPlan, Tables};
 use super::LeftOld;
+use crate::fallible;
 use crate::plan::Plan;
 
 /// A `Proto *` of the vendored Lua, opaque here.
@@ -136,19 +137,19 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
             Some(pair)
                 if unsafe { from(pair.old_proto, &sources) && from(pair.new_proto, &sources) } =>
             {
-                pairs.push(*pair)
+                fallible::push(&mut pairs, *pair)?
             }
             // A C function, or a function of another file: only the walk can switch it.
-            _ => walked.push(index),
+            _ => fallible::push(&mut walked, index)?,
         }
     }
 
     let mut pairing = Pairing::default();
     // SAFETY: every prototype reached is a live prototype of a closure the plan holds, or a
     // child of one (children live as long as their parent).
-    unsafe { pairing.pair(&pairs) };
-    let tables = Tables::new(&pairing, &pairs);
-    let mut fallback: Vec<*const c_void> = vec![std::ptr::null(); pairs.len()];
+    unsafe { pairing.pair(&pairs)? };
+    let tables = Tables::new(&pairing, &pairs)?;
+    let mut fallback: Vec<*const c_void> = fallible::filled(std::ptr::null(), pairs.len())?;
     let mut c_plan = tables.c_plan(fallback.as_mut_ptr());
     let scan = Scan::prepare(lua, &mut c_plan)?;
     let Some(scan) = scan else {
@@ -167,16 +168,16 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
     };
 
     // Module functions the scan will not retarget: their references go to the new function.
+    // (Few: module functions on running frames, or with more upvalues than allocated.)
     let left: FxHashSet<usize> = fallback[..c_plan.fallback_len]
         .iter()
         .map(|&p| p as usize)
         .collect();
-    let by_closure: FxHashMap<usize, usize> = raw
-        .iter()
-        .enumerate()
-        .filter_map(|(i, pair)| pair.map(|pair| (pair.old_closure as usize, i)))
-        .collect();
-    walked.extend(left.iter().filter_map(|p| by_closure.get(p).copied()));
+    for (index, pair) in raw.iter().enumerate() {
+        if pair.is_some_and(|pair| left.contains(&(pair.old_closure as usize))) {
+            fallible::push(&mut walked, index)?;
+        }
+    }
     if !walked.is_empty() {
         // All or nothing: a walk that fails puts back what it switched, and the scan is
         // abandoned (dropped) before it retargeted anything.
@@ -215,7 +216,9 @@ fn raw_pairs(lua: &Lua, plan: &Plan) -> mlua::Result<Vec<Option<RawPair>>> {
         list.raw_push(old)?;
         list.raw_push(new)?;
     }
-    let mut raw = Vec::with_capacity(plan.replaced.len());
+    let mut raw = Vec::new();
+    raw.try_reserve_exact(plan.replaced.len())
+        .map_err(|_| fallible::out_of_memory())?;
     // SAFETY: index 1 of the fresh C frame is `list`; each function read is pushed, inspected
     // and popped, so the stack never grows by more than two slots (LUA_MINSTACK is 20).
     unsafe {

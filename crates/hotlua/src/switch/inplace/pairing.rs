@@ -11,6 +11,7 @@ use super::{
     hotlua_proto_nchildren, hotlua_proto_nupvalues, hotlua_proto_same_body,
     hotlua_proto_upvalue_name, hotlua_proto_upvalue_origin, Proto, RawPair,
 };
+use crate::fallible::{self, Grow};
 
 /// Where a retargeted closure's new upvalue comes from.
 #[derive(Clone, Copy)]
@@ -42,39 +43,40 @@ impl Pairing {
     ///
     /// # Safety
     /// Every prototype of `pairs` is live; children of live prototypes are live.
-    pub(super) unsafe fn pair(&mut self, pairs: &[RawPair]) {
+    pub(super) unsafe fn pair(&mut self, pairs: &[RawPair]) -> mlua::Result<()> {
         for pair in pairs {
-            self.insert(pair.old_proto, pair.new_proto);
+            self.insert(pair.old_proto, pair.new_proto)?;
+            self.seeds.grow()?;
             self.seeds
                 .entry(pair.new_proto as usize)
                 .and_modify(|closure| *closure = None)
                 .or_insert(Some(pair.new_closure));
         }
-        let mut queue: Vec<(*const Proto, *const Proto)> = pairs
-            .iter()
-            .map(|pair| (pair.old_proto, pair.new_proto))
-            .collect();
+        let mut queue =
+            fallible::collect(pairs.iter().map(|pair| (pair.old_proto, pair.new_proto)))?;
         let mut done = FxHashSet::default();
         while let Some((old, new)) = queue.pop() {
+            done.grow()?;
             if self.map.get(&(old as usize)) != Some(&Some(new as usize)) || !done.insert(old) {
                 continue;
             }
-            for (old_child, new_child) in self.pair_children(old, new) {
+            for (old_child, new_child) in self.pair_children(old, new)? {
                 match new_child {
                     Some(new_child) => {
+                        self.new_parent.grow()?;
                         self.new_parent.insert(new_child as usize, new as usize);
-                        self.insert(old_child, new_child);
-                        queue.push((old_child, new_child));
+                        self.insert(old_child, new_child)?;
+                        fallible::push(&mut queue, (old_child, new_child))?;
                     }
-                    None => self.keep_old(old_child),
+                    None => self.keep_old(old_child)?,
                 }
             }
         }
-        let paired: Vec<(usize, usize)> = self
-            .map
-            .iter()
-            .filter_map(|(&old, &new)| new.map(|new| (old, new)))
-            .collect();
+        let paired = fallible::collect(
+            self.map
+                .iter()
+                .filter_map(|(&old, &new)| new.map(|new| (old, new))),
+        )?;
         for (old, new) in paired {
             match remap(old as *const Proto, new as *const Proto) {
                 Some(mut remap) => {
@@ -83,6 +85,7 @@ impl Pairing {
                             *slot = self.live_cell(new as *const Proto, j as c_int);
                         }
                     }
+                    self.remaps.grow()?;
                     self.remaps.insert(old, remap);
                 }
                 None => {
@@ -95,6 +98,7 @@ impl Pairing {
                 }
             }
         }
+        Ok(())
     }
 
     /// The live cell upvalue `j` of new prototype `p` stands for, if it is a variable of a
@@ -122,7 +126,8 @@ impl Pairing {
 
     /// Records `old → new`; an old prototype that two pairs send to different new ones is
     /// ambiguous and keeps its old code.
-    unsafe fn insert(&mut self, old: *const Proto, new: *const Proto) {
+    unsafe fn insert(&mut self, old: *const Proto, new: *const Proto) -> mlua::Result<()> {
+        self.map.grow()?;
         match self.map.entry(old as usize) {
             Entry::Vacant(entry) => {
                 entry.insert(Some(new as usize));
@@ -138,20 +143,23 @@ impl Pairing {
                 }
             }
         }
+        Ok(())
     }
 
     /// Marks `p` and every prototype nested in it (not paired otherwise) as keeping old code.
-    unsafe fn keep_old(&mut self, p: *const Proto) {
+    unsafe fn keep_old(&mut self, p: *const Proto) -> mlua::Result<()> {
         let mut stack = vec![p];
         while let Some(p) = stack.pop() {
             if self.map.contains_key(&(p as usize)) {
                 continue;
             }
+            self.map.grow()?;
             self.map.insert(p as usize, None);
             for i in 0..hotlua_proto_nchildren(p) {
-                stack.push(hotlua_proto_child(p, i));
+                fallible::push(&mut stack, hotlua_proto_child(p, i))?;
             }
         }
+        Ok(())
     }
 
     /// Pairs the children of `old` with those of `new` by their place in the parent's code.
@@ -160,25 +168,20 @@ impl Pairing {
         &mut self,
         old: *const Proto,
         new: *const Proto,
-    ) -> Vec<(*const Proto, Option<*const Proto>)> {
+    ) -> mlua::Result<Vec<(*const Proto, Option<*const Proto>)>> {
         type Group = (Vec<*const Proto>, Vec<*const Proto>);
         let mut groups: FxHashMap<Vec<u8>, Group> = FxHashMap::default();
-        for i in 0..hotlua_proto_nchildren(old) {
-            groups
-                .entry(child_key(old, i))
-                .or_default()
-                .0
-                .push(hotlua_proto_child(old, i));
-        }
-        for i in 0..hotlua_proto_nchildren(new) {
-            groups
-                .entry(child_key(new, i))
-                .or_default()
-                .1
-                .push(hotlua_proto_child(new, i));
+        for (parent, is_new) in [(old, false), (new, true)] {
+            for i in 0..hotlua_proto_nchildren(parent) {
+                groups.grow()?;
+                let group = groups.entry(child_key(parent, i)).or_default();
+                let side = if is_new { &mut group.1 } else { &mut group.0 };
+                fallible::push(side, hotlua_proto_child(parent, i))?;
+            }
         }
         let mut result = Vec::new();
         for (key, (olds, news)) in groups {
+            result.grow()?;
             if olds.len() == 1 && news.len() == 1 {
                 result.push((olds[0], Some(news[0])));
                 continue;
@@ -192,6 +195,7 @@ impl Pairing {
                     .collect();
                 let unique = matches.len() == 1
                     && olds.iter().filter(|&&o| same(o, matches[0])).count() == 1;
+                result.grow()?;
                 if unique {
                     result.push((old_child, Some(matches[0])));
                 } else {
@@ -207,7 +211,7 @@ impl Pairing {
                 }
             }
         }
-        result
+        Ok(result)
     }
 }
 

@@ -4,6 +4,7 @@ use std::ffi::{c_int, c_void};
 
 use super::pairing::{Pairing, Slot};
 use super::{Proto, RawPair};
+use crate::fallible;
 
 /// Mirrors `HotluaPlan` in csrc/inplace.c.
 #[repr(C)]
@@ -52,34 +53,34 @@ pub(super) struct Tables {
 }
 
 impl Tables {
-    pub(super) fn new(pairing: &Pairing, pairs: &[RawPair]) -> Tables {
+    pub(super) fn new(pairing: &Pairing, pairs: &[RawPair]) -> mlua::Result<Tables> {
         let capacity = |n: usize| (2 * n).next_power_of_two().max(16);
         let proto_capacity = capacity(pairing.map.len());
         let mut tables = Tables {
-            proto_keys: vec![std::ptr::null(); proto_capacity],
-            proto_values: vec![0; proto_capacity],
+            proto_keys: fallible::filled(std::ptr::null(), proto_capacity)?,
+            proto_values: fallible::filled(0, proto_capacity)?,
             new_protos: Vec::new(),
             remap_offset: Vec::new(),
             remap: Vec::new(),
             cells: Vec::new(),
-            pair_keys: vec![std::ptr::null(); capacity(pairs.len())],
-            pair_values: vec![std::ptr::null(); capacity(pairs.len())],
+            pair_keys: fallible::filled(std::ptr::null(), capacity(pairs.len()))?,
+            pair_values: fallible::filled(std::ptr::null(), capacity(pairs.len()))?,
         };
         for (&old, &new) in &pairing.map {
             let value = match (new, pairing.remaps.get(&old)) {
                 (Some(new), Some(remap)) => {
-                    tables.new_protos.push(new as *const Proto);
-                    tables.remap_offset.push(tables.remap.len());
+                    fallible::push(&mut tables.new_protos, new as *const Proto)?;
+                    fallible::push(&mut tables.remap_offset, tables.remap.len())?;
                     for slot in remap {
                         let code = match *slot {
                             Slot::Old(index) => index,
                             Slot::Unknown => -1,
                             Slot::Cell(cell) => {
-                                tables.cells.push(cell);
+                                fallible::push(&mut tables.cells, cell)?;
                                 -1 - tables.cells.len() as c_int
                             }
                         };
-                        tables.remap.push(code);
+                        fallible::push(&mut tables.remap, code)?;
                     }
                     tables.new_protos.len()
                 }
@@ -102,7 +103,7 @@ impl Tables {
             tables.pair_keys[slot] = pair.old_closure;
             tables.pair_values[slot] = pair.new_closure;
         }
-        tables
+        Ok(tables)
     }
 
     pub(super) fn c_plan(&self, fallback: *mut *const c_void) -> CPlan {
