@@ -104,10 +104,11 @@ pub(crate) fn stage_all(
         .iter()
         .map(|name| preload.raw_get(*name))
         .collect::<mlua::Result<_>>()?;
+    let before: HashSet<usize> = loaded_keys(&loaded)?;
+    // From here to the end of the staging nothing returns early: what is hidden is put back.
     for name in names {
         loaded.raw_set(*name, Value::Nil)?;
     }
-    let before: HashSet<usize> = loaded_keys(&loaded)?;
 
     let outcome = lua.scope(|scope| {
         let make_loader = lua
@@ -135,10 +136,14 @@ pub(crate) fn stage_all(
             newly_loaded.push(key);
         }
     }
+    // Putting back keys that were there a moment ago allocates nothing.
+    let mut put_back = Ok(());
     for ((name, live), preloaded) in names.iter().zip(&batch.live).zip(preloaded) {
-        loaded.raw_set(*name, live)?;
-        preload.raw_set(*name, preloaded)?;
+        put_back = put_back
+            .and(loaded.raw_set(*name, live))
+            .and(preload.raw_set(*name, preloaded));
     }
+    put_back?;
     let failure = batch.failure.into_inner();
     let modules = batch.modules.into_inner().into_iter().flatten().collect();
     let staged = Staged {

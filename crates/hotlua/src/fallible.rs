@@ -73,6 +73,7 @@ pub(crate) fn sorted_by_key<T, K: Ord>(
 }
 
 /// `vec![value; len]`, or "not enough memory".
+#[cfg(hotlua_inplace)]
 pub(crate) fn filled<T: Clone>(value: T, len: usize) -> mlua::Result<Vec<T>> {
     let mut vec = Vec::new();
     vec.try_reserve_exact(len).map_err(|_| out_of_memory())?;

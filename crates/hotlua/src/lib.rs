@@ -51,7 +51,13 @@
 //!    `walk` (everywhere else) makes one pass over the reachable heap, through the public C API
 //!    only, and replaces every other reference to an old function (other modules' locals,
 //!    callback lists, table keys, metatables, the registry, userdata user values, every
-//!    coroutine's frames) by its new version. See [`Engine`].
+//!    coroutine's frames) by its new version. See [`Engine`]. The switch is all or nothing
+//!    too: the walk journals each reference before switching it and puts them all back if it
+//!    fails; `inplace` retargets only once nothing that can fail is left.
+//!
+//! Running out of memory at any step, in Lua or in one of hotlua's own collections (which
+//! grow fallibly: a refused allocation is an error, not an abort), fails the reload with an
+//! [`Error`] naming its modules, and the program is as it was.
 //!
 //! # Limitations
 //!
@@ -68,6 +74,9 @@
 //!   into C finishes first.
 //! - Lua 5.1 cannot share upvalue cells: locals are copied, and [`Report::locals_copied`]
 //!   lists them.
+//! - mlua's own allocator aborts the process when the system refuses Lua memory; hosts that
+//!   want Lua's "not enough memory" error instead call [`recover_from_allocation_failure`].
+//!   Fixed-size allocations of hotlua (a message, one handle) still abort if refused.
 //!
 //! # The Lua API
 //!

@@ -56,23 +56,23 @@ pub(crate) fn stage(
     chunk.set_environment(stage.clone())?;
 
     let loaded = loaded_table(lua)?;
+    let args = (name, file.display().to_string()).into_lua_multi(lua)?;
+    let live_table = LiveTable::copy(lua, &old)?;
+    // From here to the end of the run nothing returns early: what is hidden is put back.
     // Lua 5.1's `module(name)` looks the module up in the real globals (not the chunk's
     // environment) and would reuse and fill the live table: hide it too, and put it back.
     #[cfg(any(feature = "lua51", feature = "luajit"))]
     let old_global: Value = globals.raw_get(name)?;
     #[cfg(any(feature = "lua51", feature = "luajit"))]
     globals.raw_set(name, Value::Nil)?;
-    let live_table = LiveTable::copy(lua, &old)?;
     reloading.set(true);
-    let args = (name, file.display().to_string()).into_lua_multi(lua)?;
     let ran = limits::call_limited(lua, &chunk, args, timeout, collector);
     reloading.set(false);
-    let written = live_table
-        .as_ref()
-        .map(|live| live.restore(lua))
-        .transpose()?;
+    let written = live_table.as_ref().map(|live| live.restore(lua));
+    // Putting back a key that was there a moment ago allocates nothing.
     #[cfg(any(feature = "lua51", feature = "luajit"))]
     globals.raw_set(name, old_global)?;
+    let written = written.transpose()?;
     let stored: Value = loaded.raw_get(name)?;
     loaded.raw_set(name, Value::Nil)?;
     let returned = ran?.map_err(|stop| match stop {
