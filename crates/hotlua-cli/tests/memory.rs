@@ -64,3 +64,53 @@ print(m.v())
         )
     );
 }
+
+/// Memory filled to the brim, then freed a quarter MiB at a time, with a reload attempted
+/// after each step: every attempt either reloads or fails with the program unchanged, and the
+/// process never aborts, whichever allocation (Lua's or hotlua's own) is the one refused.
+#[test]
+fn reloads_while_memory_runs_out_fail_cleanly_until_one_succeeds() {
+    let run = run_limited(
+        "oombrim",
+        r#"
+package.path = "./?.lua"
+local hotlua = require "hotlua"
+local function write(version)
+  local lines = { "local M = {}", "local count = 0" }
+  for i = 1, 1000 do
+    lines[#lines + 1] = ("function M.f%d() count = count + 1; return '%s', %d end"):format(i, version, i)
+  end
+  lines[#lines + 1] = "return M"
+  local file = assert(io.open("m.lua", "w"))
+  file:write(table.concat(lines, "\n"))
+  file:close()
+end
+write "v1"
+local m = require "m"
+held = {}
+for i = 1, 1000 do held[i] = m["f" .. i] end
+write "v2"
+
+local ballast = {}
+pcall(function()
+  while true do ballast[#ballast + 1] = string.rep("x", 65536) .. #ballast end
+end)
+local failures = 0
+while #ballast > 0 do
+  for _ = 1, 4 do ballast[#ballast] = nil end
+  collectgarbage()
+  local report, message = hotlua.reload("m")
+  if report then break end
+  assert(message:find("'m'"), message)
+  assert(m.f1() == "v1" and held[1000] == m.f1000, "changed by a failed reload: " .. message)
+  failures = failures + 1
+end
+ballast = nil
+collectgarbage()
+local same = 0
+for i = 1, 1000 do if held[i] == m["f" .. i] then same = same + 1 end end
+print(failures > 0, m.f1(), same)
+"#,
+    );
+    assert_eq!(run, expect(0, "true\tv2\t1000\n", ""));
+}

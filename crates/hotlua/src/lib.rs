@@ -126,6 +126,7 @@ mod lua_api;
 mod memory;
 mod modules;
 mod options;
+mod pipeline;
 mod plan;
 mod raw;
 pub mod report;
@@ -144,7 +145,6 @@ use std::time::Instant;
 use mlua::{Lua, Table};
 
 pub use audit::{Attempt, Trigger};
-use collector::CollectorPause;
 use sync::{Flag, Slot};
 
 pub use error::{ApplyStep, Error, Result};
@@ -404,139 +404,4 @@ impl Reloader {
         });
         result
     }
-
-    fn run(
-        &self,
-        modules: &[&str],
-        options: &Options,
-        apply: bool,
-        given: Option<(std::path::PathBuf, Vec<u8>)>,
-    ) -> Result<Report> {
-        let started = Instant::now();
-        request::check_names(modules)?;
-        if let Some(running) = self.shared.running.borrow().as_ref() {
-            return Err(Error::Reentrant {
-                module: modules[0].to_owned(),
-                running: running.clone(),
-            });
-        }
-        *self.shared.running.borrow_mut() = Some(modules.join(", "));
-        let result = self.plan_and_apply(modules, options, apply, given);
-        *self.shared.running.borrow_mut() = None;
-        let mut report = result.map_err(|error| match error {
-            // Lua failed outside any one module's top level (out of memory while staging).
-            Error::Lua(message) => Error::Reload {
-                modules: quoted(modules),
-                message,
-            },
-            other => other,
-        })?;
-        report.timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
-        if apply {
-            lua_api::call_hooks_after(&self.lua, &mut report);
-        }
-        Ok(report)
-    }
-
-    fn plan_and_apply(
-        &self,
-        modules: &[&str],
-        options: &Options,
-        apply: bool,
-        given: Option<(std::path::PathBuf, Vec<u8>)>,
-    ) -> Result<Report> {
-        let policies = self.shared.policies.borrow().clone();
-        let policy_of = |name: &str| {
-            options
-                .data
-                .or_else(|| policies.get(name).copied())
-                .unwrap_or_default()
-        };
-        let timeout = options.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        let engine = options.engine.unwrap_or(*self.shared.engine.borrow());
-        let rolled_back = given.is_some();
-        // A rollback gives its one module's source; everything else is read from its file.
-        let given = |name: &str| given.clone().filter(|_| name == modules[0]);
-        let staged = batch::stage_all(&self.lua, modules, &given, timeout, &self.shared.reloading)?;
-        let result = (|| {
-            // Planning creates many handles; a collection cycle meanwhile would traverse them
-            // all again and again. No finalizer may run Lua code (and see a half-done reload)
-            // until the references are switched either.
-            let _paused = CollectorPause::new(&self.lua);
-            let batch = || quoted(modules);
-            let build_plan = || {
-                plan::Plan::build(&self.lua, &staged, &policy_of, engine.keeps_identity()).map_err(
-                    |error| match error {
-                        Error::Lua(message) => Error::Plan {
-                            modules: batch(),
-                            message,
-                        },
-                        other => other,
-                    },
-                )
-            };
-            let mut plan = build_plan()?;
-            let mut report = std::mem::take(&mut plan.report);
-            if apply {
-                if lua_api::call_hooks_before(&self.lua, &report)? {
-                    // A hook may have changed the module (its tables, its locals): never apply
-                    // a plan made before that. Plan again from the state the hooks left; the
-                    // hooks saw the first plan's report.
-                    plan = build_plan()?;
-                    report = std::mem::take(&mut plan.report);
-                }
-                let failed = |step, error: mlua::Error| Error::Apply {
-                    modules: batch(),
-                    step,
-                    message: load::lua_error_text(&error),
-                };
-                let apply_started = Instant::now();
-                let baselines = baseline::replace(&self.lua, &plan.baselines)
-                    .map_err(|error| failed(ApplyStep::Baselines, error))?;
-                let undo = match apply::apply(&self.lua, &plan.writes) {
-                    Ok(undo) => undo,
-                    Err(error) => {
-                        baselines.restore();
-                        return Err(failed(ApplyStep::Writes, error));
-                    }
-                };
-                report.timings.apply_ms = apply_started.elapsed().as_secs_f64() * 1e3;
-                report.applied = true;
-                if let Err(error) = switch::switch_references(&self.lua, &plan, &mut report, engine)
-                {
-                    // A switch is all or nothing: it has put back every reference it changed.
-                    undo.undo(&self.lua);
-                    baselines.restore();
-                    return Err(failed(ApplyStep::Switch, error));
-                }
-            }
-            report.rolled_back = rolled_back && apply;
-            for (module, text) in staged.modules.iter().zip(&staged.texts) {
-                report.sources.push(SourceChange {
-                    module: module.name.clone(),
-                    old_sha256: self.shared.sources.live_sha256(&module.name),
-                    new_sha256: text.as_deref().map(sha256_hex),
-                });
-                if let (true, Some(text)) = (apply, text) {
-                    self.shared
-                        .sources
-                        .reloaded(&module.name, &module.file, text);
-                }
-            }
-            Ok(report)
-        })();
-        if !matches!(result, Ok(Report { applied: true, .. })) {
-            staged.roll_back(&self.lua)?;
-        }
-        result
-    }
-}
-
-/// `'a', 'b'`: a batch's module names as messages give them.
-fn quoted(modules: &[&str]) -> String {
-    modules
-        .iter()
-        .map(|name| format!("'{name}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -11,7 +11,8 @@ use std::ffi::c_int;
 
 use mlua::ffi::{self, lua_State};
 
-use super::{set_user_value, MAP};
+use super::steps::set_user_value;
+use super::MAP;
 
 /// Index of the journal on the walking frame's stack (the map is at [`MAP`]).
 pub(super) const JOURNAL: c_int = MAP + 1;
