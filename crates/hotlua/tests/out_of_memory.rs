@@ -53,10 +53,10 @@ other = (function() local held = m.version; return function() return held end en
 closure = m.make()
 co = coroutine.create(m.wait); coroutine.resume(co)
 obj = setmetatable({}, m.Class)
--- Many references to switch: the walk's journal needs more memory than the garbage an
--- emergency collection can free.
+-- Many objects holding references to switch: the walk's journal (one entry per object)
+-- needs more memory than the garbage an emergency collection can free.
 refs = {}
-for i = 1, 200 do refs[i] = m.reload_from_inside end
+for i = 1, 1000 do refs[i] = { f = m.reload_from_inside } end
 
 function snapshot()
   local out = {}
@@ -69,7 +69,7 @@ function snapshot()
   add(coroutine.status(co)); add(debug.getinfo(co, 1, 'f').func == v1.wait)
   add(obj:name()); add(getmetatable(obj) == m.Class); add(m.v1_only ~= nil); add(m.v2_only ~= nil)
   local same = 0
-  for i = 1, #refs do if refs[i] == m.reload_from_inside then same = same + 1 end end
+  for i = 1, #refs do if refs[i].f == m.reload_from_inside then same = same + 1 end end
   add(same)
   return table.concat(out, ' ')
 end
@@ -183,7 +183,7 @@ fn sweep(
         let closure = if inplace { "v2 closure" } else { "v1 closure" };
         let reloaded = format!(
             "v2 true v2 true v2 true seen v2 true {closure} 1 5 v1 true suspended false v2 \
-             object true true true 200"
+             object true true true 1000"
         );
         let after: String = f.lua("return snapshot()");
         let succeeded = match &result {

@@ -1,21 +1,35 @@
-//! The walk's undo journal: every reference the walk switches is recorded, with the value it
-//! held, before it is switched, so that a walk that fails half-way (Lua or the walk itself ran
-//! out of memory) can put every one of them back.
+//! The walk's undo journal: what a walk that fails half-way (Lua, or the walk itself, ran out
+//! of memory) needs to put back every reference it switched.
 //!
-//! The journal is a Lua table on the walking frame's stack ([`JOURNAL`]); each record takes
-//! [`FIELDS`] consecutive array slots: the kind, the object written, two arguments, the old
-//! value. A record is complete before the write it describes is made, and only complete
-//! records are counted, so whatever stops the walk, the journal covers every write made.
+//! Most switches are journalled by their *container*: the table, closure, userdata or thread
+//! whose value was switched, once per object. Undoing goes through each container again and
+//! gives every value that is a new function its one old function back ([`REVERSE`]); that costs
+//! one array slot per object touched instead of one record per reference. (A container may
+//! also hold new functions the reload's own writes put there; those go back to the old
+//! functions too, and the caller then undoes its own writes, which restores them exactly.)
+//!
+//! Switches that cannot be undone that way get a *precise* record of the place and the value
+//! it held ([`PRECISE`], [`FIELDS`] array slots each): table keys moved to the new function,
+//! new functions that replace several old ones, and the stack slots of threads without frames
+//! (mlua's handles, where the plan's own handles to new functions live).
+//!
+//! A record is complete before the write it describes is made, and only complete records are
+//! counted, so whatever stops the walk, the journal covers every write made.
 
 use std::ffi::c_int;
 
 use mlua::ffi::{self, lua_State};
 
-use super::steps::set_user_value;
+use super::steps::{push_user_value, set_user_value};
 use super::MAP;
 
-/// Index of the journal on the walking frame's stack (the map is at [`MAP`]).
-pub(super) const JOURNAL: c_int = MAP + 1;
+/// Index, on the walking frame's stack, of the new → old map (`false` for a new function
+/// that replaces several old ones).
+pub(super) const REVERSE: c_int = MAP + 1;
+/// Index of the containers journalled, an array.
+pub(super) const CONTAINERS: c_int = MAP + 2;
+/// Index of the precise records, an array of [`FIELDS`] slots each.
+pub(super) const PRECISE: c_int = MAP + 3;
 
 const FIELDS: ffi::lua_Integer = 5;
 
@@ -54,13 +68,37 @@ pub(super) enum Arg {
     Number(c_int),
 }
 
-/// Counts the complete records of the journal at [`JOURNAL`].
+/// Counts the complete records of the journal.
 #[derive(Default)]
 pub(super) struct Journal {
-    pub(super) records: usize,
+    containers: usize,
+    records: usize,
 }
 
 impl Journal {
+    /// True when the new function at `index` replaces exactly one old function, which the undo
+    /// can find from it.
+    ///
+    /// # Safety
+    /// `state` is the walking frame; `index` is valid; there is room for one more slot.
+    pub(super) unsafe fn reversible(&self, state: *mut lua_State, index: c_int) -> bool {
+        ffi::lua_pushvalue(state, index);
+        let old = ffi::lua_rawget(state, REVERSE);
+        ffi::lua_pop(state, 1);
+        old == ffi::LUA_TFUNCTION
+    }
+
+    /// Records the container at stack index `object` (once per container: the caller
+    /// remembers). May raise "not enough memory"; the record then does not count.
+    ///
+    /// # Safety
+    /// As for [`Journal::record`].
+    pub(super) unsafe fn contain(&mut self, state: *mut lua_State, object: c_int) {
+        ffi::lua_pushvalue(state, object);
+        ffi::lua_rawseti(state, CONTAINERS, self.containers as ffi::lua_Integer + 1);
+        self.containers += 1;
+    }
+
     /// Records that `place` of the object at stack index `object`, which holds the value at
     /// stack index `old`, is about to change.
     ///
@@ -79,38 +117,48 @@ impl Journal {
     ) {
         let base = self.records as ffi::lua_Integer * FIELDS;
         ffi::lua_pushinteger(state, place as ffi::lua_Integer);
-        ffi::lua_rawseti(state, JOURNAL, base + 1);
+        ffi::lua_rawseti(state, PRECISE, base + 1);
         ffi::lua_pushvalue(state, object);
-        ffi::lua_rawseti(state, JOURNAL, base + 2);
+        ffi::lua_rawseti(state, PRECISE, base + 2);
         match a {
             Arg::Value(index) => ffi::lua_pushvalue(state, index),
             Arg::Number(n) => ffi::lua_pushinteger(state, n.into()),
         }
-        ffi::lua_rawseti(state, JOURNAL, base + 3);
+        ffi::lua_rawseti(state, PRECISE, base + 3);
         ffi::lua_pushinteger(state, b.into());
-        ffi::lua_rawseti(state, JOURNAL, base + 4);
+        ffi::lua_rawseti(state, PRECISE, base + 4);
         ffi::lua_pushvalue(state, old);
-        ffi::lua_rawseti(state, JOURNAL, base + 5);
+        ffi::lua_rawseti(state, PRECISE, base + 5);
         self.records += 1;
     }
 
-    /// Puts every recorded value back, newest first.
+    /// Puts every switched reference back: the precise records, newest first (a moved key
+    /// gets its entry back, with the value it then had), then the containers.
     ///
-    /// Each restore writes a value that was in place a moment ago into a place that still
-    /// exists: a table key that was there, an upvalue, a stack slot, a local of a frame that
-    /// has not returned (nothing ran since). Frame levels of the running thread count from
-    /// the calling C frame, which sits at the walk's depth: the caller runs this in a
-    /// protected call made from the same place as the walk's.
+    /// Each restore writes into a place that still exists: a table key that was there, an
+    /// upvalue, a stack slot, a local of a frame that has not returned (nothing ran since).
+    /// Frame levels of the running thread count from the calling C frame, which sits at the
+    /// walk's depth: the caller runs this in a protected call made from the same place as the
+    /// walk's, with the same arguments.
     ///
     /// # Safety
-    /// `state` is a fresh protected frame with the journal at [`JOURNAL`]; `self` counts its
+    /// `state` is a fresh protected frame with the walk's arguments; `self` counts the
     /// complete records.
     pub(super) unsafe fn undo(&self, state: *mut lua_State) {
         ffi::luaL_checkstack(state, 8, c"hotlua walk undo: Lua stack".as_ptr());
+        self.undo_precise(state);
+        for container in (1..=self.containers as ffi::lua_Integer).rev() {
+            ffi::lua_rawgeti(state, CONTAINERS, container);
+            reverse_container(state, ffi::lua_gettop(state));
+            ffi::lua_pop(state, 1);
+        }
+    }
+
+    unsafe fn undo_precise(&self, state: *mut lua_State) {
         for record in (0..self.records as ffi::lua_Integer).rev() {
             let base = record * FIELDS;
             for field in 1..=FIELDS {
-                ffi::lua_rawgeti(state, JOURNAL, base + field);
+                ffi::lua_rawgeti(state, PRECISE, base + field);
             }
             // Stack: place, object, a, b, old.
             let top = ffi::lua_gettop(state);
@@ -152,6 +200,101 @@ impl Journal {
                 None => unreachable!("the walk writes only the places it records"),
             }
             ffi::lua_settop(state, top - 5);
+        }
+    }
+}
+
+/// If the value on top is a new function with one old function, replaces it by that one and
+/// returns true; otherwise leaves it.
+unsafe fn reverse_top(state: *mut lua_State) -> bool {
+    if ffi::lua_type(state, -1) != ffi::LUA_TFUNCTION {
+        return false;
+    }
+    ffi::lua_pushvalue(state, -1);
+    if ffi::lua_rawget(state, REVERSE) != ffi::LUA_TFUNCTION {
+        ffi::lua_pop(state, 1);
+        return false;
+    }
+    ffi::lua_replace(state, -2);
+    true
+}
+
+/// Gives every value of the container at `slot` (table values, upvalues, user values, locals
+/// of every frame but the undoing one) that is a new function its old function back.
+unsafe fn reverse_container(state: *mut lua_State, slot: c_int) {
+    match ffi::lua_type(state, slot) {
+        ffi::LUA_TTABLE => {
+            ffi::lua_pushnil(state);
+            while ffi::lua_next(state, slot) != 0 {
+                if reverse_top(state) {
+                    // Assigning to an existing field is allowed during lua_next.
+                    ffi::lua_pushvalue(state, -2);
+                    ffi::lua_insert(state, -2);
+                    ffi::lua_rawset(state, slot);
+                } else {
+                    ffi::lua_pop(state, 1);
+                }
+            }
+        }
+        ffi::LUA_TFUNCTION => {
+            for index in 1.. {
+                if ffi::lua_getupvalue(state, slot, index).is_null() {
+                    break;
+                }
+                if reverse_top(state) {
+                    ffi::lua_setupvalue(state, slot, index);
+                } else {
+                    ffi::lua_pop(state, 1);
+                }
+            }
+        }
+        ffi::LUA_TUSERDATA => {
+            for index in 1.. {
+                if !push_user_value(state, slot, index) {
+                    break;
+                }
+                if reverse_top(state) {
+                    set_user_value(state, slot, index);
+                } else {
+                    ffi::lua_pop(state, 1);
+                }
+            }
+        }
+        ffi::LUA_TTHREAD => reverse_locals(state, ffi::lua_tothread(state, slot)),
+        _ => {}
+    }
+}
+
+/// Every local, temporary and vararg of every frame of `thread` (the walk journals threads
+/// without frames precisely).
+unsafe fn reverse_locals(state: *mut lua_State, thread: *mut lua_State) {
+    if ffi::lua_checkstack(thread, 3) == 0 {
+        return;
+    }
+    // Level 0 of the running thread is this undo's own C frame.
+    let first = if thread == state { 1 } else { 0 };
+    let mut ar: ffi::lua_Debug = std::mem::zeroed();
+    for level in first.. {
+        if ffi::lua_getstack(thread, level, &mut ar) == 0 {
+            break;
+        }
+        for direction in [1, -1] {
+            for n in (1..).map(|n: c_int| n * direction) {
+                if ffi::lua_getlocal(thread, &ar, n).is_null() {
+                    break;
+                }
+                if thread != state {
+                    ffi::lua_xmove(thread, state, 1);
+                }
+                if reverse_top(state) {
+                    if thread != state {
+                        ffi::lua_xmove(state, thread, 1);
+                    }
+                    ffi::lua_setlocal(thread, &ar, n);
+                } else {
+                    ffi::lua_pop(state, 1);
+                }
+            }
         }
     }
 }

@@ -17,8 +17,8 @@
 //! visited set and the frame records are Rust collections, grown fallibly. Nothing is
 //! allocated in Lua per object, except for tables whose *keys* must change (rare), objects
 //! deeper than [`MAX_DEPTH`], which wait in one Lua table for a later pass, and the
-//! [`journal`] record of each reference switched: a walk that fails half-way puts back every
-//! reference it switched.
+//! [`journal`] entry of each object whose references it switches: a walk that fails half-way
+//! puts back every reference it switched.
 //!
 //! [`lua_next`]: https://www.lua.org/manual/5.4/manual.html#lua_next
 //! [`lua_rawset`]: https://www.lua.org/manual/5.4/manual.html#lua_rawset
@@ -37,10 +37,10 @@ mod visited;
 use std::ffi::{c_int, c_void, CStr};
 
 use mlua::ffi::{self, lua_State};
-use mlua::{Lua, Table};
+use mlua::{Lua, Table, Value};
 use rustc_hash::FxHashSet;
 
-use self::journal::{Journal, JOURNAL};
+use self::journal::{Journal, CONTAINERS, PRECISE, REVERSE};
 use self::visited::Visited;
 use super::{Switched, Switches};
 
@@ -81,16 +81,29 @@ pub(crate) fn walk(
         stats: Switched::default(),
         running: std::ptr::null_mut(),
     };
-    let journal = lua.create_table()?;
+    // New → old, for the undo; `false` where a new function replaces several old ones.
+    let reverse = lua.create_table()?;
+    for pair in map.pairs::<Value, Value>() {
+        let (before, after) = pair?;
+        let known: Value = reverse.raw_get(&after)?;
+        let back = if known.is_nil() {
+            before
+        } else {
+            Value::Boolean(false)
+        };
+        reverse.raw_set(after, back)?;
+    }
+    let args = (map, reverse, lua.create_table()?, lua.create_table()?);
     // SAFETY: exec_raw runs the closure in a fresh protected C frame whose only stack values
-    // are its arguments: `map` at MAP and the journal at JOURNAL. Every index the walker uses
-    // is one of those or a slot it pushed itself above them, recorded in `frames`; the garbage
+    // are its arguments: `map` at MAP, then the journal's REVERSE, CONTAINERS and PRECISE.
+    // Every index the walker uses is one of those or a slot it pushed itself above them,
+    // recorded in `frames`; the garbage
     // collector is stopped by the caller, so objects reached through pointers compared here
     // stay alive and unmoved. Lua errors (out of memory) unwind through the walker by longjmp,
     // so the walker owns no Rust value that needs dropping: its collections live in `walker`,
     // outside, and the journal counts only records complete before their write.
     let result = unsafe {
-        lua.exec_raw::<()>((map, &journal), |state| {
+        lua.exec_raw::<()>(args.clone(), |state| {
             walker.running = state;
             walker.run(state);
             ffi::lua_settop(state, 0);
@@ -101,8 +114,7 @@ pub(crate) fn walk(
         Err(error) => {
             // SAFETY: a fresh protected frame with the same arguments, called from the same
             // place as the walk's (see Journal::undo), after nothing else ran.
-            let undone =
-                unsafe { lua.exec_raw::<()>((map, &journal), |state| walker.journal.undo(state)) };
+            let undone = unsafe { lua.exec_raw::<()>(args, |state| walker.journal.undo(state)) };
             Err(match undone {
                 Ok(()) => error,
                 Err(undo_error) => mlua::Error::runtime(format!(
@@ -121,23 +133,53 @@ enum Frame {
     /// be switched once the traversal ends.
     Table {
         slot: c_int,
+        journalled: bool,
         metatable_done: bool,
         key_pending: bool,
         old_keys: bool,
         place: Place,
     },
     /// The next upvalue to read.
-    Function { slot: c_int, next: c_int },
+    Function {
+        slot: c_int,
+        journalled: bool,
+        next: c_int,
+    },
     /// The next user value to read; 0 is the metatable.
-    Userdata { slot: c_int, next: c_int },
+    Userdata {
+        slot: c_int,
+        journalled: bool,
+        next: c_int,
+    },
     /// Frame `level`, local `local` (positive: named locals and temporaries; negative:
     /// varargs). `level` = -1 walks the raw stack of a thread without frames.
     Thread {
         slot: c_int,
+        journalled: bool,
         level: c_int,
         local: c_int,
         skip_level: c_int,
     },
+}
+
+impl Frame {
+    /// The object's stack slot, and whether the object is in the journal's containers.
+    fn journalled(&mut self) -> (c_int, &mut bool) {
+        match self {
+            Frame::Table {
+                slot, journalled, ..
+            }
+            | Frame::Function {
+                slot, journalled, ..
+            }
+            | Frame::Userdata {
+                slot, journalled, ..
+            }
+            | Frame::Thread {
+                slot, journalled, ..
+            } => (*slot, journalled),
+        }
+    }
 }
 
 /// What kind of place a table is, for the report.
@@ -165,8 +207,9 @@ pub(super) const MAP: c_int = 1;
 impl Walker<'_> {
     unsafe fn run(&mut self, state: *mut lua_State) {
         // The map and the journal must not have their own keys switched.
-        self.mark(state, MAP);
-        self.mark(state, JOURNAL);
+        for table in [MAP, REVERSE, CONTAINERS, PRECISE] {
+            self.mark(state, table);
+        }
 
         ffi::lua_createtable(state, 0, 0); // objects put aside past MAX_DEPTH
         let aside = ffi::lua_gettop(state);
@@ -276,6 +319,7 @@ impl Walker<'_> {
                 ffi::lua_pushnil(state);
                 Frame::Table {
                     slot,
+                    journalled: false,
                     metatable_done: false,
                     key_pending: false,
                     old_keys: false,
@@ -284,9 +328,17 @@ impl Walker<'_> {
             }
             ffi::LUA_TFUNCTION => {
                 self.count_runtime_closure(state);
-                Frame::Function { slot, next: 1 }
+                Frame::Function {
+                    slot,
+                    journalled: false,
+                    next: 1,
+                }
             }
-            ffi::LUA_TUSERDATA => Frame::Userdata { slot, next: 0 },
+            ffi::LUA_TUSERDATA => Frame::Userdata {
+                slot,
+                journalled: false,
+                next: 0,
+            },
             _ => {
                 let thread = ffi::lua_tothread(state, slot);
                 let has_frames = {
@@ -295,6 +347,7 @@ impl Walker<'_> {
                 };
                 Frame::Thread {
                     slot,
+                    journalled: false,
                     level: if has_frames { 0 } else { -1 },
                     local: 1,
                     // The walking C frame itself (level 0 of the running thread) holds the
@@ -321,6 +374,25 @@ impl Walker<'_> {
         let source = CStr::from_ptr(ar.source).to_bytes();
         if is_closure && self.sources.iter().any(|s| s.as_bytes() == source) {
             self.stats.closures_left_old += 1;
+        }
+    }
+
+    /// Journals the switch about to be made in the current frame's object (the replacement is
+    /// on top of the stack): the object, once, when the undo can find the old function from
+    /// the new one; otherwise the place itself, by `precise`.
+    unsafe fn journal(&mut self, state: *mut lua_State, precise: impl FnOnce(&mut Journal)) {
+        if !self.journal.reversible(state, -1) {
+            precise(&mut self.journal);
+            return;
+        }
+        let frame = self.frames.last_mut().expect("a switch happens in a frame");
+        let (slot, journalled) = frame.journalled();
+        if !*journalled {
+            self.journal.contain(state, slot);
+            // Only once the record is complete.
+            if let Some(frame) = self.frames.last_mut() {
+                *frame.journalled().1 = true;
+            }
         }
     }
 

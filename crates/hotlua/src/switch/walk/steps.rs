@@ -49,9 +49,9 @@ impl Walker<'_> {
             // Stack: table, key, value.
             if self.push_replacement(state, -1) {
                 let top = ffi::lua_gettop(state);
-                let key = Arg::Value(slot + 1);
-                self.journal
-                    .record(state, Kind::Field, slot, key, 0, top - 1);
+                self.journal(state, |journal| {
+                    journal.record(state, Kind::Field, slot, Arg::Value(slot + 1), 0, top - 1)
+                });
                 ffi::lua_pushvalue(state, slot + 1);
                 ffi::lua_insert(state, -2);
                 ffi::lua_rawset(state, slot);
@@ -125,7 +125,7 @@ impl Walker<'_> {
     }
 
     pub(super) unsafe fn step_function(&mut self, state: *mut lua_State) -> Option<Place> {
-        let Some(Frame::Function { slot, next }) = self.frames.last_mut() else {
+        let Some(Frame::Function { slot, next, .. }) = self.frames.last_mut() else {
             unreachable!("step_function on a function frame");
         };
         let (slot, index) = (*slot, *next);
@@ -137,8 +137,9 @@ impl Walker<'_> {
         }
         if self.push_replacement(state, -1) {
             let old = ffi::lua_gettop(state) - 1;
-            self.journal
-                .record(state, Kind::Upvalue, slot, Arg::Number(index), 0, old);
+            self.journal(state, |journal| {
+                journal.record(state, Kind::Upvalue, slot, Arg::Number(index), 0, old)
+            });
             ffi::lua_setupvalue(state, slot, index);
             self.stats.count(Counter::Upvalues);
         }
@@ -146,7 +147,7 @@ impl Walker<'_> {
     }
 
     pub(super) unsafe fn step_userdata(&mut self, state: *mut lua_State) -> Option<Place> {
-        let Some(Frame::Userdata { slot, next }) = self.frames.last_mut() else {
+        let Some(Frame::Userdata { slot, next, .. }) = self.frames.last_mut() else {
             unreachable!("step_userdata on a userdata frame");
         };
         let (slot, index) = (*slot, *next);
@@ -161,8 +162,9 @@ impl Walker<'_> {
         }
         if self.push_replacement(state, -1) {
             let old = ffi::lua_gettop(state) - 1;
-            self.journal
-                .record(state, Kind::UserValue, slot, Arg::Number(index), 0, old);
+            self.journal(state, |journal| {
+                journal.record(state, Kind::UserValue, slot, Arg::Number(index), 0, old)
+            });
             set_user_value(state, slot, index);
             self.stats.count(Counter::UserValues);
         }
@@ -175,6 +177,7 @@ impl Walker<'_> {
             level,
             local,
             skip_level,
+            ..
         }) = self.frames.last_mut()
         else {
             unreachable!("step_thread on a thread frame");
@@ -260,7 +263,9 @@ impl Walker<'_> {
             if self.push_replacement(state, -1) {
                 let old = ffi::lua_gettop(state) - 1;
                 let level = Arg::Number(frame_level);
-                self.journal.record(state, Kind::Local, slot, level, n, old);
+                self.journal(state, |journal| {
+                    journal.record(state, Kind::Local, slot, level, n, old)
+                });
                 if thread != state {
                     ffi::lua_xmove(state, thread, 1);
                 }
@@ -275,7 +280,7 @@ impl Walker<'_> {
 /// Pushes user value `n` of the userdata at `slot` and returns true, or pushes nothing and
 /// returns false past the last one. Lua 5.4 has any number of user values; 5.2 and 5.3 one;
 /// 5.1 and LuaJIT one environment table (which can never hold a function to switch).
-unsafe fn push_user_value(state: *mut lua_State, slot: c_int, n: c_int) -> bool {
+pub(super) unsafe fn push_user_value(state: *mut lua_State, slot: c_int, n: c_int) -> bool {
     #[cfg(any(feature = "lua54", feature = "lua55"))]
     {
         if ffi::lua_getiuservalue(state, slot, n) == ffi::LUA_TNONE {
