@@ -19,6 +19,7 @@
 */
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -422,17 +423,36 @@ static void copy_frame_closure(lua_State *L, CallInfo *ci, LClosure *cl) {
 /* What a scan found and did, between hotlua_scan_prepare and hotlua_scan_commit or
 ** hotlua_scan_abandon. Allocated with malloc, owned by the caller (src/switch/inplace.rs). */
 typedef struct HotluaScan {
-  PtrVec todo;      /* closures to retarget, in the order found */
+  PtrVec todo;      /* closures to retarget: the closure, its new prototype, its source */
   PtrVec copied;    /* CallInfo *, then the closure it ran, of each frame given a copy */
   size_t copies_made;  /* frames of `copied` whose copy is installed */
 } HotluaScan;
 
 HotluaScan *hotlua_scan_new(void) { return (HotluaScan *)calloc(1, sizeof(HotluaScan)); }
 
-/* The upvalue cells closure `cl` takes with its new prototype (into `uv`), and that
-** prototype; NULL when `cl` keeps its old code, with the reason counted in `plan` (or `cl`
-** added to the fallback list). `running` is sorted: closures on frames of running threads. */
-static Proto *classify(HotluaPlan *plan, LClosure *cl, const PtrVec *running, UpVal **uv) {
+/* Fills `uv` with the upvalue cells closure `cl` takes with new prototype `np`, from
+** `source`: the planner's new closure paired with `cl`, or (`paired` false) the remap of
+** `cl`'s prototype pair. */
+static void take_cells(const HotluaPlan *plan, const LClosure *cl, const Proto *np,
+                       const void *source, int paired, UpVal **uv) {
+  int j;
+  if (paired) {
+    const LClosure *pair = (const LClosure *)source;
+    for (j = 0; j < np->sizeupvalues; j++) uv[j] = pair->upvals[j];
+    return;
+  }
+  for (j = 0; j < np->sizeupvalues; j++) {
+    int from = ((const int *)source)[j];
+    uv[j] = from <= -2 ? plan->cells[-from - 2] : cl->upvals[from];
+  }
+}
+
+/* The new prototype closure `cl` takes, and where its cells come from (`*source`, `*paired`:
+** see take_cells); NULL when `cl` keeps its old code, with the reason counted in `plan` (or
+** `cl` added to the fallback list). `running` is sorted: closures on frames of running
+** threads. */
+static Proto *classify(HotluaPlan *plan, LClosure *cl, const PtrVec *running,
+                       const void **source, int *paired_out) {
   const LClosure *paired = pair_lookup(plan, cl);
   void *key = cl;
   Proto *np;
@@ -448,7 +468,8 @@ static Proto *classify(HotluaPlan *plan, LClosure *cl, const PtrVec *running, Up
       plan->fallback[plan->fallback_len++] = cl;
       return NULL;
     }
-    for (j = 0; j < np->sizeupvalues; j++) uv[j] = paired->upvals[j];
+    *source = paired;
+    *paired_out = 1;
     return np;
   } else {
     size_t k = proto_lookup(plan, cl->p);
@@ -460,20 +481,17 @@ static Proto *classify(HotluaPlan *plan, LClosure *cl, const PtrVec *running, Up
     np = (Proto *)plan->new_protos[k - 1];
     remap = plan->remap + plan->remap_offset[k - 1];
     for (j = 0; j < np->sizeupvalues; j++) {
-      if (remap[j] <= -2) {
-        uv[j] = plan->cells[-remap[j] - 2];
-        continue;
-      }
-      if (remap[j] < 0 || remap[j] >= cl->nupvalues) {
+      if (remap[j] >= cl->nupvalues || remap[j] == -1) {
         plan->left_upvalue++;
         return NULL;
       }
-      uv[j] = cl->upvals[remap[j]];
     }
     if (np->sizeupvalues > cl->nupvalues) { /* names known, yet more of them: duplicates */
       plan->left_layout++;
       return NULL;
     }
+    *source = remap;
+    *paired_out = 0;
     return np;
   }
 }
@@ -499,7 +517,6 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
   GCObject *o;
   size_t i;
   int ok = 1;
-  UpVal *uv[256];
 
   ok = push(&threads, g->mainthread);
   for (o = g->allgc; ok && o != NULL; o = o->next) {
@@ -527,10 +544,15 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
   if (ok) qsort(running.items, running.len, sizeof(void *), cmp_ptr);
   for (i = 0; ok && i < cands.len; i++) {
     LClosure *cl = (LClosure *)cands.items[i];
-    if (classify(plan, cl, &running, uv) == NULL) continue;
-    if (pair_lookup(plan, cl)) plan->pairs_retargeted++;
+    const void *source = NULL;
+    int paired = 0;
+    Proto *np = classify(plan, cl, &running, &source, &paired);
+    if (np == NULL) continue;
+    if (paired) plan->pairs_retargeted++;
     else plan->runtime_retargeted++;
-    ok = push(&scan->todo, cl);
+    /* Closures and remap arrays are at least 4-byte aligned: the low bit tells them apart. */
+    ok = push(&scan->todo, cl) && push(&scan->todo, np) &&
+         push(&scan->todo, (void *)((uintptr_t)source | (uintptr_t)!paired));
   }
   free(threads.items);
   free(cands.items);
@@ -545,19 +567,19 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
   return 0;
 }
 
-/* Retargets every closure hotlua_scan_prepare put on `scan->todo`, then frees `scan`.
-** Allocates nothing and cannot fail. `running` is empty here: the closures on running frames
-** were already left out by the prepare step, and nothing has run since. */
+/* Retargets every closure hotlua_scan_prepare put on `scan->todo`, with the prototype and
+** cells it chose (nothing has run since), then frees `scan`. Allocates nothing and cannot
+** fail. */
 void hotlua_scan_commit(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
-  PtrVec none = {NULL, 0, 0};
   UpVal *uv[256];
-  size_t i, fallback_len = plan->fallback_len;
-  for (i = 0; i < scan->todo.len; i++) {
+  size_t i;
+  for (i = 0; i + 2 < scan->todo.len; i += 3) {
     LClosure *cl = (LClosure *)scan->todo.items[i];
-    Proto *np = classify(plan, cl, &none, uv);
-    if (np != NULL) retarget(L, cl, np, uv);
+    Proto *np = (Proto *)scan->todo.items[i + 1];
+    uintptr_t tagged = (uintptr_t)scan->todo.items[i + 2];
+    take_cells(plan, cl, np, (const void *)(tagged & ~(uintptr_t)1), (tagged & 1) == 0, uv);
+    retarget(L, cl, np, uv);
   }
-  plan->fallback_len = fallback_len;
   free(scan->todo.items);
   free(scan->copied.items);
   free(scan);
