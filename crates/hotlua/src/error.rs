@@ -193,8 +193,9 @@ pub enum Error {
         message: String,
     },
 
-    /// The Lua state failed in a way that is not about any one module (out of memory while
-    /// applying, for example). The undo log has already restored the old state.
+    /// The Lua state failed outside a reload: installing the Lua API, reading the list of
+    /// loaded modules. (A reload's own failures name their modules: [`Error::Reload`],
+    /// [`Error::Plan`], [`Error::Apply`].)
     ///
     /// It holds Lua's message (without mlua's traceback), so that [`Error`] is `Send + Sync`
     /// whatever mlua's features (`mlua::Error` is only with `send`).
