@@ -108,7 +108,7 @@ program after a reload that ran out of memory ({headroom} bytes \
 /// For one case in three, the bytes of headroom a squeezed first attempt gets. (Not on LuaJIT,
 /// whose debug build asserts when a state that hit the memory limit is closed.)
 fn squeeze(seed: u64) -> Option<usize> {
-    (cfg!(not(feature = "luajit")) && seed % 3 == 0).then_some((seed / 3 % 4096) as usize)
+    (cfg!(not(feature = "luajit")) && seed.is_multiple_of(3)).then_some((seed / 3 % 4096) as usize)
 }
 
 /// Reloads `m` with Lua's memory limit set `headroom` bytes above what is in use once the
