@@ -80,6 +80,13 @@ const FUNCTIONS: usize = if cfg!(any(feature = "lua51", feature = "luajit")) {
     2000
 };
 const DEPTH: usize = 10_000;
+/// More mlua handles than a reload of this module holds at once (mlua has room for about 8000
+/// on Lua 5.1 and LuaJIT).
+const HANDLES: usize = if cfg!(any(feature = "lua51", feature = "luajit")) {
+    7000
+} else {
+    100_000
+};
 
 /// A module with many functions and fields (the planner's collections grow large), and a deep
 /// chain of tables in the program, below a table holding every function (the walk's frames
@@ -119,6 +126,12 @@ fn setup(engine: Engine) -> Fixture {
     // Lua's own allocations: "not enough memory" instead of mlua's abort, as `hotlua run`
     // (LuaJIT allocates with its own allocator: only Rust's allocations are refused there).
     hotlua::recover_from_allocation_failure(&f.lua).unwrap();
+    // mlua keeps the free slots of its handles in a Rust list that grows as handles are
+    // dropped (mlua's bookkeeping, not hotlua's): grown here, before anything is refused.
+    let handles: Vec<mlua::Table> = (0..HANDLES)
+        .map(|_| f.lua.create_table().unwrap())
+        .collect();
+    drop(handles);
     f.reloader.set_engine(engine);
     f.write("m", &module("v1"));
     f.lua::<()>(&format!("FUNCTIONS, DEPTH = {FUNCTIONS}, {DEPTH}"));
