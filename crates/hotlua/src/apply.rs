@@ -2,6 +2,7 @@
 
 use mlua::{Function, Lua, Table, Value};
 
+use crate::memory::LimitLifted;
 use crate::raw;
 
 /// One change to make to the program. The planner produces a list of these; nothing else
@@ -129,6 +130,7 @@ pub(crate) struct Undo(Vec<Write>);
 impl Undo {
     /// Restores every value the applied writes replaced.
     pub(crate) fn undo(self, lua: &Lua) {
+        let _lifted = LimitLifted::new(lua);
         for inverse in self.0.iter().rev() {
             // An undo write puts a value back into a place that held it a moment ago (a table
             // key still there, an upvalue, a metatable): it allocates nothing, so it cannot

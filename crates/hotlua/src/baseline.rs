@@ -8,6 +8,8 @@
 
 use mlua::{Lua, Table, Value};
 
+use crate::memory::LimitLifted;
+
 const REGISTRY_KEY: &str = "hotlua.baselines";
 
 /// Records the baseline of a module `require` has just loaded.
@@ -41,7 +43,7 @@ pub(crate) fn replace(lua: &Lua, baselines: &[(String, Value)]) -> mlua::Result<
         let before = replaced.all.raw_get(name.as_str())?;
         replaced.before.push((name.clone(), before));
         if let Err(error) = replaced.all.raw_set(name.as_str(), baseline) {
-            replaced.restore();
+            replaced.restore(lua);
             return Err(error);
         }
     }
@@ -56,7 +58,8 @@ pub(crate) struct Replaced {
 
 impl Replaced {
     /// Puts the replaced baselines back. Each key is there already, so nothing is allocated.
-    pub(crate) fn restore(self) {
+    pub(crate) fn restore(self, lua: &Lua) {
+        let _lifted = LimitLifted::new(lua);
         for (name, before) in self.before.into_iter().rev() {
             let _ = self.all.raw_set(name, before);
         }

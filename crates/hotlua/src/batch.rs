@@ -16,6 +16,7 @@ use mlua::{Function, Lua, Table, Value};
 
 use crate::collector::CollectorState;
 use crate::load::{compile_given, find, stage, StagedModule};
+use crate::memory::LimitLifted;
 use crate::modules::loaded_table;
 use crate::{Error, Result};
 
@@ -43,6 +44,7 @@ impl Staged {
     /// Forgets the modules the new top levels loaded for the first time and puts the
     /// collector back as it was, for a reload that failed or was only a check.
     pub(crate) fn roll_back(&self, lua: &Lua) -> Result<()> {
+        let _lifted = LimitLifted::new(lua);
         self.collector.restore(lua);
         let loaded = loaded_table(lua)?;
         for name in &self.newly_loaded {

@@ -70,3 +70,26 @@ unsafe extern "C" fn allocate(
     let old = Layout::from_size_align_unchecked(osize, ffi::SYS_MIN_ALIGN);
     alloc::realloc(block as *mut u8, old, nsize) as *mut c_void
 }
+
+/// Lifts the state's memory limit ([`Lua::set_memory_limit`]) until dropped: undoing a
+/// failed reload writes back values that were there a moment ago, but mlua's calls may still
+/// need a little stack, and the host's limit must not leave a reload half undone.
+pub(crate) struct LimitLifted<'lua> {
+    lua: &'lua Lua,
+    limit: Option<usize>,
+}
+
+impl<'lua> LimitLifted<'lua> {
+    pub(crate) fn new(lua: &'lua Lua) -> LimitLifted<'lua> {
+        let limit = lua.set_memory_limit(0).ok().filter(|&limit| limit != 0);
+        LimitLifted { lua, limit }
+    }
+}
+
+impl Drop for LimitLifted<'_> {
+    fn drop(&mut self) {
+        if let Some(limit) = self.limit {
+            let _ = self.lua.set_memory_limit(limit);
+        }
+    }
+}

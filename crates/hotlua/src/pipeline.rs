@@ -102,7 +102,7 @@ impl Reloader {
                 let undo = match apply::apply(&self.lua, &plan.writes) {
                     Ok(undo) => undo,
                     Err(error) => {
-                        baselines.restore();
+                        baselines.restore(&self.lua);
                         return Err(failed(ApplyStep::Writes, error));
                     }
                 };
@@ -112,7 +112,7 @@ impl Reloader {
                 {
                     // A switch is all or nothing: it has put back every reference it changed.
                     undo.undo(&self.lua);
-                    baselines.restore();
+                    baselines.restore(&self.lua);
                     return Err(failed(ApplyStep::Switch, error));
                 }
             }

@@ -137,15 +137,13 @@ impl Journal {
     ///
     /// Each restore writes into a place that still exists: a table key that was there, an
     /// upvalue, a stack slot, a local of a frame that has not returned (nothing ran since).
-    /// Frame levels of the running thread count from the calling C frame, which sits at the
-    /// walk's depth: the caller runs this in a protected call made from the same place as the
-    /// walk's, with the same arguments.
+    /// Nothing is allocated: the values read go to stack slots reserved before the walk, and
+    /// other threads' stacks were given room when the walk read them.
     ///
     /// # Safety
-    /// `state` is a fresh protected frame with the walk's arguments; `self` counts the
-    /// complete records.
+    /// `state` is the frame that called the walk, with the walk's arguments at their indices
+    /// and [`super::UNDO_STACK`] free slots; `self` counts the complete records.
     pub(super) unsafe fn undo(&self, state: *mut lua_State) {
-        ffi::luaL_checkstack(state, 8, c"hotlua walk undo: Lua stack".as_ptr());
         self.undo_precise(state);
         for container in (1..=self.containers as ffi::lua_Integer).rev() {
             ffi::lua_rawgeti(state, CONTAINERS, container);
@@ -182,8 +180,11 @@ impl Journal {
                 }
                 Some(Kind::Local) => {
                     let thread = ffi::lua_tothread(state, object);
+                    // The walk counted this thread's levels from its protected call, one
+                    // frame above this one.
+                    let level = number(a) - c_int::from(thread == state);
                     let mut ar: ffi::lua_Debug = std::mem::zeroed();
-                    if ffi::lua_getstack(thread, number(a), &mut ar) != 0 {
+                    if ffi::lua_getstack(thread, level, &mut ar) != 0 {
                         ffi::lua_pushvalue(state, old);
                         if thread != state {
                             ffi::lua_xmove(state, thread, 1);

@@ -95,35 +95,46 @@ pub(crate) fn walk(
     }
     let args = (map, reverse, lua.create_table()?, lua.create_table()?);
     // SAFETY: exec_raw runs the closure in a fresh protected C frame whose only stack values
-    // are its arguments: `map` at MAP, then the journal's REVERSE, CONTAINERS and PRECISE.
-    // Every index the walker uses is one of those or a slot it pushed itself above them,
-    // recorded in `frames`; the garbage
-    // collector is stopped by the caller, so objects reached through pointers compared here
-    // stay alive and unmoved. Lua errors (out of memory) unwind through the walker by longjmp,
-    // so the walker owns no Rust value that needs dropping: its collections live in `walker`,
-    // outside, and the journal counts only records complete before their write.
-    let result = unsafe {
-        lua.exec_raw::<()>(args.clone(), |state| {
+    // are its arguments: `map` at MAP, then the journal's REVERSE, CONTAINERS and PRECISE. The
+    // walk itself runs one protected call deeper (`walk_protected`, same arguments at the same
+    // indices), so that when it fails this frame, whose stack room is reserved first, can
+    // undo it without allocating. Every index the walker uses is one of those or a slot it
+    // pushed itself above them, recorded in `frames`; the garbage collector is stopped by the
+    // caller, so objects reached through pointers compared here stay alive and unmoved. Lua
+    // errors (out of memory) unwind through the walker by longjmp, so the walker owns no Rust
+    // value that needs dropping: its collections live in `walker`, outside, and the journal
+    // counts only records complete before their write.
+    unsafe {
+        lua.exec_raw::<()>(args, |state| {
+            ffi::luaL_checkstack(state, UNDO_STACK, c"hotlua walk: Lua stack".as_ptr());
             walker.running = state;
-            walker.run(state);
-            ffi::lua_settop(state, 0);
-        })
-    };
-    match result {
-        Ok(()) => Ok(walker.stats),
-        Err(error) => {
-            // SAFETY: a fresh protected frame with the same arguments, called from the same
-            // place as the walk's (see Journal::undo), after nothing else ran.
-            let undone = unsafe { lua.exec_raw::<()>(args, |state| walker.journal.undo(state)) };
-            Err(match undone {
-                Ok(()) => error,
-                Err(undo_error) => mlua::Error::runtime(format!(
-                    "{error}; putting back the references switched so far failed too: \
-                     {undo_error}"
-                )),
-            })
-        }
+            ffi::lua_pushcfunction(state, walk_protected);
+            for index in MAP..=PRECISE {
+                ffi::lua_pushvalue(state, index);
+            }
+            ffi::lua_pushlightuserdata(state, (&raw mut walker).cast());
+            if ffi::lua_pcall(state, PRECISE + 1, 0, 0) != ffi::LUA_OK {
+                // The error value is on top; the journal's tables are still at their indices.
+                walker.journal.undo(state);
+                ffi::lua_error(state);
+            }
+        })?;
     }
+    Ok(walker.stats)
+}
+
+/// Stack slots the undo may use, reserved before the walk.
+const UNDO_STACK: c_int = 16;
+
+/// The walk's protected call: arguments as `walk`'s frame has them, then the walker.
+///
+/// # Safety
+/// Called only by `walk`, through `lua_pcall`, with a `*mut Walker` as last argument.
+unsafe extern "C-unwind" fn walk_protected(state: *mut lua_State) -> c_int {
+    let walker = &mut *ffi::lua_touserdata(state, PRECISE + 1).cast::<Walker<'_>>();
+    ffi::lua_settop(state, PRECISE);
+    walker.run(state);
+    0
 }
 
 /// Where the walk of one object stands. The object itself is on the Lua stack at `slot`.
