@@ -206,13 +206,15 @@ fn sweep(
         let Err((message, failed_step)) = result else {
             unreachable!("a reload that did not succeed failed")
         };
-        // mlua reports a stack it could not grow as "out of Lua stack"; LuaJIT, memory that
-        // ran out while it handled an error as "error in error handling".
+        // A stack that could not grow for lack of memory reads "out of Lua stack" from mlua and
+        // "stack overflow" from Lua 5.3's own functions; LuaJIT reports memory that ran out
+        // while it handled an error as "error in error handling".
         assert!(
             [
                 "not enough memory",
                 "out of Lua stack",
-                "error in error handling"
+                "stack overflow",
+                "error in error handling",
             ]
             .iter()
             .any(|kind| message.contains(kind)),

@@ -106,7 +106,9 @@ pub(crate) fn walk(
     // counts only records complete before their write.
     unsafe {
         lua.exec_raw::<()>(args, |state| {
-            ffi::luaL_checkstack(state, UNDO_STACK, c"hotlua walk: Lua stack".as_ptr());
+            if ffi::lua_checkstack(state, UNDO_STACK) == 0 {
+                fail(state);
+            }
             walker.running = state;
             ffi::lua_pushcfunction(state, walk_protected);
             for index in MAP..=PRECISE {
@@ -319,7 +321,10 @@ impl Walker<'_> {
     unsafe fn push_frame(&mut self, state: *mut lua_State, kind: c_int, place: Place) {
         // Every frame needs at most 3 more slots (object, key, value) plus room for the
         // replacement pushed while switching and a journal record.
-        ffi::luaL_checkstack(state, 8, c"hotlua walk: Lua stack".as_ptr());
+        // The depth is bounded (MAX_DEPTH), so a stack that cannot grow is out of memory.
+        if ffi::lua_checkstack(state, 8) == 0 {
+            fail(state);
+        }
         if self.frames.try_reserve(1).is_err() {
             fail(state);
         }
