@@ -2,6 +2,7 @@
 
 use mlua::{Function, Lua, Table, Value};
 
+use crate::fallible::Grow;
 use crate::memory::LimitLifted;
 use crate::raw;
 
@@ -146,9 +147,7 @@ impl Undo {
 pub(crate) fn apply(lua: &Lua, writes: &[Write]) -> mlua::Result<Undo> {
     let mut undo = Undo(Vec::new());
     // Room for every inverse before the first write: recording one never fails.
-    undo.0
-        .try_reserve_exact(writes.len())
-        .map_err(|_| crate::fallible::out_of_memory())?;
+    undo.0.grow_by(writes.len())?;
     for write in writes {
         match write.perform(lua) {
             Ok(inverse) => undo.0.extend(inverse),

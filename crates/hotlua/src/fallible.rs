@@ -2,9 +2,9 @@
 //!
 //! Rust's collections abort the process when the system refuses memory. Every collection of
 //! hotlua that grows with the program it reloads (the planner's maps and lists for a big
-//! module, the tables the `inplace` engine hands its C scan) grows through these instead, which answer Lua's "not
-//! enough memory" error: the reload fails and changes nothing. Fixed-size values (a message,
-//! one handle) are still allocated the usual way.
+//! module, the tables the `inplace` engine hands its C scan) grows through these instead,
+//! which answer Lua's "not enough memory" error: the reload fails and changes nothing.
+//! Fixed-size values (a message, one handle) are still allocated the usual way.
 
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -15,48 +15,55 @@ pub(crate) fn out_of_memory() -> mlua::Error {
     mlua::Error::MemoryError("not enough memory".to_owned())
 }
 
-/// A collection that can make room for one more element without aborting.
+/// A collection that can make room for more elements without aborting.
 pub(crate) trait Grow {
+    /// Makes room for `additional` more elements, or fails with "not enough memory".
+    fn grow_by(&mut self, additional: usize) -> mlua::Result<()>;
+
     /// Makes room for one more element, or fails with "not enough memory".
-    fn grow(&mut self) -> mlua::Result<()>;
+    fn grow(&mut self) -> mlua::Result<()> {
+        self.grow_by(1)
+    }
 }
 
 impl<T> Grow for Vec<T> {
-    fn grow(&mut self) -> mlua::Result<()> {
-        if self.len() < self.capacity() {
-            return Ok(());
-        }
-        self.try_reserve(1).map_err(|_| out_of_memory())
+    fn grow_by(&mut self, additional: usize) -> mlua::Result<()> {
+        self.try_reserve(additional).map_err(|_| out_of_memory())
     }
 }
 
 impl<K: Eq + Hash, V, S: BuildHasher> Grow for HashMap<K, V, S> {
-    fn grow(&mut self) -> mlua::Result<()> {
-        self.try_reserve(1).map_err(|_| out_of_memory())
+    fn grow_by(&mut self, additional: usize) -> mlua::Result<()> {
+        self.try_reserve(additional).map_err(|_| out_of_memory())
     }
 }
 
 impl<T: Eq + Hash, S: BuildHasher> Grow for HashSet<T, S> {
-    fn grow(&mut self) -> mlua::Result<()> {
-        self.try_reserve(1).map_err(|_| out_of_memory())
+    fn grow_by(&mut self, additional: usize) -> mlua::Result<()> {
+        self.try_reserve(additional).map_err(|_| out_of_memory())
     }
 }
 
-/// `vec.push(item)`, or "not enough memory".
-pub(crate) fn push<T>(vec: &mut Vec<T>, item: T) -> mlua::Result<()> {
-    vec.grow()?;
-    vec.push(item);
-    Ok(())
+/// `Vec::push` that fails with "not enough memory" instead of aborting.
+pub(crate) trait TryPush<T> {
+    fn try_push(&mut self, item: T) -> mlua::Result<()>;
+}
+
+impl<T> TryPush<T> for Vec<T> {
+    fn try_push(&mut self, item: T) -> mlua::Result<()> {
+        self.grow()?;
+        self.push(item);
+        Ok(())
+    }
 }
 
 /// The items of `iter` in a new vector, or "not enough memory".
 pub(crate) fn collect<T>(iter: impl IntoIterator<Item = T>) -> mlua::Result<Vec<T>> {
     let iter = iter.into_iter();
     let mut vec = Vec::new();
-    vec.try_reserve(iter.size_hint().0)
-        .map_err(|_| out_of_memory())?;
+    vec.grow_by(iter.size_hint().0)?;
     for item in iter {
-        push(&mut vec, item)?;
+        vec.try_push(item)?;
     }
     Ok(vec)
 }
@@ -76,7 +83,7 @@ pub(crate) fn sorted_by_key<T, K: Ord>(
 #[cfg(hotlua_inplace)]
 pub(crate) fn filled<T: Clone>(value: T, len: usize) -> mlua::Result<Vec<T>> {
     let mut vec = Vec::new();
-    vec.try_reserve_exact(len).map_err(|_| out_of_memory())?;
+    vec.grow_by(len)?;
     vec.resize(len, value);
     Ok(vec)
 }

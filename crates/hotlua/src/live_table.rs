@@ -10,7 +10,8 @@
 
 use mlua::{Lua, Table, Value};
 
-use crate::{fallible, Result};
+use crate::fallible::TryPush;
+use crate::Result;
 
 /// The fields and metatable of a live table, copied before a new top level runs.
 pub(crate) struct LiveTable {
@@ -51,7 +52,7 @@ impl LiveTable {
             let before: Value = self.fields.raw_get(&key)?;
             if before != value {
                 written.raw_set(&key, value)?;
-                fallible::push(&mut changed, (key, before))?;
+                changed.try_push((key, before))?;
             }
         }
         let metatable = self.table.metatable();

@@ -1,10 +1,10 @@
 //! Phase 3: joining the new version's upvalue cells to the live locals.
 
-use crate::fallible::{self, out_of_memory, Grow};
 use mlua::{Function, Value};
 
 use super::{both_numbers, OldCell, Path, Planner};
 use crate::apply::Write;
+use crate::fallible::{self, Grow, TryPush};
 use crate::Result;
 
 impl Planner<'_> {
@@ -73,24 +73,21 @@ impl Planner<'_> {
                     // The value first: where cells can only be copied, the copy must be the
                     // final value.
                     if let Some(value) = self.joined_value(&old.value, &new.value, &new.path)? {
-                        writes.grow()?;
-                        writes.push(Write::Upvalue {
+                        writes.try_push(Write::Upvalue {
                             function: old.function.clone(),
                             index: old.index,
                             value,
-                        });
+                        })?;
                     }
-                    writes.grow()?;
-                    writes.push(Write::Join {
+                    writes.try_push(Write::Join {
                         target: old.function.clone(),
                         target_index: old.index,
                         holders: new.holders,
-                    });
+                    })?;
                     if new.name != "_ENV" {
                         self.report.locals_joined += 1;
                         if !crate::raw::CELLS_CAN_BE_JOINED {
-                            self.report.locals_copied.grow()?;
-                            self.report.locals_copied.push(new.path.to_string());
+                            self.report.locals_copied.try_push(new.path.to_string())?;
                         }
                     }
                 }
@@ -98,23 +95,19 @@ impl Planner<'_> {
                     let resolved = self.resolve(&new.value)?;
                     if resolved != new.value {
                         let (function, index) = &new.holders[0];
-                        writes.grow()?;
-                        writes.push(Write::Upvalue {
+                        writes.try_push(Write::Upvalue {
                             function: function.clone(),
                             index: *index,
                             value: new.value.clone(),
-                        });
+                        })?;
                     }
                     if new.name != "_ENV" {
-                        self.report.locals_new.grow()?;
-                        self.report.locals_new.push(new.path.to_string());
+                        self.report.locals_new.try_push(new.path.to_string())?;
                     }
                 }
             }
         }
-        self.writes
-            .try_reserve(writes.len())
-            .map_err(|_| out_of_memory())?;
+        self.writes.grow_by(writes.len())?;
         self.writes.extend(writes);
         Ok(())
     }
@@ -146,8 +139,7 @@ impl Planner<'_> {
             _ if std::mem::discriminant(live) != std::mem::discriminant(new)
                 && !both_numbers(live, new) =>
             {
-                self.report.locals_type_changed.grow()?;
-                self.report.locals_type_changed.push(path.to_string());
+                self.report.locals_type_changed.try_push(path.to_string())?;
                 true
             }
             _ => false,

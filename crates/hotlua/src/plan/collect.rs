@@ -1,12 +1,12 @@
 //! Phase 1: everything the new versions created, and (last) pointing the new tables that go
 //! live as they are at live objects.
 
-use crate::fallible::{self, out_of_memory, Grow};
 use mlua::Value;
 
 use super::tables::PendingValues;
 use super::{NewCell, Path, Planner};
 use crate::apply::Write;
+use crate::fallible::{self, Grow, TryPush};
 use crate::load::StagedModule;
 use crate::Result;
 
@@ -90,8 +90,7 @@ impl Planner<'_> {
                                         value: upvalue.value.clone(),
                                         holders: Vec::new(),
                                     });
-                            cell.holders.grow()?;
-                            cell.holders.push((function.clone(), upvalue.index));
+                            cell.holders.try_push((function.clone(), upvalue.index))?;
                             if matches!(upvalue.value, Value::Table(_) | Value::Function(_)) {
                                 pending.push(&upvalue.value, cell_path)?;
                             }
@@ -102,11 +101,10 @@ impl Planner<'_> {
                         #[cfg(any(feature = "lua51", feature = "luajit"))]
                         if let Some(environment) = function.environment() {
                             pending.push(&Value::Table(environment.clone()), path.clone())?;
-                            self.writes.grow()?;
-                            self.writes.push(Write::Environment {
+                            self.writes.try_push(Write::Environment {
                                 function: function.clone(),
                                 environment,
-                            });
+                            })?;
                         }
                     }
                 }
@@ -132,51 +130,44 @@ impl Planner<'_> {
                 let (key, value) = pair?;
                 let live_key = self.resolve(&key)?;
                 if live_key != key {
-                    writes.grow()?;
-                    writes.push(Write::Field {
+                    writes.try_push(Write::Field {
                         table: table.clone(),
                         key: key.clone(),
                         value: Value::Nil,
-                    });
-                    writes.grow()?;
-                    writes.push(Write::Field {
+                    })?;
+                    writes.try_push(Write::Field {
                         table: table.clone(),
                         key: live_key,
                         value,
-                    });
+                    })?;
                 } else if self.resolve(&value)? != value {
-                    writes.grow()?;
-                    writes.push(Write::Field {
+                    writes.try_push(Write::Field {
                         table: table.clone(),
                         key,
                         value,
-                    });
+                    })?;
                 }
             }
             if let Some(metatable) = table.metatable() {
                 if self.table_pairs.contains(&metatable) {
-                    writes.grow()?;
-                    writes.push(Write::Metatable {
+                    writes.try_push(Write::Metatable {
                         table: table.clone(),
                         metatable: Some(metatable),
-                    });
+                    })?;
                 }
             }
         }
-        self.writes
-            .try_reserve(writes.len())
-            .map_err(|_| out_of_memory())?;
+        self.writes.grow_by(writes.len())?;
         self.writes.extend(writes);
         let closures = fallible::collect(self.foreign_closures.values().cloned())?;
         for closure in closures {
             for upvalue in &self.facts(&closure)?.upvalues {
                 if self.resolve(&upvalue.value)? != upvalue.value {
-                    self.writes.grow()?;
-                    self.writes.push(Write::Upvalue {
+                    self.writes.try_push(Write::Upvalue {
                         function: closure.clone(),
                         index: upvalue.index,
                         value: upvalue.value.clone(),
-                    });
+                    })?;
                 }
             }
         }

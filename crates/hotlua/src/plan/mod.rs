@@ -23,7 +23,6 @@ mod pair;
 mod path;
 mod tables;
 
-use crate::fallible::{self, out_of_memory, Grow};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -34,6 +33,7 @@ use self::path::Path;
 use self::tables::TableMap;
 use crate::apply::Write;
 use crate::batch::Staged;
+use crate::fallible::{self, Grow, TryPush};
 use crate::load::StagedModule;
 use crate::raw::FunctionFacts;
 use crate::report::ModuleFile;
@@ -81,8 +81,7 @@ impl Plan {
                 ));
             }
             planner.pair_module(module, base.as_ref())?;
-            baselines.grow()?;
-            baselines.push((module.name.clone(), planner.baseline_of(module)?));
+            baselines.try_push((module.name.clone(), planner.baseline_of(module)?))?;
         }
         planner.join_cells()?;
         planner.remap_new_tables()?;
@@ -269,8 +268,7 @@ impl<'lua> Planner<'lua> {
             for pair in crate::modules::loaded_table(self.lua)?.pairs::<Value, Value>() {
                 if let (_, Value::Table(module)) = pair? {
                     if self.is_foreign(&module) {
-                        tables.grow()?;
-                        tables.push(module);
+                        tables.try_push(module)?;
                     }
                 }
             }
@@ -349,12 +347,10 @@ impl<'lua> Planner<'lua> {
         // that expects the live objects to be complete: they come after every raw write.
         let planned = std::mem::take(&mut self.writes);
         let (mut writes, mut assignments) = (Vec::new(), Vec::new());
-        writes
-            .try_reserve(planned.len())
-            .map_err(|_| out_of_memory())?;
+        writes.grow_by(planned.len())?;
         for write in planned {
             match self.resolve_write(write)? {
-                assign @ Write::Assign { .. } => fallible::push(&mut assignments, assign)?,
+                assign @ Write::Assign { .. } => assignments.try_push(assign)?,
                 write => writes.push(write),
             }
         }
@@ -367,9 +363,7 @@ impl<'lua> Planner<'lua> {
         )?;
         replaced.sort_unstable();
         let mut paired_new = FxHashSet::default();
-        paired_new
-            .try_reserve(self.function_pairs.len())
-            .map_err(|_| out_of_memory())?;
+        paired_new.grow_by(self.function_pairs.len())?;
         paired_new.extend(
             self.function_pairs
                 .values()
@@ -384,9 +378,7 @@ impl<'lua> Planner<'lua> {
         added.sort_unstable();
         self.report.functions_replaced = replaced;
         let mut known = FxHashSet::default();
-        known
-            .try_reserve(self.new_functions.len() + self.old_functions.len())
-            .map_err(|_| out_of_memory())?;
+        known.grow_by(self.new_functions.len() + self.old_functions.len())?;
         known.extend(self.new_functions.keys().copied());
         known.extend(self.old_functions.iter().copied());
         let replaced_functions = fallible::collect(

@@ -1,10 +1,10 @@
 //! Phase 2: pairing new values with live ones by path, and merging data by the policy.
 
-use crate::fallible::Grow;
 use mlua::{Function, Table, Value};
 
 use super::{both_numbers, OldCell, Path, Planner, Task};
 use crate::apply::Write;
+use crate::fallible::{Grow, TryPush};
 use crate::load::StagedModule;
 use crate::report::Conflict;
 use crate::{DataPolicy, Result};
@@ -60,12 +60,11 @@ impl Planner<'_> {
     }
 
     fn write_field(&mut self, table: &Table, key: impl mlua::IntoLua, value: Value) -> Result<()> {
-        self.writes.grow()?;
-        self.writes.push(Write::Field {
+        self.writes.try_push(Write::Field {
             table: table.clone(),
             key: key.into_lua(self.lua)?,
             value,
-        });
+        })?;
         Ok(())
     }
 
@@ -81,13 +80,12 @@ impl Planner<'_> {
             return Ok(());
         }
         self.report.tables_merged += 1;
-        self.tasks.grow()?;
-        self.tasks.push(Task::MergeTables {
+        self.tasks.try_push(Task::MergeTables {
             live: live.clone(),
             new: new.clone(),
             path: path.clone(),
             base,
-        });
+        })?;
         Ok(())
     }
 
@@ -105,8 +103,7 @@ impl Planner<'_> {
                 if self.owned(function)? && new.raw_get::<Value>(&key)? == Value::Nil {
                     let deleted_path = path.field(&key).to_string();
                     self.remember_old_cells(function)?;
-                    self.report.functions_kept_deleted.grow()?;
-                    self.report.functions_kept_deleted.push(deleted_path);
+                    self.report.functions_kept_deleted.try_push(deleted_path)?;
                 }
             }
         }
@@ -141,12 +138,11 @@ impl Planner<'_> {
                 // Not a path: add the entry if the live table lacks it, never merge.
                 let live_key = self.resolve(&key)?;
                 if live.raw_get::<Value>(&live_key)? == Value::Nil {
-                    self.writes.grow()?;
-                    self.writes.push(Write::Field {
+                    self.writes.try_push(Write::Field {
                         table: live.clone(),
                         key,
                         value: new_value,
-                    });
+                    })?;
                 }
                 continue;
             }
@@ -171,8 +167,7 @@ impl Planner<'_> {
                         value: new_value,
                     }
                 };
-                self.writes.grow()?;
-                self.writes.push(write);
+                self.writes.try_push(write)?;
             }
         }
         Ok(())
@@ -339,12 +334,11 @@ impl Planner<'_> {
                     value: old_upvalue.value.clone(),
                 });
         }
-        self.tasks.grow()?;
-        self.tasks.push(Task::PairUpvalues {
+        self.tasks.try_push(Task::PairUpvalues {
             old: old.clone(),
             new: new.clone(),
             path: path.clone(),
-        });
+        })?;
         Ok(())
     }
 
@@ -359,12 +353,11 @@ impl Planner<'_> {
     ) -> Result<()> {
         self.foreign_closure_pairs.grow()?;
         if self.foreign_closure_pairs.insert(new.to_pointer() as usize) {
-            self.tasks.grow()?;
-            self.tasks.push(Task::PairUpvalues {
+            self.tasks.try_push(Task::PairUpvalues {
                 old: live.clone(),
                 new: new.clone(),
                 path: path.clone(),
-            });
+            })?;
         }
         Ok(())
     }

@@ -2,11 +2,11 @@
 //! limited number of handles (about a million on Lua 5.2+, about 8000 on Lua 5.1 and LuaJIT),
 //! and a module's data can have more tables than that.
 
-use crate::fallible::Grow;
 use mlua::{Lua, Table, Value};
 use rustc_hash::FxHashSet;
 
 use super::Path;
+use crate::fallible::{Grow, TryPush};
 use crate::Result;
 
 /// A map from tables to values, with membership answered without touching Lua.
@@ -81,8 +81,7 @@ impl PendingValues {
     pub(super) fn push(&mut self, value: &Value, path: Path) -> Result<()> {
         if matches!(value, Value::Table(_) | Value::Function(_)) {
             self.values.raw_set(self.paths.len() + 1, value)?;
-            self.paths.grow()?;
-            self.paths.push(path);
+            self.paths.try_push(path)?;
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ use mlua::Lua;
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 
+use crate::fallible::Grow;
 use crate::plan::Plan;
 
 /// How a reload gives the program the new code of the module's functions.
@@ -174,8 +175,7 @@ fn walk_pairs<'a>(
     let mut old = FxHashSet::default();
     for (before, after) in pairs {
         map.raw_set(before, after)?;
-        old.try_reserve(1)
-            .map_err(|_| mlua::Error::MemoryError("not enough memory".to_owned()))?;
+        old.grow()?;
         old.insert(before.to_pointer() as usize);
     }
     if old.is_empty() {

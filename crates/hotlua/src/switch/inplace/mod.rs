@@ -38,7 +38,7 @@ use rustc_hash::FxHashSet;
 use self::pairing::Pairing;
 use self::tables::{CPlan, Tables};
 use super::LeftOld;
-use crate::fallible;
+use crate::fallible::{self, Grow, TryPush};
 use crate::plan::Plan;
 
 /// A `Proto *` of the vendored Lua, opaque here.
@@ -137,10 +137,10 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
             Some(pair)
                 if unsafe { from(pair.old_proto, &sources) && from(pair.new_proto, &sources) } =>
             {
-                fallible::push(&mut pairs, *pair)?
+                pairs.try_push(*pair)?
             }
             // A C function, or a function of another file: only the walk can switch it.
-            _ => fallible::push(&mut walked, index)?,
+            _ => walked.try_push(index)?,
         }
     }
 
@@ -175,7 +175,7 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
         .collect();
     for (index, pair) in raw.iter().enumerate() {
         if pair.is_some_and(|pair| left.contains(&(pair.old_closure as usize))) {
-            fallible::push(&mut walked, index)?;
+            walked.try_push(index)?;
         }
     }
     if !walked.is_empty() {
@@ -217,8 +217,7 @@ fn raw_pairs(lua: &Lua, plan: &Plan) -> mlua::Result<Vec<Option<RawPair>>> {
         list.raw_push(new)?;
     }
     let mut raw = Vec::new();
-    raw.try_reserve_exact(plan.replaced.len())
-        .map_err(|_| fallible::out_of_memory())?;
+    raw.grow_by(plan.replaced.len())?;
     // SAFETY: index 1 of the fresh C frame is `list`; each function read is pushed, inspected
     // and popped, so the stack never grows by more than two slots (LUA_MINSTACK is 20).
     unsafe {

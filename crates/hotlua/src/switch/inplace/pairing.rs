@@ -11,7 +11,7 @@ use super::{
     hotlua_proto_nchildren, hotlua_proto_nupvalues, hotlua_proto_same_body,
     hotlua_proto_upvalue_name, hotlua_proto_upvalue_origin, Proto, RawPair,
 };
-use crate::fallible::{self, Grow};
+use crate::fallible::{self, Grow, TryPush};
 
 /// Where a retargeted closure's new upvalue comes from.
 #[derive(Clone, Copy)]
@@ -66,7 +66,7 @@ impl Pairing {
                         self.new_parent.grow()?;
                         self.new_parent.insert(new_child as usize, new as usize);
                         self.insert(old_child, new_child)?;
-                        fallible::push(&mut queue, (old_child, new_child))?;
+                        queue.try_push((old_child, new_child))?;
                     }
                     None => self.keep_old(old_child)?,
                 }
@@ -156,7 +156,7 @@ impl Pairing {
             self.map.grow()?;
             self.map.insert(p as usize, None);
             for i in 0..hotlua_proto_nchildren(p) {
-                fallible::push(&mut stack, hotlua_proto_child(p, i))?;
+                stack.try_push(hotlua_proto_child(p, i))?;
             }
         }
         Ok(())
@@ -176,14 +176,13 @@ impl Pairing {
                 groups.grow()?;
                 let group = groups.entry(child_key(parent, i)).or_default();
                 let side = if is_new { &mut group.1 } else { &mut group.0 };
-                fallible::push(side, hotlua_proto_child(parent, i))?;
+                side.try_push(hotlua_proto_child(parent, i))?;
             }
         }
         let mut result = Vec::new();
         for (key, (olds, news)) in groups {
-            result.grow()?;
             if olds.len() == 1 && news.len() == 1 {
-                result.push((olds[0], Some(news[0])));
+                result.try_push((olds[0], Some(news[0])))?;
                 continue;
             }
             for &old_child in &olds {
@@ -195,9 +194,8 @@ impl Pairing {
                     .collect();
                 let unique = matches.len() == 1
                     && olds.iter().filter(|&&o| same(o, matches[0])).count() == 1;
-                result.grow()?;
                 if unique {
-                    result.push((old_child, Some(matches[0])));
+                    result.try_push((old_child, Some(matches[0])))?;
                 } else {
                     if !news.is_empty() {
                         self.warnings.push(format!(
@@ -207,7 +205,7 @@ impl Pairing {
                             String::from_utf8_lossy(&key)
                         ));
                     }
-                    result.push((old_child, None));
+                    result.try_push((old_child, None))?;
                 }
             }
         }

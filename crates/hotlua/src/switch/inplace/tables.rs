@@ -4,7 +4,7 @@ use std::ffi::{c_int, c_void};
 
 use super::pairing::{Pairing, Slot};
 use super::{Proto, RawPair};
-use crate::fallible;
+use crate::fallible::{self, TryPush};
 
 /// Mirrors `HotluaPlan` in csrc/inplace.c.
 #[repr(C)]
@@ -69,18 +69,18 @@ impl Tables {
         for (&old, &new) in &pairing.map {
             let value = match (new, pairing.remaps.get(&old)) {
                 (Some(new), Some(remap)) => {
-                    fallible::push(&mut tables.new_protos, new as *const Proto)?;
-                    fallible::push(&mut tables.remap_offset, tables.remap.len())?;
+                    tables.new_protos.try_push(new as *const Proto)?;
+                    tables.remap_offset.try_push(tables.remap.len())?;
                     for slot in remap {
                         let code = match *slot {
                             Slot::Old(index) => index,
                             Slot::Unknown => -1,
                             Slot::Cell(cell) => {
-                                fallible::push(&mut tables.cells, cell)?;
+                                tables.cells.try_push(cell)?;
                                 -1 - tables.cells.len() as c_int
                             }
                         };
-                        fallible::push(&mut tables.remap, code)?;
+                        tables.remap.try_push(code)?;
                     }
                     tables.new_protos.len()
                 }
