@@ -296,10 +296,7 @@ impl Walker<'_> {
             return false;
         }
         let address = ffi::lua_topointer(state, index) as usize;
-        !self
-            .visited
-            .contains(address)
-            .unwrap_or_else(|_| fail(state))
+        !self.visited.contains(address)
     }
 
     /// Marks the object at `index` as visited; returns true if it was not before.

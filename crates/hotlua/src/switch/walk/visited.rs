@@ -26,44 +26,59 @@ const PAGE_WORDS: usize = (1 << PAGE_SHIFT) / 8 / 64;
 impl Visited {
     /// Marks `address`; returns true if it was not marked before.
     pub(super) fn insert(&mut self, address: usize) -> Result<bool, TryReserveError> {
-        let (word, bit) = self.locate(address)?;
+        let (page, word, bit) = split(address);
+        let bits = match self.page(page) {
+            Some(bits) => bits,
+            None => self.add_page(page)?,
+        };
+        // SAFETY: see `page`; `word < PAGE_WORDS`.
+        let word = unsafe { &mut *bits.add(word) };
         let fresh = *word & bit == 0;
         *word |= bit;
         Ok(fresh)
     }
 
-    pub(super) fn contains(&mut self, address: usize) -> Result<bool, TryReserveError> {
-        let (word, bit) = self.locate(address)?;
-        Ok(*word & bit != 0)
+    /// True if `address` is marked. Allocates nothing: an address on a page not allocated yet
+    /// is not marked.
+    pub(super) fn contains(&mut self, address: usize) -> bool {
+        let (page, word, bit) = split(address);
+        // SAFETY: see `page`; `word < PAGE_WORDS`.
+        self.page(page)
+            .is_some_and(|bits| unsafe { *bits.add(word) } & bit != 0)
     }
 
-    fn locate(&mut self, address: usize) -> Result<(&mut u64, u64), TryReserveError> {
-        let page = address >> PAGE_SHIFT;
-        let granule = (address & ((1 << PAGE_SHIFT) - 1)) >> 3;
-        let bits = match self.last {
-            Some((cached, bits)) if cached == page => bits,
-            _ => {
-                let bits = match self.pages.get_mut(&page) {
-                    Some(bits) => bits.as_mut_ptr(),
-                    None => {
-                        self.pages.try_reserve(1)?;
-                        let mut words = Vec::new();
-                        words.try_reserve_exact(PAGE_WORDS)?;
-                        words.resize(PAGE_WORDS, 0);
-                        self.pages
-                            .entry(page)
-                            .or_insert(words.into_boxed_slice())
-                            .as_mut_ptr()
-                    }
-                };
-                self.last = Some((page, bits));
-                bits
+    /// The words of `page`, if it is allocated.
+    ///
+    /// The pointer is to the PAGE_WORDS words of a boxed page owned by `self.pages`: boxes
+    /// never move and pages are never removed, and `&mut self` makes its use the only access.
+    fn page(&mut self, page: usize) -> Option<*mut u64> {
+        if let Some((cached, bits)) = self.last {
+            if cached == page {
+                return Some(bits);
             }
-        };
-        // SAFETY: `bits` points to the PAGE_WORDS words of a boxed page owned by `self.pages`;
-        // boxes never move and pages are never removed, `granule / 64 < PAGE_WORDS`, and
-        // `&mut self` makes this the only access.
-        let word = unsafe { &mut *bits.add(granule / 64) };
-        Ok((word, 1 << (granule % 64)))
+        }
+        let bits = self.pages.get_mut(&page)?.as_mut_ptr();
+        self.last = Some((page, bits));
+        Some(bits)
     }
+
+    fn add_page(&mut self, page: usize) -> Result<*mut u64, TryReserveError> {
+        self.pages.try_reserve(1)?;
+        let mut words = Vec::new();
+        words.try_reserve_exact(PAGE_WORDS)?;
+        words.resize(PAGE_WORDS, 0);
+        let bits = self
+            .pages
+            .entry(page)
+            .or_insert(words.into_boxed_slice())
+            .as_mut_ptr();
+        self.last = Some((page, bits));
+        Ok(bits)
+    }
+}
+
+/// The page of `address`, the index of its word in the page, and its bit in the word.
+fn split(address: usize) -> (usize, usize, u64) {
+    let granule = (address & ((1 << PAGE_SHIFT) - 1)) >> 3;
+    (address >> PAGE_SHIFT, granule / 64, 1 << (granule % 64))
 }
