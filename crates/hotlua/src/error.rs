@@ -298,6 +298,15 @@ fn unless_named(message: &str, file: &std::path::Path, mention: String) -> Strin
     }
 }
 
+/// `'a', 'b'`: a batch's module names as messages give them.
+pub(crate) fn quoted<'a>(modules: impl IntoIterator<Item = &'a str>) -> String {
+    modules
+        .into_iter()
+        .map(|name| format!("'{name}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// "a table", "an integer", "nothing": a type name as English reads it after "returns".
 fn with_article(kind: &str) -> String {
     match kind {

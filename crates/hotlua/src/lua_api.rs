@@ -433,14 +433,6 @@ fn hooks(lua: &Lua) -> mlua::Result<Table> {
 /// Calls every hook with `"before"`; the first that returns `false` (or raises) vetoes.
 /// Returns whether any hook ran (and so may have changed the modules).
 pub(crate) fn call_hooks_before(lua: &Lua, report: &Report) -> Result<bool> {
-    let modules = || {
-        report
-            .modules
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let hooks = hooks(lua)?;
     if hooks.raw_len() == 0 {
         return Ok(false);
@@ -458,7 +450,7 @@ pub(crate) fn call_hooks_before(lua: &Lua, report: &Report) -> Result<bool> {
             Err(error) => format!("hook raised: {}", crate::load::lua_error_text(&error)),
         };
         return Err(Error::Vetoed {
-            modules: modules(),
+            modules: crate::error::quoted(report.modules.iter().map(|m| m.name.as_str())),
             reason,
         });
     }

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use crate::collector::CollectorPause;
+use crate::error::quoted;
 use crate::sources::sha256_hex;
 use crate::{
     apply, baseline, batch, load, lua_api, plan, request, switch, ApplyStep, Error, Options,
@@ -32,7 +33,7 @@ impl Reloader {
         let mut report = result.map_err(|error| match error {
             // Lua failed outside any one module's top level (out of memory while staging).
             Error::Lua(message) => Error::Reload {
-                modules: quoted(modules),
+                modules: quoted(modules.iter().copied()),
                 message,
             },
             other => other,
@@ -69,7 +70,7 @@ impl Reloader {
             // all again and again. No finalizer may run Lua code (and see a half-done reload)
             // until the references are switched either.
             let _paused = CollectorPause::new(&self.lua);
-            let batch = || quoted(modules);
+            let batch = || quoted(modules.iter().copied());
             let build_plan = || {
                 plan::Plan::build(&self.lua, &staged, &policy_of, engine.keeps_identity()).map_err(
                     |error| match error {
@@ -136,13 +137,4 @@ impl Reloader {
         }
         result
     }
-}
-
-/// `'a', 'b'`: a batch's module names as messages give them.
-fn quoted(modules: &[&str]) -> String {
-    modules
-        .iter()
-        .map(|name| format!("'{name}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

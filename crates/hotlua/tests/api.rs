@@ -63,6 +63,7 @@ fn on_reload_hooks_run_before_and_after_and_may_veto() {
     let (ok, message): (mlua::Value, String) = f.lua("return require('hotlua').reload('m')");
     assert_eq!(ok, mlua::Value::Nil);
     assert!(message.contains("not now"), "{message}");
+    assert!(message.contains("reload of 'm' vetoed"), "{message}");
     assert_eq!(f.lua::<i64>("return m.v()"), 1);
     f.lua::<()>("veto = false");
     f.reload_ok("m");
