@@ -1,4 +1,4 @@
-//! Builds the `inplace` engine's C shim (csrc/inplace.c) when the library is built with the
+//! Builds the `inplace` engine's C shim (csrc/) when the library is built with the
 //! vendored Lua 5.4 (features `lua54` + `vendored`), and sets `cfg(hotlua_inplace)`.
 //!
 //! The shim includes Lua's *internal* headers (lobject.h, lstate.h, ...), so it must be
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(hotlua_inplace)");
-    println!("cargo:rerun-if-changed=csrc/inplace.c");
+    println!("cargo:rerun-if-changed=csrc");
     println!("cargo:rerun-if-env-changed=HOTLUA_LUA_SRC");
     println!("cargo:rerun-if-env-changed=HOTLUA_NO_INPLACE");
     let lua54 = env::var_os("CARGO_FEATURE_LUA54").is_some();
@@ -59,7 +59,7 @@ fn main() {
 
     let mut build = cc::Build::new();
     build
-        .file("csrc/inplace.c")
+        .files(["csrc/proto.c", "csrc/scan.c"])
         .include(&source)
         .define("HOTLUA_EXPECTED_RELEASE", release.to_string().as_str())
         // The same configuration lua-src compiles Lua 5.4 with.

@@ -12,7 +12,7 @@
 //!    the planner paired takes the new closure's cells, which the planner already joined to
 //!    the live ones; any other closure keeps its own cells, reordered by name. A new upvalue
 //!    it does not have cannot be known: that closure keeps its old code.
-//! 3. **One scan** of the collector's object list (C shim, csrc/inplace.c) finds every
+//! 3. **One scan** of the collector's object list (C shim, csrc/scan.c) finds every
 //!    closure whose prototype is paired, and gives each frame of a suspended coroutine that
 //!    runs one a private copy of its closure (it resumes in the old code with the old
 //!    constants). Closures on frames of running threads are left as they are; the module
@@ -72,7 +72,7 @@ struct RawPair {
     new_proto: *const Proto,
 }
 
-/// A prepared scan (`HotluaScan` in csrc/inplace.c): the closures to retarget are known and
+/// A prepared scan (`HotluaScan` in csrc/scan.c): the closures to retarget are known and
 /// suspended frames run private copies, but nothing a program can see has changed.
 /// [`Scan::commit`] retargets; dropping it undoes the copies.
 struct Scan {

@@ -213,7 +213,7 @@ impl Pairing {
     }
 }
 
-/// Where the parent's code stores the closure of its child `i` (see csrc/inplace.c).
+/// Where the parent's code stores the closure of its child `i` (see csrc/proto.c).
 unsafe fn child_key(parent: *const Proto, i: c_int) -> Vec<u8> {
     let mut buf = vec![0u8; 256];
     let len = hotlua_child_key(parent, i, buf.as_mut_ptr().cast(), buf.len());

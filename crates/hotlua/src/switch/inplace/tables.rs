@@ -1,4 +1,4 @@
-//! The open-addressing tables the C shim reads (`HotluaPlan` in csrc/inplace.c).
+//! The open-addressing tables the C shim reads (`HotluaPlan` in csrc/scan.c).
 
 use std::ffi::{c_int, c_void};
 
@@ -6,7 +6,7 @@ use super::pairing::{Pairing, Slot};
 use super::{Proto, RawPair};
 use crate::fallible::{self, TryPush};
 
-/// Mirrors `HotluaPlan` in csrc/inplace.c.
+/// Mirrors `HotluaPlan` in csrc/scan.c.
 #[repr(C)]
 pub(super) struct CPlan {
     pub(super) proto_keys: *const *const Proto,
@@ -32,7 +32,7 @@ pub(super) struct CPlan {
     pub(super) frames_copied: usize,
 }
 
-/// The hash the shim probes with (`hash_ptr` in csrc/inplace.c).
+/// The hash the shim probes with (`hash_ptr` in csrc/scan.c).
 fn hash_ptr(p: usize, mask: usize) -> usize {
     let mut x = p >> 4;
     x ^= x >> 17;
