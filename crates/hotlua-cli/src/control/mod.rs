@@ -12,8 +12,7 @@
 //! the connections served at once ([`MAX_CONNECTIONS`]) and the queue ([`QUEUE`]). One request
 //! per connection (`Connection: close`).
 
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -22,8 +21,12 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod http;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+use self::http::{linger, read_request, respond, Stream};
 
 /// The largest request head (request line and headers), in bytes.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -283,37 +286,6 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) {
     });
 }
 
-/// A connection: TCP or Unix.
-trait Stream: Read + Write + Send + 'static {
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
-    fn shutdown_write(&self);
-}
-
-impl Stream for TcpStream {
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_read_timeout(self, timeout)
-    }
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_write_timeout(self, timeout)
-    }
-    fn shutdown_write(&self) {
-        let _ = self.shutdown(std::net::Shutdown::Write);
-    }
-}
-
-impl Stream for UnixStream {
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        UnixStream::set_read_timeout(self, timeout)
-    }
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        UnixStream::set_write_timeout(self, timeout)
-    }
-    fn shutdown_write(&self) {
-        let _ = self.shutdown(std::net::Shutdown::Write);
-    }
-}
-
 /// Serves one connection on its own thread, or answers 503 when too many are open.
 fn serve(shared: &Arc<ServerState>, mut stream: impl Stream, peer: String) {
     if shared.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
@@ -335,26 +307,6 @@ fn serve(shared: &Arc<ServerState>, mut stream: impl Stream, peer: String) {
     if thread.is_err() {
         // The closure (and its counter decrement) never ran.
         shared.connections.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// After the answer, reads (and drops) what the client still sends, for a bounded time and
-/// size: closing with unread data would reset the connection, and the client could lose the
-/// answer (a 413 sent before the body was read).
-fn linger(stream: &mut impl Stream) {
-    stream.shutdown_write();
-    let deadline = Instant::now() + Duration::from_millis(500);
-    let mut left = 4 * MAX_BODY;
-    let mut chunk = [0u8; 4096];
-    while left > 0 {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        if wait.is_zero() || stream.set_read_timeout(Some(wait)).is_err() {
-            return;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => left = left.saturating_sub(n),
-        }
     }
 }
 
@@ -443,126 +395,4 @@ fn handle(shared: &ServerState, stream: &mut impl Stream, peer: &str) -> Respons
 /// Compares without stopping at the first difference.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-struct HttpRequest {
-    method: String,
-    path: String,
-    authorization: Option<String>,
-    body: Vec<u8>,
-}
-
-/// Reads one request within [`READ_TIME`] and the size limits.
-fn read_request(stream: &mut impl Stream) -> Result<HttpRequest, Response> {
-    let deadline = Instant::now() + READ_TIME;
-    let timed_out = || Response::error(408, "request not received in time");
-    let mut buffer = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let read = |stream: &mut dyn Stream, chunk: &mut [u8]| -> Result<usize, Response> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timed_out());
-        }
-        let _ = stream.set_read_timeout(Some(left));
-        match stream.read(chunk) {
-            Ok(0) => Err(Response::error(400, "connection closed mid-request")),
-            Ok(n) => Ok(n),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                Err(timed_out())
-            }
-            Err(e) => Err(Response::error(400, e.to_string())),
-        }
-    };
-    loop {
-        let n = read(stream, &mut chunk)?;
-        buffer.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Request::new(&mut headers);
-        match parsed.parse(&buffer) {
-            Ok(httparse::Status::Complete(head)) => {
-                let mut length = 0usize;
-                let mut authorization = None;
-                for header in parsed.headers.iter() {
-                    let value = String::from_utf8_lossy(header.value).into_owned();
-                    if header.name.eq_ignore_ascii_case("content-length") {
-                        length = value
-                            .trim()
-                            .parse()
-                            .map_err(|_| Response::error(400, "bad Content-Length"))?;
-                    } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-                        return Err(Response::error(411, "send a Content-Length, not chunks"));
-                    } else if header.name.eq_ignore_ascii_case("authorization") {
-                        authorization = Some(value);
-                    }
-                }
-                if length > MAX_BODY {
-                    return Err(Response::error(
-                        413,
-                        format!("body of {length} bytes; at most {MAX_BODY}"),
-                    ));
-                }
-                let method = parsed.method.unwrap_or("").to_owned();
-                let path = parsed.path.unwrap_or("").to_owned();
-                let mut body = buffer[head..].to_vec();
-                while body.len() < length {
-                    let n = read(stream, &mut chunk)?;
-                    body.extend_from_slice(&chunk[..n]);
-                }
-                body.truncate(length);
-                return Ok(HttpRequest {
-                    method,
-                    path,
-                    authorization,
-                    body,
-                });
-            }
-            Ok(httparse::Status::Partial) if buffer.len() > MAX_HEAD => {
-                return Err(Response::error(431, "request head too large"))
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(Response::error(
-                    431,
-                    format!("more than {MAX_HEADERS} headers"),
-                ))
-            }
-            Err(e) => return Err(Response::error(400, format!("bad request: {e}"))),
-        }
-    }
-}
-
-fn respond(stream: &mut impl Write, response: &Response) {
-    let reason = match response.status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        422 => "Unprocessable Content",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
-    };
-    let body = format!("{}\n", response.body);
-    let mut text = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        response.status,
-        body.len()
-    );
-    if response.status == 401 {
-        text.push_str("WWW-Authenticate: Bearer\r\n");
-    }
-    text.push_str("\r\n");
-    text.push_str(&body);
-    let _ = stream.write_all(text.as_bytes());
-    let _ = stream.flush();
 }
