@@ -25,7 +25,7 @@ use crate::{interpreter, signal};
 const RECENT_ATTEMPTS: usize = 10;
 
 /// The last attempts, as the audit log writes them (borrowed only briefly: a reload adds one).
-type Recent = RefCell<VecDeque<Value>>;
+type Recent = RefCell<VecDeque<hotlua::Attempt>>;
 
 /// Runs `args` like `lua5.4`, with the `hotlua` module installed before any Lua code runs and
 /// the folders of `options` watched.
@@ -52,10 +52,10 @@ pub fn run(options: &RunOptions, args: &LuaArgs) -> Result<ExitCode> {
         };
         let kept = recent.clone();
         reloader.on_attempt(move |attempt| {
-            let line = attempt.to_json();
             if let Some(mut file) = audit.as_ref() {
                 // One `write` per line: appends from several processes do not interleave.
-                if let Err(err) = file.write_all(format!("{line}\n").as_bytes()) {
+                let line = format!("{}\n", attempt.to_json());
+                if let Err(err) = file.write_all(line.as_bytes()) {
                     eprintln!("hotlua: cannot write the audit log: {err}");
                 }
             }
@@ -63,7 +63,7 @@ pub fn run(options: &RunOptions, args: &LuaArgs) -> Result<ExitCode> {
             if kept.len() == RECENT_ATTEMPTS {
                 kept.pop_front();
             }
-            kept.push_back(serde_json::from_str::<Value>(&line).unwrap_or(Value::Null));
+            kept.push_back(attempt.clone());
         });
         let json = options.json;
         reloader.set_safe_point(move |reloader| {

@@ -124,6 +124,28 @@ fn penlight_keeps_behaving_and_runs_new_code_after_every_module_is_edited() {
     penlight_reload_keeps_behaviour("edited");
 }
 
+/// Penlight's modules reloaded, mid-`foreach`, while memory runs out under `ulimit -v`: each
+/// failed reload names the module and leaves Penlight behaving as before, none aborts, and
+/// each module reloads once memory is freed (`tests/real/penlight_squeeze.lua`).
+#[test]
+fn penlight_reloads_while_memory_runs_out_fail_cleanly() {
+    let run = run_program(
+        "sh",
+        &[
+            "-c",
+            "ulimit -v 400000 && exec \"$0\" run penlight_squeeze.lua",
+            HOTLUA,
+        ],
+        &real_dir(),
+        lua_env(),
+    );
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "true\t6\ttrue\n"),
+        "{run:?}"
+    );
+}
+
 // ---- busted ----
 
 /// The spec reloads busted's own modules from inside a running test; busted must still run
