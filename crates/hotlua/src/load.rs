@@ -381,9 +381,10 @@ fn is_from_source(function: &Function, source: &str) -> bool {
 pub(crate) fn lua_error_text(error: &mlua::Error) -> String {
     let text = match error {
         mlua::Error::CallbackError { cause, .. } => return lua_error_text(cause),
-        mlua::Error::RuntimeError(message) | mlua::Error::SyntaxError { message, .. } => {
-            message.clone()
-        }
+        // Lua's own words ("not enough memory"), without mlua's "memory error: " in front.
+        mlua::Error::RuntimeError(message)
+        | mlua::Error::MemoryError(message)
+        | mlua::Error::SyntaxError { message, .. } => message.clone(),
         other => other.to_string(),
     };
     match text.split_once("\nstack traceback:") {
