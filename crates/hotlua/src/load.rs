@@ -13,8 +13,8 @@ use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 
 use crate::collector::CollectorState;
 use crate::limits::{self, Stop};
-use crate::live_table::LiveTable;
 use crate::modules::{loaded_table, searchers};
+use crate::staging::{Staging, Written};
 use crate::{Error, Result};
 
 /// One module's new version, run in its staging environment, nothing applied.
@@ -29,8 +29,15 @@ pub struct StagedModule {
     /// What the new top level produced: its return value, or what it stored in
     /// `package.loaded[name]`, or `true`.
     pub new: Value,
-    /// The staged global writes of the new top level.
+    /// The `_ENV` the new top level ran with (it stands for `_G`).
+    pub environment: Table,
+    /// What the new top level wrote into `_G`.
     pub globals: Table,
+    /// What it wrote into other tables it did not create (host tables, tables it reached
+    /// through a global), each put back as it was.
+    pub extended: Vec<Written>,
+    /// How many table entries staging copied to be able to undo the top level's writes.
+    pub entries_copied: usize,
 }
 
 /// Runs `chunk`, the new top level of module `name` compiled from `file`, whose live value is
@@ -50,17 +57,18 @@ pub(crate) fn stage(
     // The chunk's own name: a host's searcher (LÖVE's, for one) names chunks its own way, and
     // the module's functions are recognised by it.
     let source = (chunk.info().source).unwrap_or_else(|| chunk_name(&file));
-    let globals = lua.globals();
-    let stage = staging_environment(lua, &globals, &source)?;
+    let staging = Staging::new(lua, &old)?;
+    let environment = staging.environment.clone();
     // The `_ENV` upvalue on Lua 5.2+, the function environment on 5.1 and LuaJIT.
-    chunk.set_environment(stage.clone())?;
+    chunk.set_environment(environment.clone())?;
 
     let loaded = loaded_table(lua)?;
     let args = (name, file.display().to_string()).into_lua_multi(lua)?;
-    let live_table = LiveTable::copy(lua, &old)?;
     // From here to the end of the run nothing returns early: what is hidden is put back.
     // Lua 5.1's `module(name)` looks the module up in the real globals (not the chunk's
     // environment) and would reuse and fill the live table: hide it too, and put it back.
+    #[cfg(any(feature = "lua51", feature = "luajit"))]
+    let globals = lua.globals();
     #[cfg(any(feature = "lua51", feature = "luajit"))]
     let old_global: Value = globals.raw_get(name)?;
     #[cfg(any(feature = "lua51", feature = "luajit"))]
@@ -68,11 +76,12 @@ pub(crate) fn stage(
     reloading.set(true);
     let ran = limits::call_limited(lua, &chunk, args, timeout, collector);
     reloading.set(false);
-    let written = live_table.as_ref().map(|live| live.restore(lua));
+    let entries_copied = staging.entries_copied();
+    let written = staging.restore(lua);
     // Putting back a key that was there a moment ago allocates nothing.
     #[cfg(any(feature = "lua51", feature = "luajit"))]
     globals.raw_set(name, old_global)?;
-    let written = written.transpose()?;
+    let written = written?;
     let stored: Value = loaded.raw_get(name)?;
     loaded.raw_set(name, Value::Nil)?;
     let returned = ran?.map_err(|stop| match stop {
@@ -94,11 +103,9 @@ pub(crate) fn stage(
         Some(Value::Nil) | None => Value::Boolean(true),
         Some(value) => value,
     };
-    // The new top level filled the live table itself: what it wrote is the new version.
-    if let (Some(live), Some(written)) = (live_table, written) {
-        if live.is(&new) {
-            new = Value::Table(written);
-        }
+    // The new top level filled the live module table itself: what it wrote is the new version.
+    if let (Some(fields), true) = (written.module, old == new) {
+        new = Value::Table(fields);
     }
     check_same_kind(name, &file, &old, &new)?;
     Ok(StagedModule {
@@ -107,7 +114,10 @@ pub(crate) fn stage(
         source,
         old,
         new,
-        globals: stage,
+        environment,
+        globals: written.globals,
+        extended: written.extended,
+        entries_copied,
     })
 }
 
@@ -324,56 +334,6 @@ pub(crate) fn loaded_modules_in(lua: &Lua, files: &[PathBuf]) -> Result<Vec<Stri
     }
     modules.sort();
     Ok(modules)
-}
-
-/// The environment the new top level runs in: writes stay in it, reads fall through to the
-/// real globals except `_G` (the staging table itself, so `_G.x = 1` is staged too) and the
-/// globals the old version of this module defined (hidden, so `Foo = Foo or {}` builds a
-/// fresh table that the merge then pairs with the live one).
-fn staging_environment(lua: &Lua, globals: &Table, source: &str) -> Result<Table> {
-    let hidden = lua.create_table()?;
-    for (key, value) in globals.pairs::<Value, Value>().flatten() {
-        if defined_by(&value, source) {
-            hidden.raw_set(key, true)?;
-        }
-    }
-    let stage = lua.create_table()?;
-    // The closure must not hold `stage` itself: a Rust-held reference to the table whose
-    // metatable holds the closure is a cycle the collector cannot see, and every reload would
-    // leak its staging table. Lua passes the table being indexed (the stage) as `this`.
-    let globals = globals.clone();
-    let reads = lua.create_function(move |_, (this, key): (Table, Value)| {
-        if matches!(&key, Value::String(s) if s == "_G") {
-            return Ok(Value::Table(this));
-        }
-        if hidden.raw_get::<bool>(&key).unwrap_or(false) {
-            return Ok(Value::Nil);
-        }
-        globals.raw_get(key)
-    })?;
-    let metatable = lua.create_table()?;
-    metatable.raw_set("__index", reads)?;
-    stage.set_metatable(Some(metatable))?;
-    Ok(stage)
-}
-
-/// True for a global the module at `source` defined: one of its functions, or a table
-/// holding one (its module or class table).
-fn defined_by(value: &Value, source: &str) -> bool {
-    match value {
-        Value::Function(function) => is_from_source(function, source),
-        Value::Table(table) => table
-            .pairs::<Value, Value>()
-            .flatten()
-            .any(|(_, field)| matches!(&field, Value::Function(f) if is_from_source(f, source))),
-        _ => false,
-    }
-}
-
-/// True if `function` is a Lua function compiled from the chunk named `source`.
-fn is_from_source(function: &Function, source: &str) -> bool {
-    let info = function.info();
-    info.what == "Lua" && info.source.as_deref() == Some(source)
 }
 
 /// The Lua error's own text, without mlua's decorations (callback wrappers, the traceback

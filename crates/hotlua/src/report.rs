@@ -31,6 +31,14 @@ pub struct Report {
     pub functions_kept_deleted: Vec<String>,
     /// Old tables that kept their identity and received the new version's fields.
     pub tables_merged: usize,
+    /// Live tables the new top levels wrote into without creating them, by the global name
+    /// they reached them through (`love`, `string`): their writes are merged like fields of the
+    /// module (`_G` itself is not listed).
+    pub tables_extended: Vec<String>,
+    /// Table entries staging copied so that the new top levels' writes into live tables could
+    /// be undone: `_G`'s keys, the module table's, and those of each table read through a
+    /// global. Never the program's data beyond that.
+    pub staging_entries_copied: usize,
     /// Fields added to live tables.
     pub fields_added: usize,
     /// Upvalue cells of new functions joined to the old module's cells (one shared variable).

@@ -12,13 +12,24 @@ use crate::Result;
 
 impl Planner<'_> {
     pub(super) fn collect_module(&mut self, module: &StagedModule) -> Result<()> {
-        // The staging table stands for `_G`: its fields are new, its metatable is hotlua's.
+        // What the top level wrote into `_G` and into other live tables: the values are new,
+        // the tables they were written into are live.
         let mut pending = PendingValues::new(self.lua)?;
-        for pair in module.globals.pairs::<Value, Value>() {
-            let (key, value) = pair?;
-            let path = Path::root("").field(&key);
-            pending.push(&key, Path::root(&module.name))?;
-            pending.push(&value, path)?;
+        let written = std::iter::once((&module.globals, Path::root(""))).chain(
+            module
+                .extended
+                .iter()
+                .map(|w| (&w.fields, Path::root(&w.name))),
+        );
+        for (fields, table_path) in written {
+            for pair in fields.pairs::<Value, Value>() {
+                let (key, value) = pair?;
+                pending.push(&key, Path::root(&module.name))?;
+                pending.push(&value, table_path.field(&key))?;
+            }
+            if let Some(metatable) = fields.metatable() {
+                pending.push(&Value::Table(metatable), table_path.metatable())?;
+            }
         }
         pending.push(&module.new, Path::root(&module.name))?;
         pending.reverse_since(0)?;

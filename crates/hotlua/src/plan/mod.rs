@@ -187,6 +187,10 @@ impl<'lua> Planner<'lua> {
         let mut table_pairs = TableMap::new(lua)?;
         for module in &staged.modules {
             table_pairs.insert(&module.globals, &globals)?;
+            table_pairs.insert(&module.environment, &globals)?;
+            for written in &module.extended {
+                table_pairs.insert(&written.fields, &written.live)?;
+            }
         }
         let live_modules = staged
             .modules
@@ -229,6 +233,12 @@ impl<'lua> Planner<'lua> {
                     })
                     .collect(),
                 engine: "none",
+                tables_extended: staged
+                    .modules
+                    .iter()
+                    .flat_map(|m| m.extended.iter().map(|w| w.name.clone()))
+                    .collect(),
+                staging_entries_copied: staged.modules.iter().map(|m| m.entries_copied).sum(),
                 ..Report::default()
             },
         })

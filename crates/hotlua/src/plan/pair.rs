@@ -34,13 +34,42 @@ impl Planner<'_> {
             _ => {}
         }
         let globals = self.globals.clone();
-        self.merge_fields(
-            &globals,
-            &module.globals,
-            &Path::root(""),
-            base_globals.as_ref(),
-        )?;
+        self.merge_written(&globals, &module.globals, &Path::root(""), base_globals)?;
+        for written in &module.extended {
+            self.merge_written(
+                &written.live,
+                &written.fields,
+                &Path::root(&written.name),
+                None,
+            )?;
+        }
         self.drain()
+    }
+
+    /// Merges what a new top level wrote into a live table it did not create (`_G`, a host
+    /// table): the fields it set, and the metatable if it replaced it.
+    fn merge_written(
+        &mut self,
+        live: &Table,
+        written: &Table,
+        path: &Path,
+        base: Option<Table>,
+    ) -> Result<()> {
+        self.merge_fields(live, written, path, base.as_ref())?;
+        if let Some(metatable) = written.metatable() {
+            match live.metatable() {
+                Some(live_meta) => self.pair_values(
+                    &Value::Table(live_meta),
+                    &Value::Table(metatable),
+                    &path.metatable(),
+                )?,
+                None => self.writes.try_push(Write::Metatable {
+                    table: live.clone(),
+                    metatable: Some(metatable),
+                })?,
+            }
+        }
+        Ok(())
     }
 
     /// Does the pairing work left pending, and whatever it leads to, until none is left.

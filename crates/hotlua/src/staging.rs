@@ -1,0 +1,283 @@
+//! The world a new top level runs in: the real globals, with every write it makes into a table
+//! that existed before it ran recorded and undone afterwards.
+//!
+//! A new top level must see the program as the program sees itself (design §Semantics 9):
+//! `rawget(_G, k)` gives the live value, `_G`'s metatable is the live one (its `__index`
+//! supplies lazy globals, a strict mode raises), host tables such as `love`, `vim` or `string`
+//! are there to be extended (`function love.update(dt) … end`). Yet nothing may change unless
+//! the whole reload succeeds. So the top level runs against the live tables, and each table it
+//! can write into is copied (one level, its fields and metatable) just before it can:
+//!
+//! - `_G`, before the top level starts;
+//! - the module's live value, if a table (`local M = require("registry").Shape`);
+//! - every table the top level reads through a global name that held that table before it ran
+//!   (`love`, `string`, `Shop` in `Shop = Shop or {}`), the first time it reads it.
+//!
+//! The top level's `_ENV` is an empty table whose `__index` reads the real globals (through
+//! `_G`'s own metamethods) and notes such tables, and whose `__newindex` is `_G` itself, so
+//! global writes land in `_G` at once and the rest of the program (other modules the top level
+//! calls) sees them while it runs. Once it has run, every copied table is compared with its copy:
+//! what changed comes out as a fresh table per live table (what the top level *wrote*), and the
+//! live table is put back exactly as it was. The planner then merges what was written into the
+//! live tables by the same rules as any new version, so a `check` or a failed reload leaves
+//! them untouched.
+//!
+//! Staging therefore costs one shallow copy of `_G` (its keys, not what they hold) and of each
+//! table the top level reads through a global, never a walk of the program's global data.
+//! Limitation: a table reached *inside* a copied one (`Shop.config.debug = false`, where
+//! `Shop.config` already existed) is not copied, so such a nested write is live at once and is
+//! not undone.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use mlua::{Function, Lua, Table, Value};
+
+use crate::fallible::TryPush;
+use crate::memory::LimitLifted;
+use crate::Result;
+
+/// What a new top level wrote into one live table it did not create.
+pub struct Written {
+    /// The live table, as it was again once the top level ran.
+    pub live: Table,
+    /// Every field the top level set to a different non-nil value, and the metatable if it
+    /// replaced it.
+    pub fields: Table,
+    /// The global name the top level reached the table by.
+    pub name: String,
+}
+
+/// Everything a new top level wrote into tables that existed before it ran.
+pub(crate) struct Writes {
+    /// What it wrote into `_G`.
+    pub globals: Table,
+    /// What it wrote into the module's live table, if that is a table.
+    pub module: Option<Table>,
+    /// Every other table it wrote into.
+    pub extended: Vec<Written>,
+}
+
+/// The staging environment of one new top level and the copies of the tables it may write.
+pub(crate) struct Staging {
+    /// The `_ENV` of the new top level.
+    pub environment: Table,
+    journal: Rc<RefCell<Journal>>,
+    /// `_G` as the top level found it, shared with `environment`'s `__index`, which stops
+    /// noting tables once it is gone (after the run).
+    state: Table,
+}
+
+/// The copied tables, in the order they were copied.
+struct Journal {
+    copies: Vec<Copy>,
+    /// Live table → true, for every table copied.
+    seen: Table,
+    /// How many table entries were copied: what staging cost.
+    entries: usize,
+}
+
+struct Copy {
+    live: Table,
+    fields: Table,
+    metatable: Option<Table>,
+    role: Role,
+}
+
+/// Why a table was copied.
+enum Role {
+    Globals,
+    Module,
+    /// Read through this global name.
+    Global(String),
+}
+
+/// Reads through the real globals; notes a table that held its global name before the run.
+const READ_GLOBAL: &str = r#"
+local G, state, note, type, rawequal = ...
+return function(_, key)
+  local value = G[key]
+  if type(value) == "table" then
+    local before = state.before
+    if before and not state.seen[value] and rawequal(before[key], value) then
+      note(value, key)
+    end
+  end
+  return value
+end
+"#;
+
+impl Staging {
+    /// Copies `_G` and `module` (the module's live value, if a table) and makes the
+    /// environment.
+    pub(crate) fn new(lua: &Lua, module: &Value) -> Result<Staging> {
+        let globals = lua.globals();
+        let journal = Rc::new(RefCell::new(Journal {
+            copies: Vec::new(),
+            seen: lua.create_table()?,
+            entries: 0,
+        }));
+        journal.borrow_mut().copy(lua, &globals, Role::Globals)?;
+        if let Value::Table(module) = module {
+            journal.borrow_mut().copy(lua, module, Role::Module)?;
+        }
+        let state = lua.create_table()?;
+        state.raw_set("before", journal.borrow().copies[0].fields.clone())?;
+        state.raw_set("seen", journal.borrow().seen.clone())?;
+        // The callback holds the journal, not the environment: a Rust-held reference to the
+        // table whose metatable holds the callback would be a cycle the collector cannot see.
+        let noted = Rc::downgrade(&journal);
+        let note = lua.create_function(move |lua, (table, key): (Table, Value)| {
+            if let Some(journal) = noted.upgrade() {
+                let name = match key {
+                    Value::String(name) => name.to_string_lossy(),
+                    other => format!("[{}]", other.type_name()),
+                };
+                journal
+                    .borrow_mut()
+                    .copy(lua, &table, Role::Global(name))
+                    .map_err(mlua::Error::external)?;
+            }
+            Ok(())
+        })?;
+        let read: Function = lua.load(READ_GLOBAL).set_name("=hotlua staging").call((
+            &globals,
+            &state,
+            note,
+            globals.raw_get::<Value>("type")?,
+            globals.raw_get::<Value>("rawequal")?,
+        ))?;
+        let metatable = lua.create_table()?;
+        metatable.raw_set("__index", read)?;
+        metatable.raw_set("__newindex", &globals)?;
+        let environment = lua.create_table()?;
+        environment.set_metatable(Some(metatable))?;
+        Ok(Staging {
+            environment,
+            journal,
+            state,
+        })
+    }
+
+    /// How many table entries staging copied so far.
+    pub(crate) fn entries_copied(&self) -> usize {
+        self.journal.borrow().entries
+    }
+
+    /// Puts every copied table back as it was and returns what the top level wrote.
+    ///
+    /// Every table is put back whatever happens; an error (out of memory while collecting what
+    /// was written) comes after.
+    pub(crate) fn restore(self, lua: &Lua) -> Result<Writes> {
+        // Allocates nothing: the key is there.
+        let _ = self.state.raw_set("before", Value::Nil);
+        let copies = std::mem::take(&mut self.journal.borrow_mut().copies);
+        let writes = Writes::of(lua, &copies);
+        let _lifted = LimitLifted::new(lua);
+        let mut outcome = Ok(());
+        for copy in &copies {
+            let put_back = copy.put_back();
+            outcome = outcome.and(put_back);
+        }
+        outcome.and(writes)
+    }
+}
+
+impl Writes {
+    fn of(lua: &Lua, copies: &[Copy]) -> Result<Writes> {
+        let mut writes = Writes {
+            globals: lua.create_table()?,
+            module: None,
+            extended: Vec::new(),
+        };
+        for copy in copies {
+            let fields = copy.written(lua)?;
+            match &copy.role {
+                Role::Globals => writes.globals = fields,
+                Role::Module => writes.module = Some(fields),
+                Role::Global(_) if is_empty(&fields) => {}
+                Role::Global(name) => writes.extended.try_push(Written {
+                    live: copy.live.clone(),
+                    fields,
+                    name: name.clone(),
+                })?,
+            }
+        }
+        Ok(writes)
+    }
+}
+
+/// True if the top level wrote nothing into the copied table.
+fn is_empty(fields: &Table) -> bool {
+    fields.pairs::<Value, Value>().next().is_none() && fields.metatable().is_none()
+}
+
+impl Journal {
+    fn copy(&mut self, lua: &Lua, table: &Table, role: Role) -> Result<()> {
+        if self.seen.raw_get::<bool>(table)? {
+            return Ok(());
+        }
+        let fields = lua.create_table()?;
+        let mut entries = 0;
+        for pair in table.pairs::<Value, Value>() {
+            let (key, field) = pair?;
+            fields.raw_set(key, field)?;
+            entries += 1;
+        }
+        self.copies.try_push(Copy {
+            live: table.clone(),
+            fields,
+            metatable: table.metatable(),
+            role,
+        })?;
+        self.seen.raw_set(table, true)?;
+        self.entries += entries;
+        Ok(())
+    }
+}
+
+impl Copy {
+    /// Every field of the live table set to a different non-nil value since the copy, and the
+    /// metatable if it was replaced, as a fresh table.
+    fn written(&self, lua: &Lua) -> Result<Table> {
+        let written = lua.create_table()?;
+        for pair in self.live.pairs::<Value, Value>() {
+            let (key, value) = pair?;
+            let before: Value = self.fields.raw_get(&key)?;
+            if before != value {
+                written.raw_set(key, value)?;
+            }
+        }
+        let metatable = self.live.metatable();
+        if metatable != self.metatable {
+            written.set_metatable(metatable)?;
+        }
+        Ok(written)
+    }
+
+    /// Puts the live table back as it was copied. Putting back a key the top level changed
+    /// allocates nothing; only a key it deleted is inserted again.
+    fn put_back(&self) -> Result<()> {
+        if self.live.metatable() != self.metatable {
+            self.live.set_metatable(self.metatable.clone())?;
+        }
+        let mut changed = Vec::new();
+        for pair in self.live.pairs::<Value, Value>() {
+            let (key, value) = pair?;
+            let before: Value = self.fields.raw_get(&key)?;
+            if before != value {
+                changed.try_push((key, before))?;
+            }
+        }
+        for (key, before) in changed {
+            self.live.raw_set(key, before)?;
+        }
+        for pair in self.fields.pairs::<Value, Value>() {
+            let (key, value) = pair?;
+            if self.live.raw_get::<Value>(&key)? == Value::Nil {
+                self.live.raw_set(key, value)?;
+            }
+        }
+        Ok(())
+    }
+}
