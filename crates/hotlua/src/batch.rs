@@ -17,7 +17,7 @@ use mlua::{Function, Lua, Table, Value};
 use crate::collector::CollectorState;
 use crate::load::{compile_given, find, stage, StagedModule};
 use crate::memory::LimitLifted;
-use crate::modules::loaded_table;
+use crate::modules::{check_origin, loaded_table};
 use crate::{Error, Result};
 
 /// A module's file and the source to compile instead of reading that file.
@@ -81,6 +81,10 @@ pub(crate) fn stage_all(
         .into_iter()
         .map(|(chunk, file, text)| ((chunk, file), text))
         .unzip();
+    for (name, (chunk, file)) in names.iter().zip(&chunks) {
+        let source = chunk.info().source.unwrap_or_default();
+        check_origin(lua, name, file, &source)?;
+    }
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let loaded = loaded_table(lua)?;
     let preload: Table = lua

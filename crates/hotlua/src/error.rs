@@ -34,6 +34,24 @@ pub enum Error {
         file: PathBuf,
     },
 
+    /// The module's live value did not come from a Lua source file that `require` found under
+    /// its name: the standard library (`string`, `table`), a C module, a `package.preload`
+    /// entry, a table a host put in `package.loaded`. A same-named file on `package.path` is
+    /// never loaded in its place; `reason` says what the live value is.
+    #[error(
+        "module '{module}' is not reloaded from {}: {reason}; a reload never replaces a module \
+         that did not come from its file",
+        file.display()
+    )]
+    NotFromFile {
+        /// The module's name, as `require` takes it.
+        module: String,
+        /// The same-named file that was found.
+        file: PathBuf,
+        /// What the live value is instead.
+        reason: String,
+    },
+
     /// The file exists but is empty (or blank): most likely an editor caught mid-write.
     #[error("module '{module}': file {} is empty; old code kept", file.display())]
     EmptyFile {
@@ -237,6 +255,7 @@ impl Error {
         match self {
             Error::NotFound { module, .. }
             | Error::NotLuaSource { module, .. }
+            | Error::NotFromFile { module, .. }
             | Error::EmptyFile { module, .. }
             | Error::Precompiled { module, .. }
             | Error::Load { module, .. }
@@ -277,6 +296,7 @@ impl Error {
     pub fn file(&self) -> Option<&std::path::Path> {
         match self {
             Error::NotLuaSource { file, .. }
+            | Error::NotFromFile { file, .. }
             | Error::EmptyFile { file, .. }
             | Error::Precompiled { file, .. }
             | Error::Load { file, .. }

@@ -208,6 +208,7 @@ impl Reloader {
         // `Send + Sync` too); one `Arc` type serves both builds.
         #[allow(clippy::arc_with_non_send_sync)]
         let shared = Arc::new(Shared::default());
+        modules::remember_present(lua)?;
         tracking::track_loads(lua)?;
         // Only the shared state goes into app data: a `Lua` handle there would keep the state
         // from ever being closed.

@@ -315,11 +315,13 @@ pub(crate) fn search_path(package: &Table, name: &str) -> Result<Option<PathBuf>
 }
 
 /// The loaded modules (names in `package.loaded`) whose files, as `package.searchpath` finds
-/// them, are among `files` (canonical paths), sorted by name.
+/// them, are among `files` (canonical paths), sorted by name; and, apart, the refusals of
+/// those whose live value did not come from that file ([`crate::modules::check_origin`]: a
+/// saved `string.lua` never replaces the standard library).
 #[cfg(feature = "watch")]
-pub(crate) fn loaded_modules_in(lua: &Lua, files: &[PathBuf]) -> Result<Vec<String>> {
+pub(crate) fn loaded_modules_in(lua: &Lua, files: &[PathBuf]) -> Result<(Vec<String>, Vec<Error>)> {
     let package: Table = lua.globals().raw_get("package")?;
-    let mut modules = Vec::new();
+    let (mut modules, mut refused) = (Vec::new(), Vec::new());
     for pair in loaded_table(lua)?.pairs::<Value, Value>() {
         let (Value::String(name), _) = pair? else {
             continue;
@@ -329,11 +331,14 @@ pub(crate) fn loaded_modules_in(lua: &Lua, files: &[PathBuf]) -> Result<Vec<Stri
             continue;
         };
         if std::fs::canonicalize(&file).is_ok_and(|file| files.contains(&file)) {
-            modules.push(name);
+            match crate::modules::check_origin(lua, &name, &file, &chunk_name(&file)) {
+                Ok(()) => modules.push(name),
+                Err(error) => refused.push(error),
+            }
         }
     }
     modules.sort();
-    Ok(modules)
+    Ok((modules, refused))
 }
 
 /// The Lua error's own text, without mlua's decorations (callback wrappers, the traceback

@@ -2,10 +2,11 @@
 //! loaded tables belong to modules other than the ones being reloaded.
 
 use std::collections::HashSet;
+use std::path::Path;
 
-use mlua::{Lua, Table, Value};
+use mlua::{Function, Lua, Table, Value};
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// `package.loaded`.
 pub(crate) fn loaded_table(lua: &Lua) -> Result<Table> {
@@ -35,4 +36,89 @@ pub(crate) fn foreign_tables(lua: &Lua, batch: &HashSet<&str>) -> Result<HashSet
         }
     }
     Ok(foreign)
+}
+
+/// Registry key of the names `package.loaded` held when hotlua started in the state: the
+/// standard library and whatever the host put there.
+const PRESENT_AT_START: &str = "hotlua.present_at_start";
+
+/// Remembers which modules `package.loaded` holds now, as hotlua starts in the state.
+pub(crate) fn remember_present(lua: &Lua) -> Result<()> {
+    let present = lua.create_table()?;
+    for pair in loaded_table(lua)?.pairs::<Value, Value>() {
+        present.raw_set(pair?.0, true)?;
+    }
+    lua.set_named_registry_value(PRESENT_AT_START, present)?;
+    Ok(())
+}
+
+/// Refuses module `name` unless its live value (`package.loaded[name]`) can have come from
+/// Lua source compiled under the chunk name `source`, the one the file found for it (`file`)
+/// gets.
+///
+/// The live value shows where it came from through its functions. One with a Lua function
+/// compiled from that file came from it. One whose functions are all C functions (the standard
+/// library, a C module) did not; nor did one with functions that was in `package.loaded`
+/// before hotlua started (what the host put there) when none of them comes from the file. A
+/// value with no function (a data table, or `true` for a module that only sets globals) says
+/// nothing, and neither do functions of other Lua files (a module that re-exports another's
+/// functions): those reload. A `package.preload` entry never gets here: its loader is found
+/// first and is not a chunk ([`Error::NotLuaSource`]).
+pub(crate) fn check_origin(lua: &Lua, name: &str, file: &Path, source: &str) -> Result<()> {
+    let live: Value = loaded_table(lua)?.raw_get(name)?;
+    let refuse = |reason: String| {
+        Err(Error::NotFromFile {
+            module: name.to_owned(),
+            file: file.to_owned(),
+            reason,
+        })
+    };
+    // Returns true on a function of the file; notes a Lua function of another chunk.
+    let mut seen_function = false;
+    let mut elsewhere = None;
+    let mut judge = |function: &Function| {
+        seen_function = true;
+        let info = function.info();
+        match info.what {
+            "C" => false,
+            _ if info.source.as_deref() == Some(source) => true,
+            _ => {
+                elsewhere = elsewhere.take().or(info.source);
+                false
+            }
+        }
+    };
+    match &live {
+        Value::Function(function) if judge(function) => return Ok(()),
+        Value::Table(table) if table == &lua.globals() => {
+            return refuse("it is the global table _G".into());
+        }
+        Value::Table(table) => {
+            for pair in table.pairs::<Value, Value>() {
+                if let (_, Value::Function(function)) = pair? {
+                    if judge(&function) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    let present_at_start = lua
+        .named_registry_value::<Option<Table>>(PRESENT_AT_START)?
+        .map(|present| present.raw_get::<bool>(name))
+        .transpose()?
+        .unwrap_or(false);
+    match (seen_function, elsewhere) {
+        (false, _) => Ok(()),
+        (true, None) => {
+            refuse("its functions are C functions (the standard library or a C module)".into())
+        }
+        (true, Some(chunk)) if present_at_start => refuse(format!(
+            "the host put it in package.loaded before hotlua started, and its functions \
+             come from {}",
+            chunk.strip_prefix(['@', '=']).unwrap_or(&chunk)
+        )),
+        (true, Some(_)) => Ok(()),
+    }
 }

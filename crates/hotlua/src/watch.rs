@@ -219,9 +219,15 @@ impl FileWatcher {
                 paths.join(", "),
                 describe(&error)
             );
-            if self.printed.insert(line.clone()) {
-                eprintln!("{line}");
-            }
+            self.print_once(line);
+        }
+    }
+
+    /// Prints `line` on stderr unless it was printed before.
+    fn print_once(&mut self, line: String) {
+        if !self.printed.contains(&line) {
+            eprintln!("{line}");
+            self.printed.insert(line);
         }
     }
 }
@@ -342,8 +348,17 @@ impl Reloader {
             return None;
         }
         let modules = match crate::load::loaded_modules_in(&self.lua, &files) {
-            Ok(modules) if modules.is_empty() => return None,
-            Ok(modules) => modules,
+            Ok((modules, refused)) => {
+                if let Some(watcher) = self.shared.watcher.borrow_mut().as_mut() {
+                    for error in refused {
+                        watcher.print_once(format!("hotlua: {error}; the file is ignored"));
+                    }
+                }
+                if modules.is_empty() {
+                    return None;
+                }
+                modules
+            }
             Err(error) => return Some(Err(error)),
         };
         let names: Vec<&str> = modules.iter().map(String::as_str).collect();

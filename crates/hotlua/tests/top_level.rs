@@ -253,3 +253,102 @@ fn staging_copies_a_global_table_the_top_level_reads_once() {
         report.staging_entries_copied
     );
 }
+
+/// Module `name` is refused and `unchanged` stays true. A `package.preload` entry is refused
+/// before its same-named file is looked at: its loader is not a Lua chunk.
+fn refused(f: &Fixture, name: &str, unchanged: &str) {
+    let error = f
+        .reload(name)
+        .expect_err("a module that did not come from its file");
+    match &error {
+        hotlua::Error::NotFromFile { .. } => {
+            assert!(
+                error.to_string().contains(&format!("{name}.lua")),
+                "{error}"
+            )
+        }
+        hotlua::Error::NotLuaSource { .. } => {
+            assert!(error.to_string().contains("preload"), "{error}")
+        }
+        other => panic!("{name}: {other:?}"),
+    }
+    assert_eq!(error.module(), Some(name));
+    assert!(f.lua::<bool>(unchanged), "{name} was changed: {error}");
+}
+
+#[test]
+fn the_standard_library_is_never_reloaded_from_a_file() {
+    let f = Fixture::new();
+    f.lua::<()>("upper, concat, write = string.upper, table.concat, io.write");
+    for (name, unchanged) in [
+        (
+            "string",
+            "return string.upper == upper and string.upper('a') == 'A'",
+        ),
+        ("table", "return table.concat == concat"),
+        ("io", "return io.write == write"),
+        ("_G", "return type(print) == 'function'"),
+    ] {
+        f.write(
+            name,
+            "local M = {}\nfunction M.upper() return 'hijacked' end\nM.concat = M.upper\n\
+             M.write = M.upper\nprint = M.upper\nreturn M",
+        );
+        refused(&f, name, unchanged);
+    }
+    // Through the Lua API: `nil, message`.
+    let (ok, message) = f.lua::<(bool, String)>(
+        "local hotlua = require 'hotlua'; local r, m = hotlua.reload('string'); return r ~= nil, m",
+    );
+    assert!(!ok && message.contains("C functions"), "{message}");
+}
+
+#[test]
+fn preload_entries_and_host_modules_are_never_reloaded_from_a_file() {
+    // The host's modules are there before hotlua starts in the state.
+    let lua = mlua::Lua::new();
+    lua.load(
+        "package.preload.pre = function() return { f = function() return 'preloaded' end } end\n\
+         pre = require 'pre'\n\
+         package.loaded.hostmod = { f = function() return 'host' end }",
+    )
+    .exec()
+    .unwrap();
+    let f = Fixture::with(lua);
+    for name in ["pre", "hostmod"] {
+        f.write(name, "return { f = function() return 'file' end }");
+    }
+    refused(&f, "pre", "return pre.f() == 'preloaded'");
+    refused(&f, "hostmod", "return package.loaded.hostmod.f() == 'host'");
+}
+
+#[test]
+fn a_data_module_loaded_before_hotlua_still_reloads() {
+    let f = Fixture::new();
+    f.write("config", "return { port = 80, name = 'a' }");
+    f.lua::<()>("config = require 'config'");
+    f.write("config", "return { port = 80, name = 'a', added = true }");
+    f.reload_ok("config");
+    assert!(f.lua::<bool>("return config.added == true"));
+}
+
+#[cfg(feature = "watch")]
+#[test]
+fn a_saved_standard_library_file_is_ignored_by_the_watcher() {
+    let f = Fixture::new();
+    f.lua::<()>("concat = table.concat");
+    f.reloader.watch(std::slice::from_ref(&f.dir)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    f.write(
+        "table",
+        "return { concat = function() return 'hijacked' end }",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        assert!(f
+            .reloader
+            .poll(std::time::Duration::from_millis(100))
+            .is_none());
+    }
+    assert!(f.lua::<bool>("return table.concat == concat"));
+}
