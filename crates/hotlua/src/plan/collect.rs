@@ -110,7 +110,7 @@ impl Planner<'_> {
                         // or the table `module()` made): point it at the live counterpart
                         // once all is paired.
                         #[cfg(any(feature = "lua51", feature = "luajit"))]
-                        if let Some(environment) = function.environment() {
+                        if let Some(environment) = crate::raw::environment(self.lua, function)? {
                             pending.push(&Value::Table(environment.clone()), path.clone())?;
                             self.writes.try_push(Write::Environment {
                                 function: function.clone(),
