@@ -105,6 +105,55 @@ assert(m.version() == 2, "the watcher did not reload m within 10 s")
 print("watch ok")
 "#;
 
+/// A LÖVE-style `main` and a Neovim-style plugin: callbacks defined into host tables
+/// (`function love.update`, `vim.notify = …`, `function string.trim`) reload; a failed reload
+/// leaves the host tables as they were.
+const HOST_TABLES: &str = r#"
+package.path = "./?.lua"
+love, vim = { graphics = {} }, { api = {} }
+local hotlua = require "hotlua"
+
+local function write(source)
+  local file = assert(io.open("game.lua", "w"))
+  file:write(source)
+  file:close()
+end
+local function version(word)
+  return "local frames = 0\n" ..
+    "function love.update(dt) frames = frames + 1 return '" .. word .. "', frames end\n" ..
+    "vim.notify = function(message) return '" .. word .. " ' .. message end\n" ..
+    "function string.trim(s) return '" .. word .. ":' .. s:match('^%s*(.-)%s*$') end\n"
+end
+write(version("v1"))
+require "game"
+local update = love.update
+love.update(0); love.update(0)
+write(version("v2"))
+local report, message = hotlua.reload("game")
+assert(report, message)
+local word, frames = update(0)
+assert(word == "v2" and frames == 3, ("stored callback: %s %s"):format(word, frames))
+assert(vim.notify("hi") == "v2 hi", vim.notify("hi"))
+assert(("  x "):trim() == "v2:x", ("  x "):trim())
+write(version("v3") .. "love.extra = true\nerror('boom')")
+report, message = hotlua.reload("game")
+assert(report == nil and message:find("boom", 1, true), message)
+assert(love.extra == nil and love.update(0) == "v2" and vim.notify("a") == "v2 a", "changed")
+report, message = hotlua.reload("string")
+assert(report == nil and message:find("C functions", 1, true), message)
+print("host tables ok")
+"#;
+
+#[test]
+fn luajit_host_tables_reload() {
+    run_scenario("luajit", "luajit", HOST_TABLES, "host tables ok");
+}
+
+#[test]
+fn lua54_host_tables_reload() {
+    run_scenario("lua54", "lua5.4", HOST_TABLES, "host tables ok");
+}
+
 /// Lua 5.5 has no distribution package: its host is built from the vendored sources.
 #[test]
 fn lua55_reload_keeps_state() {

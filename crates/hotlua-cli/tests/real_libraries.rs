@@ -124,6 +124,19 @@ fn penlight_keeps_behaving_and_runs_new_code_after_every_module_is_edited() {
     penlight_reload_keeps_behaviour("edited");
 }
 
+/// Modules whose top levels read the live world, reloaded unchanged: `stringx.import()`'s
+/// functions in `string`, `_DEBUG`, the built-in `warn`, `require 'pl'`'s lazy globals.
+#[test]
+fn penlight_top_levels_see_the_live_world() {
+    let script = "penlight_world.lua";
+    let expected = lua54(&[script]);
+    assert_eq!(
+        expected.stdout, "a b\ty\ttrue\ntrue\ttrue\ttable\n1,2,3\t2\n",
+        "{expected:?}"
+    );
+    assert_eq!(hotlua_run(&[script]), expected);
+}
+
 /// Penlight's modules reloaded, mid-`foreach`, while memory runs out under `ulimit -v`: each
 /// failed reload names the module and leaves Penlight behaving as before, none aborts, and
 /// each module reloads once memory is freed (`tests/real/penlight_squeeze.lua`).

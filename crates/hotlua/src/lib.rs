@@ -37,9 +37,11 @@
 //!
 //! 1. **Load**: the module is found exactly as `require` finds it, through
 //!    `package.searchers`, and compiled.
-//! 2. **Stage**: the new top level runs with an environment whose reads see the real globals
-//!    and modules and whose writes land in a staging table; the module's own previous globals
-//!    and `package.loaded` entry are hidden so `M = M or {}` builds a fresh table.
+//! 2. **Stage**: the new top level runs against the live world: `_G`, its metatable, host
+//!    tables such as `love` or `string`. `_G`, the module's live table and every table the top
+//!    level reads through a global are copied (one level) before it can write into them; once
+//!    it has run, what it wrote is taken out and they are put back as they were. The module's
+//!    `package.loaded` entry is hidden so `M = package.loaded[...] or {}` builds a fresh table.
 //! 3. **Plan**: old and new values are paired *by path* (fields, metatables, upvalues by
 //!    name), upvalue cells are grouped by `lua_upvalueid`, data is merged by the policy in
 //!    force, and every write to the live program is listed. Nothing live has changed yet.

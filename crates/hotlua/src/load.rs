@@ -57,7 +57,7 @@ pub(crate) fn stage(
     // The chunk's own name: a host's searcher (LÖVE's, for one) names chunks its own way, and
     // the module's functions are recognised by it.
     let source = (chunk.info().source).unwrap_or_else(|| chunk_name(&file));
-    let staging = Staging::new(lua, &old)?;
+    let staging = Staging::new(lua, &old, &source)?;
     let environment = staging.environment.clone();
     // The `_ENV` upvalue on Lua 5.2+, the function environment on 5.1 and LuaJIT.
     chunk.set_environment(environment.clone())?;

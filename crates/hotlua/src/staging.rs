@@ -13,6 +13,11 @@
 //! - every table the top level reads through a global name that held that table before it ran
 //!   (`love`, `string`, `Shop` in `Shop = Shop or {}`), the first time it reads it.
 //!
+//! One thing it does not see: a global that holds one of the old version's own functions reads
+//! as nil through `_ENV` (`rawget` still gives it), so that a definition that refuses to
+//! redefine (Lua 5.5's `global function f`) runs again; the new function is paired with the
+//! old one by its path as usual.
+//!
 //! The top level's `_ENV` is an empty table whose `__index` reads the real globals (through
 //! `_G`'s own metamethods) and notes such tables, and whose `__newindex` is `_G` itself, so
 //! global writes land in `_G` at once and the rest of the program (other modules the top level
@@ -93,14 +98,26 @@ enum Role {
 }
 
 /// Reads through the real globals; notes a table that held its global name before the run.
+/// A global that still holds one of the old version's own functions reads as nil, so that a
+/// definition that refuses to redefine (Lua 5.5's `global function f`) runs again.
 const READ_GLOBAL: &str = r#"
-local G, state, note, type, rawequal = ...
+local G, state, note, own, type, rawequal = ...
 return function(_, key)
   local value = G[key]
-  if type(value) == "table" then
+  local kind = type(value)
+  if kind == "table" or kind == "function" then
     local before = state.before
-    if before and not state.seen[value] and rawequal(before[key], value) then
-      note(value, key)
+    if before and rawequal(before[key], value) then
+      if kind == "table" then
+        if not state.seen[value] then note(value, key) end
+      else
+        local mine = state.own[value]
+        if mine == nil then
+          mine = own(value)
+          state.own[value] = mine
+        end
+        if mine then return nil end
+      end
     end
   end
   return value
@@ -110,7 +127,9 @@ end
 impl Staging {
     /// Copies `_G` and `module` (the module's live value, if a table) and makes the
     /// environment.
-    pub(crate) fn new(lua: &Lua, module: &Value) -> Result<Staging> {
+    /// `source` is the chunk name of the module's file: globals holding its old functions
+    /// read as nil.
+    pub(crate) fn new(lua: &Lua, module: &Value, source: &str) -> Result<Staging> {
         let globals = lua.globals();
         let journal = Rc::new(RefCell::new(Journal {
             copies: Vec::new(),
@@ -124,6 +143,12 @@ impl Staging {
         let state = lua.create_table()?;
         state.raw_set("before", journal.borrow().copies[0].fields.clone())?;
         state.raw_set("seen", journal.borrow().seen.clone())?;
+        state.raw_set("own", lua.create_table()?)?;
+        let source = source.to_owned();
+        let own = lua.create_function(move |_, function: Function| {
+            let info = function.info();
+            Ok(info.what == "Lua" && info.source.as_deref() == Some(source.as_str()))
+        })?;
         // The callback holds the journal, not the environment: a Rust-held reference to the
         // table whose metatable holds the callback would be a cycle the collector cannot see.
         let noted = Rc::downgrade(&journal);
@@ -144,6 +169,7 @@ impl Staging {
             &globals,
             &state,
             note,
+            own,
             globals.raw_get::<Value>("type")?,
             globals.raw_get::<Value>("rawequal")?,
         ))?;
