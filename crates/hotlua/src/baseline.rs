@@ -4,7 +4,10 @@
 //! A baseline is a copy of the module's value taken right after its top level ran, before the
 //! program could change anything: tables are copied (so later writes to the live tables do not
 //! show in it), every other value is kept as is. Baselines live in one registry table, keyed by
-//! module name, as `{ module = <copy>, globals = <copy of the staged globals> }`.
+//! module name, as `{ module = <copy>, globals = <copy of the staged globals>, locals = <cell
+//! identity → value> }`. `locals` holds the data values (not tables or functions, which pair
+//! by path) of the upvalue cells of the module's functions, keyed by the cell's identity
+//! (`lua_upvalueid`), which a reload keeps: new functions are joined to the live cell.
 
 use mlua::{Lua, Table, Value};
 
@@ -19,7 +22,60 @@ pub(crate) fn record_load(lua: &Lua, name: &str, module: &Value) -> mlua::Result
     let foreign = crate::modules::foreign_tables(lua, &batch).map_err(mlua::Error::external)?;
     let is_foreign = |table: &Table| foreign.contains(&(table.to_pointer() as usize));
     baseline.raw_set("module", snapshot(lua, module, &is_foreign)?)?;
+    baseline.raw_set("locals", locals_of(lua, module, &is_foreign)?)?;
     store(lua, name, Value::Table(baseline))
+}
+
+/// Whether `value` is data a local's baseline records: not a table or function (those pair by
+/// path), not nil (a table cannot hold it).
+pub(crate) fn is_local_data(value: &Value) -> bool {
+    !matches!(value, Value::Nil | Value::Table(_) | Value::Function(_))
+}
+
+/// The key of an upvalue cell in a baseline's `locals`.
+pub(crate) fn cell_key(cell: usize) -> i64 {
+    cell as i64
+}
+
+/// The data values of the upvalue cells of every Lua function `module` reaches through its
+/// tables (not `is_foreign` ones) and through those functions' upvalues, by cell identity.
+fn locals_of(
+    lua: &Lua,
+    module: &Value,
+    is_foreign: &dyn Fn(&Table) -> bool,
+) -> mlua::Result<Table> {
+    let locals = lua.create_table()?;
+    let visited = lua.create_table()?;
+    let pending = lua.create_table()?;
+    pending.raw_push(module)?;
+    while let Some(value) = pending.raw_pop::<Option<Value>>()? {
+        if visited.raw_get::<bool>(&value)? {
+            continue;
+        }
+        match &value {
+            Value::Table(table) if !is_foreign(table) => {
+                visited.raw_set(&value, true)?;
+                for pair in table.pairs::<Value, Value>() {
+                    let (_, field) = pair?;
+                    if matches!(field, Value::Table(_) | Value::Function(_)) {
+                        pending.raw_push(field)?;
+                    }
+                }
+            }
+            Value::Function(function) => {
+                visited.raw_set(&value, true)?;
+                for upvalue in crate::raw::upvalues(lua, function)? {
+                    if is_local_data(&upvalue.value) {
+                        locals.raw_set(cell_key(upvalue.cell), upvalue.value)?;
+                    } else if matches!(upvalue.value, Value::Table(_) | Value::Function(_)) {
+                        pending.raw_push(upvalue.value)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(locals)
 }
 
 /// The baseline of `name`, if hotlua saw it load.

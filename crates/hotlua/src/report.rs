@@ -49,6 +49,10 @@ pub struct Report {
     /// closures): the new functions got a copy of the live value, so from now on the old and
     /// new closures each have their own variable.
     pub locals_copied: Vec<String>,
+    /// Joined locals that kept their live value although the file now initializes them to
+    /// another one than at the last load (policy `keep`; `overwrite` and `merge3` give them the
+    /// edited value): why an edit of `local DAMAGE = 10` did not show.
+    pub locals_kept_edited: Vec<String>,
     /// Joined locals whose live value changed type in the new version: the new value won.
     pub locals_type_changed: Vec<String>,
     /// Data the program changed since load and the new file changed too (`merge3` only):

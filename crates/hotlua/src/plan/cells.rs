@@ -2,9 +2,11 @@
 
 use mlua::{Function, Value};
 
-use super::{both_numbers, OldCell, Path, Planner};
+use super::{both_numbers, NewCell, OldCell, Planner};
 use crate::apply::Write;
 use crate::fallible::{self, Grow, TryPush};
+use crate::report::Conflict;
+use crate::DataPolicy;
 use crate::Result;
 
 impl Planner<'_> {
@@ -27,6 +29,7 @@ impl Planner<'_> {
                 function: old.clone(),
                 index: upvalue.index,
                 value: upvalue.value.clone(),
+                cell: upvalue.cell,
             });
         }
         Ok(())
@@ -39,7 +42,11 @@ impl Planner<'_> {
             let unpaired = fallible::sorted_by_key(
                 self.new_cells
                     .iter()
-                    .filter(|(cell, new)| !self.cell_joins.contains_key(cell) && new.name != "_ENV")
+                    .filter(|(cell, new)| {
+                        !self.cell_joins.contains_key(cell)
+                            && new.name != "_ENV"
+                            && !self.repeated_locals.contains(&new.name)
+                    })
                     .map(|(cell, new)| (*cell, new.name.clone(), new.value.clone())),
                 |(cell, ..)| self.new_cells[cell].path.to_string(),
             )?;
@@ -68,11 +75,17 @@ impl Planner<'_> {
         let cells = fallible::sorted_by_key(new_cells, |(_, cell)| cell.path.to_string())?;
         let mut writes = Vec::new();
         for (_, (cell, new)) in cells {
+            // What the file set is the base of the next reload, under the cell that stays live.
+            let live_cell = self.cell_joins.get(&cell).map_or(cell, |old| old.cell);
+            if crate::baseline::is_local_data(&new.value) {
+                self.new_local_bases
+                    .raw_set(crate::baseline::cell_key(live_cell), &new.value)?;
+            }
             match self.cell_joins.get(&cell).cloned() {
                 Some(old) => {
                     // The value first: where cells can only be copied, the copy must be the
                     // final value.
-                    if let Some(value) = self.joined_value(&old.value, &new.value, &new.path)? {
+                    if let Some(value) = self.joined_value(&old, &new)? {
                         writes.try_push(Write::Upvalue {
                             function: old.function.clone(),
                             index: old.index,
@@ -113,7 +126,8 @@ impl Planner<'_> {
     }
 
     /// The value a joined cell must hold after the reload, if not its live one.
-    fn joined_value(&mut self, live: &Value, new: &Value, path: &Path) -> Result<Option<Value>> {
+    fn joined_value(&mut self, old: &OldCell, new_cell: &NewCell) -> Result<Option<Value>> {
+        let (live, new, path) = (&old.value, &new_cell.value, &new_cell.path);
         let resolved = self.resolve(new)?;
         if &resolved == live {
             return Ok(None);
@@ -142,8 +156,46 @@ impl Planner<'_> {
                 self.report.locals_type_changed.try_push(path.to_string())?;
                 true
             }
-            _ => false,
+            _ => self.merge_local(old, new_cell)?,
         };
         Ok(new_wins.then(|| new.clone()))
+    }
+
+    /// Same-type data in a joined local: the module's policy decides, against the value the
+    /// file set at the last load (`locals` of its baseline).
+    fn merge_local(&mut self, old: &OldCell, new: &NewCell) -> Result<bool> {
+        let key = crate::baseline::cell_key(old.cell);
+        let mut base = None;
+        for bases in &self.local_bases {
+            if let Some(value) = bases.raw_get::<Option<Value>>(key)? {
+                base = Some(value);
+                break;
+            }
+        }
+        // The initializer was edited since the last load (a userdata is new at every load:
+        // edited for `overwrite` and `merge3`, not worth a line in the report).
+        let edited = base.as_ref().is_some_and(|base| base != &new.value);
+        let path = new.path.to_string();
+        Ok(match new.policy {
+            DataPolicy::Keep => {
+                if edited && !matches!(new.value, Value::UserData(_) | Value::LightUserData(_)) {
+                    self.report.locals_kept_edited.try_push(path)?;
+                }
+                false
+            }
+            DataPolicy::Overwrite => edited,
+            DataPolicy::Merge3 => match base {
+                Some(base) if base == old.value => edited,
+                Some(_) if edited => {
+                    self.report.conflicts.try_push(Conflict {
+                        path,
+                        live: super::pair::display(&old.value),
+                        file: super::pair::display(&new.value),
+                    })?;
+                    false
+                }
+                _ => false,
+            },
+        })
     }
 }

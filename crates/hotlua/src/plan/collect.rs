@@ -100,6 +100,7 @@ impl Planner<'_> {
                                         path: cell_path.clone(),
                                         value: upvalue.value.clone(),
                                         holders: Vec::new(),
+                                        policy: self.policy,
                                     });
                             cell.holders.try_push((function.clone(), upvalue.index))?;
                             if matches!(upvalue.value, Value::Table(_) | Value::Function(_)) {

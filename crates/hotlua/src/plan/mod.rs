@@ -19,6 +19,7 @@
 
 mod cells;
 mod collect;
+mod declarations;
 mod pair;
 mod path;
 mod tables;
@@ -67,12 +68,15 @@ impl Plan {
         let mut planner = Planner::new(lua, staged)?;
         planner.keep_identity = keep_identity;
         for module in &staged.modules {
+            planner.policy = policy_of(&module.name);
             planner.collect_module(module)?;
         }
-        let mut baselines = Vec::new();
         for module in &staged.modules {
             planner.policy = policy_of(&module.name);
             let base = baseline::get(lua, &module.name)?;
+            if let Some(locals) = base.as_ref().map(|b| b.raw_get::<Option<Table>>("locals")) {
+                planner.local_bases.extend(locals?);
+            }
             if planner.policy == DataPolicy::Merge3 && base.is_none() {
                 planner.report.warnings.push(format!(
                     "merge3: no load-time values recorded for '{}' (loaded before hotlua \
@@ -81,9 +85,12 @@ impl Plan {
                 ));
             }
             planner.pair_module(module, base.as_ref())?;
-            baselines.try_push((module.name.clone(), planner.baseline_of(module)?))?;
         }
         planner.join_cells()?;
+        let mut baselines = Vec::new();
+        for module in &staged.modules {
+            baselines.try_push((module.name.clone(), planner.baseline_of(module)?))?;
+        }
         planner.remap_new_tables()?;
         let mut plan = planner.finish()?;
         plan.baselines = baselines;
@@ -100,6 +107,8 @@ struct OldCell {
     function: Function,
     index: i32,
     value: Value,
+    /// `lua_upvalueid`: the key of the cell's baseline.
+    cell: usize,
 }
 
 /// An upvalue cell of the new version and every new function that shares it.
@@ -108,6 +117,8 @@ struct NewCell {
     path: Path,
     value: Value,
     holders: Vec<(Function, i32)>,
+    /// The data policy of the module whose functions hold it.
+    policy: DataPolicy,
 }
 
 /// Pairing work not done yet: pairing registers a pair at once and leaves its contents to
@@ -170,6 +181,13 @@ struct Planner<'lua> {
     cell_joins: FxHashMap<usize, OldCell>,
     /// What each function seen is (from the batch's files? its upvalues), by identity.
     facts: FxHashMap<usize, Rc<FunctionFacts>>,
+    /// Local names a file of the batch declares more than once at module level: never joined
+    /// by name alone.
+    repeated_locals: HashSet<String>,
+    /// The `locals` of the batch's baselines: each cell's value after the last load.
+    local_bases: Vec<Table>,
+    /// The `locals` of the new baselines: each cell's value as the new version set it.
+    new_local_bases: Table,
     /// Functions that other modules and `_G` export as fields, by identity; read on first need.
     exported_elsewhere: Option<FxHashSet<usize>>,
     tasks: Vec<Task>,
@@ -220,6 +238,14 @@ impl<'lua> Planner<'lua> {
             old_cells_by_name: HashMap::new(),
             cell_joins: FxHashMap::default(),
             facts: FxHashMap::default(),
+            repeated_locals: staged
+                .texts
+                .iter()
+                .flatten()
+                .flat_map(|text| declarations::repeated_top_level_locals(text))
+                .collect(),
+            local_bases: Vec::new(),
+            new_local_bases: lua.create_table()?,
             exported_elsewhere: None,
             tasks: Vec::new(),
             writes: Vec::new(),
@@ -347,6 +373,7 @@ impl<'lua> Planner<'lua> {
             globals.raw_set(key, baseline::snapshot(self.lua, &value, &is_foreign)?)?;
         }
         baseline.raw_set("globals", globals)?;
+        baseline.raw_set("locals", &self.new_local_bases)?;
         Ok(Value::Table(baseline))
     }
 

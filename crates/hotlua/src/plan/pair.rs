@@ -361,6 +361,7 @@ impl Planner<'_> {
                     function: old.clone(),
                     index: old_upvalue.index,
                     value: old_upvalue.value.clone(),
+                    cell: old_upvalue.cell,
                 });
         }
         self.tasks.try_push(Task::PairUpvalues {
@@ -416,7 +417,7 @@ fn has_newindex(table: &Table) -> bool {
     })
 }
 
-fn display(value: &Value) -> String {
+pub(super) fn display(value: &Value) -> String {
     match value {
         Value::String(s) => format!("{:?}", s.to_string_lossy()),
         Value::Integer(i) => i.to_string(),
