@@ -139,8 +139,12 @@ write(version("v3") .. "love.extra = true\nerror('boom')")
 report, message = hotlua.reload("game")
 assert(report == nil and message:find("boom", 1, true), message)
 assert(love.extra == nil and love.update(0) == "v2" and vim.notify("a") == "v2 a", "changed")
+local file = assert(io.open("string.lua", "w"))
+file:write("return { upper = function() return 'hijacked' end }")
+file:close()
 report, message = hotlua.reload("string")
 assert(report == nil and message:find("C functions", 1, true), message)
+assert(string.upper("a") == "A", "string.upper was replaced")
 print("host tables ok")
 "#;
 

@@ -73,15 +73,20 @@ pub(crate) fn check_origin(lua: &Lua, name: &str, file: &Path, source: &str) -> 
             reason,
         })
     };
-    // Returns true on a function of the file; notes a Lua function of another chunk.
+    // Returns true on a function of the file; notes C functions and Lua functions of other
+    // chunks.
     let mut seen_function = false;
+    let mut seen_c = false;
     let mut elsewhere = None;
     let mut judge = |function: &Function| {
         seen_function = true;
         let info = function.info();
         match info.what {
             // LuaJIT's builtins written in Lua (`string.len`) have no line.
-            _ if info.what == "C" || info.line_defined.is_none() => false,
+            _ if info.what == "C" || info.line_defined.is_none() => {
+                seen_c = true;
+                false
+            }
             _ if info.source.as_deref() == Some(source) => true,
             _ => {
                 elsewhere = elsewhere.take().or(info.source);
@@ -110,16 +115,16 @@ pub(crate) fn check_origin(lua: &Lua, name: &str, file: &Path, source: &str) -> 
         .map(|present| present.raw_get::<bool>(name))
         .transpose()?
         .unwrap_or(false);
-    match (seen_function, elsewhere) {
-        (false, _) => Ok(()),
-        (true, None) => {
-            refuse("its functions are C functions (the standard library or a C module)".into())
-        }
-        (true, Some(chunk)) if present_at_start => refuse(format!(
+    const C_FUNCTIONS: &str = "its functions are C functions (the standard library or a C module)";
+    match (seen_function, seen_c, elsewhere) {
+        (false, ..) => Ok(()),
+        (true, true, _) if present_at_start => refuse(C_FUNCTIONS.into()),
+        (true, true, None) => refuse(C_FUNCTIONS.into()),
+        (true, false, Some(chunk)) if present_at_start => refuse(format!(
             "the host put it in package.loaded before hotlua started, and its functions \
              come from {}",
             chunk.strip_prefix(['@', '=']).unwrap_or(&chunk)
         )),
-        (true, Some(_)) => Ok(()),
+        _ => Ok(()),
     }
 }

@@ -118,3 +118,21 @@ fn keep_reports_locals_that_kept_a_live_value_although_edited() {
     assert_eq!(f.lua::<(i64, i64)>("return m.hit()"), (10, 2));
     assert_eq!(report.locals_kept_edited, vec!["m.hit@DAMAGE".to_string()]);
 }
+
+#[test]
+fn two_fields_the_new_version_makes_one_table_become_one_live_table() {
+    let f = Fixture::new();
+    f.write("m", "local M = { a = { x = 1 }, b = { y = 2 } }\nreturn M");
+    f.lua::<()>("m = require 'm'; a, b = m.a, m.b");
+    f.write("m", "local M = { a = { x = 1 } }\nM.b = M.a\nreturn M");
+    let report = f.reload_ok("m");
+    // One of the two live tables, whichever path paired first, now stands at both paths.
+    assert!(f.lua::<bool>("return m.b == m.a and (m.a == a or m.a == b) and m.b.x == 1"));
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("m.b") && w.contains("m.a")),
+        "{report:?}"
+    );
+}

@@ -159,6 +159,8 @@ struct Planner<'lua> {
     new_cells: FxHashMap<usize, NewCell>,
     /// New table → the live table it merges into.
     table_pairs: TableMap,
+    /// New table identity → the path it was paired with a live table at.
+    table_paths: FxHashMap<usize, Path>,
     /// Old function identity → the old function, its new version, and the path they paired at.
     function_pairs: FxHashMap<usize, (Function, Function, Path)>,
     /// New function identity → the old function it is paired with (`None`: several).
@@ -229,6 +231,7 @@ impl<'lua> Planner<'lua> {
             new_functions: FxHashMap::default(),
             new_cells: FxHashMap::default(),
             table_pairs,
+            table_paths: FxHashMap::default(),
             function_pairs: FxHashMap::default(),
             new_to_old: FxHashMap::default(),
             keep_identity: false,

@@ -108,6 +108,9 @@ impl Planner<'_> {
         if !self.table_pairs.insert(new, live)? {
             return Ok(());
         }
+        self.table_paths.grow()?;
+        self.table_paths
+            .insert(new.to_pointer() as usize, path.clone());
         self.report.tables_merged += 1;
         self.tasks.try_push(Task::MergeTables {
             live: live.clone(),
@@ -116,6 +119,16 @@ impl Planner<'_> {
             base,
         })?;
         Ok(())
+    }
+
+    /// The path at which `new` was paired with a live table other than `live`, if it was.
+    fn paired_elsewhere(&self, new: &Table, live: &Table) -> Result<Option<Path>> {
+        Ok(match self.table_pairs.get(new)? {
+            Some(other) if &other != live => {
+                self.table_paths.get(&(new.to_pointer() as usize)).cloned()
+            }
+            _ => None,
+        })
     }
 
     fn merge_tables(
@@ -221,6 +234,15 @@ impl Planner<'_> {
             (Value::Table(live_table), Value::Table(new_table))
                 if self.is_new_table(new_table) && !self.is_foreign(live_table) =>
             {
+                if let Some(other_path) = self.paired_elsewhere(new_table, live_table)? {
+                    // `M.b = M.a` in the new version: the field takes the live table the other
+                    // path kept, so that both read one table as the file says.
+                    self.report.warnings.try_push(format!(
+                        "{path} now refers to the same table as {other_path}: the table it \
+                         held before is no longer reachable from it"
+                    ))?;
+                    return Ok(true);
+                }
                 let base_table = match &base {
                     Some(Value::Table(base_table)) => Some(base_table.clone()),
                     _ => None,
