@@ -1,14 +1,17 @@
--- A small LÖVE 11 game that hot-reloads its gameplay file, rules.lua, with hotlua's C module.
+-- A small LÖVE 11 game that hot-reloads its gameplay file, rules.lua, and this file, main.lua,
+-- with hotlua's C module.
 --
 --   scripts/build-module luajit            # once: builds target/module/luajit/hotlua.so
---   love examples/love                     # then edit examples/love/rules.lua and save
+--   love examples/love                     # then edit rules.lua or main.lua and save
 --
 -- The game owns the world (the balls, the frame count) in this file; rules.lua moves the balls
--- and keeps its own local `bounces`. A reload swaps rules.lua's code and keeps both.
+-- and keeps its own local `bounces`. A reload swaps rules.lua's code and keeps both. Saving
+-- this file reloads it too (LÖVE loads it with `require "main"`): love.update and love.draw
+-- run their new code, and every local here (`world`, `reloads`) keeps its live value.
 --
--- HOTLUA_CPATH overrides where hotlua.so is found. HOTLUA_LOVE_CHECK=1 (scripts/check-love)
--- makes the game save a screenshot 1.5 s after its first reload, then quit; it quits with
--- an error after 60 seconds without a reload.
+-- HOTLUA_CPATH overrides where hotlua.so is found. HOTLUA_LOVE_CHECK=N (scripts/check-love)
+-- makes the game save a screenshot 1.5 s after its N-th reload, then quit; it quits with an
+-- error after 60 seconds without them.
 
 local source = love.filesystem.getSource()
 package.cpath = (os.getenv("HOTLUA_CPATH") or source .. "/../../target/module/luajit/?.so")
@@ -21,7 +24,7 @@ local hotlua = require "hotlua"
 local rules = require "rules"
 
 local W, H = 640, 400
-local checking = os.getenv("HOTLUA_LOVE_CHECK") == "1"
+local checking = tonumber(os.getenv("HOTLUA_LOVE_CHECK") or "")
 local world                 -- the game's state: survives every reload
 local reloads, last_reload = 0, "none yet: edit rules.lua and save"
 local started = love.timer.getTime()
@@ -34,8 +37,8 @@ local function log(...)
 end
 
 local function state()
-  return string.format("frame=%d balls=%d bounces=%d world=%s label=%q",
-    world.frame, #world.balls, rules.bounces(), world.id, rules.label())
+  return string.format("frame=%d balls=%d bounces=%d world=%s label=%q main=%s",
+    world.frame, #world.balls, rules.bounces(), world.id, rules.label(), "v1")
 end
 
 function love.load()
@@ -57,7 +60,7 @@ function love.load()
       reloads = reloads + 1
       last_reload = string.format("%d functions replaced at frame %d",
         #report.functions_replaced, world.frame)
-      log("hotlua: reloaded rules (%s); %s", last_reload, state())
+      log("hotlua: reloaded %s (%s); %s", report.modules[1].name, last_reload, state())
     end
   end)
   log("ready: %s", state())
@@ -74,7 +77,7 @@ function love.update(dt)
   end
 
   if checking then
-    if reloads > 0 and not shot_at then
+    if reloads >= checking and not shot_at then
       shot_at = now + 1.5
     elseif shot_at and not shot_name and now >= shot_at then
       shot_name = "screenshot.png"

@@ -136,3 +136,21 @@ fn two_fields_the_new_version_makes_one_table_become_one_live_table() {
         "{report:?}"
     );
 }
+
+#[test]
+fn a_local_declared_without_a_value_keeps_its_live_value() {
+    let f = Fixture::new();
+    let source = |word: &str| {
+        format!(
+            "local world\nlocal M = {{}}\nfunction M.load() world = {{ frame = 0 }} end\n\
+             function M.step() world.frame = world.frame + 1 return '{word}', world.frame end\n\
+             return M"
+        )
+    };
+    f.write("main", &source("v1"));
+    f.lua::<()>("m = require 'main'; m.load(); m.step()");
+    f.write("main", &source("v2"));
+    let report = f.reload_ok("main");
+    assert!(report.locals_type_changed.is_empty(), "{report:?}");
+    assert_eq!(f.lua::<(String, i64)>("return m.step()"), ("v2".into(), 2));
+}

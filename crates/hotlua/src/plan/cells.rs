@@ -129,7 +129,8 @@ impl Planner<'_> {
     fn joined_value(&mut self, old: &OldCell, new_cell: &NewCell) -> Result<Option<Value>> {
         let (live, new, path) = (&old.value, &new_cell.value, &new_cell.path);
         let resolved = self.resolve(new)?;
-        if &resolved == live {
+        // `local world` declared without a value: nil in the new file never erases live data.
+        if &resolved == live || new == &Value::Nil {
             return Ok(None);
         }
         let new_wins = match (live, new) {
