@@ -6,6 +6,12 @@
 //! - **module size**: one module of F functions sharing locals and a state table, every body
 //!   changed; reload time ÷ compiling and running that file once.
 //!
+//! - **globals**: a 3-line module reloaded while a table of N entries sits in a global, and
+//!   while it sits in a local of the host: staging copies `_G`'s keys, never that table, so the
+//!   two reloads cost the same.
+//! - **top level**: a module whose top level creates G new globals; reload time ÷ running the
+//!   same file once with lua's own `load`.
+//!
 //! Every figure is the median of several runs. `HOTLUA_BENCH_QUICK=1` runs only the small
 //! sizes (a smoke test of the benchmark itself); `HOTLUA_BENCH_ONLY=heap` or `=module` runs
 //! one workload (for profiling).
@@ -264,6 +270,95 @@ fn module_workload(functions: usize, engine: Engine) {
     );
 }
 
+/// Reloads a 3-line module while a table of `entries` entries sits in a global (`global`) or
+/// only in a host local.
+fn globals_workload(entries: usize) {
+    let mut times = Vec::new();
+    for global in [true, false] {
+        let ws = Workspace::new("globals");
+        let setup = format!("local t = {{}} for i = 1, {entries} do t[i] = {{ i }} end return t");
+        let table: mlua::Table = ws.lua.load(&setup).eval().unwrap();
+        if global {
+            ws.lua.globals().set("Registry", &table).unwrap();
+        }
+        ws.write(
+            "small",
+            "local M = {}\nfunction M.f() return 0 end\nreturn M\n",
+        );
+        ws.lua.load("small = require 'small'").exec().unwrap();
+        let mut copied = 0;
+        let reload = median(
+            (0..RUNS)
+                .map(|run| {
+                    ws.write(
+                        "small",
+                        &format!("local M = {{}}\nfunction M.f() return {run} end\nreturn M\n"),
+                    );
+                    let started = Instant::now();
+                    let report = ws.reloader.reload(&["small"], &Options::default()).unwrap();
+                    copied = report.staging_entries_copied;
+                    ms(started)
+                })
+                .collect(),
+        );
+        times.push(reload);
+        println!(
+            "globals N={entries:<9} table in {:<6} | reload {reload:>8.3} ms | staging copied {copied} entries",
+            if global { "_G" } else { "a local" },
+        );
+        drop(table);
+    }
+    println!(
+        "globals N={entries:<9} reload with the table in _G ÷ in a local: {:.2}",
+        times[0] / times[1]
+    );
+}
+
+/// A module whose top level creates `count` new globals, reloaded: reload ÷ one run.
+fn top_level_workload(count: usize) {
+    let ws = Workspace::new("toplevel");
+    let source = |tag: usize| {
+        format!(
+            "for i = 1, {count} do _G['g' .. i] = i + {tag} end\n\
+             local M = {{}}\nfunction M.f() return {tag} end\nreturn M\n"
+        )
+    };
+    ws.write("many", &source(0));
+    ws.lua.load("many = require 'many'").exec().unwrap();
+    let run = median(
+        (0..RUNS)
+            .map(|tag| {
+                let code = source(tag + 1);
+                let started = Instant::now();
+                ws.lua.load(&code).call::<mlua::Value>(()).unwrap();
+                ms(started)
+            })
+            .collect(),
+    );
+    let mut last = None;
+    let reload = median(
+        (0..RUNS)
+            .map(|tag| {
+                ws.write("many", &source(tag + 10));
+                let started = Instant::now();
+                last = Some(ws.reloader.reload(&["many"], &Options::default()).unwrap());
+                ms(started)
+            })
+            .collect(),
+    );
+    let t = last.unwrap().timings;
+    println!(
+        "toplvl G={count:<9} run {run:>8.2} ms | reload {reload:>8.2} ms | reload/run {:>5.2} \
+         | phases ms: load {:.2} stage {:.2} plan {:.2} apply {:.2} switch {:.2}",
+        reload / run,
+        t.load_ms,
+        t.stage_ms,
+        t.plan_ms,
+        t.apply_ms,
+        t.switch_ms,
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this too, so keep it quick then.
     let quick = std::env::var_os("HOTLUA_BENCH_QUICK").is_some()
@@ -281,7 +376,7 @@ fn main() {
         _ => vec![Engine::Walk],
     };
     println!("hotlua reload benchmarks, medians of {RUNS} runs");
-    if only != "module" {
+    if only != "module" && only != "globals" {
         for &objects in heap_sizes {
             for &engine in &engines {
                 for mode in ["incremental", "generational"] {
@@ -290,7 +385,11 @@ fn main() {
             }
         }
     }
-    if only != "heap" {
+    if only.is_empty() || only == "globals" {
+        globals_workload(if quick { 10_000 } else { 2_000_000 });
+        top_level_workload(if quick { 10_000 } else { 200_000 });
+    }
+    if only != "heap" && only != "globals" {
         for &functions in module_sizes {
             for &engine in &engines {
                 module_workload(functions, engine);

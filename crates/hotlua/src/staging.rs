@@ -202,7 +202,7 @@ impl Staging {
         let _lifted = LimitLifted::new(lua);
         let mut outcome = Ok(());
         for copy in &copies {
-            let put_back = copy.put_back();
+            let put_back = copy.put_back(lua);
             outcome = outcome.and(put_back);
         }
         outcome.and(writes)
@@ -243,13 +243,7 @@ impl Journal {
         if self.seen.raw_get::<bool>(table)? {
             return Ok(());
         }
-        let fields = lua.create_table()?;
-        let mut entries = 0;
-        for pair in table.pairs::<Value, Value>() {
-            let (key, field) = pair?;
-            fields.raw_set(key, field)?;
-            entries += 1;
-        }
+        let (fields, entries): (Table, usize) = table_ops(lua)?.copy.call(table)?;
         self.copies.try_push(Copy {
             live: table.clone(),
             fields,
@@ -262,18 +256,73 @@ impl Journal {
     }
 }
 
+/// The three table walks of staging, in Lua: a walk through mlua's API costs a handle per key
+/// and value, and a top level may write a million globals.
+struct TableOps {
+    /// `copy(t)`: a raw copy of `t` and its number of entries.
+    copy: Function,
+    /// `written(live, copy)`: the fields of `live` that differ from `copy` (raw).
+    written: Function,
+    /// `put_back(live, copy)`: makes `live`'s fields those of `copy` again (raw).
+    put_back: Function,
+}
+
+// `before` is a plain table of hotlua's (no metatable): indexing it is raw. A key the top level
+// added has no value in it, which needs no `rawequal` call.
+const TABLE_OPS: &str = r#"
+local next, rawget, rawset, rawequal = next, rawget, rawset, rawequal
+local function copy(t)
+  local c, n = {}, 0
+  for k, v in next, t do c[k] = v n = n + 1 end
+  return c, n
+end
+local function written(live, before)
+  local w = {}
+  for k, v in next, live do
+    local old = before[k]
+    if old == nil or not rawequal(old, v) then w[k] = v end
+  end
+  return w
+end
+-- Changing or clearing a field that exists during `next` is allowed, and putting back a value
+-- under a key that is there allocates nothing; only keys the top level deleted come back new.
+local function put_back(live, before)
+  for k, v in next, live do
+    local old = before[k]
+    if old == nil or not rawequal(old, v) then rawset(live, k, old) end
+  end
+  for k, v in next, before do
+    if rawget(live, k) == nil then rawset(live, k, v) end
+  end
+end
+return copy, written, put_back
+"#;
+
+/// The staging walks, compiled once per state.
+fn table_ops(lua: &Lua) -> Result<TableOps> {
+    const KEY: &str = "hotlua.staging_table_ops";
+    let functions: Table = match lua.named_registry_value::<Option<Table>>(KEY)? {
+        Some(functions) => functions,
+        None => {
+            let (copy, written, put_back): (Function, Function, Function) =
+                lua.load(TABLE_OPS).set_name("=hotlua staging").call(())?;
+            let functions = lua.create_sequence_from([copy, written, put_back])?;
+            lua.set_named_registry_value(KEY, &functions)?;
+            functions
+        }
+    };
+    Ok(TableOps {
+        copy: functions.raw_get(1)?,
+        written: functions.raw_get(2)?,
+        put_back: functions.raw_get(3)?,
+    })
+}
+
 impl Copy {
     /// Every field of the live table set to a different non-nil value since the copy, and the
     /// metatable if it was replaced, as a fresh table.
     fn written(&self, lua: &Lua) -> Result<Table> {
-        let written = lua.create_table()?;
-        for pair in self.live.pairs::<Value, Value>() {
-            let (key, value) = pair?;
-            let before: Value = self.fields.raw_get(&key)?;
-            if before != value {
-                written.raw_set(key, value)?;
-            }
-        }
+        let written: Table = table_ops(lua)?.written.call((&self.live, &self.fields))?;
         let metatable = self.live.metatable();
         if metatable != self.metatable {
             written.set_metatable(metatable)?;
@@ -283,27 +332,13 @@ impl Copy {
 
     /// Puts the live table back as it was copied. Putting back a key the top level changed
     /// allocates nothing; only a key it deleted is inserted again.
-    fn put_back(&self) -> Result<()> {
+    fn put_back(&self, lua: &Lua) -> Result<()> {
         if self.live.metatable() != self.metatable {
             self.live.set_metatable(self.metatable.clone())?;
         }
-        let mut changed = Vec::new();
-        for pair in self.live.pairs::<Value, Value>() {
-            let (key, value) = pair?;
-            let before: Value = self.fields.raw_get(&key)?;
-            if before != value {
-                changed.try_push((key, before))?;
-            }
-        }
-        for (key, before) in changed {
-            self.live.raw_set(key, before)?;
-        }
-        for pair in self.fields.pairs::<Value, Value>() {
-            let (key, value) = pair?;
-            if self.live.raw_get::<Value>(&key)? == Value::Nil {
-                self.live.raw_set(key, value)?;
-            }
-        }
+        table_ops(lua)?
+            .put_back
+            .call::<()>((&self.live, &self.fields))?;
         Ok(())
     }
 }
