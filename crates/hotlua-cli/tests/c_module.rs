@@ -148,6 +148,36 @@ assert(string.upper("a") == "A", "string.upper was replaced")
 print("host tables ok")
 "#;
 
+/// LuaJIT with the JIT on: a function another module caches in a local runs its new code in
+/// a loop compiled before the reload.
+const JIT_TRACES: &str = r#"
+package.path = "./?.lua"
+local hotlua = require "hotlua"
+local function write(name, source)
+  local file = assert(io.open(name .. ".lua", "w"))
+  file:write(source)
+  file:close()
+end
+write("util", "local M = {} function M.weight(x) return 1 end return M")
+write("consumer", "local w = require('util').weight local M = {} " ..
+  "function M.run(n) local s = 0 for i = 1, n do s = s + w(i) end return s end return M")
+local consumer = require "consumer"
+assert(jit and jit.status(), "the JIT is off")
+for _ = 1, 20 do consumer.run(1000) end
+assert(consumer.run(100000) == 100000)
+write("util", "local M = {} function M.weight(x) return 2 end return M")
+local report, message = hotlua.reload("util")
+assert(report, message)
+local sum = consumer.run(100000)
+assert(sum == 200000, "compiled code ran the old weight: " .. sum)
+print("jit ok")
+"#;
+
+#[test]
+fn luajit_compiled_loops_run_new_code() {
+    run_scenario("luajit", "luajit", JIT_TRACES, "jit ok");
+}
+
 #[test]
 fn luajit_host_tables_reload() {
     run_scenario("luajit", "luajit", HOST_TABLES, "host tables ok");

@@ -116,6 +116,24 @@ impl Reloader {
                     baselines.restore(&self.lua);
                     return Err(failed(ApplyStep::Switch, error));
                 }
+                #[cfg(feature = "luajit")]
+                {
+                    let flush_started = Instant::now();
+                    // Nothing is left to undo: a flush that fails leaves traces that are
+                    // still correct for the code they were compiled from, and says so.
+                    if let Err(error) = crate::raw::flush_compiled_code(&self.lua) {
+                        report.warnings.push(format!("jit.flush failed: {error}"));
+                    }
+                    report.timings.jit_flush_ms = flush_started.elapsed().as_secs_f64() * 1e3;
+                    if report.closures_left_old > 0 {
+                        report.warnings.push(format!(
+                            "{} closures keep their old code; LuaJIT compiles a local their old \
+                             code never assigned as a constant, so they may go on seeing its old \
+                             value after the new code assigns it",
+                            report.closures_left_old
+                        ));
+                    }
+                }
             }
             report.rolled_back = rolled_back && apply;
             for (module, text) in staged.modules.iter().zip(&staged.texts) {

@@ -85,6 +85,27 @@ pub(crate) fn environment(lua: &Lua, function: &Function) -> Result<Option<mlua:
     })
 }
 
+/// Flushes LuaJIT's whole trace cache (`jit.flush()`): compiled code may have folded an
+/// upvalue holding an old function, or a module local, into a constant, and would go on
+/// running old code after a reload.
+#[cfg(feature = "luajit")]
+pub(crate) fn flush_compiled_code(lua: &Lua) -> Result<()> {
+    extern "C-unwind" {
+        fn luaJIT_setmode(state: *mut ffi::lua_State, idx: c_int, mode: c_int) -> c_int;
+    }
+    // luajit.h: LUAJIT_MODE_ENGINE (0) with LUAJIT_MODE_FLUSH (0x0200), index 0: the whole
+    // engine's cache.
+    const ENGINE_FLUSH: c_int = 0x0200;
+    // SAFETY: luaJIT_setmode takes any state of the VM; with LUAJIT_MODE_ENGINE it reads no
+    // stack slot and pushes nothing. It fails only when the JIT is not compiled in, which is
+    // then nothing to flush.
+    unsafe {
+        lua.exec_raw::<()>((), |state| {
+            luaJIT_setmode(state, 0, ENGINE_FLUSH);
+        })
+    }
+}
+
 /// All upvalues of `function`, in index order.
 pub(crate) fn upvalues(lua: &Lua, function: &Function) -> Result<Vec<Upvalue>> {
     let mut named: Vec<(String, usize)> = Vec::new();

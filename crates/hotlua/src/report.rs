@@ -131,6 +131,10 @@ pub struct Timings {
     pub apply_ms: f64,
     /// Switching references held elsewhere (the engine's heap walk).
     pub switch_ms: f64,
+    /// LuaJIT only: flushing every compiled trace, so that none runs old code (a trace can
+    /// hold an upvalue's old function as a constant). Traces are compiled again as the
+    /// program runs.
+    pub jit_flush_ms: f64,
     /// The whole call.
     pub total_ms: f64,
 }

@@ -1,0 +1,52 @@
+//! LuaJIT with the JIT on: no compiled trace runs old code after a reload.
+
+#![cfg(feature = "luajit")]
+
+mod common;
+use common::Fixture;
+
+#[test]
+fn a_function_cached_in_another_modules_local_runs_new_code_in_compiled_loops() {
+    let f = Fixture::new();
+    let util =
+        |weight: i64| format!("local M = {{}}\nfunction M.weight(x) return {weight} end\nreturn M");
+    f.write("util", &util(1));
+    f.write(
+        "consumer",
+        "local w = require('util').weight\nlocal M = {}\n\
+         function M.run(n) local s = 0 for i = 1, n do s = s + w(i) end return s end\nreturn M",
+    );
+    f.lua::<()>("consumer = require 'consumer'");
+    // Long enough to be compiled.
+    assert_eq!(
+        f.lua::<i64>("for _ = 1, 20 do consumer.run(1000) end return consumer.run(100000)"),
+        100_000
+    );
+    f.write("util", &util(2));
+    f.reload_ok("util");
+    assert_eq!(f.lua::<i64>("return consumer.run(100000)"), 200_000);
+}
+
+#[test]
+fn closures_left_old_are_reported_as_reading_constant_locals() {
+    let f = Fixture::new();
+    let source = |setter: &str| {
+        format!(
+            "local rate = 1\nlocal M = {{}}\n{setter}\
+             function M.make() return function(n) local s = 0 for i = 1, n do s = s + rate end return s end end\n\
+             return M"
+        )
+    };
+    f.write("m", &source(""));
+    f.lua::<()>("m = require 'm'; sum = m.make(); for _ = 1, 20 do sum(1000) end");
+    f.write("m", &source("function M.set(r) rate = r end\n"));
+    let report = f.reload_ok("m");
+    assert!(report.closures_left_old > 0, "{report:?}");
+    assert!(
+        report.warnings.iter().any(|w| w.contains("constant")),
+        "{:?}",
+        report.warnings
+    );
+    // Module functions run the new code, which reads the joined local as a variable.
+    assert_eq!(f.lua::<i64>("m.set(5); return m.make()(1000)"), 5000);
+}
