@@ -22,6 +22,7 @@
 #define HOTLUA_INPLACE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

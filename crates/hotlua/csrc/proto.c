@@ -128,10 +128,70 @@ static size_t put_register_source(char *buf, size_t pos, size_t cap, const Proto
   return put_str(buf, pos, cap, "?");
 }
 
+/* Writes the constant register `reg` holds before instruction `pc`, if the instruction that
+** last loaded it (within 16 instructions) loads a constant: strings quoted, numbers, booleans
+** and nil; "_" for anything else. */
+static size_t put_register_constant(char *buf, size_t pos, size_t cap, const Proto *p, int reg,
+                                    int pc) {
+  int q;
+  char number[48];
+  for (q = pc - 1; q >= 0 && q >= pc - 16; q--) {
+    Instruction i = p->code[q];
+    const TValue *k = NULL;
+    if (!testAMode(GET_OPCODE(i)) || GETARG_A(i) != reg) continue;
+    switch (GET_OPCODE(i)) {
+      case OP_LOADK: k = &p->k[GETARG_Bx(i)]; break;
+      case OP_LOADI:
+        snprintf(number, sizeof number, "%d", GETARG_sBx(i));
+        return put_str(buf, pos, cap, number);
+      case OP_LOADF:
+        snprintf(number, sizeof number, "%d.0", GETARG_sBx(i));
+        return put_str(buf, pos, cap, number);
+      case OP_LOADFALSE: return put_str(buf, pos, cap, "false");
+      case OP_LOADTRUE: return put_str(buf, pos, cap, "true");
+      case OP_LOADNIL: return put_str(buf, pos, cap, "nil");
+      default: return put_str(buf, pos, cap, "_");
+    }
+    if (ttisstring(k)) {
+      pos = put_str(buf, pos, cap, "\"");
+      pos = put_const(buf, pos, cap, k);
+      return put_str(buf, pos, cap, "\"");
+    }
+    if (ttisinteger(k)) {
+      snprintf(number, sizeof number, LUA_INTEGER_FMT, (LUAI_UACINT)ivalue(k));
+      return put_str(buf, pos, cap, number);
+    }
+    if (ttisfloat(k)) {
+      snprintf(number, sizeof number, "%.17g", (double)fltvalue(k));
+      return put_str(buf, pos, cap, number);
+    }
+    return put_str(buf, pos, cap, "_");
+  }
+  return put_str(buf, pos, cap, "_");
+}
+
+/* Writes "(a1, a2, ...)": the arguments of the call at `call` (function in register `func`)
+** other than register `self_reg` (the closure being described, written "fn"), each as its
+** constant or "_". With a variable number of arguments (B = 0), those up to `self_reg`. */
+static size_t put_call_arguments(char *buf, size_t pos, size_t cap, const Proto *p, int call,
+                                 int func, int self_reg) {
+  int b = GETARG_B(p->code[call]);
+  int last = b != 0 ? func + b - 1 : self_reg;
+  int r;
+  pos = put_str(buf, pos, cap, "(");
+  for (r = func + 1; r <= last; r++) {
+    if (r > func + 1) pos = put_str(buf, pos, cap, ", ");
+    pos = r == self_reg ? put_str(buf, pos, cap, "fn")
+                        : put_register_constant(buf, pos, cap, p, r, call);
+  }
+  return put_str(buf, pos, cap, ")");
+}
+
 /* Describes where the code of `p` stores the closure of its child `child`: the local it
 ** initialises, the field, global or upvalue it is assigned to, `return`, or the argument of a
-** named call it is passed to. The description does not depend on the child's index or line,
-** so siblings pair by it whatever their order. Writes at most `cap` bytes to `buf` and returns
+** named call it is passed to, with that call's constant arguments (`em:on("open", fn)` and
+** `em:on("close", fn)` are two places). The description does not depend on the child's index
+** or line, so siblings pair by it whatever their order. Writes at most `cap` bytes to `buf` and returns
 ** the length; 0 when `p` never instantiates `child`.
 ** Invariant: `p` is a live Proto and 0 <= child < p->sizep. */
 size_t hotlua_child_key(const Proto *p, int child, char *buf, size_t cap) {
@@ -209,7 +269,8 @@ size_t hotlua_child_key(const Proto *p, int child, char *buf, size_t cap) {
       } while (arg > 0 && d < 15);
       while (d > 0 && pos < cap) buf[pos++] = digits[--d];
       pos = put_str(buf, pos, cap, " of ");
-      return put_register_source(buf, pos, cap, p, GETARG_A(n), pc);
+      pos = put_register_source(buf, pos, cap, p, GETARG_A(n), pc);
+      return put_call_arguments(buf, pos, cap, p, q, GETARG_A(n), reg);
     }
   }
   return put_str(buf, pos, cap, "?");
@@ -252,4 +313,19 @@ int hotlua_proto_same_body(const Proto *a, const Proto *b) {
   for (i = 0; i < a->sizep; i++)
     if (!hotlua_proto_same_body(a->p[i], b->p[i])) return 0;
   return 1;
+}
+
+/* Writes the names of `p`'s parameters, comma-separated, into buf[0..cap) and returns the
+** length ("?" for a stripped prototype). Parameters are the first local variables. */
+size_t hotlua_proto_params(const Proto *p, char *buf, size_t cap) {
+  size_t pos = 0;
+  int i;
+  for (i = 0; i < p->numparams; i++) {
+    TString *name = i < p->sizelocvars ? p->locvars[i].varname : NULL;
+    if (i > 0) pos = put_str(buf, pos, cap, ",");
+    if (name == NULL) return put_str(buf, pos, cap, "?");
+    pos = put_str(buf, pos, cap, getstr(name));
+  }
+  if (p->is_vararg) pos = put_str(buf, pos, cap, i > 0 ? ",..." : "...");
+  return pos;
 }

@@ -13,8 +13,9 @@ typedef struct HotluaPlan {
   size_t proto_mask;
   const Proto *const *new_protos;
   /* remap[remap_offset[k] + j]: the old upvalue index that new upvalue j of pair k takes,
-  ** -1 when its value cannot be known, or -2 - c: the live cell cells[c] (a module-level
-  ** local the planner joined) */
+  ** -1 when its value cannot be known, -2 when the variable changed scope (a per-call local
+  ** now at module level or the other way round, with no live cell to bind), or -3 - c: the
+  ** live cell cells[c] (a module-level local the planner joined) */
   const size_t *remap_offset;
   const int *remap;
   UpVal *const *cells;
@@ -33,7 +34,9 @@ typedef struct HotluaPlan {
   size_t left_running;     /* on a frame of a thread that is running or resuming another */
   size_t left_upvalue;     /* needs an upvalue whose value cannot be known */
   size_t left_layout;      /* needs more upvalues than the closure was allocated with */
-  size_t left_unpaired;    /* its prototype has no unambiguous new counterpart */
+  size_t left_unpaired;    /* its prototype has no counterpart in the new file */
+  size_t left_ambiguous;   /* several new functions could be its counterpart */
+  size_t left_scope;       /* a variable it captures changed scope, with no live cell */
   size_t frames_running;   /* frames of running threads executing an old function */
   size_t frames_copied;    /* suspended frames given a private copy of their closure */
 } HotluaPlan;
@@ -45,8 +48,8 @@ static size_t hash_ptr(const void *p, size_t mask) {
   return (x >> 7) & mask;
 }
 
-/* 1 + index of the pair of old prototype `p`, 0 for an unpaired old prototype, or
-** (size_t)-1 when `p` is not an old prototype of the batch. */
+/* 1 + index of the pair of old prototype `p`, 0 for an unpaired old prototype, (size_t)-2 for
+** an ambiguous one, or (size_t)-1 when `p` is not an old prototype of the batch. */
 static size_t proto_lookup(const HotluaPlan *plan, const Proto *p) {
   size_t h;
   if (plan->proto_keys == NULL) return (size_t)-1;
@@ -148,7 +151,7 @@ static void take_cells(const HotluaPlan *plan, const LClosure *cl, const Proto *
   }
   for (j = 0; j < np->sizeupvalues; j++) {
     int from = ((const int *)source)[j];
-    uv[j] = from <= -2 ? plan->cells[-from - 2] : cl->upvals[from];
+    uv[j] = from <= -3 ? plan->cells[-from - 3] : cl->upvals[from];
   }
 }
 
@@ -183,9 +186,17 @@ static Proto *classify(HotluaPlan *plan, LClosure *cl, const PtrVec *running,
       plan->left_unpaired++;
       return NULL;
     }
+    if (k == (size_t)-2) {
+      plan->left_ambiguous++;
+      return NULL;
+    }
     np = (Proto *)plan->new_protos[k - 1];
     remap = plan->remap + plan->remap_offset[k - 1];
     for (j = 0; j < np->sizeupvalues; j++) {
+      if (remap[j] == -2) {
+        plan->left_scope++;
+        return NULL;
+      }
       if (remap[j] >= cl->nupvalues || remap[j] == -1) {
         plan->left_upvalue++;
         return NULL;

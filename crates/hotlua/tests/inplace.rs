@@ -6,36 +6,7 @@
 //! Built only with the vendored Lua 5.4; elsewhere these scenarios check that `walk` runs.
 
 mod common;
-use common::Fixture;
-use hotlua::{Engine, Options};
-
-/// A fixture reloading with `inplace`, or `None` where it is not built.
-fn fixture() -> Option<Fixture> {
-    let f = Fixture::new();
-    if !Engine::inplace_available() {
-        f.write("m", "return {}");
-        f.lua::<()>("require 'm'");
-        let report = f
-            .reloader
-            .reload(&["m"], &Options::with_engine(Engine::Inplace))
-            .unwrap();
-        assert_eq!(report.engine, "walk");
-        return None;
-    }
-    f.reloader.set_engine(Engine::Inplace);
-    Some(f)
-}
-
-/// Loads `v1` as module `m`, runs `setup`, writes `v2`, reloads and checks the engine.
-fn reloaded(v1: &str, setup: &str, v2: &str) -> Option<(Fixture, hotlua::Report)> {
-    let f = fixture()?;
-    f.write("m", v1);
-    f.lua::<()>(&format!("m = require 'm'\n{setup}"));
-    f.write("m", v2);
-    let report = f.reload_ok("m");
-    assert_eq!(report.engine, "inplace");
-    Some((f, report))
-}
+use common::{inplace_fixture as fixture, reloaded_inplace as reloaded};
 
 #[test]
 fn module_functions_keep_their_identity() {
@@ -192,7 +163,7 @@ fn ambiguous_siblings_are_left_alone_and_reported() {
         return;
     };
     assert_eq!(f.lua::<String>("return list[1]() .. list[2]()"), "x1y1");
-    assert_eq!(report.closures_left_old_why.unpaired_prototype, 2);
+    assert_eq!(report.closures_left_old_why.ambiguous_prototype, 2);
     assert!(
         report.warnings.iter().any(|w| w.contains("unambiguous")),
         "{:?}",

@@ -86,9 +86,17 @@ pub struct LeftOld {
     pub unknown_upvalue: usize,
     /// Its new version has more upvalues than the closure was allocated with.
     pub upvalue_layout: usize,
-    /// Its prototype has no unambiguous counterpart in the new file (deleted, moved, or its
-    /// place in the source is ambiguous), or the code is stripped of names.
+    /// Its prototype has no counterpart in the new file (deleted, moved, or the place it is
+    /// made at changed: `em:on("open", fn)` became `em:on("close", fn)`), or the code is
+    /// stripped of names.
     pub unpaired_prototype: usize,
+    /// Several functions of the new file could be its counterpart (siblings made at the same
+    /// place, with the same parameters, in a different number): running one of them could be
+    /// running another function's code.
+    pub ambiguous_prototype: usize,
+    /// A variable its new version captures changed scope (a per-call local became a
+    /// module-level one, or the other way round) and no live variable can be bound to it.
+    pub upvalue_scope_changed: usize,
 }
 
 /// References switched to new functions, by the kind of place that held them.

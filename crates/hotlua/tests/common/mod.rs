@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hotlua::{Options, Reloader, Report};
+use hotlua::{Engine, Options, Reloader, Report};
 use mlua::{FromLuaMulti, Lua};
 
 /// The engine the scenarios run under: `HOTLUA_TEST_ENGINE` (`inplace` or `walk`), or the
@@ -87,4 +87,32 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A fixture reloading with `inplace`, or `None` where it is not built.
+pub fn inplace_fixture() -> Option<Fixture> {
+    let f = Fixture::new();
+    if !Engine::inplace_available() {
+        f.write("m", "return {}");
+        f.lua::<()>("require 'm'");
+        let report = f
+            .reloader
+            .reload(&["m"], &Options::with_engine(Engine::Inplace))
+            .unwrap();
+        assert_eq!(report.engine, "walk");
+        return None;
+    }
+    f.reloader.set_engine(Engine::Inplace);
+    Some(f)
+}
+
+/// Loads `v1` as module `m`, runs `setup`, writes `v2`, reloads and checks the engine.
+pub fn reloaded_inplace(v1: &str, setup: &str, v2: &str) -> Option<(Fixture, hotlua::Report)> {
+    let f = inplace_fixture()?;
+    f.write("m", v1);
+    f.lua::<()>(&format!("m = require 'm'\n{setup}"));
+    f.write("m", v2);
+    let report = f.reload_ok("m");
+    assert_eq!(report.engine, "inplace");
+    Some((f, report))
 }

@@ -57,6 +57,7 @@ extern "C" {
     fn hotlua_closure_cell(cl: *const c_void, i: c_int) -> *const c_void;
     fn hotlua_child_key(p: *const Proto, child: c_int, buf: *mut c_char, cap: usize) -> usize;
     fn hotlua_proto_same_body(a: *const Proto, b: *const Proto) -> c_int;
+    fn hotlua_proto_params(p: *const Proto, buf: *mut c_char, cap: usize) -> usize;
     fn hotlua_scan_new() -> *mut c_void;
     fn hotlua_scan_prepare(state: *mut lua_State, plan: *mut CPlan, scan: *mut c_void) -> c_int;
     fn hotlua_scan_commit(state: *mut lua_State, plan: *mut CPlan, scan: *mut c_void);
@@ -201,9 +202,15 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
         unknown_upvalue: c_plan.left_upvalue,
         upvalue_layout: c_plan.left_layout,
         unpaired_prototype: c_plan.left_unpaired,
+        ambiguous_prototype: c_plan.left_ambiguous,
+        upvalue_scope_changed: c_plan.left_scope,
     };
-    report.closures_left_old =
-        c_plan.left_running + c_plan.left_upvalue + c_plan.left_layout + c_plan.left_unpaired;
+    report.closures_left_old = c_plan.left_running
+        + c_plan.left_upvalue
+        + c_plan.left_layout
+        + c_plan.left_unpaired
+        + c_plan.left_ambiguous
+        + c_plan.left_scope;
     report.frames_left_old = c_plan.frames_running + c_plan.frames_copied;
     Ok(())
 }

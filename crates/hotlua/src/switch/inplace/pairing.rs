@@ -8,7 +8,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{
     hotlua_child_key, hotlua_closure_cell, hotlua_proto_child, hotlua_proto_line,
-    hotlua_proto_nchildren, hotlua_proto_nupvalues, hotlua_proto_same_body,
+    hotlua_proto_nchildren, hotlua_proto_nupvalues, hotlua_proto_params, hotlua_proto_same_body,
     hotlua_proto_upvalue_name, hotlua_proto_upvalue_origin, Proto, RawPair,
 };
 use crate::fallible::{self, Grow, TryPush};
@@ -23,16 +23,24 @@ pub(super) enum Slot {
     Cell(*const c_void),
     /// A local of a call that already returned: cannot be known.
     Unknown,
+    /// The variable of that name changed scope (a per-call local became a module-level one,
+    /// or the other way round) and no live variable can be bound: the closure keeps its old
+    /// code rather than run new code bound to the wrong variable.
+    ScopeChanged,
 }
 
 /// Old prototype → new prototype, or `None` for an old prototype that keeps its old code.
 #[derive(Default)]
 pub(super) struct Pairing {
     pub(super) map: FxHashMap<usize, Option<usize>>,
+    /// Old prototypes left unpaired because several new ones could be their counterpart.
+    pub(super) ambiguous: FxHashSet<usize>,
     /// Per paired old prototype: where each upvalue of the new prototype comes from.
     pub(super) remaps: FxHashMap<usize, Vec<Slot>>,
     /// New prototype → the new prototype it is nested in (for prototypes paired as children).
     new_parent: FxHashMap<usize, usize>,
+    /// Old prototype → the old prototype it is nested in (likewise).
+    old_parent: FxHashMap<usize, usize>,
     /// New prototype of a planner pair → its new closure (`None`: several closures).
     seeds: FxHashMap<usize, Option<*const c_void>>,
     pub(super) warnings: Vec<String>,
@@ -61,6 +69,8 @@ impl Pairing {
                 continue;
             }
             for (old_child, new_child) in self.pair_children(old, new)? {
+                self.old_parent.grow()?;
+                self.old_parent.insert(old_child as usize, old as usize);
                 match new_child {
                     Some(new_child) => {
                         self.new_parent.grow()?;
@@ -80,11 +90,23 @@ impl Pairing {
         for (old, new) in paired {
             match remap(old as *const Proto, new as *const Proto) {
                 Some(mut remap) => {
+                    let (old, new) = (old as *const Proto, new as *const Proto);
                     for (j, slot) in remap.iter_mut().enumerate() {
-                        if matches!(slot, Slot::Unknown) {
-                            *slot = self.live_cell(new as *const Proto, j as c_int);
+                        let j = j as c_int;
+                        match *slot {
+                            Slot::Unknown => *slot = self.live_cell(new, j),
+                            Slot::Old(i)
+                                if self.scope(old, i, true) != self.scope(new, j, false) =>
+                            {
+                                *slot = match self.live_cell(new, j) {
+                                    Slot::Unknown => Slot::ScopeChanged,
+                                    cell => cell,
+                                };
+                            }
+                            _ => {}
                         }
                     }
+                    let old = old as usize;
                     self.remaps.grow()?;
                     self.remaps.insert(old, remap);
                 }
@@ -121,6 +143,30 @@ impl Pairing {
                 };
             }
             (p, j) = (parent as *const Proto, index);
+        }
+    }
+
+    /// Where upvalue `j` of prototype `p` lives: how many functions up it is a local, or, when
+    /// the chain leaves the prototypes the pairing knows the parents of, how many steps it
+    /// took and at which upvalue index it left. Equal for an old and a new upvalue that are
+    /// the same variable.
+    unsafe fn scope(&self, mut p: *const Proto, mut j: c_int, old: bool) -> (usize, Option<c_int>) {
+        let parents = if old {
+            &self.old_parent
+        } else {
+            &self.new_parent
+        };
+        let mut steps = 1;
+        loop {
+            let mut instack = 0;
+            let index = hotlua_proto_upvalue_origin(p, j, &mut instack);
+            if instack != 0 {
+                return (steps, None);
+            }
+            let Some(&parent) = parents.get(&(p as usize)) else {
+                return (steps, Some(index));
+            };
+            (p, j, steps) = (parent as *const Proto, index, steps + 1);
         }
     }
 
@@ -164,6 +210,12 @@ impl Pairing {
 
     /// Pairs the children of `old` with those of `new` by their place in the parent's code.
     /// Returns every old child with its new counterpart, or `None`.
+    ///
+    /// Siblings made at the same place (two functions in one table constructor, two timers
+    /// started with the same arguments) pair by an identical body, then by their parameter
+    /// names, each only where it singles out one function on both sides. Never by their order:
+    /// a new file that swaps two edited siblings would run each one's code in the other's
+    /// closures. Whatever is left is ambiguous and keeps its old code.
     unsafe fn pair_children(
         &mut self,
         old: *const Proto,
@@ -181,36 +233,59 @@ impl Pairing {
         }
         let mut result = Vec::new();
         for (key, (olds, news)) in groups {
-            if olds.len() == 1 && news.len() == 1 {
-                result.try_push((olds[0], Some(news[0])))?;
-                continue;
-            }
-            for &old_child in &olds {
-                let same = |a: *const Proto, b: *const Proto| hotlua_proto_same_body(a, b) != 0;
-                let matches: Vec<*const Proto> = news
-                    .iter()
-                    .copied()
-                    .filter(|&n| same(old_child, n))
-                    .collect();
-                let unique = matches.len() == 1
-                    && olds.iter().filter(|&&o| same(o, matches[0])).count() == 1;
-                if unique {
-                    result.try_push((old_child, Some(matches[0])))?;
-                } else {
-                    if !news.is_empty() {
-                        self.warnings.push(format!(
-                            "the function at line {} ({}) has no unambiguous counterpart in the \
-                             new file: its closures keep their old code",
-                            hotlua_proto_line(old_child),
-                            String::from_utf8_lossy(&key)
-                        ));
+            let mut found: Vec<Option<*const Proto>> = fallible::filled(None, olds.len())?;
+            let mut taken: Vec<bool> = fallible::filled(false, news.len())?;
+            let same_body = |a: *const Proto, b: *const Proto| hotlua_proto_same_body(a, b) != 0;
+            let olds_params = fallible::collect(olds.iter().map(|&p| params(p)))?;
+            let news_params = fallible::collect(news.iter().map(|&p| params(p)))?;
+            // One to one at a place, then an identical body, then parameter names, each only
+            // where it singles out one function on both sides.
+            let evidence: [&dyn Fn(usize, usize) -> bool; 3] = [
+                &|_, _| olds.len() == 1 && news.len() == 1,
+                &|o, n| same_body(olds[o], news[n]),
+                &|o, n| olds_params[o] == news_params[n],
+            ];
+            for matches in evidence {
+                for o in 0..olds.len() {
+                    if found[o].is_some() {
+                        continue;
                     }
-                    result.try_push((old_child, None))?;
+                    let free = |n: &usize| !taken[*n];
+                    let mut candidates = (0..news.len()).filter(free).filter(|&n| matches(o, n));
+                    let (Some(n), None) = (candidates.next(), candidates.next()) else {
+                        continue;
+                    };
+                    let rivals = (0..olds.len()).filter(|&p| found[p].is_none() && matches(p, n));
+                    if rivals.count() == 1 {
+                        found[o] = Some(news[n]);
+                        taken[n] = true;
+                    }
                 }
+            }
+            for (o, &old_child) in olds.iter().enumerate() {
+                if found[o].is_none() && !news.is_empty() {
+                    self.ambiguous.grow()?;
+                    self.ambiguous.insert(old_child as usize);
+                    self.warnings.push(format!(
+                        "the function at line {} ({}) has no unambiguous counterpart in the \
+                         new file: its closures keep their old code",
+                        hotlua_proto_line(old_child),
+                        String::from_utf8_lossy(&key)
+                    ));
+                }
+                result.try_push((old_child, found[o]))?;
             }
         }
         Ok(result)
     }
+}
+
+/// The parameter names of `p`, comma-separated (see csrc/proto.c).
+unsafe fn params(p: *const Proto) -> Vec<u8> {
+    let mut buf = vec![0u8; 256];
+    let len = hotlua_proto_params(p, buf.as_mut_ptr().cast(), buf.len());
+    buf.truncate(len);
+    buf
 }
 
 /// Where the parent's code stores the closure of its child `i` (see csrc/proto.c).

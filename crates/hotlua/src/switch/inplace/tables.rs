@@ -28,6 +28,8 @@ pub(super) struct CPlan {
     pub(super) left_upvalue: usize,
     pub(super) left_layout: usize,
     pub(super) left_unpaired: usize,
+    pub(super) left_ambiguous: usize,
+    pub(super) left_scope: usize,
     pub(super) frames_running: usize,
     pub(super) frames_copied: usize,
 }
@@ -72,18 +74,22 @@ impl Tables {
                     tables.new_protos.try_push(new as *const Proto)?;
                     tables.remap_offset.try_push(tables.remap.len())?;
                     for slot in remap {
+                        // The codes of `remap` in csrc/scan.c.
                         let code = match *slot {
                             Slot::Old(index) => index,
                             Slot::Unknown => -1,
+                            Slot::ScopeChanged => -2,
                             Slot::Cell(cell) => {
                                 tables.cells.try_push(cell)?;
-                                -1 - tables.cells.len() as c_int
+                                -2 - tables.cells.len() as c_int
                             }
                         };
                         tables.remap.try_push(code)?;
                     }
                     tables.new_protos.len()
                 }
+                // `proto_lookup` in csrc/scan.c: (size_t)-2 for an ambiguous prototype.
+                _ if pairing.ambiguous.contains(&old) => usize::MAX - 1,
                 _ => 0,
             };
             let mask = proto_capacity - 1;
@@ -127,6 +133,8 @@ impl Tables {
             left_upvalue: 0,
             left_layout: 0,
             left_unpaired: 0,
+            left_ambiguous: 0,
+            left_scope: 0,
             frames_running: 0,
             frames_copied: 0,
         }
