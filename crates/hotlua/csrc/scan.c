@@ -132,6 +132,9 @@ static void copy_frame_closure(lua_State *L, CallInfo *ci, LClosure *cl) {
 ** hotlua_scan_abandon. Allocated with malloc, owned by the caller (src/switch/inplace.rs). */
 typedef struct HotluaScan {
   PtrVec todo;      /* closures to retarget: the closure, its new prototype, its source */
+  PtrVec grown;     /* closures whose new version needs more upvalues than they have: the
+                       closure, its new prototype, its remap (replaced by a new closure) */
+  size_t grown_made;   /* closures of `grown` whose replacement is made (on the stack) */
   PtrVec copied;    /* CallInfo *, then the closure it ran, of each frame given a copy */
   size_t copies_made;  /* frames of `copied` whose copy is installed */
 } HotluaScan;
@@ -202,14 +205,31 @@ static Proto *classify(HotluaPlan *plan, LClosure *cl, const PtrVec *running,
         return NULL;
       }
     }
-    if (np->sizeupvalues > cl->nupvalues) { /* names known, yet more of them: duplicates */
-      plan->left_layout++;
-      return NULL;
-    }
     *source = remap;
     *paired_out = 0;
     return np;
   }
+}
+
+/* Pushes `cl` and a new closure of `np` with the cells `remap` gives (its own by name, live
+** module cells), for the walk to switch every reference from the one to the other. Each is on
+** the stack (anchored) before anything else can allocate; a new object needs no barrier.
+** Allocates: may raise a memory error or a stack overflow (the caller runs protected, and a
+** closure made is then only garbage). Invariant: `remap` holds no -1 or -2 (classify). */
+static void replace_closure(lua_State *L, const HotluaPlan *plan, LClosure *cl, Proto *np,
+                            const int *remap) {
+  UpVal *uv[256];
+  LClosure *ncl;
+  int j;
+  if (!lua_checkstack(L, 2)) luaD_throw(L, LUA_ERRMEM);
+  setclLvalue2s(L, L->top.p, cl);
+  L->top.p++;
+  ncl = luaF_newLclosure(L, np->sizeupvalues);
+  setclLvalue2s(L, L->top.p, ncl);
+  L->top.p++;
+  take_cells(plan, cl, np, remap, 0, uv);
+  ncl->p = np;
+  for (j = 0; j < np->sizeupvalues; j++) ncl->upvals[j] = uv[j];
 }
 
 /* Finds every closure of the old version to retarget, changing nothing a program can see.
@@ -266,6 +286,12 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
     if (np == NULL) continue;
     if (paired) plan->pairs_retargeted++;
     else plan->runtime_retargeted++;
+    if (!paired && np->sizeupvalues > cl->nupvalues) {
+      /* Its new version needs more upvalues (`_ENV` for an added `print`, a module local it
+      ** did not use): a new closure takes its place, and the walk switches references. */
+      ok = push(&scan->grown, cl) && push(&scan->grown, np) && push(&scan->grown, (void *)source);
+      continue;
+    }
     /* Closures and remap arrays are at least 4-byte aligned: the low bit tells them apart. */
     ok = push(&scan->todo, cl) && push(&scan->todo, np) &&
          push(&scan->todo, (void *)((uintptr_t)source | (uintptr_t)!paired));
@@ -279,6 +305,11 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
     CallInfo *ci = (CallInfo *)scan->copied.items[scan->copies_made * 2];
     copy_frame_closure(L, ci, (LClosure *)scan->copied.items[scan->copies_made * 2 + 1]);
     scan->copies_made++;
+  }
+  while (scan->grown_made * 3 < scan->grown.len) {
+    void **item = scan->grown.items + scan->grown_made * 3;
+    replace_closure(L, plan, (LClosure *)item[0], (Proto *)item[1], (const int *)item[2]);
+    scan->grown_made++;
   }
   return 0;
 }
@@ -298,6 +329,7 @@ void hotlua_scan_commit(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
   }
   free(scan->todo.items);
   free(scan->copied.items);
+  free(scan->grown.items);
   free(scan);
 }
 
@@ -312,5 +344,6 @@ void hotlua_scan_abandon(lua_State *L, HotluaScan *scan) {
   }
   free(scan->todo.items);
   free(scan->copied.items);
+  free(scan->grown.items);
   free(scan);
 }

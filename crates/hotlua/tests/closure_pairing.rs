@@ -122,3 +122,21 @@ fn a_module_local_shadowed_by_a_per_call_one_keeps_the_old_code() {
         "{report:?}"
     );
 }
+
+#[test]
+fn adding_a_print_to_a_callback_takes_effect() {
+    let v1 = handlers("local n = 0\nem.on('hit', function(x) n = n + x return n end)");
+    // The new version reads globals (`_ENV`), which the closure was not allocated with.
+    let v2 = handlers(
+        "local n = 0\nem.on('hit', function(x) n = n + x; seen = (seen or 0) + 1 return n * 10 end)",
+    );
+    let Some((f, report)) = with_emitter(&v1, &v2) else {
+        return;
+    };
+    assert_eq!(
+        f.lua::<(i64, i64)>("return em.fire('hit', 2), seen"),
+        (20, 1)
+    );
+    assert_eq!(report.closures_left_old, 0, "{report:?}");
+    assert!(report.closures_upgraded >= 1, "{report:?}");
+}

@@ -199,7 +199,7 @@ fn upvalues_remap_by_name() {
 }
 
 #[test]
-fn a_closure_needing_more_upvalues_than_allocated_keeps_the_old_code() {
+fn a_closure_needing_more_upvalues_than_allocated_is_replaced_by_a_new_one() {
     let Some((f, report)) = reloaded(
         "local M = {}\nlocal count = 0\nfunction M.bump() count = count + 1 end\n\
          function M.make(n) return function() return n end end\nreturn M",
@@ -209,11 +209,14 @@ fn a_closure_needing_more_upvalues_than_allocated_keeps_the_old_code() {
     ) else {
         return;
     };
-    assert_eq!(f.lua::<i64>("return get()"), 5);
-    assert_eq!(report.closures_left_old_why.upvalue_layout, 1);
+    // A new closure with its own `n` and the live module `count`, and the reference to the
+    // old one switched to it.
+    assert_eq!(f.lua::<i64>("return get()"), 501);
+    assert_eq!(report.closures_left_old, 0, "{report:?}");
+    assert_eq!(f.lua::<i64>("m.bump(); return get()"), 502);
     // The module function `make` (no upvalue before, one now) gets its references switched to
-    // the new function instead.
-    assert_eq!(f.lua::<i64>("return m.make(5)()"), 501);
+    // the new function too.
+    assert_eq!(f.lua::<i64>("return m.make(5)()"), 502);
 }
 
 #[test]

@@ -97,7 +97,10 @@ fn merge3_gives_an_edited_local_its_new_value_unless_the_program_changed_it() {
     );
     // One conflict, `mode`: on Lua 5.1, once per closure holding a copy of it.
     assert!(!report.conflicts.is_empty(), "{report:?}");
-    assert!(report.conflicts.iter().all(|c| c.path.ends_with("@mode")), "{report:?}");
+    assert!(
+        report.conflicts.iter().all(|c| c.path.ends_with("@mode")),
+        "{report:?}"
+    );
     // After the reload the new values are the base: an unchanged reload keeps both.
     f.reload_ok("m");
     f.reloader

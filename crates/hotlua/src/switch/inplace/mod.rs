@@ -32,7 +32,7 @@ mod tables;
 use std::ffi::{c_char, c_int, c_void};
 
 use mlua::ffi::lua_State;
-use mlua::Lua;
+use mlua::{Function, Lua, MultiValue, Value};
 use rustc_hash::FxHashSet;
 
 use self::pairing::Pairing;
@@ -84,7 +84,12 @@ struct Scan {
 
 impl Scan {
     /// Runs the shim's scan; `None` when its own memory could not be allocated (nothing done).
-    fn prepare(lua: &Lua, c_plan: &mut CPlan) -> mlua::Result<Option<Scan>> {
+    /// With it, the closures it replaces by new ones (their new version needs more upvalues
+    /// than they have), each with its replacement, for the walk to switch.
+    fn prepare(
+        lua: &Lua,
+        c_plan: &mut CPlan,
+    ) -> mlua::Result<Option<(Scan, Vec<(Function, Function)>)>> {
         // SAFETY: malloc; checked for NULL below.
         let raw = unsafe { hotlua_scan_new() };
         if raw.is_null() {
@@ -97,15 +102,27 @@ impl Scan {
         let mut status = 0;
         // SAFETY: `c_plan` points into tables that outlive the call; the shim reads them and
         // writes at most one `fallback` entry per pair. exec_raw runs it in a protected call
-        // (copying frame closures may raise "not enough memory": `scan` then counts the copies
-        // made, which its drop puts back); the collector is stopped by the caller.
-        unsafe {
-            lua.exec_raw::<()>((), |state| {
+        // (copying frame closures and making replacements may raise "not enough memory":
+        // `scan` then counts the copies made, which its drop puts back); the collector is
+        // stopped by the caller. What the shim leaves on the frame (old closure, replacement,
+        // ...) comes back as the values.
+        let replaced: MultiValue = unsafe {
+            lua.exec_raw((), |state| {
                 scan.state = state;
                 status = hotlua_scan_prepare(state, c_plan, scan.scan);
-            })?;
+            })?
+        };
+        if status != 0 {
+            return Ok(None);
         }
-        Ok((status == 0).then_some(scan))
+        let mut pairs = Vec::new();
+        let mut values = replaced.into_iter();
+        while let (Some(Value::Function(old)), Some(Value::Function(new))) =
+            (values.next(), values.next())
+        {
+            pairs.try_push((old, new))?;
+        }
+        Ok(Some((scan, pairs)))
     }
 
     /// Retargets every closure the scan found.
@@ -153,7 +170,7 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
     let mut fallback: Vec<*const c_void> = fallible::filled(std::ptr::null(), pairs.len())?;
     let mut c_plan = tables.c_plan(fallback.as_mut_ptr());
     let scan = Scan::prepare(lua, &mut c_plan)?;
-    let Some(scan) = scan else {
+    let Some((scan, replaced)) = scan else {
         // The scan's own memory could not be allocated; nothing was retargeted.
         report.warnings.push(
             "engine 'inplace' could not allocate its scan: every reference switched by the walk"
@@ -179,19 +196,24 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
             walked.try_push(index)?;
         }
     }
-    if !walked.is_empty() {
+    if !walked.is_empty() || !replaced.is_empty() {
         // All or nothing: a walk that fails puts back what it switched, and the scan is
         // abandoned (dropped) before it retargeted anything.
-        let switched =
-            super::walk_pairs(lua, plan, walked.iter().map(|&index| &plan.replaced[index]))?;
+        let pairs = walked
+            .iter()
+            .map(|&index| &plan.replaced[index])
+            .chain(&replaced);
+        let switched = super::walk_pairs(lua, plan, pairs)?;
         report.references = switched.references;
         report.objects_visited += switched.objects_visited;
-        report.warnings.push(format!(
-            "{} module functions could not take their new code in place (on a running frame, \
-             or more upvalues than allocated, or not Lua functions of the module): references \
-             to them were switched to the new functions",
-            walked.len()
-        ));
+        if !walked.is_empty() {
+            report.warnings.push(format!(
+                "{} module functions could not take their new code in place (on a running \
+                 frame, or more upvalues than allocated, or not Lua functions of the module): \
+                 references to them were switched to the new functions",
+                walked.len()
+            ));
+        }
     }
     scan.commit(&mut c_plan);
     report.warnings.extend(pairing.warnings);
