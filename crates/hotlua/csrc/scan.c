@@ -23,6 +23,9 @@ typedef struct HotluaPlan {
   const LClosure *const *pair_keys;
   const LClosure *const *pair_values;
   size_t pair_mask;
+  /* closures the scan never takes for the module's (hotlua's anchors), sorted */
+  const void *const *ignore;
+  size_t ignore_len;
   /* out: old closures of planner pairs left old, for the walk (capacity: number of pairs) */
   const LClosure **fallback;
   size_t fallback_len;
@@ -71,8 +74,13 @@ static const LClosure *pair_lookup(const HotluaPlan *plan, const LClosure *cl) {
   }
 }
 
+static int cmp_ptr(const void *a, const void *b);
+
 static int is_candidate(const HotluaPlan *plan, const LClosure *cl) {
-  return pair_lookup(plan, cl) != NULL || proto_lookup(plan, cl->p) != (size_t)-1;
+  const void *key = cl;
+  if (pair_lookup(plan, cl) == NULL && proto_lookup(plan, cl->p) == (size_t)-1) return 0;
+  return plan->ignore_len == 0 ||
+         bsearch(&key, plan->ignore, plan->ignore_len, sizeof(void *), cmp_ptr) == NULL;
 }
 
 /* A growable array of pointers (malloc: the scan must not allocate Lua objects for it). */
@@ -135,6 +143,8 @@ typedef struct HotluaScan {
   PtrVec grown;     /* closures whose new version needs more upvalues than they have: the
                        closure, its new prototype, its remap (replaced by a new closure) */
   size_t grown_made;   /* closures of `grown` whose replacement is made (on the stack) */
+  PtrVec stale;     /* run-time closures left old: the closure, the new prototype it would
+                       take, or NULL */
   PtrVec copied;    /* CallInfo *, then the closure it ran, of each frame given a copy */
   size_t copies_made;  /* frames of `copied` whose copy is installed */
 } HotluaScan;
@@ -232,6 +242,34 @@ static void replace_closure(lua_State *L, const HotluaPlan *plan, LClosure *cl, 
   for (j = 0; j < np->sizeupvalues; j++) ncl->upvals[j] = uv[j];
 }
 
+/* Pushes `true`, then each closure of `scan->stale` with an anchor of the new prototype it
+** would take (a closure of that prototype that is never called: it only keeps the prototype
+** alive until the next reload, which skips it through `plan->ignore`), or `false`. Allocates: runs protected, like
+** replace_closure; each object is on the stack before anything else can allocate. */
+static void push_stale(lua_State *L, HotluaScan *scan) {
+  size_t i;
+  if (!lua_checkstack(L, 1)) luaD_throw(L, LUA_ERRMEM);
+  setbtvalue(s2v(L->top.p));
+  L->top.p++;
+  for (i = 0; i + 1 < scan->stale.len; i += 2) {
+    Proto *np = (Proto *)scan->stale.items[i + 1];
+    if (!lua_checkstack(L, 2)) luaD_throw(L, LUA_ERRMEM);
+    setclLvalue2s(L, L->top.p, (LClosure *)scan->stale.items[i]);
+    L->top.p++;
+    if (np != NULL) {
+      /* As many upvalues as the prototype declares, each a fresh closed cell: reading one
+      ** through the debug API finds a cell (nil), never memory past the closure. */
+      LClosure *anchor = luaF_newLclosure(L, np->sizeupvalues);
+      setclLvalue2s(L, L->top.p, anchor);
+      anchor->p = np;
+      luaF_initupvals(L, anchor);
+    } else {
+      setbfvalue(s2v(L->top.p));
+    }
+    L->top.p++;
+  }
+}
+
 /* Finds every closure of the old version to retarget, changing nothing a program can see.
 **
 ** 1. One pass over `g->allgc` (every collectable object but the main thread, the fixed
@@ -283,7 +321,16 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
     const void *source = NULL;
     int paired = 0;
     Proto *np = classify(plan, cl, &running, &source, &paired);
-    if (np == NULL) continue;
+    if (np == NULL) {
+      /* A run-time closure left old: remembered, with the new prototype it would have taken
+      ** if there is one, so that the next reload counts it and tries it again. */
+      if (pair_lookup(plan, cl) == NULL) {
+        size_t k = proto_lookup(plan, cl->p);
+        int has = k != 0 && k != (size_t)-1 && k != (size_t)-2;
+        ok = push(&scan->stale, cl) && push(&scan->stale, has ? (void *)plan->new_protos[k - 1] : NULL);
+      }
+      continue;
+    }
     if (paired) plan->pairs_retargeted++;
     else plan->runtime_retargeted++;
     if (!paired && np->sizeupvalues > cl->nupvalues) {
@@ -311,6 +358,7 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
     replace_closure(L, plan, (LClosure *)item[0], (Proto *)item[1], (const int *)item[2]);
     scan->grown_made++;
   }
+  push_stale(L, scan);
   return 0;
 }
 
@@ -330,6 +378,7 @@ void hotlua_scan_commit(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
   free(scan->todo.items);
   free(scan->copied.items);
   free(scan->grown.items);
+  free(scan->stale.items);
   free(scan);
 }
 
@@ -345,5 +394,6 @@ void hotlua_scan_abandon(lua_State *L, HotluaScan *scan) {
   free(scan->todo.items);
   free(scan->copied.items);
   free(scan->grown.items);
+  free(scan->stale.items);
   free(scan);
 }

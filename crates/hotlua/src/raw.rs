@@ -106,6 +106,19 @@ pub(crate) fn flush_compiled_code(lua: &Lua) -> Result<()> {
     }
 }
 
+/// `table`'s metatable (`lua_getmetatable`), as an error rather than a panic when mlua has no
+/// memory left to hold a handle to it (mlua's `Table::metatable` panics then).
+pub(crate) fn metatable(lua: &Lua, table: &mlua::Table) -> Result<Option<mlua::Table>> {
+    // SAFETY: index 1 is `table` (the only argument); lua_getmetatable pushes its metatable or
+    // nothing, and removing index 1 leaves exactly that on the frame.
+    unsafe {
+        lua.exec_raw(table, |state| {
+            ffi::lua_getmetatable(state, 1);
+            ffi::lua_remove(state, 1);
+        })
+    }
+}
+
 /// All upvalues of `function`, in index order.
 pub(crate) fn upvalues(lua: &Lua, function: &Function) -> Result<Vec<Upvalue>> {
     let mut named: Vec<(String, usize)> = Vec::new();

@@ -221,7 +221,7 @@ impl Writes {
             match &copy.role {
                 Role::Globals => writes.globals = fields,
                 Role::Module => writes.module = Some(fields),
-                Role::Global(_) if is_empty(&fields) => {}
+                Role::Global(_) if is_empty(lua, &fields)? => {}
                 Role::Global(name) => writes.extended.try_push(Written {
                     live: copy.live.clone(),
                     fields,
@@ -234,8 +234,9 @@ impl Writes {
 }
 
 /// True if the top level wrote nothing into the copied table.
-fn is_empty(fields: &Table) -> bool {
-    fields.pairs::<Value, Value>().next().is_none() && fields.metatable().is_none()
+fn is_empty(lua: &Lua, fields: &Table) -> Result<bool> {
+    Ok(fields.pairs::<Value, Value>().next().is_none()
+        && crate::raw::metatable(lua, fields)?.is_none())
 }
 
 impl Journal {
@@ -247,7 +248,7 @@ impl Journal {
         self.copies.try_push(Copy {
             live: table.clone(),
             fields,
-            metatable: table.metatable(),
+            metatable: crate::raw::metatable(lua, table)?,
             role,
         })?;
         self.seen.raw_set(table, true)?;
@@ -323,7 +324,7 @@ impl Copy {
     /// metatable if it was replaced, as a fresh table.
     fn written(&self, lua: &Lua) -> Result<Table> {
         let written: Table = table_ops(lua)?.written.call((&self.live, &self.fields))?;
-        let metatable = self.live.metatable();
+        let metatable = crate::raw::metatable(lua, &self.live)?;
         if metatable != self.metatable {
             written.set_metatable(metatable)?;
         }
@@ -333,7 +334,7 @@ impl Copy {
     /// Puts the live table back as it was copied. Putting back a key the top level changed
     /// allocates nothing; only a key it deleted is inserted again.
     fn put_back(&self, lua: &Lua) -> Result<()> {
-        if self.live.metatable() != self.metatable {
+        if crate::raw::metatable(lua, &self.live)? != self.metatable {
             self.live.set_metatable(self.metatable.clone())?;
         }
         table_ops(lua)?

@@ -140,3 +140,78 @@ fn adding_a_print_to_a_callback_takes_effect() {
     assert_eq!(report.closures_left_old, 0, "{report:?}");
     assert!(report.closures_upgraded >= 1, "{report:?}");
 }
+
+#[test]
+fn a_closure_left_old_is_tried_again_by_the_next_reload() {
+    let v = |body: &str| format!("local M = {{}}\nfunction M.make(n) {body} end\nreturn M");
+    let Some((f, report)) = reloaded(
+        &v("return function() return n end"),
+        "get = m.make(5)",
+        // `scale` is a local of a call that already returned: it cannot be known.
+        &v("local scale = 2 return function() return n * scale end"),
+    ) else {
+        return;
+    };
+    assert_eq!(
+        report.closures_left_old_why.unknown_upvalue, 1,
+        "{report:?}"
+    );
+    assert_eq!(f.lua::<i64>("return get()"), 5);
+    // v3 needs nothing unknown: the closure takes it.
+    f.write("m", &v("return function() return n * 3 end"));
+    let report = f.reload_ok("m");
+    assert_eq!(f.lua::<i64>("return get()"), 15);
+    assert_eq!(report.closures_left_old, 0, "{report:?}");
+}
+
+#[test]
+fn a_closure_left_old_is_counted_by_every_later_report() {
+    let Some((f, report)) = reloaded(
+        "local M = {}\nfunction M.make() return function() return 'made' end end\n\
+         function M.f() return 1 end\nreturn M",
+        "get = m.make()",
+        // `make` is gone: it stays in place, and it and its closure keep their old code.
+        "local M = {}\nfunction M.f() return 2 end\nreturn M",
+    ) else {
+        return;
+    };
+    assert_eq!(
+        report.closures_left_old_why.unpaired_prototype, 2,
+        "{report:?}"
+    );
+    f.write("m", "local M = {}\nfunction M.f() return 3 end\nreturn M");
+    let report = f.reload_ok("m");
+    assert_eq!(report.closures_left_old, 2, "{report:?}");
+    // Once the program drops the closure, only `make` is left.
+    f.lua::<()>("get = nil; collectgarbage(); collectgarbage()");
+    let report = f.reload_ok("m");
+    assert_eq!(report.closures_left_old, 1, "{report:?}");
+    assert_eq!(
+        f.lua::<(i64, String)>("return m.f(), m.make()()"),
+        (3, "made".into())
+    );
+}
+
+#[test]
+fn a_closure_an_earlier_reload_left_old_is_counted_when_it_cannot_be_tried() {
+    let v = |body: &str| format!("local M = {{}}\nfunction M.make(n) {body} end\nreturn M");
+    let Some((f, report)) = reloaded(
+        &v("return function() return n end"),
+        "get = m.make(5)",
+        &v("local scale = 2 return function() return n * scale end"),
+    ) else {
+        return;
+    };
+    assert_eq!(
+        report.closures_left_old_why.unknown_upvalue, 1,
+        "{report:?}"
+    );
+    // v3 renames `make`: what the closure would have become has no counterpart.
+    f.write(
+        "m",
+        "local M = {}\nfunction M.build(n) return function() return n end end\nreturn M",
+    );
+    let report = f.reload_ok("m");
+    assert_eq!(report.closures_left_old_why.earlier_reload, 1, "{report:?}");
+    assert_eq!(f.lua::<i64>("return get()"), 5);
+}

@@ -27,7 +27,7 @@ impl Planner<'_> {
                 pending.push(&key, Path::root(&module.name))?;
                 pending.push(&value, table_path.field(&key))?;
             }
-            if let Some(metatable) = fields.metatable() {
+            if let Some(metatable) = crate::raw::metatable(self.lua, fields)? {
                 pending.push(&Value::Table(metatable), table_path.metatable())?;
             }
         }
@@ -57,7 +57,7 @@ impl Planner<'_> {
                         pending.push(&key, path.clone())?;
                         pending.push(&field, field_path)?;
                     }
-                    if let Some(metatable) = table.metatable() {
+                    if let Some(metatable) = crate::raw::metatable(self.lua, &table)? {
                         pending.push(&Value::Table(metatable), path.metatable())?;
                     }
                 }
@@ -160,7 +160,7 @@ impl Planner<'_> {
                     })?;
                 }
             }
-            if let Some(metatable) = table.metatable() {
+            if let Some(metatable) = crate::raw::metatable(self.lua, &table)? {
                 if self.table_pairs.contains(&metatable) {
                     writes.try_push(Write::Metatable {
                         table: table.clone(),

@@ -54,6 +54,9 @@ pub struct Plan {
     pub(crate) known: FxHashSet<usize>,
     /// Chunk names of the batch's files.
     pub(crate) sources: Vec<String>,
+    /// Old functions the new version no longer defines: they, and the closures they make,
+    /// keep their old code.
+    pub(crate) kept_deleted: Vec<Function>,
 }
 
 impl Plan {
@@ -193,6 +196,7 @@ struct Planner<'lua> {
     /// Functions that other modules and `_G` export as fields, by identity; read on first need.
     exported_elsewhere: Option<FxHashSet<usize>>,
     tasks: Vec<Task>,
+    kept_deleted: Vec<Function>,
     writes: Vec<Write>,
     report: Report,
 }
@@ -251,6 +255,7 @@ impl<'lua> Planner<'lua> {
             new_local_bases: lua.create_table()?,
             exported_elsewhere: None,
             tasks: Vec::new(),
+            kept_deleted: Vec::new(),
             writes: Vec::new(),
             report: Report {
                 modules: staged
@@ -436,6 +441,7 @@ impl<'lua> Planner<'lua> {
             replaced: replaced_functions,
             known,
             sources: self.sources,
+            kept_deleted: self.kept_deleted,
         })
     }
 

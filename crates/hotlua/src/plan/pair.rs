@@ -56,8 +56,8 @@ impl Planner<'_> {
         base: Option<Table>,
     ) -> Result<()> {
         self.merge_fields(live, written, path, base.as_ref())?;
-        if let Some(metatable) = written.metatable() {
-            match live.metatable() {
+        if let Some(metatable) = crate::raw::metatable(self.lua, written)? {
+            match crate::raw::metatable(self.lua, live)? {
                 Some(live_meta) => self.pair_values(
                     &Value::Table(live_meta),
                     &Value::Table(metatable),
@@ -121,6 +121,14 @@ impl Planner<'_> {
         Ok(())
     }
 
+    /// True if assigning a missing field of `table` calls a `__newindex` metamethod.
+    fn has_newindex(&self, table: &Table) -> Result<bool> {
+        Ok(match crate::raw::metatable(self.lua, table)? {
+            Some(metatable) => metatable.raw_get::<Value>("__newindex")? != Value::Nil,
+            None => false,
+        })
+    }
+
     /// The path at which `new` was paired with a live table other than `live`, if it was.
     fn paired_elsewhere(&self, new: &Table, live: &Table) -> Result<Option<Path>> {
         Ok(match self.table_pairs.get(new)? {
@@ -146,10 +154,14 @@ impl Planner<'_> {
                     let deleted_path = path.field(&key).to_string();
                     self.remember_old_cells(function)?;
                     self.report.functions_kept_deleted.try_push(deleted_path)?;
+                    self.kept_deleted.try_push(function.clone())?;
                 }
             }
         }
-        match (live.metatable(), new.metatable()) {
+        match (
+            crate::raw::metatable(self.lua, live)?,
+            crate::raw::metatable(self.lua, new)?,
+        ) {
             (Some(live_meta), Some(new_meta)) => {
                 self.pair_values(
                     &Value::Table(live_meta),
@@ -196,7 +208,7 @@ impl Planner<'_> {
             };
             let added = live_value == Value::Nil;
             if self.merge_field(live_value, &new_value, base_value, &field_path)? {
-                let write = if added && has_newindex(live) && live != &self.globals {
+                let write = if added && live != &self.globals && self.has_newindex(live)? {
                     Write::Assign {
                         table: live.clone(),
                         key,
@@ -428,15 +440,6 @@ impl Planner<'_> {
         }
         Ok(())
     }
-}
-
-/// True if assigning a missing field of `table` calls a `__newindex` metamethod.
-fn has_newindex(table: &Table) -> bool {
-    table.metatable().is_some_and(|metatable| {
-        metatable
-            .raw_get::<Value>("__newindex")
-            .is_ok_and(|v| v != Value::Nil)
-    })
 }
 
 pub(super) fn display(value: &Value) -> String {

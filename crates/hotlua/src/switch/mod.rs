@@ -97,6 +97,10 @@ pub struct LeftOld {
     /// A variable its new version captures changed scope (a per-call local became a
     /// module-level one, or the other way round) and no live variable can be bound to it.
     pub upvalue_scope_changed: usize,
+    /// Left old by an earlier reload, for one of the reasons above, and still on old code:
+    /// the function it would have become did not pair again (each reload of the module tries
+    /// those closures again where it does).
+    pub earlier_reload: usize,
 }
 
 /// References switched to new functions, by the kind of place that held them.

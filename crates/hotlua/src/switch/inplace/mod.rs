@@ -27,6 +27,7 @@
 //! for the whole reload (the caller's `CollectorPause`), so no object it points to is freed.
 
 mod pairing;
+mod stale;
 mod tables;
 
 use std::ffi::{c_char, c_int, c_void};
@@ -36,6 +37,7 @@ use mlua::{Function, Lua, MultiValue, Value};
 use rustc_hash::FxHashSet;
 
 use self::pairing::Pairing;
+use self::stale::Stale;
 use self::tables::{CPlan, Tables};
 use super::LeftOld;
 use crate::fallible::{self, Grow, TryPush};
@@ -73,6 +75,9 @@ struct RawPair {
     new_proto: *const Proto,
 }
 
+/// Closures the scan replaces by new ones, each with its replacement.
+type Replaced = Vec<(Function, Function)>;
+
 /// A prepared scan (`HotluaScan` in csrc/scan.c): the closures to retarget are known and
 /// suspended frames run private copies, but nothing a program can see has changed.
 /// [`Scan::commit`] retargets; dropping it undoes the copies.
@@ -85,11 +90,12 @@ struct Scan {
 impl Scan {
     /// Runs the shim's scan; `None` when its own memory could not be allocated (nothing done).
     /// With it, the closures it replaces by new ones (their new version needs more upvalues
-    /// than they have), each with its replacement, for the walk to switch.
+    /// than they have), each with its replacement, for the walk to switch; and the run-time
+    /// closures it leaves old, each with the anchor of the prototype it would take.
     fn prepare(
         lua: &Lua,
         c_plan: &mut CPlan,
-    ) -> mlua::Result<Option<(Scan, Vec<(Function, Function)>)>> {
+    ) -> mlua::Result<Option<(Scan, Replaced, Vec<Stale>)>> {
         // SAFETY: malloc; checked for NULL below.
         let raw = unsafe { hotlua_scan_new() };
         if raw.is_null() {
@@ -115,14 +121,22 @@ impl Scan {
         if status != 0 {
             return Ok(None);
         }
-        let mut pairs = Vec::new();
+        // Pairs of closures, `true`, then closures left old with their anchor or `false`.
+        let (mut pairs, mut left) = (Vec::new(), Vec::new());
         let mut values = replaced.into_iter();
-        while let (Some(Value::Function(old)), Some(Value::Function(new))) =
-            (values.next(), values.next())
-        {
-            pairs.try_push((old, new))?;
+        while let Some(Value::Function(old)) = values.next() {
+            if let Some(Value::Function(new)) = values.next() {
+                pairs.try_push((old, new))?;
+            }
         }
-        Ok(Some((scan, pairs)))
+        while let (Some(Value::Function(closure)), Some(anchor)) = (values.next(), values.next()) {
+            let anchor = match anchor {
+                Value::Function(anchor) => Some(anchor),
+                _ => None,
+            };
+            left.try_push(Stale { closure, anchor })?;
+        }
+        Ok(Some((scan, pairs, left)))
     }
 
     /// Retargets every closure the scan found.
@@ -145,7 +159,24 @@ impl Drop for Scan {
 
 /// Retargets the closures of the old version and records what it did in `report`.
 pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua::Result<()> {
-    let raw = raw_pairs(lua, plan)?;
+    let raw = raw_pairs(
+        lua,
+        &fallible::collect(plan.replaced.iter().map(|(o, n)| (o, n)))?,
+    )?;
+    let (stale, anchors) = stale::read(lua, &plan.sources)?;
+    // Each closure left old with the anchor of what it would take (itself when none).
+    let stale_raw = raw_pairs(
+        lua,
+        &fallible::collect(
+            stale
+                .iter()
+                .map(|s| (&s.closure, s.anchor.as_ref().unwrap_or(&s.closure))),
+        )?,
+    )?;
+    let deleted = raw_pairs(
+        lua,
+        &fallible::collect(plan.kept_deleted.iter().map(|f| (f, f)))?,
+    )?;
     let sources: FxHashSet<&[u8]> = plan.sources.iter().map(|s| s.as_bytes()).collect();
     let mut walked: Vec<usize> = Vec::new();
     let mut pairs = Vec::new();
@@ -166,11 +197,34 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
     // SAFETY: every prototype reached is a live prototype of a closure the plan holds, or a
     // child of one (children live as long as their parent).
     unsafe { pairing.pair(&pairs)? };
+    // Functions the new version deleted keep their old code, and so do their closures: the
+    // scan counts them.
+    for deleted in deleted.iter().flatten() {
+        // SAFETY: the prototype of a function the plan holds.
+        unsafe { pairing.keep_old(deleted.old_proto)? };
+    }
+    // Closures earlier reloads left old: tried again where what they would have taken pairs.
+    let anchored = fallible::collect(
+        stale
+            .iter()
+            .zip(&stale_raw)
+            .filter_map(|(entry, raw)| raw.filter(|_| entry.anchor.is_some())),
+    )?;
+    // SAFETY: each is the prototype of a closure `stale` holds.
+    unsafe { pairing.pair_stale(&anchored)? };
+    // Those the scan does not meet again (what they would take did not pair) are counted here.
+    let mut kept = Vec::new();
+    for (entry, raw) in stale.into_iter().zip(&stale_raw) {
+        let met = raw.is_some_and(|raw| pairing.map.contains_key(&(raw.old_proto as usize)));
+        if !met {
+            kept.try_push(entry)?;
+        }
+    }
     let tables = Tables::new(&pairing, &pairs)?;
     let mut fallback: Vec<*const c_void> = fallible::filled(std::ptr::null(), pairs.len())?;
-    let mut c_plan = tables.c_plan(fallback.as_mut_ptr());
+    let mut c_plan = tables.c_plan(fallback.as_mut_ptr(), &anchors);
     let scan = Scan::prepare(lua, &mut c_plan)?;
-    let Some((scan, replaced)) = scan else {
+    let Some((scan, replaced, left_old)) = scan else {
         // The scan's own memory could not be allocated; nothing was retargeted.
         report.warnings.push(
             "engine 'inplace' could not allocate its scan: every reference switched by the walk"
@@ -216,6 +270,13 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
         }
     }
     scan.commit(&mut c_plan);
+    let earlier = kept.len();
+    // Bookkeeping: a reload that is done must not fail on it (the next one then counts less).
+    if stale::record(lua, &plan.sources, left_old, kept).is_err() {
+        report
+            .warnings
+            .push("closures left old could not be remembered for the next reload".to_owned());
+    }
     report.warnings.extend(pairing.warnings);
     report.objects_visited += c_plan.objects_scanned;
     report.closures_upgraded = c_plan.pairs_retargeted + c_plan.runtime_retargeted;
@@ -226,8 +287,10 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
         unpaired_prototype: c_plan.left_unpaired,
         ambiguous_prototype: c_plan.left_ambiguous,
         upvalue_scope_changed: c_plan.left_scope,
+        earlier_reload: earlier,
     };
-    report.closures_left_old = c_plan.left_running
+    report.closures_left_old = earlier
+        + c_plan.left_running
         + c_plan.left_upvalue
         + c_plan.left_layout
         + c_plan.left_unpaired
@@ -237,21 +300,22 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
     Ok(())
 }
 
-/// The closures and prototypes of the planner's pairs; `None` where either side is not a Lua
-/// function.
-fn raw_pairs(lua: &Lua, plan: &Plan) -> mlua::Result<Vec<Option<RawPair>>> {
-    let list = lua.create_table_with_capacity(plan.replaced.len() * 2, 0)?;
-    for (old, new) in &plan.replaced {
+/// The closures and prototypes of pairs of functions (the planner's, or closures left old with
+/// their anchors); `None` where either side is not a Lua function.
+fn raw_pairs(lua: &Lua, pairs: &[(&Function, &Function)]) -> mlua::Result<Vec<Option<RawPair>>> {
+    let count = pairs.len();
+    let list = lua.create_table_with_capacity(count * 2, 0)?;
+    for &(old, new) in pairs {
         list.raw_push(old)?;
         list.raw_push(new)?;
     }
     let mut raw = Vec::new();
-    raw.grow_by(plan.replaced.len())?;
+    raw.grow_by(count)?;
     // SAFETY: index 1 of the fresh C frame is `list`; each function read is pushed, inspected
     // and popped, so the stack never grows by more than two slots (LUA_MINSTACK is 20).
     unsafe {
         lua.exec_raw::<()>(&list, |state| {
-            for i in 0..plan.replaced.len() {
+            for i in 0..count {
                 mlua::ffi::lua_rawgeti(state, 1, (2 * i + 1) as mlua::ffi::lua_Integer);
                 mlua::ffi::lua_rawgeti(state, 1, (2 * i + 2) as mlua::ffi::lua_Integer);
                 let pair = RawPair {

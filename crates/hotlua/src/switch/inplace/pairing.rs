@@ -123,6 +123,36 @@ impl Pairing {
         Ok(())
     }
 
+    /// Pairs closures an earlier reload left old (`old_proto`) with the counterpart of the
+    /// prototype they would have taken then (`new_proto`, an old prototype now), where that
+    /// one pairs again; upvalues remap by name.
+    ///
+    /// # Safety
+    /// Every prototype of `stale` is live.
+    pub(super) unsafe fn pair_stale(&mut self, stale: &[RawPair]) -> mlua::Result<()> {
+        for pair in stale {
+            let (old, then) = (pair.old_proto as usize, pair.new_proto as usize);
+            let target = match self.map.get(&then) {
+                Some(&Some(target)) if !self.map.contains_key(&old) => target,
+                _ => continue,
+            };
+            let target_proto = target as *const Proto;
+            let Some(mut slots) = remap(old as *const Proto, target_proto) else {
+                continue;
+            };
+            for (j, slot) in slots.iter_mut().enumerate() {
+                if matches!(slot, Slot::Unknown) {
+                    *slot = self.live_cell(target_proto, j as c_int);
+                }
+            }
+            self.map.grow()?;
+            self.map.insert(old, Some(target));
+            self.remaps.grow()?;
+            self.remaps.insert(old, slots);
+        }
+        Ok(())
+    }
+
     /// The live cell upvalue `j` of new prototype `p` stands for, if it is a variable of a
     /// module function the planner paired (followed up through the enclosing functions'
     /// upvalues); `Unknown` if it is a local of an enclosing call.
@@ -193,7 +223,10 @@ impl Pairing {
     }
 
     /// Marks `p` and every prototype nested in it (not paired otherwise) as keeping old code.
-    unsafe fn keep_old(&mut self, p: *const Proto) -> mlua::Result<()> {
+    ///
+    /// # Safety
+    /// `p` is live.
+    pub(super) unsafe fn keep_old(&mut self, p: *const Proto) -> mlua::Result<()> {
         let mut stack = vec![p];
         while let Some(p) = stack.pop() {
             if self.map.contains_key(&(p as usize)) {

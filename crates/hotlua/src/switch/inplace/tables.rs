@@ -19,6 +19,8 @@ pub(super) struct CPlan {
     pub(super) pair_keys: *const *const c_void,
     pub(super) pair_values: *const *const c_void,
     pub(super) pair_mask: usize,
+    pub(super) ignore: *const *const c_void,
+    pub(super) ignore_len: usize,
     pub(super) fallback: *mut *const c_void,
     pub(super) fallback_len: usize,
     pub(super) objects_scanned: usize,
@@ -112,7 +114,9 @@ impl Tables {
         Ok(tables)
     }
 
-    pub(super) fn c_plan(&self, fallback: *mut *const c_void) -> CPlan {
+    /// The plan the shim reads; it never takes the closures of `ignore` (sorted) for the
+    /// module's.
+    pub(super) fn c_plan(&self, fallback: *mut *const c_void, ignore: &[*const c_void]) -> CPlan {
         CPlan {
             proto_keys: self.proto_keys.as_ptr(),
             proto_values: self.proto_values.as_ptr(),
@@ -124,6 +128,8 @@ impl Tables {
             pair_keys: self.pair_keys.as_ptr(),
             pair_values: self.pair_values.as_ptr(),
             pair_mask: self.pair_keys.len() - 1,
+            ignore: ignore.as_ptr(),
+            ignore_len: ignore.len(),
             fallback,
             fallback_len: 0,
             objects_scanned: 0,
