@@ -57,7 +57,7 @@ impl Planner<'_> {
                         pending.push(&key, path.clone())?;
                         pending.push(&field, field_path)?;
                     }
-                    if let Some(metatable) = crate::raw::metatable(self.lua, &table)? {
+                    if let Some(metatable) = crate::raw::metatable(self.lua, table)? {
                         pending.push(&Value::Table(metatable), path.metatable())?;
                     }
                 }
