@@ -36,7 +36,6 @@ typedef struct HotluaPlan {
   /* closures that are not planner pairs (those go to `fallback` instead) left old: */
   size_t left_running;     /* on a frame of a thread that is running or resuming another */
   size_t left_upvalue;     /* needs an upvalue whose value cannot be known */
-  size_t left_layout;      /* needs more upvalues than the closure was allocated with */
   size_t left_unpaired;    /* its prototype has no counterpart in the new file */
   size_t left_ambiguous;   /* several new functions could be its counterpart */
   size_t left_scope;       /* a variable it captures changed scope, with no live cell */

@@ -84,8 +84,6 @@ pub struct LeftOld {
     /// Its new version captures a variable it does not have (a local of a factory call that
     /// already returned): its value cannot be known.
     pub unknown_upvalue: usize,
-    /// Its new version has more upvalues than the closure was allocated with.
-    pub upvalue_layout: usize,
     /// Its prototype has no counterpart in the new file (deleted, moved, or the place it is
     /// made at changed: `em:on("open", fn)` became `em:on("close", fn)`), or the code is
     /// stripped of names.

@@ -283,7 +283,6 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
     report.closures_left_old_why = LeftOld {
         running_frame: c_plan.left_running,
         unknown_upvalue: c_plan.left_upvalue,
-        upvalue_layout: c_plan.left_layout,
         unpaired_prototype: c_plan.left_unpaired,
         ambiguous_prototype: c_plan.left_ambiguous,
         upvalue_scope_changed: c_plan.left_scope,
@@ -292,7 +291,6 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
     report.closures_left_old = earlier
         + c_plan.left_running
         + c_plan.left_upvalue
-        + c_plan.left_layout
         + c_plan.left_unpaired
         + c_plan.left_ambiguous
         + c_plan.left_scope;
