@@ -85,6 +85,8 @@ struct Journal {
 struct Copy {
     live: Table,
     fields: Table,
+    /// How many entries `fields` has.
+    entries: usize,
     metatable: Option<Table>,
     role: Role,
 }
@@ -198,38 +200,43 @@ impl Staging {
         // Allocates nothing: the key is there.
         let _ = self.state.raw_set("before", Value::Nil);
         let copies = std::mem::take(&mut self.journal.borrow_mut().copies);
-        let writes = Writes::of(lua, &copies);
-        let _lifted = LimitLifted::new(lua);
-        let mut outcome = Ok(());
-        for copy in &copies {
-            let put_back = copy.put_back(lua);
-            outcome = outcome.and(put_back);
-        }
-        outcome.and(writes)
-    }
-}
-
-impl Writes {
-    fn of(lua: &Lua, copies: &[Copy]) -> Result<Writes> {
         let mut writes = Writes {
             globals: lua.create_table()?,
             module: None,
             extended: Vec::new(),
         };
-        for copy in copies {
-            let fields = copy.written(lua)?;
-            match &copy.role {
-                Role::Globals => writes.globals = fields,
-                Role::Module => writes.module = Some(fields),
-                Role::Global(_) if is_empty(lua, &fields)? => {}
-                Role::Global(name) => writes.extended.try_push(Written {
-                    live: copy.live.clone(),
-                    fields,
-                    name: name.clone(),
-                })?,
+        let mut outcome = Ok(());
+        for copy in &copies {
+            if outcome.is_ok() {
+                let taken = copy.take_written(lua);
+                match taken.and_then(|fields| writes.add(lua, copy, fields)) {
+                    Ok(()) => continue,
+                    Err(error) => outcome = Err(error),
+                }
             }
+            // After a failure (out of memory), every table not put back yet is, allocating
+            // nothing but keys the top level deleted.
+            let _lifted = LimitLifted::new(lua);
+            let _ = copy.put_back(lua);
         }
-        Ok(writes)
+        outcome.map(|()| writes)
+    }
+}
+
+impl Writes {
+    /// Files what the top level wrote into `copy`'s table.
+    fn add(&mut self, lua: &Lua, copy: &Copy, fields: Table) -> Result<()> {
+        match &copy.role {
+            Role::Globals => self.globals = fields,
+            Role::Module => self.module = Some(fields),
+            Role::Global(_) if is_empty(lua, &fields)? => {}
+            Role::Global(name) => self.extended.try_push(Written {
+                live: copy.live.clone(),
+                fields,
+                name: name.clone(),
+            })?,
+        }
+        Ok(())
     }
 }
 
@@ -244,10 +251,11 @@ impl Journal {
         if self.seen.raw_get::<bool>(table)? {
             return Ok(());
         }
-        let (fields, entries): (Table, usize) = table_ops(lua)?.copy.call(table)?;
+        let (fields, entries) = copy_table(lua, table)?;
         self.copies.try_push(Copy {
             live: table.clone(),
             fields,
+            entries,
             metatable: crate::raw::metatable(lua, table)?,
             role,
         })?;
@@ -262,8 +270,9 @@ impl Journal {
 struct TableOps {
     /// `copy(t)`: a raw copy of `t` and its number of entries.
     copy: Function,
-    /// `written(live, copy)`: the fields of `live` that differ from `copy` (raw).
-    written: Function,
+    /// `take(live, copy, entries of copy)`: the fields of `live` that differ from `copy` (raw),
+    /// while putting `live` back as `copy`.
+    take: Function,
     /// `put_back(live, copy)`: makes `live`'s fields those of `copy` again (raw).
     put_back: Function,
 }
@@ -277,11 +286,24 @@ local function copy(t)
   for k, v in next, t do c[k] = v n = n + 1 end
   return c, n
 end
-local function written(live, before)
-  local w = {}
+-- What the top level wrote, taken out of `live` in the same pass: each changed field goes into
+-- the result, then back to its value in `before`.
+-- `count`: how many entries `before` has. When as many of its keys are still in `live`, none
+-- was deleted, and the second pass is not needed.
+local function take(live, before, count)
+  local w, still = {}, 0
   for k, v in next, live do
     local old = before[k]
-    if old == nil or not rawequal(old, v) then w[k] = v end
+    if old ~= nil then still = still + 1 end
+    if old == nil or not rawequal(old, v) then
+      w[k] = v
+      rawset(live, k, old)
+    end
+  end
+  if still < count then
+    for k, v in next, before do
+      if rawget(live, k) == nil then rawset(live, k, v) end
+    end
   end
   return w
 end
@@ -296,8 +318,13 @@ local function put_back(live, before)
     if rawget(live, k) == nil then rawset(live, k, v) end
   end
 end
-return copy, written, put_back
+return copy, take, put_back
 "#;
+
+/// A raw shallow copy of `table` (not its metatable), and its number of entries.
+pub(crate) fn copy_table(lua: &Lua, table: &Table) -> Result<(Table, usize)> {
+    Ok(table_ops(lua)?.copy.call(table)?)
+}
 
 /// The staging walks, compiled once per state.
 fn table_ops(lua: &Lua) -> Result<TableOps> {
@@ -305,28 +332,31 @@ fn table_ops(lua: &Lua) -> Result<TableOps> {
     let functions: Table = match lua.named_registry_value::<Option<Table>>(KEY)? {
         Some(functions) => functions,
         None => {
-            let (copy, written, put_back): (Function, Function, Function) =
+            let (copy, take, put_back): (Function, Function, Function) =
                 lua.load(TABLE_OPS).set_name("=hotlua staging").call(())?;
-            let functions = lua.create_sequence_from([copy, written, put_back])?;
+            let functions = lua.create_sequence_from([copy, take, put_back])?;
             lua.set_named_registry_value(KEY, &functions)?;
             functions
         }
     };
     Ok(TableOps {
         copy: functions.raw_get(1)?,
-        written: functions.raw_get(2)?,
+        take: functions.raw_get(2)?,
         put_back: functions.raw_get(3)?,
     })
 }
 
 impl Copy {
     /// Every field of the live table set to a different non-nil value since the copy, and the
-    /// metatable if it was replaced, as a fresh table.
-    fn written(&self, lua: &Lua) -> Result<Table> {
-        let written: Table = table_ops(lua)?.written.call((&self.live, &self.fields))?;
+    /// metatable if it was replaced, as a fresh table; the live table is put back as copied.
+    fn take_written(&self, lua: &Lua) -> Result<Table> {
         let metatable = crate::raw::metatable(lua, &self.live)?;
+        let written: Table = table_ops(lua)?
+            .take
+            .call((&self.live, &self.fields, self.entries))?;
         if metatable != self.metatable {
             written.set_metatable(metatable)?;
+            self.live.set_metatable(self.metatable.clone())?;
         }
         Ok(written)
     }

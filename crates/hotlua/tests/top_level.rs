@@ -350,3 +350,20 @@ fn a_saved_standard_library_file_is_ignored_by_the_watcher() {
     }
     assert!(f.lua::<bool>("return table.concat == concat"));
 }
+
+#[test]
+fn fields_a_failed_top_level_deleted_come_back() {
+    let f = Fixture::new();
+    f.lua::<()>("love = { keep = 1 }; Count = 3");
+    f.write("main", &love_main("v1"));
+    f.lua::<()>("require 'main'; draw = love.draw");
+    f.write(
+        "main",
+        &format!(
+            "{}\nlove.draw = nil\nlove.keep = nil\nCount = nil\nerror('boom')",
+            love_main("v2")
+        ),
+    );
+    assert!(f.reload("main").is_err());
+    assert!(f.lua::<bool>("return love.draw == draw and love.keep == 1 and Count == 3"));
+}

@@ -1,7 +1,7 @@
 //! Phase 1: everything the new versions created, and (last) pointing the new tables that go
 //! live as they are at live objects.
 
-use mlua::Value;
+use mlua::{Table, Value};
 
 use super::tables::PendingValues;
 use super::{NewCell, Path, Planner};
@@ -11,11 +11,12 @@ use crate::load::StagedModule;
 use crate::Result;
 
 impl Planner<'_> {
-    pub(super) fn collect_module(&mut self, module: &StagedModule) -> Result<()> {
+    /// `globals`: what the top level wrote into `_G` that matters ([`super::sift_globals`]).
+    pub(super) fn collect_module(&mut self, module: &StagedModule, globals: &Table) -> Result<()> {
         // What the top level wrote into `_G` and into other live tables: the values are new,
         // the tables they were written into are live.
         let mut pending = PendingValues::new(self.lua)?;
-        let written = std::iter::once((&module.globals, Path::root(""))).chain(
+        let written = std::iter::once((globals, Path::root(""))).chain(
             module
                 .extended
                 .iter()

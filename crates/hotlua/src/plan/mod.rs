@@ -70,11 +70,17 @@ impl Plan {
         let started = std::time::Instant::now();
         let mut planner = Planner::new(lua, staged)?;
         planner.keep_identity = keep_identity;
+        // What each top level wrote into `_G` that the merge must look at.
+        let mut globals = Vec::new();
         for module in &staged.modules {
-            planner.policy = policy_of(&module.name);
-            planner.collect_module(module)?;
+            let keep = policy_of(&module.name) == DataPolicy::Keep;
+            globals.try_push(sift_globals(lua, &module.globals, keep)?)?;
         }
-        for module in &staged.modules {
+        for (module, globals) in staged.modules.iter().zip(&globals) {
+            planner.policy = policy_of(&module.name);
+            planner.collect_module(module, globals)?;
+        }
+        for (module, globals) in staged.modules.iter().zip(&globals) {
             planner.policy = policy_of(&module.name);
             let base = baseline::get(lua, &module.name)?;
             if let Some(locals) = base.as_ref().map(|b| b.raw_get::<Option<Table>>("locals")) {
@@ -87,12 +93,12 @@ impl Plan {
                     module.name
                 ));
             }
-            planner.pair_module(module, base.as_ref())?;
+            planner.pair_module(module, globals, base.as_ref())?;
         }
         planner.join_cells()?;
         let mut baselines = Vec::new();
-        for module in &staged.modules {
-            baselines.try_push((module.name.clone(), planner.baseline_of(module)?))?;
+        for (module, globals) in staged.modules.iter().zip(&globals) {
+            baselines.try_push((module.name.clone(), planner.baseline_of(module, globals)?))?;
         }
         planner.remap_new_tables()?;
         let mut plan = planner.finish()?;
@@ -368,17 +374,19 @@ impl<'lua> Planner<'lua> {
     }
 
     /// The module's new baseline: a copy of what its file just produced.
-    fn baseline_of(&self, module: &StagedModule) -> Result<Value> {
+    /// `sifted` holds every table `module`'s top level wrote into `_G` ([`sift_globals`]).
+    fn baseline_of(&self, module: &StagedModule, sifted: &Table) -> Result<Value> {
         let is_foreign = |table: &Table| self.is_foreign(table);
         let baseline = self.lua.create_table()?;
         baseline.raw_set(
             "module",
             baseline::snapshot(self.lua, &module.new, &is_foreign)?,
         )?;
-        let globals = self.lua.create_table()?;
-        for pair in module.globals.pairs::<Value, Value>() {
-            let (key, value) = pair?;
-            globals.raw_set(key, baseline::snapshot(self.lua, &value, &is_foreign)?)?;
+        let (globals, _): (Table, usize) = crate::staging::copy_table(self.lua, &module.globals)?;
+        for pair in sifted.pairs::<Value, Value>() {
+            if let (key, value @ Value::Table(_)) = pair? {
+                globals.raw_set(key, baseline::snapshot(self.lua, &value, &is_foreign)?)?;
+            }
         }
         baseline.raw_set("globals", globals)?;
         baseline.raw_set("locals", &self.new_local_bases)?;
@@ -493,4 +501,37 @@ fn both_numbers(a: &Value, b: &Value) -> bool {
             Value::Integer(_) | Value::Number(_)
         )
     )
+}
+
+/// What a top level wrote into `_G` (`written`) that the merge must look at: under `keep`,
+/// data whose type did not change keeps its live value and needs no look, which spares a
+/// top level that sets a million globals a million trips through the planner. Every table,
+/// function, new key and type change stays. Under the other policies, everything.
+fn sift_globals(lua: &Lua, written: &Table, keep: bool) -> Result<Table> {
+    if !keep {
+        return Ok(written.clone());
+    }
+    const SIFT: &str = r#"
+local next, rawget, type = next, rawget, type
+return function(written, live)
+  local out = {}
+  for k, v in next, written do
+    local kind = type(v)
+    if kind == "table" or kind == "function" or type(k) == "table" or type(k) == "function" then
+      out[k] = v
+    else
+      local now = rawget(live, k)
+      if now == nil or type(now) ~= kind then out[k] = v end
+    end
+  end
+  return out
+end
+"#;
+    let sift: Function = lua.load(SIFT).set_name("=hotlua plan").call(())?;
+    let sifted: Table = sift.call((written, lua.globals()))?;
+    // A metatable the top level gave `_G` is what it wrote too.
+    if let Some(metatable) = crate::raw::metatable(lua, written)? {
+        sifted.set_metatable(Some(metatable))?;
+    }
+    Ok(sifted)
 }

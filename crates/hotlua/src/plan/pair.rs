@@ -10,9 +10,11 @@ use crate::report::Conflict;
 use crate::{DataPolicy, Result};
 
 impl Planner<'_> {
+    /// `globals`: what the top level wrote into `_G` that matters ([`super::sift_globals`]).
     pub(super) fn pair_module(
         &mut self,
         module: &StagedModule,
+        globals: &Table,
         base: Option<&Table>,
     ) -> Result<()> {
         let base_module = base.and_then(|b| b.raw_get::<Option<Table>>("module").ok().flatten());
@@ -33,8 +35,8 @@ impl Planner<'_> {
             }
             _ => {}
         }
-        let globals = self.globals.clone();
-        self.merge_written(&globals, &module.globals, &Path::root(""), base_globals)?;
+        let live_globals = self.globals.clone();
+        self.merge_written(&live_globals, globals, &Path::root(""), base_globals)?;
         for written in &module.extended {
             self.merge_written(
                 &written.live,
