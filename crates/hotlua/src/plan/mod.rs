@@ -55,7 +55,8 @@ pub struct Plan {
     /// Chunk names of the batch's files.
     pub(crate) sources: Vec<String>,
     /// Old functions the new version no longer defines: they, and the closures they make,
-    /// keep their old code.
+    /// keep their old code (engine `inplace` counts those closures).
+    #[cfg_attr(not(hotlua_inplace), allow(dead_code))]
     pub(crate) kept_deleted: Vec<Function>,
 }
 
