@@ -197,14 +197,13 @@ impl Staging {
     /// Every table is put back whatever happens; an error (out of memory while collecting what
     /// was written) comes after.
     pub(crate) fn restore(self, lua: &Lua) -> Result<Writes> {
-        // Allocates nothing: the key is there.
-        let _ = self.state.raw_set("before", Value::Nil);
+        // The environment stops noting tables, and lets go of what it noted (closures the top
+        // level left behind may keep it alive). Allocates nothing: the keys are there.
+        for key in ["before", "seen", "own"] {
+            let _ = self.state.raw_set(key, Value::Nil);
+        }
         let copies = std::mem::take(&mut self.journal.borrow_mut().copies);
-        let mut writes = Writes {
-            globals: lua.create_table()?,
-            module: None,
-            extended: Vec::new(),
-        };
+        let mut writes = Taken::default();
         let mut outcome = Ok(());
         for copy in &copies {
             if outcome.is_ok() {
@@ -219,15 +218,31 @@ impl Staging {
             let _lifted = LimitLifted::new(lua);
             let _ = copy.put_back(lua);
         }
-        outcome.map(|()| writes)
+        outcome?;
+        Ok(Writes {
+            // `_G` is copied first, always: taken whenever nothing failed.
+            globals: writes
+                .globals
+                .ok_or(crate::Error::Lua("_G was not copied".into()))?,
+            module: writes.module,
+            extended: writes.extended,
+        })
     }
 }
 
-impl Writes {
+/// What [`Staging::restore`] has taken out so far.
+#[derive(Default)]
+struct Taken {
+    globals: Option<Table>,
+    module: Option<Table>,
+    extended: Vec<Written>,
+}
+
+impl Taken {
     /// Files what the top level wrote into `copy`'s table.
     fn add(&mut self, lua: &Lua, copy: &Copy, fields: Table) -> Result<()> {
         match &copy.role {
-            Role::Globals => self.globals = fields,
+            Role::Globals => self.globals = Some(fields),
             Role::Module => self.module = Some(fields),
             Role::Global(_) if is_empty(lua, &fields)? => {}
             Role::Global(name) => self.extended.try_push(Written {
