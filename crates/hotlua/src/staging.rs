@@ -33,13 +33,13 @@
 //! `Shop.config` already existed) is not copied, so such a nested write is live at once and is
 //! not undone.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use mlua::{Function, Lua, Table, Value};
 
 use crate::fallible::TryPush;
 use crate::memory::LimitLifted;
+use crate::sync::Slot;
 use crate::Result;
 
 /// What a new top level wrote into one live table it did not create.
@@ -67,7 +67,7 @@ pub(crate) struct Writes {
 pub(crate) struct Staging {
     /// The `_ENV` of the new top level.
     pub environment: Table,
-    journal: Rc<RefCell<Journal>>,
+    journal: Arc<Slot<Journal>>,
     /// `_G` as the top level found it, shared with `environment`'s `__index`, which stops
     /// noting tables once it is gone (after the run).
     state: Table,
@@ -133,7 +133,7 @@ impl Staging {
     /// read as nil.
     pub(crate) fn new(lua: &Lua, module: &Value, source: &str) -> Result<Staging> {
         let globals = lua.globals();
-        let journal = Rc::new(RefCell::new(Journal {
+        let journal = Arc::new(Slot::new(Journal {
             copies: Vec::new(),
             seen: lua.create_table()?,
             entries: 0,
@@ -153,7 +153,7 @@ impl Staging {
         })?;
         // The callback holds the journal, not the environment: a Rust-held reference to the
         // table whose metatable holds the callback would be a cycle the collector cannot see.
-        let noted = Rc::downgrade(&journal);
+        let noted = Arc::downgrade(&journal);
         let note = lua.create_function(move |lua, (table, key): (Table, Value)| {
             if let Some(journal) = noted.upgrade() {
                 let name = match key {

@@ -13,6 +13,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 pub(crate) struct Slot<T>(Mutex<T>);
 
 impl<T> Slot<T> {
+    pub(crate) fn new(value: T) -> Slot<T> {
+        Slot(Mutex::new(value))
+    }
+
     pub(crate) fn borrow(&self) -> MutexGuard<'_, T> {
         // A panic while a slot is held leaves plain data behind: keep using it.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
