@@ -133,6 +133,9 @@ impl Staging {
     /// read as nil.
     pub(crate) fn new(lua: &Lua, module: &Value, source: &str) -> Result<Staging> {
         let globals = lua.globals();
+        // `Send + Sync` exactly when mlua's `send` feature makes its handles so, as the
+        // callback below must then be.
+        #[allow(clippy::arc_with_non_send_sync)]
         let journal = Arc::new(Slot::new(Journal {
             copies: Vec::new(),
             seen: lua.create_table()?,
