@@ -102,24 +102,29 @@ enum Role {
 /// Reads through the real globals; notes a table that held its global name before the run.
 /// A global that still holds one of the old version's own functions reads as nil, so that a
 /// definition that refuses to redefine (Lua 5.5's `global function f`) runs again.
+///
+/// Each name is decided at its first read (`state.keys`: the name → `keys` itself, or the
+/// hidden function); later reads cost two table lookups and call nothing, which matters with
+/// the time limit's call hook on.
 const READ_GLOBAL: &str = r#"
 local G, state, note, own, type, rawequal = ...
 return function(_, key)
   local value = G[key]
+  local keys = state.keys
+  if keys == nil then return value end
+  local decided = keys[key]
+  if decided ~= nil then
+    if decided ~= keys and decided == value then return nil end
+    return value
+  end
+  keys[key] = keys
   local kind = type(value)
-  if kind == "table" or kind == "function" then
-    local before = state.before
-    if before and rawequal(before[key], value) then
-      if kind == "table" then
-        if not state.seen[value] then note(value, key) end
-      else
-        local mine = state.own[value]
-        if mine == nil then
-          mine = own(value)
-          state.own[value] = mine
-        end
-        if mine then return nil end
-      end
+  if (kind == "table" or kind == "function") and rawequal(state.before[key], value) then
+    if kind == "table" then
+      if not state.seen[value] then note(value, key) end
+    elseif own(value) then
+      keys[key] = value
+      return nil
     end
   end
   return value
@@ -148,7 +153,7 @@ impl Staging {
         let state = lua.create_table()?;
         state.raw_set("before", journal.borrow().copies[0].fields.clone())?;
         state.raw_set("seen", journal.borrow().seen.clone())?;
-        state.raw_set("own", lua.create_table()?)?;
+        state.raw_set("keys", lua.create_table()?)?;
         let source = source.to_owned();
         let own = lua.create_function(move |_, function: Function| {
             let info = function.info();
@@ -202,7 +207,7 @@ impl Staging {
     pub(crate) fn restore(self, lua: &Lua) -> Result<Writes> {
         // The environment stops noting tables, and lets go of what it noted (closures the top
         // level left behind may keep it alive). Allocates nothing: the keys are there.
-        for key in ["before", "seen", "own"] {
+        for key in ["keys", "before", "seen"] {
             let _ = self.state.raw_set(key, Value::Nil);
         }
         let copies = std::mem::take(&mut self.journal.borrow_mut().copies);
