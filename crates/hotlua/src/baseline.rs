@@ -11,6 +11,7 @@
 
 use mlua::{Lua, Table, Value};
 
+use crate::fallible::TryPush;
 use crate::memory::LimitLifted;
 
 const REGISTRY_KEY: &str = "hotlua.baselines";
@@ -37,18 +38,28 @@ pub(crate) fn cell_key(cell: usize) -> i64 {
     cell as i64
 }
 
-/// The data values of the upvalue cells of every Lua function `module` reaches through its
-/// tables (not `is_foreign` ones) and through those functions' upvalues, by cell identity.
+/// The data values of the upvalue cells of the Lua functions `module` holds: the module
+/// function itself, functions in its fields and in fields of its tables (a class's methods),
+/// and the functions those capture (local helpers), by cell identity.
+///
+/// Data tables are not walked: a module of a million records costs its `require` nothing
+/// here. A local only functions deeper down capture has no load-time value, and `overwrite`
+/// and `merge3` keep its live value.
 fn locals_of(
     lua: &Lua,
     module: &Value,
     is_foreign: &dyn Fn(&Table) -> bool,
 ) -> mlua::Result<Table> {
+    /// The module table is depth 0; its fields' tables 1; theirs are not walked.
+    const TABLE_DEPTH: u8 = 1;
     let locals = lua.create_table()?;
     let visited = lua.create_table()?;
     let pending = lua.create_table()?;
+    let mut depths = Vec::new();
     pending.raw_push(module)?;
+    depths.push(0u8);
     while let Some(value) = pending.raw_pop::<Option<Value>>()? {
+        let depth = depths.pop().unwrap_or(0);
         if visited.raw_get::<bool>(&value)? {
             continue;
         }
@@ -57,8 +68,14 @@ fn locals_of(
                 visited.raw_set(&value, true)?;
                 for pair in table.pairs::<Value, Value>() {
                     let (_, field) = pair?;
-                    if matches!(field, Value::Table(_) | Value::Function(_)) {
+                    let walk = match field {
+                        Value::Table(_) => depth < TABLE_DEPTH,
+                        Value::Function(_) => true,
+                        _ => false,
+                    };
+                    if walk {
                         pending.raw_push(field)?;
+                        depths.try_push(depth + 1).map_err(mlua::Error::external)?;
                     }
                 }
             }
@@ -67,8 +84,9 @@ fn locals_of(
                 for upvalue in crate::raw::upvalues(lua, function)? {
                     if is_local_data(&upvalue.value) {
                         locals.raw_set(cell_key(upvalue.cell), upvalue.value)?;
-                    } else if matches!(upvalue.value, Value::Table(_) | Value::Function(_)) {
+                    } else if matches!(upvalue.value, Value::Function(_)) {
                         pending.raw_push(upvalue.value)?;
+                        depths.try_push(depth).map_err(mlua::Error::external)?;
                     }
                 }
             }

@@ -31,7 +31,7 @@ use mlua::{Function, Lua, Table, Value};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use self::path::Path;
-use self::tables::TableMap;
+use self::tables::{TableMap, Tasks};
 use crate::apply::Write;
 use crate::batch::Staged;
 use crate::fallible::{self, Grow, TryPush};
@@ -169,8 +169,6 @@ struct Planner<'lua> {
     new_cells: FxHashMap<usize, NewCell>,
     /// New table → the live table it merges into.
     table_pairs: TableMap,
-    /// New table identity → the path it was paired with a live table at.
-    table_paths: FxHashMap<usize, Path>,
     /// Old function identity → the old function, its new version, and the path they paired at.
     function_pairs: FxHashMap<usize, (Function, Function, Path)>,
     /// New function identity → the old function it is paired with (`None`: several).
@@ -202,7 +200,7 @@ struct Planner<'lua> {
     new_local_bases: Table,
     /// Functions that other modules and `_G` export as fields, by identity; read on first need.
     exported_elsewhere: Option<FxHashSet<usize>>,
-    tasks: Vec<Task>,
+    tasks: Tasks,
     kept_deleted: Vec<Function>,
     writes: Vec<Write>,
     report: Report,
@@ -242,7 +240,6 @@ impl<'lua> Planner<'lua> {
             new_functions: FxHashMap::default(),
             new_cells: FxHashMap::default(),
             table_pairs,
-            table_paths: FxHashMap::default(),
             function_pairs: FxHashMap::default(),
             new_to_old: FxHashMap::default(),
             keep_identity: false,
@@ -261,7 +258,7 @@ impl<'lua> Planner<'lua> {
             local_bases: Vec::new(),
             new_local_bases: lua.create_table()?,
             exported_elsewhere: None,
-            tasks: Vec::new(),
+            tasks: Tasks::new(lua)?,
             kept_deleted: Vec::new(),
             writes: Vec::new(),
             report: Report {

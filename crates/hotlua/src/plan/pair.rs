@@ -76,7 +76,7 @@ impl Planner<'_> {
 
     /// Does the pairing work left pending, and whatever it leads to, until none is left.
     pub(super) fn drain(&mut self) -> Result<()> {
-        while let Some(task) = self.tasks.pop() {
+        while let Some(task) = self.tasks.pop()? {
             match task {
                 Task::MergeTables {
                     live,
@@ -110,11 +110,9 @@ impl Planner<'_> {
         if !self.table_pairs.insert(new, live)? {
             return Ok(());
         }
-        self.table_paths.grow()?;
-        self.table_paths
-            .insert(new.to_pointer() as usize, path.clone());
+
         self.report.tables_merged += 1;
-        self.tasks.try_push(Task::MergeTables {
+        self.tasks.push(Task::MergeTables {
             live: live.clone(),
             new: new.clone(),
             path: path.clone(),
@@ -131,14 +129,12 @@ impl Planner<'_> {
         })
     }
 
-    /// The path at which `new` was paired with a live table other than `live`, if it was.
-    fn paired_elsewhere(&self, new: &Table, live: &Table) -> Result<Option<Path>> {
-        Ok(match self.table_pairs.get(new)? {
-            Some(other) if &other != live => {
-                self.table_paths.get(&(new.to_pointer() as usize)).cloned()
-            }
-            _ => None,
-        })
+    /// True if `new` was paired with a live table other than `live`.
+    fn paired_elsewhere(&self, new: &Table, live: &Table) -> Result<bool> {
+        Ok(self
+            .table_pairs
+            .get(new)?
+            .is_some_and(|other| &other != live))
     }
 
     fn merge_tables(
@@ -160,22 +156,20 @@ impl Planner<'_> {
                 }
             }
         }
-        match (
-            crate::raw::metatable(self.lua, live)?,
-            crate::raw::metatable(self.lua, new)?,
-        ) {
-            (Some(live_meta), Some(new_meta)) => {
-                self.pair_values(
-                    &Value::Table(live_meta),
-                    &Value::Table(new_meta),
-                    &path.metatable(),
-                )?;
-            }
-            (None, Some(new_meta)) => self.writes.push(Write::Metatable {
+        // Only a new table's metatable has anything to merge (most have none).
+        let Some(new_meta) = crate::raw::metatable(self.lua, new)? else {
+            return Ok(());
+        };
+        match crate::raw::metatable(self.lua, live)? {
+            Some(live_meta) => self.pair_values(
+                &Value::Table(live_meta),
+                &Value::Table(new_meta),
+                &path.metatable(),
+            )?,
+            None => self.writes.try_push(Write::Metatable {
                 table: live.clone(),
                 metatable: Some(new_meta),
-            }),
-            _ => {}
+            })?,
         }
         Ok(())
     }
@@ -248,12 +242,13 @@ impl Planner<'_> {
             (Value::Table(live_table), Value::Table(new_table))
                 if self.is_new_table(new_table) && !self.is_foreign(live_table) =>
             {
-                if let Some(other_path) = self.paired_elsewhere(new_table, live_table)? {
+                if self.paired_elsewhere(new_table, live_table)? {
                     // `M.b = M.a` in the new version: the field takes the live table the other
-                    // path kept, so that both read one table as the file says.
+                    // field kept, so that both read one table as the file says.
                     self.report.warnings.try_push(format!(
-                        "{path} now refers to the same table as {other_path}: the table it \
-                         held before is no longer reachable from it"
+                        "{path} now holds a table another field of the new version holds too: \
+                         it takes that field's live table, and the table it held before is no \
+                         longer reachable from it"
                     ))?;
                     return Ok(true);
                 }
@@ -400,7 +395,7 @@ impl Planner<'_> {
                     cell: old_upvalue.cell,
                 });
         }
-        self.tasks.try_push(Task::PairUpvalues {
+        self.tasks.push(Task::PairUpvalues {
             old: old.clone(),
             new: new.clone(),
             path: path.clone(),
@@ -419,7 +414,7 @@ impl Planner<'_> {
     ) -> Result<()> {
         self.foreign_closure_pairs.grow()?;
         if self.foreign_closure_pairs.insert(new.to_pointer() as usize) {
-            self.tasks.try_push(Task::PairUpvalues {
+            self.tasks.push(Task::PairUpvalues {
                 old: live.clone(),
                 new: new.clone(),
                 path: path.clone(),

@@ -5,7 +5,7 @@
 use mlua::{Lua, Table, Value};
 use rustc_hash::FxHashSet;
 
-use super::Path;
+use super::{Path, Task};
 use crate::fallible::{Grow, TryPush};
 use crate::Result;
 
@@ -110,5 +110,76 @@ impl PendingValues {
             high -= 1;
         }
         Ok(())
+    }
+}
+
+/// The planner's pending [`Task`]s as a stack: their objects wait in a Lua table (three slots
+/// a task, one handle in all), their kinds and paths in Rust. A table of a million records
+/// queues a million merges: as mlua handles they would not fit.
+pub(super) struct Tasks {
+    objects: Table,
+    kinds: Vec<(bool, Path)>,
+}
+
+impl Tasks {
+    pub(super) fn new(lua: &Lua) -> Result<Tasks> {
+        Ok(Tasks {
+            objects: lua.create_table()?,
+            kinds: Vec::new(),
+        })
+    }
+
+    pub(super) fn push(&mut self, task: Task) -> Result<()> {
+        let slot = 3 * self.kinds.len();
+        let (merge, path) = match task {
+            Task::MergeTables {
+                live,
+                new,
+                path,
+                base,
+            } => {
+                self.objects.raw_set(slot + 1, live)?;
+                self.objects.raw_set(slot + 2, new)?;
+                self.objects.raw_set(slot + 3, base)?;
+                (true, path)
+            }
+            Task::PairUpvalues { old, new, path } => {
+                self.objects.raw_set(slot + 1, old)?;
+                self.objects.raw_set(slot + 2, new)?;
+                (false, path)
+            }
+        };
+        self.kinds.try_push((merge, path))?;
+        Ok(())
+    }
+
+    pub(super) fn pop(&mut self) -> Result<Option<Task>> {
+        let Some((merge, path)) = self.kinds.pop() else {
+            return Ok(None);
+        };
+        let slot = 3 * self.kinds.len();
+        let take = |i: usize| -> Result<Value> {
+            let value = self.objects.raw_get(slot + i)?;
+            self.objects.raw_set(slot + i, Value::Nil)?;
+            Ok(value)
+        };
+        let (first, second, third) = (take(1)?, take(2)?, take(3)?);
+        Ok(Some(match (merge, first, second) {
+            (true, Value::Table(live), Value::Table(new)) => Task::MergeTables {
+                live,
+                new,
+                path,
+                base: match third {
+                    Value::Table(base) => Some(base),
+                    _ => None,
+                },
+            },
+            (false, Value::Function(old), Value::Function(new)) => {
+                Task::PairUpvalues { old, new, path }
+            }
+            _ => {
+                return Err(mlua::Error::runtime("a planner task lost its objects").into());
+            }
+        }))
     }
 }
