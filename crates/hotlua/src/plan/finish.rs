@@ -1,0 +1,111 @@
+//! Phase 4: the plan itself — every planned write pointed at the live objects its values
+//! paired with, and the report's lists.
+
+use mlua::Table;
+use rustc_hash::FxHashSet;
+
+use super::{Plan, Planner};
+use crate::apply::Write;
+use crate::fallible::{self, Grow, TryPush};
+use crate::Result;
+
+impl Planner<'_> {
+    /// The plan: every write pointed at live objects, and the report.
+    pub(super) fn finish(mut self) -> Result<Plan> {
+        // Values were planned as the new version holds them; now that every pairing is known,
+        // point them at their live counterparts. Assignments run library code (`__newindex`)
+        // that expects the live objects to be complete: they come after every raw write.
+        let planned = std::mem::take(&mut self.writes);
+        let (mut writes, mut assignments) = (Vec::new(), Vec::new());
+        writes.grow_by(planned.len())?;
+        for write in planned {
+            match self.resolve_write(write)? {
+                assign @ Write::Assign { .. } => assignments.try_push(assign)?,
+                write => writes.push(write),
+            }
+        }
+        writes.extend(assignments);
+
+        let mut replaced = fallible::collect(
+            self.function_pairs
+                .values()
+                .map(|(_, _, path)| path.to_string()),
+        )?;
+        replaced.sort_unstable();
+        let mut paired_new = FxHashSet::default();
+        paired_new.grow_by(self.function_pairs.len())?;
+        paired_new.extend(
+            self.function_pairs
+                .values()
+                .map(|(_, new, _)| new.to_pointer() as usize),
+        );
+        let mut added = fallible::collect(
+            self.new_functions
+                .iter()
+                .filter(|(identity, _)| !paired_new.contains(identity))
+                .map(|(_, (_, path))| path.to_string()),
+        )?;
+        added.sort_unstable();
+        self.report.functions_replaced = replaced;
+        let mut known = FxHashSet::default();
+        known.grow_by(self.new_functions.len() + self.old_functions.len())?;
+        known.extend(self.new_functions.keys().copied());
+        known.extend(self.old_functions.iter().copied());
+        let replaced_functions = fallible::collect(
+            self.function_pairs
+                .into_values()
+                .map(|(old, new, _)| (old, new)),
+        )?;
+        self.report.functions_added = added;
+        self.report.functions_kept_deleted.sort_unstable();
+        self.report.locals_new.sort_unstable();
+        Ok(Plan {
+            report: self.report,
+            writes,
+            baselines: Vec::new(),
+            replaced: replaced_functions,
+            known,
+            sources: self.sources,
+            kept_deleted: self.kept_deleted,
+        })
+    }
+
+    fn resolve_write(&self, write: Write) -> Result<Write> {
+        let live_table =
+            |table: Table| -> Result<Table> { Ok(self.table_pairs.get(&table)?.unwrap_or(table)) };
+        Ok(match write {
+            Write::Field { table, key, value } => Write::Field {
+                table,
+                key: self.resolve(&key)?,
+                value: self.resolve(&value)?,
+            },
+            Write::Assign { table, key, value } => Write::Assign {
+                table,
+                key: self.resolve(&key)?,
+                value: self.resolve(&value)?,
+            },
+            Write::Upvalue {
+                function,
+                index,
+                value,
+            } => Write::Upvalue {
+                function,
+                index,
+                value: self.resolve(&value)?,
+            },
+            Write::Metatable { table, metatable } => Write::Metatable {
+                table,
+                metatable: metatable.map(live_table).transpose()?,
+            },
+            #[cfg(any(feature = "lua51", feature = "luajit"))]
+            Write::Environment {
+                function,
+                environment,
+            } => Write::Environment {
+                function,
+                environment: live_table(environment)?,
+            },
+            join @ Write::Join { .. } => join,
+        })
+    }
+}
