@@ -58,18 +58,25 @@ impl Planner<'_> {
         base: Option<Table>,
     ) -> Result<()> {
         self.merge_fields(live, written, path, base.as_ref())?;
-        if let Some(metatable) = crate::raw::metatable(self.lua, written)? {
-            match crate::raw::metatable(self.lua, live)? {
-                Some(live_meta) => self.pair_values(
-                    &Value::Table(live_meta),
-                    &Value::Table(metatable),
-                    &path.metatable(),
-                )?,
-                None => self.writes.try_push(Write::Metatable {
-                    table: live.clone(),
-                    metatable: Some(metatable),
-                })?,
-            }
+        self.merge_metatable(live, written, path)
+    }
+
+    /// Pairs the metatable of `new` with `live`'s, or installs it where `live` has none. Only
+    /// a new table's metatable has anything to merge (most have none).
+    fn merge_metatable(&mut self, live: &Table, new: &Table, path: &Path) -> Result<()> {
+        let Some(new_meta) = crate::raw::metatable(self.lua, new)? else {
+            return Ok(());
+        };
+        match crate::raw::metatable(self.lua, live)? {
+            Some(live_meta) => self.pair_values(
+                &Value::Table(live_meta),
+                &Value::Table(new_meta),
+                &path.metatable(),
+            )?,
+            None => self.writes.try_push(Write::Metatable {
+                table: live.clone(),
+                metatable: Some(new_meta),
+            })?,
         }
         Ok(())
     }
@@ -156,22 +163,7 @@ impl Planner<'_> {
                 }
             }
         }
-        // Only a new table's metatable has anything to merge (most have none).
-        let Some(new_meta) = crate::raw::metatable(self.lua, new)? else {
-            return Ok(());
-        };
-        match crate::raw::metatable(self.lua, live)? {
-            Some(live_meta) => self.pair_values(
-                &Value::Table(live_meta),
-                &Value::Table(new_meta),
-                &path.metatable(),
-            )?,
-            None => self.writes.try_push(Write::Metatable {
-                table: live.clone(),
-                metatable: Some(new_meta),
-            })?,
-        }
-        Ok(())
+        self.merge_metatable(live, new, path)
     }
 
     /// Merges every field the new table sets into the live table.
