@@ -119,10 +119,14 @@ impl Reloader {
                 #[cfg(feature = "luajit")]
                 {
                     let flush_started = Instant::now();
-                    // Nothing is left to undo: a flush that fails leaves traces that are
-                    // still correct for the code they were compiled from, and says so.
+                    // The reload is done and stays done: a flush that fails only means that
+                    // loops compiled before it may run old code until LuaJIT drops their
+                    // traces, which the report's warning says.
                     if let Err(error) = crate::raw::flush_compiled_code(&self.lua) {
-                        report.warnings.push(format!("jit.flush failed: {error}"));
+                        report.warnings.push(format!(
+                            "flushing LuaJIT's compiled code failed ({error}): loops compiled \
+                             before the reload may run old code"
+                        ));
                     }
                     report.timings.jit_flush_ms = flush_started.elapsed().as_secs_f64() * 1e3;
                     if report.closures_left_old > 0 {
