@@ -173,6 +173,49 @@ assert(sum == 200000, "compiled code ran the old weight: " .. sum)
 print("jit ok")
 "#;
 
+/// A program that redefines the globals hotlua's own code could call, and changes the
+/// upvalues of hotlua's functions: reloads still work and nothing crashes.
+const HOSTILE_PROGRAM: &str = r#"
+package.path = "./?.lua"
+local hotlua = require "hotlua"
+local function write(source)
+  local file = assert(io.open("m.lua", "w"))
+  file:write(source)
+  file:close()
+end
+write "local M = {} function M.f() return 1 end return M"
+local m = require "m"
+write "local M = {} function M.f() return 2 end return M"
+local real_pcall, setupvalue = pcall, debug.setupvalue
+select = function() return 0 end
+error = function() end
+type = function() return "nil" end
+xpcall = function() return false, "no" end
+unpack = function() end
+if table.unpack then table.unpack = function() end end
+local report, message = hotlua.reload("m")
+assert(report and report.applied, message)
+assert(m.f() == 2, "old code")
+local ok, raised = real_pcall(hotlua.reload)
+assert(not ok and raised:find("bad argument #1 to 'reload'", 1, true), raised)
+for _, f in ipairs({ hotlua.now, hotlua.poll, hotlua.sleep, hotlua.reload, hotlua.watch }) do
+  for i = 1, 3 do setupvalue(f, i, 0) end
+end
+hotlua.now(); hotlua.poll(); hotlua.sleep(0)
+assert(hotlua.reload("m").applied)
+print("hostile ok")
+"#;
+
+#[test]
+fn lua54_hostile_program() {
+    run_scenario("lua54", "lua5.4", HOSTILE_PROGRAM, "hostile ok");
+}
+
+#[test]
+fn luajit_hostile_program() {
+    run_scenario("luajit", "luajit", HOSTILE_PROGRAM, "hostile ok");
+}
+
 #[test]
 fn luajit_compiled_loops_run_new_code() {
     run_scenario("luajit", "luajit", JIT_TRACES, "jit ok");

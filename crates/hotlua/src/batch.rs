@@ -117,10 +117,7 @@ pub(crate) fn stage_all(
     }
 
     let outcome = lua.scope(|scope| {
-        let make_loader = lua
-            .load(PRELOAD_LOADER)
-            .set_name("=hotlua")
-            .into_function()?;
+        let make_loader = crate::standard::load(lua, "=hotlua", PRELOAD_LOADER)?;
         for (index, name) in names.iter().enumerate() {
             let batch = &batch;
             let stage = scope.create_function(move |_, ()| Ok(batch.require_new(index)))?;

@@ -119,6 +119,7 @@ pub mod audit;
 mod baseline;
 mod batch;
 mod collector;
+mod entry;
 pub mod error;
 mod fallible;
 mod limits;
@@ -134,6 +135,7 @@ pub mod report;
 mod request;
 pub mod sources;
 mod staging;
+mod standard;
 mod switch;
 mod sync;
 mod tracking;
@@ -210,6 +212,7 @@ impl Reloader {
         // `Send + Sync` too); one `Arc` type serves both builds.
         #[allow(clippy::arc_with_non_send_sync)]
         let shared = Arc::new(Shared::default());
+        standard::remember(lua)?;
         modules::remember_present(lua)?;
         tracking::track_loads(lua)?;
         // Only the shared state goes into app data: a `Lua` handle there would keep the state

@@ -62,16 +62,13 @@ pub(crate) fn call_limited(
     timeout: Duration,
     collector: &CollectorState,
 ) -> mlua::Result<Result<MultiValue, Stop>> {
-    let exit = lua
-        .globals()
-        .raw_get::<Option<mlua::Table>>("os")?
-        .map(|os| os.raw_get::<Value>("exit"))
-        .transpose()?;
-    let collectgarbage = lua.globals().raw_get::<Value>("collectgarbage")?;
+    let standard = crate::standard::functions(lua)?;
+    let exit = standard.raw_get::<Value>("exit")?;
+    let collectgarbage = standard.raw_get::<Value>("collectgarbage")?;
     let mut limits = Limits {
         deadline: Instant::now().checked_add(timeout),
         exit: match exit {
-            Some(Value::Function(exit)) => c_function(lua, &exit)?,
+            Value::Function(exit) => c_function(lua, &exit)?,
             _ => None,
         },
         collectgarbage: match collectgarbage {
@@ -107,14 +104,14 @@ pub(crate) fn call_limited(
 /// value that is not a string shows through its `__tostring`, or as its type. Written for Lua
 /// 5.1, whose `xpcall` passes no arguments.
 fn protected_call(lua: &Lua) -> mlua::Result<Function> {
-    lua.load(
+    crate::standard::load(
+        lua,
+        "=hotlua",
         r##"
         local chunk = ...
         local args, n = { select(2, ...) }, select("#", ...) - 1
-        local unpack = table.unpack or unpack
         -- LuaJIT's compiled loops never call hooks: the limits need the interpreter. (Inside
         -- a `__gc` metamethod LuaJIT refuses to switch, and runs no hook either.)
-        local jit = package.loaded.jit
         local jit_turned_off = jit and jit.status and jit.status() and pcall(jit.off)
         local function finish(...)
           if jit_turned_off then jit.on() end
@@ -128,8 +125,6 @@ fn protected_call(lua: &Lua) -> mlua::Result<Function> {
         end))
         "##,
     )
-    .set_name("=hotlua")
-    .into_function()
 }
 
 /// The C function behind `function`, if it is one.

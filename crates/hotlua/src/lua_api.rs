@@ -11,6 +11,7 @@
 //! | `poll()` | reloads the watched modules that changed (the report), `nil` if none |
 //! | `sleep(seconds)` | waits, polling the watcher meanwhile |
 //! | `now()` | monotonic seconds |
+//! | `watch(dir, ...)` | watches folders, as `hotlua run --watch DIR` does (feature `watch`) |
 //!
 //! `options` is a table: `{ data = "keep" | "overwrite" | "merge3", timeout = seconds, engine = "inplace" | "walk" }`
 //! (`timeout`: how long each new top level may run, default 5, `math.huge` for no limit).
@@ -23,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, MultiValue, Table, Value};
+
+use crate::entry::{self, Entry};
 
 use crate::{DataPolicy, Error, Options, Reloader, Report, Result, Shared};
 
@@ -54,36 +57,16 @@ impl From<mlua::Error> for Failure {
     }
 }
 
-/// What a function of the table returns to the wrapper of [`CHECKED`].
+/// What a function of the table returns to its [`Entry`].
 type Outcome = std::result::Result<MultiValue, Failure>;
 
-/// A function of the table, before [`CHECKED`] wraps it (`Send` with mlua's `send` feature,
+/// A function of the table, before its [`Entry`] wraps it (`Send` with mlua's `send` feature,
 /// as mlua then requires of every callback).
 #[cfg(feature = "send")]
 type Implementation = Box<dyn Fn(&Lua, MultiValue) -> Outcome + Send>;
-/// A function of the table, before [`CHECKED`] wraps it.
+/// A function of the table, before its [`Entry`] wraps it.
 #[cfg(not(feature = "send"))]
 type Implementation = Box<dyn Fn(&Lua, MultiValue) -> Outcome>;
-
-/// Its address marks a [`BadArgument`] coming back from Rust to the Lua wrapper that raises it.
-static RAISE: u8 = 0;
-
-/// `checked(f)` wraps a Rust function whose result may start with the [`RAISE`] mark: the
-/// wrapper raises the message that follows at its caller's level, as `luaL_argerror` does (a
-/// Rust callback can only raise mlua's error objects). Plain Lua 5.1, no tail call before
-/// `error` (5.1 would report the tail call's level instead of the caller's).
-const CHECKED: &str = r##"
-local raise = ...
-local unpack = table.unpack or unpack
-local function pack(...) return { n = select("#", ...), ... } end
-return function(implementation)
-  return function(...)
-    local results = pack(implementation(...))
-    if results[1] == raise then error(results[2], 2) end
-    return unpack(results, 1, results.n)
-  end
-end
-"##;
 
 /// Builds the table, stores it as `package.loaded.hotlua` and returns it.
 pub(crate) fn install(lua: &Lua, shared: Arc<Shared>) -> mlua::Result<Table> {
@@ -93,41 +76,40 @@ pub(crate) fn install(lua: &Lua, shared: Arc<Shared>) -> mlua::Result<Table> {
     // (and its finalizers from running).
     let reloader_for = move |lua: &Lua| Reloader::from_shared(lua, shared.clone());
 
-    let checked: Function = lua.load(CHECKED).set_name("=hotlua").call(raise_mark())?;
     // Registers `implementation` as `api[name]`, its bad arguments raised like Lua's.
-    let register = |name: &'static str, implementation: Implementation| -> mlua::Result<()> {
-        let raw =
-            lua.create_function(
-                move |lua, args: MultiValue| match implementation(lua, args) {
+    let register =
+        |name: &'static str, entry: Entry, implementation: Implementation| -> mlua::Result<()> {
+            let raw = lua.create_function(move |lua, args: MultiValue| {
+                match implementation(lua, args) {
                     Ok(results) => Ok(results),
                     Err(Failure::Lua(error)) => Err(error),
-                    Err(Failure::BadArgument(bad)) => {
-                        let message = format!(
+                    Err(Failure::BadArgument(bad)) => entry::bad_argument(
+                        lua,
+                        format!(
                             "bad argument #{} to '{name}' ({})",
                             bad.position, bad.message
-                        );
-                        Ok(MultiValue::from_iter([
-                            raise_mark(),
-                            Value::String(lua.create_string(message)?),
-                        ]))
-                    }
-                },
-            )?;
-        api.raw_set(name, checked.call::<Function>(raw)?)
-    };
+                        ),
+                    ),
+                }
+            })?;
+            api.raw_set(name, entry.function(lua, raw)?)
+        };
     let r = reloader_for.clone();
     register(
         "reload",
+        Entry::Reload,
         Box::new(move |lua, args| call(lua, &r(lua), &args, true)),
     )?;
     let r = reloader_for.clone();
     register(
         "check",
+        Entry::Check,
         Box::new(move |lua, args| call(lua, &r(lua), &args, false)),
     )?;
     let r = reloader_for.clone();
     register(
         "rollback",
+        Entry::Rollback,
         Box::new(move |lua, args| {
             let name = string_argument(&args, 1)?;
             let options = call_options(&args)?;
@@ -136,6 +118,7 @@ pub(crate) fn install(lua: &Lua, shared: Arc<Shared>) -> mlua::Result<Table> {
     )?;
     register(
         "on_reload",
+        Entry::OnReload,
         Box::new(|lua, args| {
             let Some(Value::Function(hook)) = args.front() else {
                 return Err(expected(&args, 1, "function").into());
@@ -147,6 +130,7 @@ pub(crate) fn install(lua: &Lua, shared: Arc<Shared>) -> mlua::Result<Table> {
     let r = reloader_for.clone();
     register(
         "policy",
+        Entry::Policy,
         Box::new(move |lua, args| {
             let name = string_argument(&args, 1)?;
             let policy =
@@ -159,67 +143,68 @@ pub(crate) fn install(lua: &Lua, shared: Arc<Shared>) -> mlua::Result<Table> {
         }),
     )?;
     let epoch = Instant::now();
-    api.raw_set(
-        "now",
-        lua.create_function(move |_, ()| Ok(epoch.elapsed().as_secs_f64()))?,
-    )?;
+    let now = lua.create_function(move |_, ()| Ok(epoch.elapsed().as_secs_f64()))?;
+    api.raw_set("now", Entry::Now.function(lua, now)?)?;
     #[cfg(feature = "watch")]
     {
         let r = reloader_for.clone();
-        api.raw_set(
-            "poll",
-            lua.create_function(move |lua, ()| {
-                let r = r(lua);
-                r.run_safe_point();
-                poll(lua, &r, Duration::ZERO)
-            })?,
-        )?;
+        let poll_now = lua.create_function(move |lua, ()| {
+            let r = r(lua);
+            r.run_safe_point();
+            poll(lua, &r, Duration::ZERO)
+        })?;
+        api.raw_set("poll", Entry::Poll.function(lua, poll_now)?)?;
         let r = reloader_for.clone();
-        api.raw_set(
-            "sleep",
-            lua.create_function(move |lua, seconds: f64| {
-                let r = r(lua);
-                let deadline = Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
-                loop {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    // With a safe-point hook, wait in slices and run it between them.
-                    let wait = match r.run_safe_point() {
-                        true => left.min(crate::SAFE_POINT_SLICE),
-                        false => left,
-                    };
-                    if r.is_watching() {
-                        poll(lua, &r, wait)?;
-                    } else {
-                        std::thread::sleep(wait);
-                    }
-                    if left.is_zero() || Instant::now() >= deadline {
-                        return Ok(());
-                    }
+        let sleep = lua.create_function(move |lua, seconds: f64| {
+            let r = r(lua);
+            // `math.huge` (or any time past what a clock holds) sleeps for good.
+            let deadline = Duration::try_from_secs_f64(seconds.max(0.0))
+                .ok()
+                .and_then(|wait| Instant::now().checked_add(wait));
+            loop {
+                // Without a deadline, wait a day at a time.
+                let left = deadline.map_or(Duration::from_secs(86_400), |deadline| {
+                    deadline.saturating_duration_since(Instant::now())
+                });
+                // With a safe-point hook, wait in slices and run it between them.
+                let wait = match r.run_safe_point() {
+                    true => left.min(crate::SAFE_POINT_SLICE),
+                    false => left,
+                };
+                if r.is_watching() {
+                    poll(lua, &r, wait)?;
+                } else {
+                    std::thread::sleep(wait);
                 }
-            })?,
-        )?;
+                if left.is_zero() || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return Ok(());
+                }
+            }
+        })?;
+        api.raw_set("sleep", Entry::Sleep.function(lua, sleep)?)?;
+        let watch = lua.create_function(|lua, dirs: mlua::Variadic<String>| {
+            let dirs: Vec<std::path::PathBuf> = dirs.into_iter().map(Into::into).collect();
+            Reloader::new(lua)
+                .and_then(|reloader| reloader.watch(&dirs))
+                .map_err(mlua::Error::external)
+        })?;
+        api.raw_set("watch", Entry::Watch.function(lua, watch)?)?;
     }
 
     // `reloading` is read live from the reloader, so it is a metatable field.
     let metatable = lua.create_table()?;
     let shared = reloader_for(lua).shared;
-    metatable.raw_set(
-        "__index",
-        lua.create_function(move |_, (_, key): (Value, String)| {
-            Ok((key == "reloading").then(|| shared.reloading.get()))
-        })?,
-    )?;
+    let index = lua.create_function(move |_, (_, key): (Value, Value)| {
+        let reloading = matches!(&key, Value::String(key) if key == "reloading");
+        Ok(reloading.then(|| shared.reloading.get()))
+    })?;
+    metatable.raw_set("__index", Entry::ApiIndex.function(lua, index)?)?;
     api.set_metatable(Some(metatable))?;
 
     crate::modules::loaded_table(lua)
         .map_err(mlua::Error::external)?
         .raw_set("hotlua", &api)?;
     Ok(api)
-}
-
-/// The light userdata that marks a bad argument (see [`CHECKED`]).
-fn raise_mark() -> Value {
-    Value::LightUserData(LightUserData(&RAISE as *const u8 as *mut std::ffi::c_void))
 }
 
 /// The type of argument `position` as Lua's messages name it (`no value` when absent).

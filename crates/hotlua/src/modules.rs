@@ -10,6 +10,11 @@ use crate::{Error, Result};
 
 /// `package.loaded`.
 pub(crate) fn loaded_table(lua: &Lua) -> Result<Table> {
+    // `require` keeps it in the registry: a program that replaces its global `package`
+    // still loads modules there.
+    if let Some(loaded) = lua.named_registry_value::<Option<Table>>("_LOADED")? {
+        return Ok(loaded);
+    }
     let package: Table = lua.globals().raw_get("package")?;
     Ok(package.raw_get("loaded")?)
 }

@@ -107,7 +107,8 @@ enum Role {
 /// hidden function); later reads cost two table lookups and call nothing, which matters with
 /// the time limit's call hook on.
 const READ_GLOBAL: &str = r#"
-local G, state, note, own, type, rawequal = ...
+local type, rawequal = type, rawequal
+local G, state, note, own = ...
 return function(_, key)
   local value = G[key]
   local keys = state.keys
@@ -175,14 +176,8 @@ impl Staging {
             }
             Ok(())
         })?;
-        let read: Function = lua.load(READ_GLOBAL).set_name("=hotlua staging").call((
-            &globals,
-            &state,
-            note,
-            own,
-            globals.raw_get::<Value>("type")?,
-            globals.raw_get::<Value>("rawequal")?,
-        ))?;
+        let read: Function = crate::standard::load(lua, "=hotlua staging", READ_GLOBAL)?
+            .call((&globals, &state, note, own))?;
         let metatable = lua.create_table()?;
         metatable.raw_set("__index", read)?;
         metatable.raw_set("__newindex", &globals)?;
@@ -356,7 +351,7 @@ fn table_ops(lua: &Lua) -> Result<TableOps> {
         Some(functions) => functions,
         None => {
             let (copy, take, put_back): (Function, Function, Function) =
-                lua.load(TABLE_OPS).set_name("=hotlua staging").call(())?;
+                crate::standard::load(lua, "=hotlua staging", TABLE_OPS)?.call(())?;
             let functions = lua.create_sequence_from([copy, take, put_back])?;
             lua.set_named_registry_value(KEY, &functions)?;
             functions

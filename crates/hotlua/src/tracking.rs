@@ -49,7 +49,10 @@ pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
         Ok(())
     })?;
     let metatable = lua.create_table()?;
-    metatable.raw_set("__newindex", record)?;
+    metatable.raw_set(
+        "__newindex",
+        crate::entry::Entry::RecordLoad.function(lua, record)?,
+    )?;
     metatable.raw_set("__index", loading)?;
     loaded.set_metatable(Some(metatable))?;
     Ok(())

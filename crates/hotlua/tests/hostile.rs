@@ -121,3 +121,77 @@ fn hook_that_changes_the_module_before_it_is_applied_gets_a_fresh_plan() {
     // hook removed, and `m.get()` would index nil.
     assert_eq!(f.lua::<i64>("return m.get()"), 20);
 }
+
+#[test]
+fn the_programs_globals_do_not_change_what_the_api_does() {
+    let f = Fixture::new();
+    f.write("m", "local M = {}\nfunction M.f() return 1 end\nreturn M");
+    f.lua::<()>("m = require 'm'\nhotlua = require 'hotlua'\nreal_exit = os.exit");
+    f.write("m", "local M = {}\nfunction M.f() return 2 end\nreturn M");
+    // A program's own `select`, `error`, `type`, `unpack`, `os.exit`... are its business.
+    f.lua::<()>(
+        "select = function() return 0 end\n\
+         error = function() end\n\
+         type = function() return 'nil' end\n\
+         tostring = function() return '?' end\n\
+         getmetatable = function() end\n\
+         xpcall = function() return false, 'no' end\n\
+         pcall = function() return false, 'no' end\n\
+         table.unpack = function() end\n\
+         next = function() end\n\
+         rawequal = function() return true end\n\
+         rawget = function() end\n\
+         rawset = function() end\n\
+         os.exit = function(code) return real_exit(code) end",
+    );
+    let (applied, now): (bool, i64) =
+        f.lua("local report = hotlua.reload('m')\nreturn report.applied, m.f()");
+    assert!(applied);
+    assert_eq!(now, 2);
+    // Bad arguments still raise (the program's `error` does nothing).
+    let error = f.lua.load("hotlua.reload()").exec().unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("bad argument #1 to 'reload' (string or table expected, got no value)"),
+        "{error}"
+    );
+    // The program's wrapper of `os.exit` is still refused to a new top level (were it not,
+    // this test process would end here with status 3).
+    f.write("m", "os.exit(3)\nreturn {}");
+    let (ok, message): (mlua::Value, String) = f.lua("return hotlua.reload('m')");
+    assert_eq!(ok, mlua::Value::Nil);
+    assert!(
+        message.contains("os.exit called by the new top level"),
+        "{message}"
+    );
+}
+
+#[test]
+fn changing_the_upvalues_of_hotlua_functions_cannot_crash() {
+    let f = Fixture::with(unsafe { mlua::Lua::unsafe_new() });
+    f.write("m", "return { v = 1 }");
+    // Every function hotlua hands to Lua, and the metamethods it installs.
+    let answers: Vec<String> = f.lua(
+        "local hotlua = require 'hotlua'\n\
+         local m = require 'm'\n\
+         local functions = {}\n\
+         for name, f in pairs(hotlua) do functions[#functions + 1] = f end\n\
+         functions[#functions + 1] = getmetatable(hotlua).__index\n\
+         functions[#functions + 1] = getmetatable(package.loaded).__newindex\n\
+         local answers = {}\n\
+         for _, f in ipairs(functions) do\n\
+           answers[#answers + 1] = tostring((debug.getupvalue(f, 1)))\n\
+           for i = 1, 3 do debug.setupvalue(f, i, 0) end\n\
+         end\n\
+         hotlua.now(); hotlua.poll(); hotlua.sleep(0)\n\
+         assert(hotlua.reload('m').applied)\n\
+         assert(hotlua.check('m').applied == false)\n\
+         assert(hotlua.reloading == false)\n\
+         package.loaded.x = 1\n\
+         return answers",
+    );
+    assert!(answers.len() >= 10, "{answers:?}");
+    // None has an upvalue a program could change.
+    assert!(answers.iter().all(|a| a == "nil"), "{answers:?}");
+}

@@ -1,0 +1,77 @@
+//! The standard functions hotlua's own Lua code calls, as they were when hotlua first saw the
+//! state.
+//!
+//! hotlua runs a few small Lua chunks of its own (the protected call around a new top level,
+//! the staging walks). Were they to read `select`, `type` or `os.exit` from the program's
+//! globals, a program that defines a global `select` of its own, or wraps `os.exit`, would
+//! change what a reload does. [`Reloader::new`](crate::Reloader::new) takes those functions
+//! from the globals once, before the program's code runs in `hotlua run` (and when
+//! `require "hotlua"` first runs in a C host), and every chunk of hotlua's runs with that
+//! table as its environment.
+
+use mlua::{Function, Lua, Table, Value};
+
+/// Registry key of the table of standard functions.
+const KEY: &str = "hotlua.standard";
+
+/// The global functions hotlua's chunks call, under their own names.
+const GLOBAL_FUNCTIONS: [&str; 12] = [
+    "next",
+    "rawget",
+    "rawset",
+    "rawequal",
+    "type",
+    "select",
+    "error",
+    "pcall",
+    "xpcall",
+    "getmetatable",
+    "tostring",
+    "collectgarbage",
+];
+
+/// Takes the standard functions from the globals, unless this state has them already.
+pub(crate) fn remember(lua: &Lua) -> mlua::Result<()> {
+    if lua.named_registry_value::<Option<Table>>(KEY)?.is_some() {
+        return Ok(());
+    }
+    let globals = lua.globals();
+    let functions = lua.create_table()?;
+    for name in GLOBAL_FUNCTIONS {
+        functions.raw_set(name, globals.raw_get::<Value>(name)?)?;
+    }
+    let library = |library: &str, name: &str| -> mlua::Result<Value> {
+        match globals.raw_get::<Value>(library)? {
+            Value::Table(library) => library.raw_get(name),
+            _ => Ok(Value::Nil),
+        }
+    };
+    // `table.unpack` since Lua 5.2, the global `unpack` in 5.1 and LuaJIT.
+    let unpack = match library("table", "unpack")? {
+        Value::Nil => globals.raw_get("unpack")?,
+        unpack => unpack,
+    };
+    functions.raw_set("unpack", unpack)?;
+    functions.raw_set("exit", library("os", "exit")?)?;
+    // LuaJIT's `jit` library, nil in PUC Lua.
+    let jit = crate::modules::loaded_table(lua)
+        .map_err(mlua::Error::external)?
+        .raw_get::<Value>("jit")?;
+    functions.raw_set("jit", jit)?;
+    lua.set_named_registry_value(KEY, functions)
+}
+
+/// The table of standard functions (taken now if [`remember`] never ran in this state).
+pub(crate) fn functions(lua: &Lua) -> mlua::Result<Table> {
+    remember(lua)?;
+    lua.named_registry_value(KEY)
+}
+
+/// Compiles one of hotlua's chunks, `source`, to run with the standard functions as its only
+/// globals. `name` is its chunk name (`=hotlua ...`).
+pub(crate) fn load(lua: &Lua, name: &str, source: &str) -> mlua::Result<Function> {
+    lua.load(source)
+        .set_name(name)
+        .set_environment(functions(lua)?)
+        .into_function()
+}
