@@ -1,7 +1,7 @@
 -- Run by scripts/check-neovim inside `nvim --headless --clean`, with nvim/ on the runtimepath
 -- (plugin/hotlua.lua sourced at startup, as for a user). HOTLUA_CHECK_SCENARIO says what to
--- check: "reload" (a test plugin edited and reloaded while its callbacks keep running) or
--- "missing" (no hotlua.so to load). Quits with status 1 on the first failed expectation.
+-- check: "reload" (a test plugin edited and reloaded while its callbacks keep running),
+-- "missing" (no hotlua.so to load) or "late" (nvim/ added to the runtimepath after startup). Quits with status 1 on the first failed expectation.
 local work = assert(os.getenv("HOTLUA_CHECK_WORK"), "HOTLUA_CHECK_WORK not set")
 local scenario = os.getenv("HOTLUA_CHECK_SCENARIO")
 local uv = vim.loop
@@ -174,17 +174,17 @@ local function check_reload()
 
   local info, err = vim.log.levels.INFO, vim.log.levels.ERROR
   local reloaded = "^hotlua: reloaded hotplug in [%d.]+ ms: "
-  -- Nothing edited: nothing reloaded, none of Neovim's own modules either.
-  expect_note(info, "^hotlua: no loaded module changed", function()
-    vim.cmd("HotluaReload")
-  end)
-
-  -- :HotluaReload without a name: the changed module, and only it.
+  -- :HotluaReload without a name: the module whose file changed since the session started,
+  -- and only it (not hotplug.text, none of Neovim's own modules).
   write_file(init_file, plugin_source("v2"))
   expect_note(info, reloaded, function()
     vim.cmd("HotluaReload")
   end)
   exercise(plug, "v2", 2, "")
+  -- Nothing edited since: nothing reloaded.
+  expect_note(info, "^hotlua: no loaded module changed", function()
+    vim.cmd("HotluaReload")
+  end)
 
   -- :HotluaReload with the module's name.
   write_file(init_file, plugin_source("v3"))
@@ -258,7 +258,20 @@ local function check_missing()
   end)
 end
 
-local checks = { reload = check_reload, missing = check_missing }
+-- nvim/ put on the runtimepath after startup, as lazy.nvim's `config` hook does: plugin/ is not
+-- sourced then, and setup() defines the command.
+local function check_late()
+  expect(vim.fn.exists(":HotluaReload") == 0, ":HotluaReload exists before nvim/ is on the runtimepath")
+  vim.opt.runtimepath:append(assert(os.getenv("HOTLUA_CHECK_PLUGIN"), "HOTLUA_CHECK_PLUGIN not set"))
+  require("hotlua.nvim").setup()
+  expect(#notes == 0, "setup notified: %s", last_note().message)
+  expect(vim.fn.exists(":HotluaReload") == 2, "setup() did not define :HotluaReload")
+  expect_note(vim.log.levels.INFO, "^hotlua: no loaded module changed", function()
+    vim.cmd("HotluaReload")
+  end)
+end
+
+local checks = { reload = check_reload, missing = check_missing, late = check_late }
 local ok, failure = xpcall(function()
   local check = checks[scenario]
   expect(check, "unknown HOTLUA_CHECK_SCENARIO %q", tostring(scenario))

@@ -1,5 +1,5 @@
--- hotlua for Neovim: `:HotluaReload [module ...]`. The work is in lua/hotlua/nvim.lua; the
--- reload on save is opt-in: require("hotlua.nvim").setup({ reload_on_save = true }).
+-- hotlua for Neovim: defines `:HotluaReload [module ...]` (lua/hotlua/nvim.lua does the work).
+-- The reload on save is opt-in: require("hotlua.nvim").setup({ reload_on_save = true }).
 if vim.g.loaded_hotlua then
   return
 end
@@ -12,14 +12,4 @@ end
 
 -- Loaded now, not at the first reload: it notes when the session started, so that a module
 -- file edited before the first `:HotluaReload` still counts as changed.
-local hotlua_nvim = require("hotlua.nvim")
-
-vim.api.nvim_create_user_command("HotluaReload", function(command)
-  hotlua_nvim.reload(#command.fargs > 0 and command.fargs or nil)
-end, {
-  nargs = "*",
-  complete = function(lead)
-    return hotlua_nvim.complete(lead)
-  end,
-  desc = "hotlua: reload Lua modules (by name, or every loaded module whose file changed)",
-})
+require("hotlua.nvim").create_command()

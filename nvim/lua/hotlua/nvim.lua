@@ -269,12 +269,27 @@ function M.reload_file(file)
   end
 end
 
+--- Defines `:HotluaReload [module ...]`: the modules named, as one step, or every loaded
+--- module whose file changed; completes loaded module names.
+function M.create_command()
+  vim.api.nvim_create_user_command("HotluaReload", function(command)
+    M.reload(#command.fargs > 0 and command.fargs or nil)
+  end, {
+    nargs = "*",
+    complete = M.complete,
+    force = true,
+    desc = "hotlua: reload Lua modules (by name, or every loaded module whose file changed)",
+  })
+end
+
 --- Options: `reload_on_save` (default false) reloads, after each `:write` of a `*.lua` file,
---- the loaded modules whose source it is. Loads hotlua.so now, so that a missing build is
---- reported at startup and modules required later have their load-time values recorded (the
---- `merge3` data policy compares with them).
+--- the loaded modules whose source it is. Defines `:HotluaReload` too, for plugin managers
+--- that put nvim/ on the runtimepath after plugin/ files were sourced. Loads hotlua.so now, so
+--- that a missing build is reported at startup and modules required later have their
+--- load-time values recorded (the `merge3` data policy compares with them).
 function M.setup(opts)
   options = vim.tbl_extend("force", options, opts or {})
+  M.create_command()
   local group = vim.api.nvim_create_augroup("hotlua", { clear = true })
   if options.reload_on_save then
     vim.api.nvim_create_autocmd("BufWritePost", {
