@@ -61,6 +61,8 @@ local M = {}
 -- What a reload must keep: how often each callback ran.
 local state = { keys = 0, events = 0, commands = 0, ticks = 0, last_tick = "" }
 local timer
+-- Whether this top level runs inside a reload: a top level that registers callbacks skips it.
+vim.g.hotplug_reloading = require("hotlua.nvim").reloading()
 
 function M.on_key()
   state.keys = state.keys + 1
@@ -164,6 +166,7 @@ local function check_reload()
   expect(#notes == 0, "setup notified: %s", last_note().message)
   local plug = require("hotplug")
   plug.start()
+  expect(vim.g.hotplug_reloading == false, "reloading() in a top level loaded by require: %s", tostring(vim.g.hotplug_reloading))
   exercise(plug, "v1", 1, "")
 
   local completion = vim.fn.getcompletion("HotluaReload hotp", "cmdline")
@@ -181,6 +184,7 @@ local function check_reload()
     vim.cmd("HotluaReload")
   end)
   exercise(plug, "v2", 2, "")
+  expect(vim.g.hotplug_reloading == true, "reloading() in a reloaded top level: %s", tostring(vim.g.hotplug_reloading))
   -- Nothing edited since: nothing reloaded.
   expect_note(info, "^hotlua: no loaded module changed", function()
     vim.cmd("HotluaReload")
@@ -208,10 +212,10 @@ local function check_reload()
   save_in_buffer(plug_root .. "/lua/hotplug/unused.lua", "return {}\n")
   expect(#notes == before, "saving an unloaded module notified %q", last_note().message)
 
-  -- A syntax error on line 9, in M.on_key: the old code keeps running and the user is told
+  -- A syntax error on line 11, in M.on_key: the old code keeps running and the user is told
   -- which module, which file and which line, whichever way the reload was asked for.
   local broken = plugin_source("v5"):gsub("(state.keys = state.keys %+ 1\n)", "%1  local = 1\n", 1)
-  local where = uv.fs_realpath(init_file) .. ":9:"
+  local where = uv.fs_realpath(init_file) .. ":11:"
   local function expect_syntax_error(action)
     local message = expect_note(err, nil, action)
     for _, part in ipairs({ "hotplug", where, "old code keeps running" }) do
@@ -256,6 +260,12 @@ local function check_missing()
   expect_one_line(function()
     vim.cmd("HotluaReload")
   end)
+  -- The help the plugin's messages point to is there (a plugin manager runs :helptags).
+  vim.cmd("helptags " .. vim.fn.fnameescape(work .. "/bare/doc"))
+  for _, tag in ipairs({ "hotlua-install", ":HotluaReload", "hotlua.setup()", "hotlua-callbacks" }) do
+    vim.cmd("help " .. tag)
+    vim.cmd("close")
+  end
 end
 
 -- nvim/ put on the runtimepath after startup, as lazy.nvim's `config` hook does: plugin/ is not

@@ -261,6 +261,13 @@ function M.reload(names)
   return report
 end
 
+--- True while a module's new top level runs inside a reload: a top level that registers
+--- callbacks skips that then. False as well when hotlua.so is not loaded (nothing reloads).
+function M.reloading()
+  local hotlua = package.loaded.hotlua
+  return type(hotlua) == "table" and hotlua.reloading == true
+end
+
 --- Reloads the loaded modules whose source is `file`; does nothing when there are none.
 function M.reload_file(file)
   local names = M.modules_of_file(file)
