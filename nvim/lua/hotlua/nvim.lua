@@ -208,10 +208,11 @@ local function summary(names, report)
   return line
 end
 
--- hotlua's message with the noise of Neovim's loader taken out ("vim/_init_packages.lua:24: "
--- before the file's own "file:line: message") and the files named where it does not.
+-- hotlua's message with the position of Neovim's loader taken out (its `error(err)` puts
+-- "vim/_init_packages.lua:24: " before the file's own "/path/file.lua:line: message"), and the
+-- files named where it does not.
 local function failure(names, files, message)
-  message = tostring(message):gsub("vim/_init_packages%.lua:%d+: ", "")
+  message = tostring(message):gsub("vim/[%w_./]+%.lua:%d+: /", "/")
   local unnamed = {}
   for _, file in ipairs(files) do
     if not message:find(file, 1, true) then
