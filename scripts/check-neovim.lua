@@ -1,7 +1,8 @@
 -- Run by scripts/check-neovim inside `nvim --headless --clean`, with nvim/ on the runtimepath
 -- (plugin/hotlua.lua sourced at startup, as for a user). HOTLUA_CHECK_SCENARIO says what to
 -- check: "reload" (a test plugin edited and reloaded while its callbacks keep running),
--- "missing" (no hotlua.so to load) or "late" (nvim/ added to the runtimepath after startup). Quits with status 1 on the first failed expectation.
+-- "missing" (no hotlua.so to load) or "late" (nvim/ added to the runtimepath after startup).
+-- Quits with status 1 on the first failed expectation.
 local work = assert(os.getenv("HOTLUA_CHECK_WORK"), "HOTLUA_CHECK_WORK not set")
 local scenario = os.getenv("HOTLUA_CHECK_SCENARIO")
 local uv = vim.loop
@@ -19,6 +20,10 @@ local function expect(condition, what, ...)
   end
 end
 
+local function expect_equal(actual, wanted, what)
+  expect(actual == wanted, "%s: %q, expected %q", what, tostring(actual), tostring(wanted))
+end
+
 local function last_note()
   return notes[#notes] or { message = "(no notification)" }
 end
@@ -31,9 +36,10 @@ local function expect_note(level, pattern, action)
   expect(#notes == before + 1, "expected one notification, got %d: %s", #notes - before,
     vim.inspect(vim.list_slice(notes, before + 1)))
   local note = last_note()
-  expect(not pattern or note.message:find(pattern), "expected a notification matching %q, got %q", pattern,
-    note.message)
-  expect(note.level == level, "notification %q has level %s, not %s", note.message, tostring(note.level), level)
+  expect(not pattern or note.message:find(pattern), "expected a notification matching %q, got %q",
+    pattern, note.message)
+  expect(note.level == level, "notification %q has level %s, not %s", note.message,
+    tostring(note.level), level)
   return note.message
 end
 
@@ -135,12 +141,11 @@ local function exercise(plug, version, count, suffix)
     return tag .. " " .. what .. " " .. count .. suffix
   end
   vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes("<F7>", true, false, true), "mx", false)
-  expect(vim.g.hotplug_key == line("key"), "keymap: %q, expected %q", tostring(vim.g.hotplug_key), line("key"))
+  expect_equal(vim.g.hotplug_key, line("key"), "keymap")
   vim.api.nvim_exec_autocmds("User", { pattern = "HotplugPing" })
-  expect(vim.g.hotplug_event == line("event"), "autocmd: %q, expected %q", tostring(vim.g.hotplug_event), line("event"))
+  expect_equal(vim.g.hotplug_event, line("event"), "autocmd")
   vim.cmd("HotplugCmd hi")
-  local command = line("command hi")
-  expect(vim.g.hotplug_command == command, "user command: %q, expected %q", tostring(vim.g.hotplug_command), command)
+  expect_equal(vim.g.hotplug_command, line("command hi"), "user command")
   local state = plug.state()
   local ticks = state.ticks
   local ticked = vim.wait(5000, function()
@@ -148,7 +153,8 @@ local function exercise(plug, version, count, suffix)
   end, 1)
   expect(ticked, "timer: last tick %q, expected %q's code", state.last_tick, tag)
   -- The tick count went on from where it was: the timer's state was kept.
-  expect(tonumber(state.last_tick:match("(%d+)$")) > ticks, "timer count reset: %q after %d", state.last_tick, ticks)
+  expect(tonumber(state.last_tick:match("(%d+)$")) > ticks, "timer count reset: %q after %d",
+    state.last_tick, ticks)
 end
 
 local function check_reload()
@@ -166,14 +172,15 @@ local function check_reload()
   expect(#notes == 0, "setup notified: %s", last_note().message)
   local plug = require("hotplug")
   plug.start()
-  expect(vim.g.hotplug_reloading == false, "reloading() in a top level loaded by require: %s", tostring(vim.g.hotplug_reloading))
+  expect_equal(vim.g.hotplug_reloading, false, "reloading() in a top level loaded by require")
   exercise(plug, "v1", 1, "")
 
   local completion = vim.fn.getcompletion("HotluaReload hotp", "cmdline")
   expect(vim.tbl_contains(completion, "hotplug") and vim.tbl_contains(completion, "hotplug.text"),
     "completion of 'hotp': %s", vim.inspect(completion))
   local sources = hotlua_nvim.modules_of_file(init_file)
-  expect(vim.deep_equal(sources, { "hotplug" }), "init.lua is the source of %s", vim.inspect(sources))
+  expect(vim.deep_equal(sources, { "hotplug" }), "init.lua is the source of %s",
+    vim.inspect(sources))
 
   local info, err = vim.log.levels.INFO, vim.log.levels.ERROR
   local reloaded = "^hotlua: reloaded hotplug in [%d.]+ ms: "
@@ -184,7 +191,7 @@ local function check_reload()
     vim.cmd("HotluaReload")
   end)
   exercise(plug, "v2", 2, "")
-  expect(vim.g.hotplug_reloading == true, "reloading() in a reloaded top level: %s", tostring(vim.g.hotplug_reloading))
+  expect_equal(vim.g.hotplug_reloading, true, "reloading() in a reloaded top level")
   -- Nothing edited since: nothing reloaded.
   expect_note(info, "^hotlua: no loaded module changed", function()
     vim.cmd("HotluaReload")
@@ -219,7 +226,8 @@ local function check_reload()
   local function expect_syntax_error(action)
     local message = expect_note(err, nil, action)
     for _, part in ipairs({ "hotplug", where, "old code keeps running" }) do
-      expect(message:find(part, 1, true), "the syntax error's notification %q does not say %q", message, part)
+      expect(message:find(part, 1, true), "the syntax error's notification %q does not say %q",
+        message, part)
     end
     expect(not message:find("_init_packages", 1, true), "Neovim's loader in %q", message)
   end
@@ -262,7 +270,8 @@ local function check_missing()
   end)
   -- The help the plugin's messages point to is there (a plugin manager runs :helptags).
   vim.cmd("helptags " .. vim.fn.fnameescape(work .. "/bare/doc"))
-  for _, tag in ipairs({ "hotlua-install", ":HotluaReload", "hotlua.setup()", "hotlua-callbacks" }) do
+  local tags = { "hotlua-install", ":HotluaReload", "hotlua.setup()", "hotlua-callbacks" }
+  for _, tag in ipairs(tags) do
     vim.cmd("help " .. tag)
     vim.cmd("close")
   end
@@ -271,8 +280,9 @@ end
 -- nvim/ put on the runtimepath after startup, as lazy.nvim's `config` hook does: plugin/ is not
 -- sourced then, and setup() defines the command.
 local function check_late()
-  expect(vim.fn.exists(":HotluaReload") == 0, ":HotluaReload exists before nvim/ is on the runtimepath")
-  vim.opt.runtimepath:append(assert(os.getenv("HOTLUA_CHECK_PLUGIN"), "HOTLUA_CHECK_PLUGIN not set"))
+  expect(vim.fn.exists(":HotluaReload") == 0, ":HotluaReload exists before nvim/ is added")
+  local plugin = assert(os.getenv("HOTLUA_CHECK_PLUGIN"), "HOTLUA_CHECK_PLUGIN not set")
+  vim.opt.runtimepath:append(plugin)
   require("hotlua.nvim").setup()
   expect(#notes == 0, "setup notified: %s", last_note().message)
   expect(vim.fn.exists(":HotluaReload") == 2, "setup() did not define :HotluaReload")
