@@ -253,7 +253,7 @@ local function check_reload()
 end
 
 -- No hotlua.so anywhere the plugin looks: one line that says so and how to build it, at setup
--- and at each :HotluaReload, and no error raised.
+-- and at each :HotluaReload, and no error raised; then one that cannot be loaded.
 local function check_missing()
   local function expect_one_line(action)
     local message = expect_note(vim.log.levels.ERROR, nil, action)
@@ -268,6 +268,15 @@ local function check_missing()
   expect_one_line(function()
     vim.cmd("HotluaReload")
   end)
+  -- A file that is no loadable library where the plugin finds one (lua/hotlua.so on the
+  -- runtimepath): the loader's reason, in one line.
+  local not_a_library = work .. "/bare/lua/hotlua.so"
+  write_file(not_a_library, "not a shared object\n")
+  local message = expect_note(vim.log.levels.ERROR, "^hotlua: cannot load hotlua.so: ", function()
+    vim.cmd("HotluaReload")
+  end)
+  expect(message:find("hotlua.so: " .. not_a_library, 1, true) and not message:find("\n"),
+    "a broken hotlua.so: %q", message)
   -- The help the plugin's messages point to is there (a plugin manager runs :helptags).
   vim.cmd("helptags " .. vim.fn.fnameescape(work .. "/bare/doc"))
   local tags = { "hotlua-install", ":HotluaReload", "hotlua.setup()", "hotlua-callbacks" }

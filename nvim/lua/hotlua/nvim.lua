@@ -27,6 +27,12 @@ local function repository_build_folder()
   return vim.fn.fnamemodify(this_file, ":p:h:h:h:h") .. "/target/module/luajit"
 end
 
+-- `message` without the position of Neovim's runtimepath loader: its `error(err)` puts
+-- "vim/_init_packages.lua:24: " before the file's own "/path/file.lua:line: message".
+local function without_loader_position(message)
+  return (tostring(message):gsub("vim/[%w_./]+%.lua:%d+: /", "/"))
+end
+
 --- The hotlua C module's table, or nil and one line saying why it cannot be loaded. Found by
 --- `require` (`package.cpath`, or `lua/hotlua.so` in any 'runtimepath' folder), else in the
 --- repository's own build.
@@ -47,7 +53,7 @@ function M.engine()
         .. ": build it with scripts/build-module luajit"
   end
   local why = ok and ("require 'hotlua' gave a " .. type(result) .. ", not hotlua's table")
-    or tostring(result)
+    or without_loader_position(result)
   return nil, "hotlua: cannot load hotlua.so: " .. why:gsub("%s+", " ")
 end
 
@@ -208,11 +214,9 @@ local function summary(names, report)
   return line
 end
 
--- hotlua's message with the position of Neovim's loader taken out (its `error(err)` puts
--- "vim/_init_packages.lua:24: " before the file's own "/path/file.lua:line: message"), and the
--- files named where it does not.
+-- hotlua's message, with the files named where it does not.
 local function failure(names, files, message)
-  message = tostring(message):gsub("vim/[%w_./]+%.lua:%d+: /", "/")
+  message = without_loader_position(message)
   local unnamed = {}
   for _, file in ipairs(files) do
     if not message:find(file, 1, true) then
