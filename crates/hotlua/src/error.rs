@@ -125,6 +125,20 @@ pub enum Error {
         stopped_at: Option<String>,
     },
 
+    /// The reload was called where Lua runs no hooks (inside a debug hook or a `__gc`
+    /// finalizer): the time limit and the `os.exit` guard are hooks, so the new top level was
+    /// not run.
+    #[error(
+        "module '{module}' ({}): reload refused inside a debug hook or a __gc finalizer: Lua runs no hooks there, so hotlua could neither stop an endless top level nor refuse its os.exit; reload from ordinary code (for example the program's next hotlua.poll)",
+        file.display()
+    )]
+    NoHooksHere {
+        /// The module's name, as `require` takes it.
+        module: String,
+        /// The module's file.
+        file: PathBuf,
+    },
+
     /// The new version returns a different kind of value (a table before, a function now).
     /// `old` and `new` are Lua type names, or `"nothing"`.
     #[error(
@@ -261,6 +275,7 @@ impl Error {
             | Error::Load { module, .. }
             | Error::TopLevel { module, .. }
             | Error::Timeout { module, .. }
+            | Error::NoHooksHere { module, .. }
             | Error::ReturnChanged { module, .. }
             | Error::Reentrant { module, .. } => Some(module),
             _ => None,
@@ -302,6 +317,7 @@ impl Error {
             | Error::Load { file, .. }
             | Error::TopLevel { file, .. }
             | Error::Timeout { file, .. }
+            | Error::NoHooksHere { file, .. }
             | Error::ReturnChanged { file, .. } => Some(file),
             _ => None,
         }

@@ -32,6 +32,9 @@ pub(crate) enum Stop {
     Exit { message: String },
     /// The top level raised an error (its text) or ran out of memory.
     Error { message: String },
+    /// Lua runs no hooks where the reload was called (a debug hook, a `__gc` finalizer): the
+    /// top level was not run, since nothing could have stopped it.
+    NoHooks,
 }
 
 /// What the hook checks, found through the registry at [`LIMITS_KEY`].
@@ -45,6 +48,10 @@ struct Limits {
     /// modes (see [`crate::collector::CollectorState`]).
     generational_before: Option<bool>,
     stop: Option<Stop>,
+    /// Whether the hook has run since it was installed.
+    hook_ran: bool,
+    /// False once the run is over: hotlua's own calls after it are not checked.
+    running: bool,
 }
 
 /// Its address is the registry key of the running [`Limits`].
@@ -77,11 +84,28 @@ pub(crate) fn call_limited(
         },
         generational_before: collector.generational_before.get(),
         stop: None,
+        hook_ran: false,
+        running: true,
     };
     let protected = protected_call(lua)?;
     let previous = install(lua, &mut limits)?;
-    let ran = protected.call::<MultiValue>((chunk, args));
+    // Calling a Lua function fires the call hook, unless Lua runs no hooks here.
+    let probed = crate::standard::load(lua, "=hotlua", "return")?.call::<()>(());
+    let ran = match (probed, limits.hook_ran) {
+        (Ok(()), true) => protected.call::<MultiValue>((chunk, args)),
+        (Ok(()), false) => {
+            limits.stop = Some(Stop::NoHooks);
+            Ok(MultiValue::new())
+        }
+        (Err(error), _) => Err(error),
+    };
+    limits.running = false;
     uninstall(lua, previous)?;
+    // A last look at the clock: a top level whose last call into C outlasted the deadline.
+    if limits.stop.is_none() && limits.deadline.is_some_and(|deadline| Instant::now() > deadline)
+    {
+        limits.stop = Some(Stop::Timeout { stopped_at: None });
+    }
     collector
         .generational_before
         .set(limits.generational_before);
@@ -202,20 +226,29 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_D
         ffi::lua_sethook(state, None, 0, 0);
         return;
     };
-    if (*ar).event == ffi::LUA_HOOKCOUNT {
-        let expired = limits
+    if !limits.running {
+        return;
+    }
+    limits.hook_ran = true;
+    // Every count event looks at the clock, and so does every call: a call into C can take
+    // long without running a single Lua instruction.
+    if limits.stop.is_none()
+        && limits
             .deadline
-            .is_some_and(|deadline| Instant::now() >= deadline);
-        if !expired && limits.stop.is_none() {
-            return;
-        }
-        if limits.stop.is_none() {
-            limits.stop = Some(Stop::Timeout {
-                stopped_at: current_line(state, ar),
-            });
-        }
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    {
+        limits.stop = Some(Stop::Timeout {
+            stopped_at: current_line(state, ar),
+        });
         ffi::lua_pushstring(state, c"the new top level ran out of time".as_ptr());
         ffi::lua_error(state);
+    }
+    if (*ar).event == ffi::LUA_HOOKCOUNT {
+        // A top level that caught the error with `pcall` is stopped again.
+        if limits.stop.is_some() {
+            ffi::lua_pushstring(state, c"the new top level ran out of time".as_ptr());
+            ffi::lua_error(state);
+        }
     } else {
         // A call (or tail call): is it `os.exit`, or `collectgarbage` switching modes?
         ffi::lua_getinfo(state, c"f".as_ptr(), ar);

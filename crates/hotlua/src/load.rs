@@ -91,6 +91,10 @@ pub(crate) fn stage(
             seconds: timeout.as_secs_f64(),
             stopped_at,
         },
+        Stop::NoHooks => Error::NoHooksHere {
+            module: name.to_owned(),
+            file: file.clone(),
+        },
         Stop::Exit { message } | Stop::Error { message } => Error::TopLevel {
             module: name.to_owned(),
             file: file.clone(),

@@ -473,3 +473,82 @@ fn reload_in_generational_mode_runs_no_collection_and_keeps_the_mode() {
          and collectgarbage('incremental') == 'generational'"
     ));
 }
+
+/// A global `slow()` that takes `each` in C (Rust) and counts its calls.
+fn with_slow_c_function(f: &Fixture, each: Duration) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let slow = f
+        .lua
+        .create_function(move |_, ()| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(each);
+            Ok(())
+        })
+        .unwrap();
+    f.lua.globals().set("slow", slow).unwrap();
+    calls
+}
+
+#[test]
+fn slow_calls_into_c_count_against_the_time_limit() {
+    use std::sync::atomic::Ordering;
+    let f = Fixture::new();
+    f.write("m", V1);
+    f.lua::<()>("m = require 'm'");
+    let calls = with_slow_c_function(&f, Duration::from_millis(60));
+    f.write("m", "for i = 1, 40 do slow() end\nreturn { v = 2 }");
+    let error = f
+        .reloader
+        .reload(&["m"], &Options::default().with_timeout(Duration::from_millis(200)))
+        .unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    // The clock is read at each call: the call after the deadline is not made.
+    let made = calls.load(Ordering::Relaxed);
+    assert!(made <= 5, "{made} calls of 60 ms ran under a 200 ms limit");
+    assert_eq!(f.lua::<Option<i64>>("return m.v"), None);
+}
+
+#[test]
+fn a_top_level_that_finishes_after_its_deadline_is_refused() {
+    let f = Fixture::new();
+    f.write("m", V1);
+    f.lua::<()>("m = require 'm'");
+    with_slow_c_function(&f, Duration::from_millis(300));
+    f.write("m", "slow()\nreturn { v = 2 }");
+    let error = f
+        .reloader
+        .reload(&["m"], &Options::default().with_timeout(Duration::from_millis(100)))
+        .unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+}
+
+/// Lua runs no hooks inside a hook or a finalizer, so the time limit could not stop the new
+/// top level there: the reload is refused without running it.
+#[test]
+fn reloads_where_lua_runs_no_hooks_are_refused() {
+    let f = Fixture::with(unsafe { mlua::Lua::unsafe_new() });
+    f.write("m", V1);
+    f.lua::<()>("m = require 'm'\nhotlua = require 'hotlua'");
+    f.write("m", "top_level_ran = true\nreturn { v = 2 }");
+    let (from_hook, from_finalizer): (String, String) = f.lua(
+        "local from_hook, from_finalizer\n\
+         debug.sethook(function()\n\
+           debug.sethook()\n\
+           from_hook = select(2, hotlua.reload('m'))\n\
+         end, '', 1)\n\
+         local x = 1\n\
+         setmetatable({}, { __gc = function() from_finalizer = select(2, hotlua.reload('m')) end })\n\
+         collectgarbage(); collectgarbage()\n\
+         return from_hook, from_finalizer",
+    );
+    for message in [&from_hook, &from_finalizer] {
+        assert!(message.contains("inside a debug hook or a __gc finalizer"), "{message}");
+        assert!(message.contains("module 'm'"), "{message}");
+    }
+    assert!(f.lua::<bool>("return top_level_ran == nil and m.v == nil"));
+    // From ordinary code the same reload runs.
+    f.reload_ok("m");
+    assert_eq!(f.lua::<i64>("return m.v"), 2);
+}
