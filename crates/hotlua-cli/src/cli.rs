@@ -176,7 +176,8 @@ pub struct RunOptions {
     #[arg(long, value_name = "ADDR")]
     pub control: Option<String>,
 
-    /// The bearer token clients must send (first line of FILE); default: the variable
+    /// The bearer token clients must send (first line of FILE, which other users must not
+    /// be able to read or write: `chmod o-rwx FILE`); default: the variable
     /// HOTLUA_CONTROL_TOKEN. Required for a TCP endpoint, optional on a Unix socket.
     #[arg(long, value_name = "FILE")]
     pub control_token_file: Option<PathBuf>,
