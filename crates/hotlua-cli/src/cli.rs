@@ -131,7 +131,8 @@ enum Command {
 /// Each reload prints one line on stderr: a summary, or a JSON report with --json.
 ///
 /// SIGHUP reloads, at the next safe point, every loaded module whose file changed since it
-/// was loaded, as one batch. With --control ADDR, `hotlua ctl --connect ADDR` (or any HTTP
+/// was loaded, as one batch (when the program installs its own SIGHUP handler, hotlua says
+/// once on stderr that SIGHUP no longer reloads). With --control ADDR, `hotlua ctl --connect ADDR` (or any HTTP
 /// client) reloads, checks, rolls back and inspects the running program.
 #[derive(Debug, Args)]
 #[command(

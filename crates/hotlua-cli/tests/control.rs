@@ -275,8 +275,69 @@ fn sighup_reloads_the_changed_modules_at_the_next_safe_point() {
     assert_eq!((code, out.as_str()), (Some(0), "f\t1\nf\t2\n"), "{err}");
     assert!(err.contains("reloaded m in"), "{err}");
     assert!(err.contains("SIGHUP: no loaded module changed"), "{err}");
+    assert!(!err.contains("SIGHUP no longer reloads"), "{err}");
     let audit = std::fs::read_to_string(audit).unwrap_or_default();
     assert!(audit.contains(r#""trigger":"signal""#), "{audit}");
+}
+
+/// Whether `require "luv"` works in `hotlua run`. When it does not, prints one line naming
+/// the Debian package and returns false, or fails when `CI` is set (CI installs it).
+fn luv_installed(dir: &TempDir) -> bool {
+    let run = dir.hotlua(&["run", "-e", "require 'luv'"]);
+    if run.code == Some(0) {
+        return true;
+    }
+    let missing = "`require \"luv\"` fails (Debian: apt-get install lua-luv)";
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{missing}: {}",
+        run.stderr
+    );
+    println!("skipped: {missing}");
+    false
+}
+
+#[test]
+fn sighup_taken_over_by_the_program_is_said_once_at_a_safe_point() {
+    let dir = TempDir::new("sighup-luv");
+    if !luv_installed(&dir) {
+        return;
+    }
+    dir.write(
+        "main.lua",
+        r#"
+local hotlua = require "hotlua"
+local uv = require "luv"
+for _ = 1, 5 do hotlua.poll() end
+print "luv takes SIGHUP"; io.stdout:flush(); io.stderr:flush()
+local hup = uv.new_signal()
+hup:start("sighup", function() end)
+-- Safe points check at most every 0.1 s.
+hotlua.sleep(0.25)
+hup:close()
+uv.run "nowait"
+hotlua.sleep(0.25)
+"#,
+    );
+    let run = dir.hotlua(&["run", "main.lua"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout, "luv takes SIGHUP\n");
+    // Taken by luv's handler, then reset to the default by libuv when the handle closed: a
+    // second change, said once more.
+    let warnings: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(warnings.len(), 2, "{}", run.stderr);
+    assert!(
+        warnings[0]
+            .starts_with("hotlua: SIGHUP no longer reloads: the program installed its own handler"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        warnings[1].contains("SIGHUP no longer reloads")
+            && warnings[1].contains("now ends the program"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
