@@ -257,8 +257,8 @@ impl ServerState {
     }
 
     fn connections(&self) -> std::sync::MutexGuard<'_, Connections> {
-        // The counts stay right even if a thread panicked holding the lock: each change is
-        // one statement.
+        // Nothing panics while holding the lock; were it poisoned, the counts would still be
+        // better than refusing every connection from then on.
         self.connections
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
