@@ -131,7 +131,8 @@ enum Command {
 /// Each reload prints one line on stderr: a summary, or a JSON report with --json.
 ///
 /// SIGHUP reloads, at the next safe point, every loaded module whose file changed since it
-/// was loaded, as one batch. With --control ADDR, `hotlua ctl --connect ADDR` (or any HTTP
+/// was loaded, as one batch (when the program installs its own SIGHUP handler, hotlua says
+/// once on stderr that SIGHUP no longer reloads). With --control ADDR, `hotlua ctl --connect ADDR` (or any HTTP
 /// client) reloads, checks, rolls back and inspects the running program.
 #[derive(Debug, Args)]
 #[command(
@@ -176,7 +177,8 @@ pub struct RunOptions {
     #[arg(long, value_name = "ADDR")]
     pub control: Option<String>,
 
-    /// The bearer token clients must send (first line of FILE); default: the variable
+    /// The bearer token clients must send (first line of FILE, which other users must not
+    /// be able to read or write: `chmod o-rwx FILE`); default: the variable
     /// HOTLUA_CONTROL_TOKEN. Required for a TCP endpoint, optional on a Unix socket.
     #[arg(long, value_name = "FILE")]
     pub control_token_file: Option<PathBuf>,

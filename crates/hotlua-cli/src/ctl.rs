@@ -28,7 +28,8 @@ pub struct CtlArgs {
     #[arg(long, value_name = "ADDR")]
     connect: String,
 
-    /// The bearer token (first line of FILE); default: the variable HOTLUA_CONTROL_TOKEN.
+    /// The bearer token (first line of FILE, closed to other users as for `hotlua run`);
+    /// default: the variable HOTLUA_CONTROL_TOKEN.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
 

@@ -5,6 +5,7 @@ mod call;
 mod cli;
 mod control;
 mod ctl;
+mod hangup;
 mod interpreter;
 mod lua_args;
 mod paths;

@@ -7,8 +7,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use hotlua::{DataPolicy, Options, Reloader, Report, Trigger};
@@ -18,6 +16,7 @@ use serde_json::{json, Value};
 use crate::call::hotlua_error;
 use crate::cli::RunOptions;
 use crate::control::{self, Batch, Control, Job, Request, Response};
+use crate::hangup::Hangup;
 use crate::lua_args::LuaArgs;
 use crate::{interpreter, signal};
 
@@ -35,9 +34,7 @@ pub fn run(options: &RunOptions, args: &LuaArgs) -> Result<ExitCode> {
         Some(addr) => Some(start_control(options, addr).map_err(mlua::Error::external)?),
         None => None,
     };
-    let hangup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())
-        .map_err(|err| hotlua_error("cannot handle SIGHUP", err))?;
+    let hangup = Hangup::install().map_err(|err| hotlua_error("cannot handle SIGHUP", err))?;
     interpreter::execute(args, |lua| {
         let reloader = hotlua::Reloader::new(lua)
             .map_err(|err| hotlua_error("cannot set up hot reload", err))?;
@@ -67,8 +64,11 @@ pub fn run(options: &RunOptions, args: &LuaArgs) -> Result<ExitCode> {
         });
         let json = options.json;
         reloader.set_safe_point(move |reloader| {
-            if hangup.swap(false, Ordering::SeqCst) {
+            if hangup.take() {
                 reload_changed(reloader, json);
+            }
+            if let Some(warning) = hangup.takeover_warning_due() {
+                eprintln!("{warning}");
             }
             if let Some(control) = &control {
                 run_jobs(reloader, control, &recent, json);

@@ -41,12 +41,16 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `hotlua run ARGS main.lua` in a folder holding `files` too.
+    /// Starts `hotlua run ARGS main.lua` in a folder holding `files` too, readable by this
+    /// user only (as a token file must be).
     fn start(test: &str, args: &[&str], files: &[(&str, &str)]) -> Server {
+        use std::os::unix::fs::PermissionsExt;
         let dir = TempDir::new(test);
         dir.write("m.lua", V1).write("main.lua", TICKER);
         for (name, text) in files {
             dir.write(name, text);
+            let private = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(dir.0.join(name), private).unwrap();
         }
         let child = dir
             .command(HOTLUA)
@@ -271,8 +275,69 @@ fn sighup_reloads_the_changed_modules_at_the_next_safe_point() {
     assert_eq!((code, out.as_str()), (Some(0), "f\t1\nf\t2\n"), "{err}");
     assert!(err.contains("reloaded m in"), "{err}");
     assert!(err.contains("SIGHUP: no loaded module changed"), "{err}");
+    assert!(!err.contains("SIGHUP no longer reloads"), "{err}");
     let audit = std::fs::read_to_string(audit).unwrap_or_default();
     assert!(audit.contains(r#""trigger":"signal""#), "{audit}");
+}
+
+/// Whether `require "luv"` works in `hotlua run`. When it does not, prints one line naming
+/// the Debian package and returns false, or fails when `CI` is set (CI installs it).
+fn luv_installed(dir: &TempDir) -> bool {
+    let run = dir.hotlua(&["run", "-e", "require 'luv'"]);
+    if run.code == Some(0) {
+        return true;
+    }
+    let missing = "`require \"luv\"` fails (Debian: apt-get install lua-luv)";
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{missing}: {}",
+        run.stderr
+    );
+    println!("skipped: {missing}");
+    false
+}
+
+#[test]
+fn sighup_taken_over_by_the_program_is_said_once_at_a_safe_point() {
+    let dir = TempDir::new("sighup-luv");
+    if !luv_installed(&dir) {
+        return;
+    }
+    dir.write(
+        "main.lua",
+        r#"
+local hotlua = require "hotlua"
+local uv = require "luv"
+for _ = 1, 5 do hotlua.poll() end
+print "luv takes SIGHUP"; io.stdout:flush(); io.stderr:flush()
+local hup = uv.new_signal()
+hup:start("sighup", function() end)
+-- Safe points check at most every 0.1 s.
+hotlua.sleep(0.25)
+hup:close()
+uv.run "nowait"
+hotlua.sleep(0.25)
+"#,
+    );
+    let run = dir.hotlua(&["run", "main.lua"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout, "luv takes SIGHUP\n");
+    // Taken by luv's handler, then reset to the default by libuv when the handle closed: a
+    // second change, said once more.
+    let warnings: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(warnings.len(), 2, "{}", run.stderr);
+    assert!(
+        warnings[0]
+            .starts_with("hotlua: SIGHUP no longer reloads: the program installed its own handler"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        warnings[1].contains("SIGHUP no longer reloads")
+            && warnings[1].contains("now ends the program"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -473,4 +538,174 @@ fn fleet_recipe_rolls_out_and_rolls_back() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("server 2: hotlua ctl: 422"), "{out}");
     assert!(out.contains("rolled back 2 servers"), "{out}");
+}
+
+/// Writes `token` into `file` with permission bits `mode`.
+fn write_token(file: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(file, "s3cret\n").unwrap();
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn token_file_open_to_other_users_is_refused_by_run_and_ctl() {
+    let dir = TempDir::new("token-mode");
+    dir.write("main.lua", "print 'ran'");
+    let token = dir.0.join("token");
+    let run = || {
+        let output = dir
+            .command(HOTLUA)
+            .args(["run", "--control", "127.0.0.1:0", "--control-token-file"])
+            .arg(&token)
+            .arg("main.lua")
+            .env_remove("HOTLUA_CONTROL_TOKEN")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    for (mode, what) in [
+        (0o644, "readable"),
+        (0o602, "writable"),
+        (0o604, "readable"),
+    ] {
+        write_token(&token, mode);
+        let (code, err) = run();
+        assert_eq!(code, Some(1), "mode {mode:o}: {err}");
+        assert!(
+            err.contains(&format!("{what} by other users"))
+                && err.contains(&token.display().to_string())
+                && err.contains("chmod o-rwx"),
+            "mode {mode:o}: {err}"
+        );
+        let (code, _, err) = ctl(
+            &dir.0,
+            &[
+                "--connect",
+                "127.0.0.1:1",
+                "--token-file",
+                token.to_str().unwrap(),
+                "status",
+            ],
+        );
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains(&format!("{what} by other users")), "{err}");
+    }
+    // This user, or a group it shares the token with, is fine.
+    for mode in [0o600, 0o400, 0o640] {
+        write_token(&token, mode);
+        let (code, err) = run();
+        assert_eq!(code, Some(0), "mode {mode:o}: {err}");
+    }
+}
+
+#[test]
+fn content_length_with_a_sign_or_conflicting_values_gets_400() {
+    let server = Server::start("content-length", &["--control", "unix:s.sock"], &[]);
+    let addr = server.socket();
+    server.wait_ready(&addr, None);
+    let ask = |headers: &str, body: &str| {
+        let request = format!("GET /health HTTP/1.1\r\nHost: x\r\n{headers}\r\n{body}");
+        raw(&addr, request.as_bytes()).unwrap()
+    };
+    for (headers, body) in [
+        ("Content-Length: +2\r\n", "{}"),
+        ("Content-Length: 0\r\nContent-Length: 5\r\n", "hello"),
+        ("Content-Length: 5\r\ncontent-length: 2\r\n", "hello"),
+        ("Content-Length: 2, 2\r\n", "{}"),
+        ("Content-Length: -0\r\n", ""),
+        ("Content-Length: \r\n", ""),
+        ("Content-Length: 0x2\r\n", "{}"),
+    ] {
+        let (status, answer) = ask(headers, body);
+        assert_eq!(status, 400, "{headers:?}: {answer}");
+        assert!(answer.contains("Content-Length"), "{headers:?}: {answer}");
+    }
+    // The same length twice is one length (RFC 9112, 6.3); spaces around it are no sign.
+    for headers in [
+        "Content-Length: 2\r\nContent-Length: 2\r\n",
+        "Content-Length:   2  \r\n",
+    ] {
+        let (status, answer) = ask(headers, "{}");
+        assert_eq!(status, 200, "{headers:?}: {answer}");
+    }
+}
+
+/// A TCP connection to `to` from the loopback address `source` (such as 127.0.0.2): another
+/// peer, as far as the endpoint can tell.
+fn connect_from(source: std::net::Ipv4Addr, to: std::net::SocketAddrV4) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let address = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let (local, remote) = (address(source, 0), address(*to.ip(), to.port()));
+    let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: `socket` returns a descriptor this function owns until `from_raw_fd` takes it;
+    // `bind` and `connect` read `size` bytes of live `sockaddr_in` values.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = TcpStream::from_raw_fd(fd);
+        let bound = libc::bind(fd, (&raw const local).cast(), size);
+        assert_eq!(
+            bound,
+            0,
+            "bind {source}: {}",
+            std::io::Error::last_os_error()
+        );
+        let connected = libc::connect(fd, (&raw const remote).cast(), size);
+        assert_eq!(
+            connected,
+            0,
+            "connect {to}: {}",
+            std::io::Error::last_os_error()
+        );
+        stream
+    }
+}
+
+#[test]
+fn a_peer_holding_every_connection_it_may_does_not_lock_out_another() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = Server::start(
+        "per-peer",
+        &["--control", &addr, "--control-token-file", "token"],
+        &[("token", "s3cret\n")],
+    );
+    server.wait_ready(&addr, Some("s3cret"));
+    let target = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
+    // The first peer opens as many connections as the whole endpoint serves and sends nothing.
+    // (Not from 127.0.0.1, whose last connection, `wait_ready`'s, may still be counted.)
+    let held: Vec<TcpStream> = (0..32)
+        .map(|_| connect_from(std::net::Ipv4Addr::new(127, 0, 0, 3), target))
+        .collect();
+    // Accepted after all of them (one accepting thread, in order), another peer is served.
+    let mut other = connect_from(std::net::Ipv4Addr::new(127, 0, 0, 2), target);
+    other
+        .write_all(b"GET /health HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    other.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The first peer got its share (answered 408 when its read time ran out) and 429 for
+    // the rest, at once.
+    let statuses: Vec<String> = held
+        .into_iter()
+        .map(|mut stream| {
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            answer.get(9..12).unwrap_or("").to_owned()
+        })
+        .collect();
+    let refused = statuses.iter().filter(|s| *s == "429").count();
+    let timed_out = statuses.iter().filter(|s| *s == "408").count();
+    assert_eq!((timed_out, refused), (8, 24), "{statuses:?}");
 }

@@ -100,21 +100,23 @@ pub(super) fn read_request(stream: &mut impl Stream) -> Result<HttpRequest, Resp
         let mut parsed = httparse::Request::new(&mut headers);
         match parsed.parse(&buffer) {
             Ok(httparse::Status::Complete(head)) => {
-                let mut length = 0usize;
+                let mut length = None;
                 let mut authorization = None;
                 for header in parsed.headers.iter() {
                     let value = String::from_utf8_lossy(header.value).into_owned();
                     if header.name.eq_ignore_ascii_case("content-length") {
-                        length = value
-                            .trim()
-                            .parse()
-                            .map_err(|_| Response::error(400, "bad Content-Length"))?;
+                        let this = content_length(&value)?;
+                        if length.is_some_and(|length| length != this) {
+                            return Err(Response::error(400, "conflicting Content-Length headers"));
+                        }
+                        length = Some(this);
                     } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
                         return Err(Response::error(411, "send a Content-Length, not chunks"));
                     } else if header.name.eq_ignore_ascii_case("authorization") {
                         authorization = Some(value);
                     }
                 }
+                let length = length.unwrap_or(0);
                 if length > MAX_BODY {
                     return Err(Response::error(
                         413,
@@ -151,6 +153,17 @@ pub(super) fn read_request(stream: &mut impl Stream) -> Result<HttpRequest, Resp
     }
 }
 
+/// A `Content-Length` value: decimal digits only (RFC 9110, 8.6). Rust's `usize` parser also
+/// takes a `+` sign, which a proxy in front may read differently: a smuggling risk.
+fn content_length(value: &str) -> Result<usize, Response> {
+    let digits = value.trim();
+    let bad = || Response::error(400, format!("bad Content-Length '{value}'"));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    digits.parse().map_err(|_| bad())
+}
+
 pub(super) fn respond(stream: &mut impl Write, response: &Response) {
     let reason = match response.status {
         200 => "OK",
@@ -163,6 +176,7 @@ pub(super) fn respond(stream: &mut impl Write, response: &Response) {
         411 => "Length Required",
         413 => "Content Too Large",
         422 => "Unprocessable Content",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Error",

@@ -9,16 +9,18 @@
 //!
 //! Everything a client controls is bounded: the request head ([`MAX_HEAD`] bytes,
 //! [`MAX_HEADERS`] headers), the body ([`MAX_BODY`]), the time to send them ([`READ_TIME`]),
-//! the connections served at once ([`MAX_CONNECTIONS`]) and the queue ([`QUEUE`]). One request
-//! per connection (`Connection: close`).
+//! the connections served at once ([`MAX_CONNECTIONS`], [`MAX_CONNECTIONS_PER_PEER`] of them
+//! from one TCP peer) and the queue ([`QUEUE`]). One request per connection
+//! (`Connection: close`).
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 mod http;
@@ -40,6 +42,9 @@ pub const READ_TIME: Duration = Duration::from_secs(2);
 pub const QUEUE: usize = 64;
 /// Connections served at once; more get 503.
 pub const MAX_CONNECTIONS: usize = 32;
+/// Connections served at once from one TCP peer (see [`peer_key`]); more get 429, so that one
+/// client holding connections open cannot take all [`MAX_CONNECTIONS`] from the others.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 8;
 /// How long a request waits for the program to reach a safe point before it gets 503 (and is
 /// dropped from the queue).
 pub const SAFE_POINT_WAIT: Duration = Duration::from_secs(30);
@@ -75,18 +80,51 @@ pub struct Config {
 }
 
 /// The token from `--control-token-file FILE` (its first line) or `HOTLUA_CONTROL_TOKEN`.
+///
+/// A token file other users can read or write is refused, as ssh refuses such a key: the token
+/// is all that stands between another local user and reloading the program's code, and a
+/// warning would scroll by in a daemon's log while the endpoint stays open. Group access is
+/// allowed: sharing the token with the operators' group (or Kubernetes' `fsGroup`) is a choice.
 pub fn read_token(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
     let token = match file {
-        Some(file) => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read token file {}: {e}", file.display()))?;
-            Some(text.lines().next().unwrap_or("").trim().to_owned())
-        }
+        Some(file) => Some(read_token_file(file)?),
         None => std::env::var("HOTLUA_CONTROL_TOKEN").ok(),
     };
     match token {
         Some(token) if token.is_empty() => Err("the control token is empty".into()),
         token => Ok(token),
+    }
+}
+
+/// The first line of `file`, if only its owner and group may read or write it.
+fn read_token_file(file: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read token file {}: {e}", file.display());
+    // The mode of the file opened, not of the path: a file swapped in between is not read.
+    let mut opened = std::fs::File::open(file).map_err(cannot)?;
+    let mode = opened.metadata().map_err(cannot)?.permissions().mode() & 0o777;
+    if let Some(open_to) = open_to_others(mode) {
+        return Err(format!(
+            "token file {} is {open_to} by other users (mode {mode:03o}); run `chmod o-rwx {}` \
+             or pass the token in HOTLUA_CONTROL_TOKEN",
+            file.display(),
+            file.display()
+        ));
+    }
+    let mut text = String::new();
+    opened.read_to_string(&mut text).map_err(cannot)?;
+    Ok(text.lines().next().unwrap_or("").trim().to_owned())
+}
+
+/// What permission bits `mode` give users outside the owner and group: `readable`,
+/// `writable` (checked first: it lets them choose the token), or nothing.
+fn open_to_others(mode: u32) -> Option<&'static str> {
+    if mode & 0o002 != 0 {
+        Some("writable")
+    } else if mode & 0o004 != 0 {
+        Some("readable")
+    } else {
+        None
     }
 }
 
@@ -182,7 +220,7 @@ impl Drop for Control {
 struct ServerState {
     token: Option<String>,
     queue: SyncSender<Job>,
-    connections: AtomicUsize,
+    connections: Mutex<Connections>,
     epoch: Instant,
     /// Milliseconds since `epoch` at the last safe point.
     safe_point: AtomicU64,
@@ -192,6 +230,77 @@ impl ServerState {
     fn millis(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
+
+    /// A place for one more connection from `peer` (`None`: a Unix socket client, or a TCP
+    /// one whose address is unknown), or the answer that refuses it.
+    fn take_slot(self: &Arc<Self>, peer: Option<IpAddr>) -> Result<Slot, Response> {
+        let mut connections = self.connections();
+        if let Some(peer) = peer {
+            if connections.per_peer.get(&peer) >= Some(&MAX_CONNECTIONS_PER_PEER) {
+                return Err(Response::error(
+                    429,
+                    format!("too many connections from {peer} (at most {MAX_CONNECTIONS_PER_PEER} at once)"),
+                ));
+            }
+        }
+        if connections.total >= MAX_CONNECTIONS {
+            return Err(Response::error(503, "too many connections"));
+        }
+        connections.total += 1;
+        if let Some(peer) = peer {
+            *connections.per_peer.entry(peer).or_default() += 1;
+        }
+        Ok(Slot {
+            shared: self.clone(),
+            peer,
+        })
+    }
+
+    fn connections(&self) -> std::sync::MutexGuard<'_, Connections> {
+        // Nothing panics while holding the lock; were it poisoned, the counts would still be
+        // better than refusing every connection from then on.
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The connections being served: in all, and per TCP peer (peers with none are removed).
+#[derive(Default)]
+struct Connections {
+    total: usize,
+    per_peer: HashMap<IpAddr, usize>,
+}
+
+/// One connection's place among those served at once, given back when dropped.
+struct Slot {
+    shared: Arc<ServerState>,
+    peer: Option<IpAddr>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut connections = self.shared.connections();
+        connections.total -= 1;
+        if let Some(peer) = self.peer {
+            if let Some(count) = connections.per_peer.get_mut(&peer) {
+                *count -= 1;
+                if *count == 0 {
+                    connections.per_peer.remove(&peer);
+                }
+            }
+        }
+    }
+}
+
+/// Who a TCP client is for [`MAX_CONNECTIONS_PER_PEER`]: its IPv4 address (also when it comes
+/// IPv4-mapped), or the /64 network of its IPv6 address, since one host is usually given a
+/// whole /64 and could otherwise open each connection from another address.
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(ip) => IpAddr::V6(Ipv6Addr::from(u128::from(ip) & !(u128::MAX >> 64))),
+        v4 => v4,
+    }
 }
 
 /// Binds the endpoint (refusing what the security model forbids) and starts serving.
@@ -200,7 +309,7 @@ pub fn start(config: Config) -> Result<Control, String> {
     let shared = Arc::new(ServerState {
         token: config.token,
         queue,
-        connections: AtomicUsize::new(0),
+        connections: Mutex::default(),
         epoch: Instant::now(),
         safe_point: AtomicU64::new(0),
     });
@@ -222,10 +331,9 @@ pub fn start(config: Config) -> Result<Control, String> {
             let shared = shared.clone();
             spawn("hotlua-control", move || {
                 for stream in listener.incoming().flatten() {
-                    let peer = stream
-                        .peer_addr()
-                        .map_or_else(|_| "tcp".into(), |a| a.to_string());
-                    serve(&shared, stream, peer);
+                    let address = stream.peer_addr().ok();
+                    let peer = address.map_or_else(|| "tcp".into(), |a| a.to_string());
+                    serve(&shared, stream, peer, address.map(|a| peer_key(a.ip())));
                 }
             });
         }
@@ -235,7 +343,8 @@ pub fn start(config: Config) -> Result<Control, String> {
             let shared = shared.clone();
             spawn("hotlua-control", move || {
                 for stream in listener.incoming().flatten() {
-                    serve(&shared, stream, "unix".into());
+                    // Only this user can connect (the socket is 0600): no per-peer limit.
+                    serve(&shared, stream, "unix".into(), None);
                 }
             });
         }
@@ -286,28 +395,26 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) {
     });
 }
 
-/// Serves one connection on its own thread, or answers 503 when too many are open.
-fn serve(shared: &Arc<ServerState>, mut stream: impl Stream, peer: String) {
-    if shared.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-        shared.connections.fetch_sub(1, Ordering::SeqCst);
-        let _ = stream.set_write_timeout(Some(READ_TIME));
-        respond(&mut stream, &Response::error(503, "too many connections"));
-        return;
-    }
-    let state = shared.clone();
-    let thread = std::thread::Builder::new()
+/// Serves one connection on its own thread, or refuses it when its peer (`key`, see
+/// [`peer_key`]) or the endpoint has too many open.
+fn serve(shared: &Arc<ServerState>, mut stream: impl Stream, peer: String, key: Option<IpAddr>) {
+    let slot = match shared.take_slot(key) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            let _ = stream.set_write_timeout(Some(READ_TIME));
+            respond(&mut stream, &refusal);
+            return;
+        }
+    };
+    // If the thread does not start, the closure (and the slot in it) is dropped at once.
+    let _ = std::thread::Builder::new()
         .name("hotlua-control-conn".into())
         .spawn(move || {
-            let response = handle(&state, &mut stream, &peer);
+            let response = handle(&slot.shared, &mut stream, &peer);
             let _ = stream.set_write_timeout(Some(READ_TIME));
             respond(&mut stream, &response);
             linger(&mut stream);
-            state.connections.fetch_sub(1, Ordering::SeqCst);
         });
-    if thread.is_err() {
-        // The closure (and its counter decrement) never ran.
-        shared.connections.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 /// Reads, authenticates and routes one request.
@@ -395,4 +502,28 @@ fn handle(shared: &ServerState, stream: &mut impl Stream, peer: &str) -> Respons
 /// Compares without stopping at the first difference.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_an_ipv4_address_or_an_ipv6_64() {
+        let key = |text: &str| peer_key(text.parse().unwrap()).to_string();
+        assert_eq!(key("127.0.0.2"), "127.0.0.2");
+        assert_eq!(key("::ffff:10.1.2.3"), "10.1.2.3");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::");
+        assert_eq!(key("::1"), "::");
+    }
+
+    #[test]
+    fn token_files_open_to_other_users_are_told_apart() {
+        assert_eq!(open_to_others(0o600), None);
+        assert_eq!(open_to_others(0o640), None);
+        assert_eq!(open_to_others(0o661), None);
+        assert_eq!(open_to_others(0o604), Some("readable"));
+        assert_eq!(open_to_others(0o606), Some("writable"));
+    }
 }
