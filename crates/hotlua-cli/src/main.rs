@@ -16,6 +16,10 @@ mod warn;
 
 use std::process::ExitCode;
 
+/// hotlua's own allocations survive a heap full of the program's garbage, as lua5.4 does.
+#[global_allocator]
+static ALLOCATOR: hotlua::Reserve = hotlua::Reserve;
+
 fn main() -> ExitCode {
     let result = match cli::parse(std::env::args_os().collect()) {
         Ok(cli::Invocation::Lua(args)) => interpreter::execute(&args, |_| Ok(None)),

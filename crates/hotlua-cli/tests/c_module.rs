@@ -216,6 +216,55 @@ fn luajit_hostile_program() {
     run_scenario("luajit", "luajit", HOSTILE_PROGRAM, "hostile ok");
 }
 
+/// A new top level that fills the heap with small tables, under `ulimit -v`: the reload fails
+/// and the program goes on (hotlua's own allocations take from its reserve meanwhile).
+const FILLS_MEMORY: &str = r#"
+package.path = "./?.lua"
+local hotlua = require "hotlua"
+local function write(source)
+  local file = assert(io.open("m.lua", "w"))
+  file:write(source)
+  file:close()
+end
+write "return { v = 1 }"
+local m = require "m"
+write "local t = {} for i = 1, 1e9 do t[i] = { i } end return { v = 2 }"
+for _ = 1, 3 do
+  local report, message = hotlua.reload("m", { timeout = math.huge })
+  assert(report == nil and message:find("not enough memory", 1, true), message)
+end
+local after = {} for i = 1, 1e5 do after[i] = { i } end
+assert(m.v == 1 and #after == 100000)
+print("memory ok")
+"#;
+
+#[test]
+fn lua54_top_level_filling_memory_fails_the_reload_only() {
+    if Command::new("lua5.4").arg("-v").output().is_err() {
+        eprintln!("skipped: `lua5.4` is not installed (Debian: apt-get install lua5.4)");
+        return;
+    }
+    let module = build_module("lua54");
+    let dir = TempDir::new("c-module-memory");
+    std::fs::write(dir.0.join("main.lua"), FILLS_MEMORY).unwrap();
+    let output = dir
+        .command("sh")
+        .args(["-c", "ulimit -v 1500000 && exec lua5.4 main.lua"])
+        .env(
+            "LUA_CPATH",
+            format!("{}/?.so", module.parent().unwrap().display()),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("memory ok"),
+        "lua5.4 failed ({})\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn luajit_compiled_loops_run_new_code() {
     run_scenario("luajit", "luajit", JIT_TRACES, "jit ok");

@@ -35,6 +35,58 @@ fn filling_memory_is_a_lua_error_not_an_abort() {
     );
 }
 
+/// Small tables fill the heap to the brim: when `pcall` returns, the heap is full of garbage
+/// that Lua frees only when its own next allocation fails. hotlua's Rust allocations in
+/// between (its reload's bookkeeping) must not abort the process meanwhile.
+#[test]
+fn a_heap_full_of_small_garbage_tables_is_survived_like_lua54() {
+    let script = "print(pcall(function() local t = {} for i = 1, 1e9 do t[i] = { i } end end))\n\
+                  package.path = './?.lua'\n\
+                  local file = assert(io.open('m.lua', 'w'))\n\
+                  file:write('return { v = 1 }')\n\
+                  file:close()\n\
+                  local m = require 'm'\n\
+                  local report, message = require('hotlua').reload('m')\n\
+                  print(report and report.applied, message, m.v)\n";
+    let run = run_limited("oomsmall", script);
+    assert_eq!(
+        run,
+        expect(0, "false\tnot enough memory\ntrue\tnil\t1\n", "")
+    );
+}
+
+/// The same fill in a new top level without a time limit: the reload fails and the program
+/// goes on, with the garbage of the failed top level collected.
+#[test]
+fn a_top_level_filling_the_heap_with_small_tables_fails_the_reload_only() {
+    let run = run_limited(
+        "oomsmallreload",
+        r#"
+package.path = "./?.lua"
+local hotlua = require "hotlua"
+local function write(source)
+  local file = assert(io.open("m.lua", "w"))
+  file:write(source)
+  file:close()
+end
+write "return { v = 1 }"
+local m = require "m"
+write "local t = {} for i = 1, 1e9 do t[i] = { i } end return { v = 2 }"
+for _ = 1, 3 do
+  local report, message = hotlua.reload("m", { timeout = math.huge })
+  print(report, message)
+end
+local after = {} for i = 1, 1e5 do after[i] = { i } end
+print(m.v, #after)
+"#,
+    );
+    let failed = "nil\tmodule 'm' (./m.lua) raised an error in its top level: not enough memory\n";
+    assert_eq!(
+        run,
+        expect(0, &format!("{failed}{failed}{failed}1\t100000\n"), "")
+    );
+}
+
 #[test]
 fn reload_whose_top_level_fills_memory_fails_and_changes_nothing() {
     let run = run_limited(

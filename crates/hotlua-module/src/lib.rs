@@ -7,6 +7,11 @@
 
 use mlua::{Lua, Result, Table};
 
+/// hotlua's own allocations survive a heap full of the program's garbage (the interpreter's
+/// allocations fail as they would without hotlua, and its emergency collection frees it).
+#[global_allocator]
+static ALLOCATOR: ::hotlua::Reserve = ::hotlua::Reserve;
+
 /// `luaopen_hotlua`: what `require "hotlua"` calls.
 #[mlua::lua_module]
 fn hotlua(lua: &Lua) -> Result<Table> {

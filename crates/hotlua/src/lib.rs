@@ -153,7 +153,7 @@ use sync::{Flag, Slot};
 
 pub use error::{ApplyStep, Error, Result};
 pub use limits::DEFAULT_TIMEOUT;
-pub use memory::recover_from_allocation_failure;
+pub use memory::{recover_from_allocation_failure, Reserve, RESERVE_BYTES};
 pub use options::{DataPolicy, Options};
 pub use report::{Conflict, ModuleFile, Report, SourceChange, Timings};
 pub use sources::{sha256_hex, ModuleSource};

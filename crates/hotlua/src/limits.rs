@@ -1,10 +1,16 @@
 //! The limits a new top level runs under during a reload: a deadline, and no `os.exit`.
 //!
 //! A top level is code the program did not control a moment ago. While it runs, a Lua hook
-//! checks the deadline every [`CHECK_EVERY`] instructions and refuses calls to `os.exit`;
-//! either raises an error in the top level and is remembered, so the reload fails even if the
-//! top level catches that error with `pcall`. The thread's own hook (a debugger's, a
-//! profiler's) is suspended meanwhile and put back afterwards.
+//! checks the deadline every [`CHECK_EVERY`] instructions and at every call (a call into C can
+//! take long without running an instruction), and refuses calls to `os.exit`; either raises
+//! an error in the top level and is remembered, so the reload fails even if the top level
+//! catches that error with `pcall`. A top level whose last call into C ends past the deadline
+//! fails too. The thread's own hook (a debugger's, a profiler's) is suspended meanwhile and put
+//! back afterwards.
+//!
+//! Lua runs no hook inside a hook or a `__gc` finalizer: there nothing could stop an endless
+//! top level. Before it runs, one call of a trivial Lua function shows whether the hook fires;
+//! when it does not, the top level is not run ([`Stop::NoHooks`]).
 //!
 //! The hook finds what to check through a light userdata in the registry, so two Lua states
 //! never see each other's limits. Coroutines the top level creates inherit the hook; once the
@@ -102,7 +108,10 @@ pub(crate) fn call_limited(
     limits.running = false;
     uninstall(lua, previous)?;
     // A last look at the clock: a top level whose last call into C outlasted the deadline.
-    if limits.stop.is_none() && limits.deadline.is_some_and(|deadline| Instant::now() > deadline)
+    if limits.stop.is_none()
+        && limits
+            .deadline
+            .is_some_and(|deadline| Instant::now() > deadline)
     {
         limits.stop = Some(Stop::Timeout { stopped_at: None });
     }

@@ -149,6 +149,7 @@ pub(crate) fn install(lua: &Lua, shared: Arc<Shared>) -> mlua::Result<Table> {
     {
         let r = reloader_for.clone();
         let poll_now = lua.create_function(move |lua, ()| {
+            crate::memory::collect_if_reserve_spent(lua);
             let r = r(lua);
             r.run_safe_point();
             poll(lua, &r, Duration::ZERO)
@@ -162,6 +163,7 @@ pub(crate) fn install(lua: &Lua, shared: Arc<Shared>) -> mlua::Result<Table> {
                 .ok()
                 .and_then(|wait| Instant::now().checked_add(wait));
             loop {
+                crate::memory::collect_if_reserve_spent(lua);
                 // Without a deadline, wait a day at a time.
                 let left = deadline.map_or(Duration::from_secs(86_400), |deadline| {
                     deadline.saturating_duration_since(Instant::now())

@@ -30,6 +30,8 @@ impl Reloader {
         *self.shared.running.borrow_mut() = Some(modules.join(", "));
         let result = self.plan_and_apply(modules, options, apply, given);
         *self.shared.running.borrow_mut() = None;
+        // A top level that filled memory left its garbage behind.
+        crate::memory::collect_if_reserve_spent(&self.lua);
         let mut report = result.map_err(|error| match error {
             // Lua failed outside any one module's top level (out of memory while staging).
             Error::Lua(message) => Error::Reload {

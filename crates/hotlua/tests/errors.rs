@@ -475,7 +475,10 @@ fn reload_in_generational_mode_runs_no_collection_and_keeps_the_mode() {
 }
 
 /// A global `slow()` that takes `each` in C (Rust) and counts its calls.
-fn with_slow_c_function(f: &Fixture, each: Duration) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+fn with_slow_c_function(
+    f: &Fixture,
+    each: Duration,
+) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let calls = std::sync::Arc::new(AtomicUsize::new(0));
     let counted = calls.clone();
@@ -501,7 +504,10 @@ fn slow_calls_into_c_count_against_the_time_limit() {
     f.write("m", "for i = 1, 40 do slow() end\nreturn { v = 2 }");
     let error = f
         .reloader
-        .reload(&["m"], &Options::default().with_timeout(Duration::from_millis(200)))
+        .reload(
+            &["m"],
+            &Options::default().with_timeout(Duration::from_millis(200)),
+        )
         .unwrap_err();
     assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
     // The clock is read at each call: the call after the deadline is not made.
@@ -519,7 +525,10 @@ fn a_top_level_that_finishes_after_its_deadline_is_refused() {
     f.write("m", "slow()\nreturn { v = 2 }");
     let error = f
         .reloader
-        .reload(&["m"], &Options::default().with_timeout(Duration::from_millis(100)))
+        .reload(
+            &["m"],
+            &Options::default().with_timeout(Duration::from_millis(100)),
+        )
         .unwrap_err();
     assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
 }
@@ -544,7 +553,10 @@ fn reloads_where_lua_runs_no_hooks_are_refused() {
          return from_hook, from_finalizer",
     );
     for message in [&from_hook, &from_finalizer] {
-        assert!(message.contains("inside a debug hook or a __gc finalizer"), "{message}");
+        assert!(
+            message.contains("inside a debug hook or a __gc finalizer"),
+            "{message}"
+        );
         assert!(message.contains("module 'm'"), "{message}");
     }
     assert!(f.lua::<bool>("return top_level_ran == nil and m.v == nil"));
