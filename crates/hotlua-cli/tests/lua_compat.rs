@@ -497,6 +497,64 @@ fn exit_status_and_finalizers() {
     assert_eq!(dir.same(args(&["error.lua"])).stdout, "finalized\n");
 }
 
+/// At exit the state is closed as `lua_close` closes it, with no full collection first: every
+/// pending finalizer runs in the reverse order of marking (Lua manual §2.5.3), garbage or not,
+/// and an object a finalizer creates then is never finalized. `exit_order.lua` mixes garbage
+/// and live objects; `close_order.lua` is the official test suite's main.lua (line 327).
+#[test]
+fn finalizers_at_exit_run_in_lua54_order() {
+    let dir = TempDir::new("compat-exit-order");
+    dir.write(
+        "exit_order.lua",
+        "local function make(name)\n\
+           return setmetatable({}, { __gc = function() print('gc ' .. name) end })\n\
+         end\n\
+         local a = make('a')\n\
+         make('garbage 1')\n\
+         global = make('global')\n\
+         make('garbage 2')\n\
+         local b = setmetatable({}, { __gc = function()\n\
+           print('gc b, making c')\n\
+           c = make('c, made at exit')\n\
+         end })\n\
+         print('end of script')\n",
+    );
+    dir.write(
+        "close_order.lua",
+        "print('creating 1')\n\
+         setmetatable({}, {__gc = function () print(1) end})\n\
+         print('creating 2')\n\
+         setmetatable({}, {__gc = function ()\n\
+           print('2')\n\
+           print('creating 3')\n\
+           setmetatable({}, {__gc = function () print(3) end})\n\
+           print(collectgarbage())\n\
+           os.exit(0, true)\n\
+         end})\n",
+    );
+    let cases = [
+        (
+            "exit_order.lua",
+            "end of script\ngc b, making c\ngc garbage 2\ngc global\ngc garbage 1\ngc a\n",
+        ),
+        (
+            "close_order.lua",
+            "creating 1\ncreating 2\n2\ncreating 3\nnil\n1\n",
+        ),
+    ];
+    let lua54 = !lua54_missing();
+    for (script, stdout) in cases {
+        for before in [&[][..], &["run"], &["run", "-w"]] {
+            let args: Vec<&str> = before.iter().copied().chain(["-W", script]).collect();
+            assert_eq!(dir.hotlua(&args), expect(0, stdout, ""), "hotlua {args:?}");
+        }
+        if lua54 {
+            let run = common::run_program(LUA, &["-W", script], &dir.0, &[]);
+            assert_eq!(run, expect(0, stdout, ""), "{LUA} {script}");
+        }
+    }
+}
+
 #[test]
 fn garbage_collector_starts_generational() {
     if lua54_missing() {
