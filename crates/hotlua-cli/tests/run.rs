@@ -5,6 +5,7 @@ mod common;
 
 use std::process::Command;
 
+use common::system::{missing, C_COMPILER};
 use common::{expect, Run, TempDir, HOTLUA};
 
 /// `run` and its options are part of the command line before the script, so they get
@@ -285,8 +286,7 @@ fn require_hotlua_returns_the_api() {
 
 #[test]
 fn c_module_loads_through_package_cpath() {
-    if Command::new("cc").arg("--version").output().is_err() {
-        println!("skipped: no C compiler `cc` on PATH to build the test module");
+    if missing(&[C_COMPILER]) {
         return;
     }
     // Set by build.rs from the vendored Lua's build; absent when linking a system Lua.
