@@ -5,11 +5,10 @@ mod common;
 
 use common::system::{missing_under, SystemPackage};
 
-const ABSENT: SystemPackage =
-    SystemPackage::program("hotlua-test-absent-package", "hotlua-test-absent-program");
+const ABSENT: SystemPackage = SystemPackage::program("no-such-package", "no-such-program");
 const PRESENT: SystemPackage = SystemPackage::program("dash", "sh");
 const ABSENT_LUA_MODULE: SystemPackage =
-    SystemPackage::lua_module("hotlua-test-absent-rock", "hotlua_test_absent_module");
+    SystemPackage::lua_module("no-such-rock", "no_such_module");
 
 #[test]
 fn an_absent_package_skips_the_test_outside_ci() {
@@ -27,8 +26,8 @@ fn installed_packages_run_the_test_in_ci_and_out() {
 
 #[test]
 #[should_panic(
-    expected = "`hotlua-test-absent-program` is not installed (Debian: apt-get install \
-                           hotlua-test-absent-package) and CI is set"
+    expected = "`no-such-program` is not installed (Debian: apt-get install no-such-package) \
+                and CI is set"
 )]
 fn an_absent_package_fails_the_test_in_ci() {
     missing_under(&[PRESENT, ABSENT], true);
@@ -36,8 +35,8 @@ fn an_absent_package_fails_the_test_in_ci() {
 
 #[test]
 #[should_panic(
-    expected = "Lua module `hotlua_test_absent_module` is not installed (Debian: \
-                           apt-get install hotlua-test-absent-rock) and CI is set"
+    expected = "Lua module `no_such_module` is not installed (Debian: apt-get install \
+                no-such-rock) and CI is set"
 )]
 fn an_absent_lua_module_fails_the_test_in_ci() {
     missing_under(&[ABSENT_LUA_MODULE], true);
