@@ -200,6 +200,32 @@ fn lua55_watch_reloads_changed_files() {
     run_lua55_scenario(WATCH, "watch ok");
 }
 
+/// A script that expects `require "hotlua"` to fail with a message containing `expected`.
+fn refusal(expected: &str) -> String {
+    format!(
+        "local ok, message = pcall(require, 'hotlua')\n\
+         assert(not ok, 'hotlua loaded')\n\
+         message = tostring(message)\n\
+         assert(message:find({expected:?}, 1, true), message)\n\
+         print('refused')\n"
+    )
+}
+
+/// LuaJIT also says `_VERSION` "Lua 5.1" and has every symbol the Lua 5.1 build calls: that
+/// build would load and silently copy locals the LuaJIT build joins, so it refuses.
+#[test]
+fn lua51_build_refuses_luajit() {
+    let script = refusal("this hotlua.so is built for Lua 5.1 but runs in LuaJIT 2.1");
+    run_scenario("lua51", "luajit", &script, "refused");
+}
+
+/// The reverse: Lua 5.1 cannot load the LuaJIT build, which calls `lua_upvaluejoin`.
+#[test]
+fn luajit_build_refuses_lua51() {
+    let script = refusal("undefined symbol: lua");
+    run_scenario("luajit", "lua5.1", &script, "refused");
+}
+
 /// Runs `script` in a minimal host linked with Lua 5.5, built with the C compiler.
 fn run_lua55_scenario(script: &str, expected: &str) {
     if missing(&[system::C_COMPILER]) {
