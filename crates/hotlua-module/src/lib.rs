@@ -2,7 +2,7 @@
 //!
 //! With the built library on `package.cpath` as `hotlua.so`, `require "hotlua"` in a stock
 //! interpreter or a C host returns the same `hotlua` table as `hotlua run` (see the main
-//! README), plus `hotlua.watch(dir, ...)`, the counterpart of `hotlua run --watch DIR`.
+//! docs/semantics.md), plus `hotlua.watch(dir, ...)`, the counterpart of `hotlua run --watch DIR`.
 
 use std::path::PathBuf;
 
