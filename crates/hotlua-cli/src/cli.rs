@@ -81,7 +81,12 @@ LUA_PATH, exit status, messages and Ctrl-C. Its options:
 Example: hotlua run -w game.lua
 
 Reloads happen only while the script calls `hotlua.poll()` or `hotlua.sleep(seconds)` from its
-main loop (and, in the REPL, before each line); see `hotlua run --help`."
+main loop (and, in the REPL, before each line); see `hotlua run --help`.
+
+Documentation, in hotlua's repository: docs/command-line.md (this command), docs/semantics.md
+(what a reload keeps, the hotlua API, what a bad file gets), docs/hosts.md (Rust, LuaRocks,
+the C module, LÖVE), docs/production.md (--control, ctl, SIGHUP, --audit),
+docs/performance.md, docs/internals.md."
 );
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +139,8 @@ enum Command {
 /// was loaded, as one batch (when the program installs its own SIGHUP handler, hotlua says
 /// once on stderr that SIGHUP no longer reloads). With --control ADDR, `hotlua ctl --connect ADDR` (or any HTTP
 /// client) reloads, checks, rolls back and inspects the running program.
+///
+/// More in hotlua's repository: docs/command-line.md, docs/semantics.md, docs/production.md.
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,

@@ -35,7 +35,15 @@ pub fn execute(
     // program, which the user trusts exactly as much as when running it with `lua5.4`, and that
     // is the whole point of this command. No host data with invariants the program could break
     // lives in the state.
-    let lua = unsafe { Lua::unsafe_new() };
+    let created = unsafe { Lua::unsafe_new() };
+    // The handle `Lua::unsafe_new` returns runs a full collection when it drops, before the
+    // state closes: at exit, finalizers would then run in collection order rather than the
+    // reverse order of marking that `lua_close` gives (Lua manual §2.5.3), and an object a
+    // finalizer creates would be finalized too. A clone closes the state without that
+    // collection, as `lua.c`'s `lua_close` does; dropping the first handle now collects an
+    // empty state.
+    let lua = created.clone();
+    drop(created);
     // Like lua5.4, answer a refused allocation with "not enough memory", never an abort.
     if let Err(error) = hotlua::recover_from_allocation_failure(&lua) {
         return Err(hotlua_error("cannot set up the allocator", error));

@@ -2,7 +2,7 @@
 //! `lua5.4` and `luajit`, found through `LUA_CPATH`, reloads a module end to end.
 //!
 //! Each test builds the module with `scripts/build-module` (once per Lua version per test
-//! binary) and skips, saying why, when its interpreter is not installed.
+//! binary) and skips when its interpreter is not installed (`common::system`).
 
 mod common;
 
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
+use common::system::{self, missing};
 use common::TempDir;
 
 /// Writes v1 of module `m`, keeps state in it, writes v2, reloads, then tries a broken v3.
@@ -283,12 +284,46 @@ fn lua54_host_tables_reload() {
 /// Lua 5.5 has no distribution package: its host is built from the vendored sources.
 #[test]
 fn lua55_reload_keeps_state() {
-    run_scenario("lua55", &lua55_host(), RELOAD, "reload ok");
+    run_lua55_scenario(RELOAD, "reload ok");
 }
 
 #[test]
 fn lua55_watch_reloads_changed_files() {
-    run_scenario("lua55", &lua55_host(), WATCH, "watch ok");
+    run_lua55_scenario(WATCH, "watch ok");
+}
+
+/// A script that expects `require "hotlua"` to fail with a message containing `expected`.
+fn refusal(expected: &str) -> String {
+    format!(
+        "local ok, message = pcall(require, 'hotlua')\n\
+         assert(not ok, 'hotlua loaded')\n\
+         message = tostring(message)\n\
+         assert(message:find({expected:?}, 1, true), message)\n\
+         print('refused')\n"
+    )
+}
+
+/// LuaJIT also says `_VERSION` "Lua 5.1" and has every symbol the Lua 5.1 build calls: that
+/// build would load and silently copy locals the LuaJIT build joins, so it refuses.
+#[test]
+fn lua51_build_refuses_luajit() {
+    let script = refusal("this hotlua.so is built for Lua 5.1 but runs in LuaJIT 2.1");
+    run_scenario("lua51", "luajit", &script, "refused");
+}
+
+/// The reverse: Lua 5.1 cannot load the LuaJIT build, which calls `lua_upvaluejoin`.
+#[test]
+fn luajit_build_refuses_lua51() {
+    let script = refusal("undefined symbol: lua");
+    run_scenario("luajit", "lua5.1", &script, "refused");
+}
+
+/// Runs `script` in a minimal host linked with Lua 5.5, built with the C compiler.
+fn run_lua55_scenario(script: &str, expected: &str) {
+    if missing(&[system::C_COMPILER]) {
+        return;
+    }
+    run_in_host("lua55", &lua55_host(), script, expected);
 }
 
 /// `scripts/build-lua55`: a minimal `lua SCRIPT` host linked with Lua 5.5.
@@ -346,15 +381,17 @@ fn lua51_reload_keeps_state() {
     run_scenario("lua51", "lua5.1", RELOAD, "reload ok");
 }
 
-/// Builds the module for `version` (once), then runs `script` with `interpreter` in a fresh
-/// folder and expects it to succeed and print `expected`.
-fn run_scenario(version: &str, interpreter: &str, script: &str, expected: &str) {
-    if Command::new(interpreter).arg("-v").output().is_err() {
-        eprintln!(
-            "skipped: `{interpreter}` is not installed (Debian: apt-get install {interpreter})"
-        );
+/// Runs `script` with the stock interpreter `interpreter`, when it is installed.
+fn run_scenario(version: &str, interpreter: &'static str, script: &str, expected: &str) {
+    if missing(&[system::interpreter(interpreter)]) {
         return;
     }
+    run_in_host(version, interpreter, script, expected);
+}
+
+/// Builds the module for `version` (once), then runs `script` with `interpreter` in a fresh
+/// folder and expects it to succeed and print `expected`.
+fn run_in_host(version: &str, interpreter: &str, script: &str, expected: &str) {
     let module = build_module(version);
     let dir = TempDir::new(&format!("c-module-{version}"));
     std::fs::write(dir.0.join("main.lua"), script).unwrap();

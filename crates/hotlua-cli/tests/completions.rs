@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::system::{missing, BASH};
 use common::{TempDir, HOTLUA};
 
 #[test]
@@ -24,11 +25,7 @@ fn completions_for_each_shell() {
 
 #[test]
 fn bash_loads_the_bash_script() {
-    if std::process::Command::new("bash")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if missing(&[BASH]) {
         return;
     }
     let dir = TempDir::new("completionsbash");

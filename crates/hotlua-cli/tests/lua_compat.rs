@@ -3,8 +3,8 @@
 //!
 //! Outputs are compared after one normalisation: the program name (`lua5.4` or the path of
 //! `hotlua` in `arg` and `lua5.4:` prefixes, `lua:` for hotlua's messages) becomes `<lua>`, and
-//! the version line (`Lua 5.4.4  Copyright (C) 1994-2022 ...`) becomes `<version>`. Every test
-//! skips, saying why, when `lua5.4` is not installed.
+//! the version line (`Lua 5.4.4  Copyright (C) 1994-2022 ...`) becomes `<version>`. A test that
+//! compares skips when `lua5.4` is not installed (`common::system`).
 
 mod common;
 
@@ -12,18 +12,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::system::{missing, LUA54, LUA_FILESYSTEM, PENLIGHT};
 use common::{expect, Run, TempDir, HOTLUA};
 
 /// The system interpreter hotlua is compared with.
 const LUA: &str = "lua5.4";
-
-fn lua54_missing() -> bool {
-    let missing = Command::new(LUA).arg("-v").output().is_err();
-    if missing {
-        println!("skipped: `{LUA}` is not installed (Debian: apt-get install lua5.4)");
-    }
-    missing
-}
 
 /// One invocation, run under both interpreters.
 #[derive(Clone, Copy, Default)]
@@ -111,7 +104,7 @@ fn normalise(text: &str, argv0: &str, message_name: &str) -> String {
 
 #[test]
 fn execute_options_run_in_order() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-e");
@@ -123,7 +116,7 @@ fn execute_options_run_in_order() {
 
 #[test]
 fn library_options() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-l");
@@ -155,7 +148,7 @@ fn library_option_drops_a_version_suffix() {
 
 #[test]
 fn version_option() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-v");
@@ -172,7 +165,7 @@ fn version_option() {
 
 #[test]
 fn lua_init_and_ignore_env() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-init");
@@ -210,7 +203,7 @@ fn lua_init_and_ignore_env() {
 
 #[test]
 fn package_path_and_cpath_match_the_system_lua() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-path");
@@ -238,7 +231,7 @@ fn package_path_and_cpath_match_the_system_lua() {
 
 #[test]
 fn warnings_option() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-w");
@@ -259,7 +252,7 @@ fn warnings_option() {
 
 #[test]
 fn double_dash_and_dash() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-dash");
@@ -284,7 +277,7 @@ fn double_dash_and_dash() {
 
 #[test]
 fn standard_input_without_arguments() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-stdin");
@@ -303,7 +296,7 @@ fn standard_input_without_arguments() {
 
 #[test]
 fn interactive_mode_with_piped_input() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-i");
@@ -351,7 +344,7 @@ end
 
 #[test]
 fn arg_table_from_lowest_negative_index() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-arg");
@@ -377,7 +370,7 @@ fn arg_table_from_lowest_negative_index() {
 
 #[test]
 fn errors_print_one_message_and_one_traceback() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-errors");
@@ -447,7 +440,7 @@ fn errors_print_one_message_and_one_traceback() {
 
 #[test]
 fn usage_errors() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-usage");
@@ -472,7 +465,7 @@ fn usage_errors() {
 
 #[test]
 fn exit_status_and_finalizers() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-exit");
@@ -497,9 +490,67 @@ fn exit_status_and_finalizers() {
     assert_eq!(dir.same(args(&["error.lua"])).stdout, "finalized\n");
 }
 
+/// At exit the state is closed as `lua_close` closes it, with no full collection first: every
+/// pending finalizer runs in the reverse order of marking (Lua manual §2.5.3), garbage or not,
+/// and an object a finalizer creates then is never finalized. `exit_order.lua` mixes garbage
+/// and live objects; `close_order.lua` is the official test suite's main.lua (line 327).
+#[test]
+fn finalizers_at_exit_run_in_lua54_order() {
+    let dir = TempDir::new("compat-exit-order");
+    dir.write(
+        "exit_order.lua",
+        "local function make(name)\n\
+           return setmetatable({}, { __gc = function() print('gc ' .. name) end })\n\
+         end\n\
+         local a = make('a')\n\
+         make('garbage 1')\n\
+         global = make('global')\n\
+         make('garbage 2')\n\
+         local b = setmetatable({}, { __gc = function()\n\
+           print('gc b, making c')\n\
+           c = make('c, made at exit')\n\
+         end })\n\
+         print('end of script')\n",
+    );
+    dir.write(
+        "close_order.lua",
+        "print('creating 1')\n\
+         setmetatable({}, {__gc = function () print(1) end})\n\
+         print('creating 2')\n\
+         setmetatable({}, {__gc = function ()\n\
+           print('2')\n\
+           print('creating 3')\n\
+           setmetatable({}, {__gc = function () print(3) end})\n\
+           print(collectgarbage())\n\
+           os.exit(0, true)\n\
+         end})\n",
+    );
+    let cases = [
+        (
+            "exit_order.lua",
+            "end of script\ngc b, making c\ngc garbage 2\ngc global\ngc garbage 1\ngc a\n",
+        ),
+        (
+            "close_order.lua",
+            "creating 1\ncreating 2\n2\ncreating 3\nnil\n1\n",
+        ),
+    ];
+    let lua54 = !missing(&[LUA54]);
+    for (script, stdout) in cases {
+        for before in [&[][..], &["run"], &["run", "-w"]] {
+            let args: Vec<&str> = before.iter().copied().chain(["-W", script]).collect();
+            assert_eq!(dir.hotlua(&args), expect(0, stdout, ""), "hotlua {args:?}");
+        }
+        if lua54 {
+            let run = common::run_program(LUA, &["-W", script], &dir.0, &[]);
+            assert_eq!(run, expect(0, stdout, ""), "{LUA} {script}");
+        }
+    }
+}
+
 #[test]
 fn garbage_collector_starts_generational() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-gc");
@@ -509,7 +560,7 @@ fn garbage_collector_starts_generational() {
 
 #[test]
 fn shebang_line_is_skipped() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-shebang");
@@ -524,7 +575,7 @@ fn shebang_line_is_skipped() {
 /// the default paths.
 #[test]
 fn system_libraries_load() {
-    if lua54_missing() {
+    if missing(&[LUA54, PENLIGHT, LUA_FILESYSTEM]) {
         return;
     }
     let dir = TempDir::new("compat-libs");
@@ -551,7 +602,7 @@ fn system_libraries_load() {
 /// index of `arg`; a program runs it again to start a child interpreter.
 #[test]
 fn penlight_app_reruns_the_interpreter() {
-    if lua54_missing() {
+    if missing(&[LUA54, PENLIGHT]) {
         return;
     }
     let dir = TempDir::new("compat-app");
@@ -711,7 +762,7 @@ fn memory_returns_to_its_start_after_a_collection() {
 /// message, one traceback, no extra frame.
 #[test]
 fn module_errors_through_require_read_the_same_under_hotlua_run() {
-    if lua54_missing() {
+    if missing(&[LUA54]) {
         return;
     }
     let dir = TempDir::new("compat-require-error");

@@ -1,6 +1,7 @@
 //! hotlua on libraries nobody here wrote, as Debian installs them (`lua-penlight`, `lua-busted`,
 //! `lua-filesystem`; `.ci/run` installs them): the scripts in `tests/real/` run under `lua5.4`
-//! and under `hotlua run`, with and without reloading the libraries' own modules mid-run.
+//! and under `hotlua run`, with and without reloading the libraries' own modules mid-run. Each
+//! test skips when a package it needs is absent (`common::system`).
 //!
 //! Penlight's reload timings: `cargo test -p hotlua-cli --test real_libraries -- --nocapture`.
 
@@ -9,7 +10,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use common::system::{missing, on_path, BUSTED, LUA54, LUA_FILESYSTEM, PENLIGHT};
 use common::{run_program, Run, HOTLUA};
+
+/// Penlight as its scripts here use it (`pl.path` needs LuaFileSystem).
+const PENLIGHT_NEEDS: [common::system::SystemPackage; 3] = [LUA54, PENLIGHT, LUA_FILESYSTEM];
 
 /// The folder of the Lua scripts these tests run.
 fn real_dir() -> PathBuf {
@@ -44,16 +49,13 @@ fn hotlua_run(args: &[&str]) -> Run {
     run_program(HOTLUA, &args, &real_dir(), lua_env())
 }
 
-/// busted's runner script (`/usr/bin/busted`, a Lua script), found on `PATH`.
-fn busted() -> String {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("busted"))
-        .find(|file| file.is_file())
-        .expect("busted is not installed (Debian package lua-busted)")
-        .to_string_lossy()
-        .into_owned()
+/// busted's runner script (`/usr/bin/busted`, a Lua script), found on `PATH`; `None` (the
+/// test skips) when busted is not installed.
+fn busted() -> Option<String> {
+    if missing(&[LUA54, BUSTED]) {
+        return None;
+    }
+    Some(on_path("busted")?.to_string_lossy().into_owned())
 }
 
 /// The lines of stderr that report lost state or failed reloads.
@@ -68,6 +70,9 @@ fn problems(run: &Run) -> Vec<&str> {
 
 #[test]
 fn penlight_runs_the_same_under_lua54_and_hotlua() {
+    if missing(&PENLIGHT_NEEDS) {
+        return;
+    }
     let script = "penlight_reload.lua";
     assert_eq!(hotlua_run(&[script, "none"]), lua54(&[script, "none"]));
 }
@@ -75,6 +80,9 @@ fn penlight_runs_the_same_under_lua54_and_hotlua() {
 /// Reloads every pl.* module in `mode` (see the script) and checks that Penlight prints what
 /// it prints in lua5.4 without reloads, with no problem reported.
 fn penlight_reload_keeps_behaviour(mode: &str) {
+    if missing(&PENLIGHT_NEEDS) {
+        return;
+    }
     let script = "penlight_reload.lua";
     let expected = lua54(&[script, "none"]);
     assert_eq!(
@@ -128,6 +136,9 @@ fn penlight_keeps_behaving_and_runs_new_code_after_every_module_is_edited() {
 /// functions in `string`, `_DEBUG`, the built-in `warn`, `require 'pl'`'s lazy globals.
 #[test]
 fn penlight_top_levels_see_the_live_world() {
+    if missing(&PENLIGHT_NEEDS) {
+        return;
+    }
     let script = "penlight_world.lua";
     let expected = lua54(&[script]);
     assert_eq!(
@@ -142,6 +153,9 @@ fn penlight_top_levels_see_the_live_world() {
 /// each module reloads once memory is freed (`tests/real/penlight_squeeze.lua`).
 #[test]
 fn penlight_reloads_while_memory_runs_out_fail_cleanly() {
+    if missing(&PENLIGHT_NEEDS) {
+        return;
+    }
     let run = run_program(
         "sh",
         &[
@@ -166,7 +180,9 @@ fn penlight_reloads_while_memory_runs_out_fail_cleanly() {
 /// and report every test, exactly as lua5.4 running the same spec (without reloads) does.
 #[test]
 fn busted_reports_every_test_after_reloading_itself() {
-    let busted = busted();
+    let Some(busted) = busted() else {
+        return;
+    };
     let args = [busted.as_str(), "-o", "TAP", "busted_reload_spec.lua"];
     let expected = lua54(&args);
     assert_eq!(expected.code, Some(0), "lua5.4 run failed: {expected:?}");
@@ -176,7 +192,9 @@ fn busted_reports_every_test_after_reloading_itself() {
 
 #[test]
 fn busted_runs_the_same_under_lua54_and_hotlua_without_reloads() {
-    let busted = busted();
+    let Some(busted) = busted() else {
+        return;
+    };
     // A spec of the repository that never reloads: busted's own run, compared as it is.
     let args = [busted.as_str(), "-o", "TAP", "busted_plain_spec.lua"];
     assert_eq!(hotlua_run(&args), lua54(&args));

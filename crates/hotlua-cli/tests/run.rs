@@ -5,6 +5,7 @@ mod common;
 
 use std::process::Command;
 
+use common::system::{missing, C_COMPILER};
 use common::{expect, Run, TempDir, HOTLUA};
 
 /// `run` and its options are part of the command line before the script, so they get
@@ -285,8 +286,7 @@ fn require_hotlua_returns_the_api() {
 
 #[test]
 fn c_module_loads_through_package_cpath() {
-    if Command::new("cc").arg("--version").output().is_err() {
-        println!("skipped: no C compiler `cc` on PATH to build the test module");
+    if missing(&[C_COMPILER]) {
         return;
     }
     // Set by build.rs from the vendored Lua's build; absent when linking a system Lua.
@@ -368,6 +368,8 @@ fn help_explains_the_poll_loop() {
         top.stdout
     );
 
+    assert_docs_exist(&top.stdout, 6);
+
     let run = dir.hotlua(&["run", "--help"]);
     assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""));
     for needle in [
@@ -385,6 +387,25 @@ fn help_explains_the_poll_loop() {
             run.stdout.contains(needle),
             "{needle:?} not in:\n{}",
             run.stdout
+        );
+    }
+    assert_docs_exist(&run.stdout, 3);
+}
+
+/// The help names at least `at_least` pages of the repository's `docs/` folder, and each of
+/// them exists.
+fn assert_docs_exist(help: &str, at_least: usize) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let pages: Vec<&str> = help
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .filter(|word| word.starts_with("docs/"))
+        .map(|word| word.trim_end_matches(['.', ',']))
+        .collect();
+    assert!(pages.len() >= at_least, "{pages:?} in:\n{help}");
+    for page in pages {
+        assert!(
+            root.join(page).is_file(),
+            "the help names {page}, which is missing"
         );
     }
 }

@@ -108,9 +108,14 @@
 //! | `watch` | yes | [`Reloader::watch`], [`Reloader::poll`] and `hotlua.poll`/`hotlua.sleep`: a file watcher (`notify`) |
 //! | `send` | | mlua's `send`: `mlua::Lua` and [`Reloader`] are `Send`, for hosts that move their Lua state between threads |
 //!
-//! hotlua is built on mlua 0.12; the host must use the same mlua (0.12) so that the
-//! `mlua::Lua` it passes is the one hotlua takes. [`Error`] is `Send + Sync + 'static` with or
-//! without `send`.
+//! hotlua is built on mlua 0.12 and re-exports it as [`hotlua::mlua`](mlua): a host that
+//! writes `use hotlua::mlua;` needs no `mlua` dependency of its own, and its `mlua::Lua` is
+//! always the one hotlua takes (a host that also depends on `mlua` directly must pick the same
+//! 0.12). [`Error`] is `Send + Sync + 'static` with or without `send`.
+//!
+//! The README's Rust snippet is compiled by `cargo test --doc`, as a host would write it after
+//! `cargo add hotlua` alone. The guides for each kind of reader (semantics, hosts, production,
+//! performance, internals) are in the repository's `docs/` folder.
 
 #![warn(missing_docs)]
 
@@ -162,6 +167,16 @@ pub use sync::MaybeSendSync;
 
 #[cfg(feature = "watch")]
 pub use watch::SAFE_POINT_SLICE;
+
+/// The mlua hotlua is built on, with the Lua version and features hotlua's own features chose:
+/// `use hotlua::mlua;` and a host's Lua handles are the ones [`Reloader`] takes.
+pub use mlua;
+
+/// The README, whose Rust snippet is compiled as a doc-test: it must build with `hotlua` as
+/// the only dependency.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct Readme;
 
 /// State shared by the [`Reloader`] handles of one Lua state and its `hotlua` Lua table.
 #[derive(Default)]

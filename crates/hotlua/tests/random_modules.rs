@@ -177,7 +177,7 @@ proptest! {
     #[test]
     #[cfg_attr(
         feature = "lua51",
-        ignore = "Lua 5.1 copies locals instead of sharing them (README, Limitations): the model \
+        ignore = "Lua 5.1 copies locals instead of sharing them (docs/semantics.md, Limitations): the model \
                   of shared locals does not hold there"
     )]
     fn random_module_pairs(seed in any::<u64>(), size in 1usize..8) {

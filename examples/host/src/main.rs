@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use hotlua::mlua::{self, Function, Lua, Table};
 use hotlua::Reloader;
-use mlua::{Function, Lua, Table};
 
 /// The game state: owned by Rust, never by Lua, so a reload cannot touch it.
 struct World {

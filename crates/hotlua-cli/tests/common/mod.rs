@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub mod system;
+
 pub const HOTLUA: &str = env!("CARGO_BIN_EXE_hotlua");
 
 /// The environment variables Lua interpreters read: tests start without the caller's.

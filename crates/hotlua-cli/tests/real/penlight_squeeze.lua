@@ -30,7 +30,7 @@ local expected = behaviour()
 local modules = {"pl.List", "pl.class", "pl.tablex", "pl.stringx", "pl.OrderedMap", "pl.utils"}
 -- Filled with 64 KiB blocks: large allocations are refused first, small ones are still
 -- served from what is left between the blocks. (Filled to the last byte, small fixed-size
--- allocations of hotlua and mlua abort: README, Limitations.)
+-- allocations of hotlua and mlua abort: docs/semantics.md, Limitations.)
 local ballast = {}
 pcall(function()
   while true do ballast[#ballast + 1] = string.rep("x", 65536) .. #ballast end

@@ -1,4 +1,4 @@
-//! What a successful reload must leave, under the Keep policy (README "What a reload does"):
+//! What a successful reload must leave, under the Keep policy (docs/semantics.md "What a reload does"):
 //! the module as the snapshot must show it, and what the program's references must give.
 
 use std::collections::{BTreeMap, BTreeSet};

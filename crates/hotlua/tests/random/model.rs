@@ -462,7 +462,7 @@ pub enum Change {
 }
 
 /// What the program keeps of the module before the reload. No closures made at run time by
-/// module functions: they keep their old code (README "Limitations", engine `walk`).
+/// module functions: they keep their old code (docs/semantics.md "Limitations", engine `walk`).
 pub struct Program {
     pub changes: Vec<Change>,
     /// Functions stored in a program-side table.
