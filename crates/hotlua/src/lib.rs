@@ -355,7 +355,7 @@ impl Reloader {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         let started = Instant::now();
-        let rollback = !matches!(new_source, Ok(NewSource::Files | NewSource::Read(_)));
+        let rollback = matches!(new_source, Ok(NewSource::Previous(_)) | Err(_));
         let old: Vec<Option<String>> = modules
             .iter()
             .map(|name| self.shared.sources.live_sha256(name))

@@ -43,13 +43,13 @@ const FIELDS_LOOKED_AT: usize = 1000;
 
 /// The file module `name` (whose value is `value`) was loaded from, as its chunk names it.
 ///
-/// The file `package.path` leads to, when there is one and the module's Lua functions were
-/// compiled from it (or it has none, like a data module): the file Lua's own searcher loads,
-/// named as the module's functions name it (`rules.lua` where LÖVE's searcher loaded the
-/// `./rules.lua` that `package.path` finds). Otherwise the file most of its Lua functions were
-/// compiled from (a chunk named `@file`; among its first [`FIELDS_LOOKED_AT`] fields): what a host's own searcher loaded (Neovim's runtime
-/// path, LÖVE's filesystem). `None` when neither says (a module that only sets globals,
-/// loaded by a host's searcher).
+/// The file `package.path` leads to, when there is one: the file Lua's own searcher loads,
+/// named as the module's functions name it when one of them names it (`rules.lua` where LÖVE's
+/// searcher loaded the `./rules.lua` that `package.path` finds). Otherwise the file most of its
+/// Lua functions were compiled from (a chunk named `@file`, among its first
+/// [`FIELDS_LOOKED_AT`] fields): what a host's own searcher loaded (Neovim's runtime path,
+/// LÖVE's filesystem). `None` when neither says (a module that only sets globals, loaded by a
+/// host's searcher).
 pub(crate) fn loaded_from(lua: &Lua, name: &str, value: &Value) -> Result<Option<PathBuf>> {
     let mut chunk_files: HashMap<PathBuf, usize> = HashMap::new();
     let mut count = |function: &Function| {
@@ -79,12 +79,9 @@ pub(crate) fn loaded_from(lua: &Lua, name: &str, value: &Value) -> Result<Option
         let same_file = |chunk_file: &&PathBuf| {
             std::fs::canonicalize(chunk_file).ok() == std::fs::canonicalize(&found).ok()
         };
-        if chunk_files.is_empty() {
-            return Ok(Some(found));
-        }
-        if let Some(chunk_file) = chunk_files.keys().find(same_file) {
-            return Ok(Some(chunk_file.clone()));
-        }
+        // Functions of other files (a module re-exporting another's) do not make it theirs.
+        let named = chunk_files.keys().find(same_file).cloned();
+        return Ok(Some(named.unwrap_or(found)));
     }
     // The most frequent chunk; on a tie the first by name, so the answer never varies.
     Ok(chunk_files

@@ -2,6 +2,10 @@
 //! what [`crate::Reloader::rollback`] reinstates, and what status lines and audit logs name by
 //! SHA-256.
 //!
+//! Each module's file is kept as its chunk names it and as an absolute path, read where it was
+//! found: the watcher and SIGHUP compare that file with the live version
+//! ([`crate::Reloader::changed_modules`]), wherever the program's current directory is now.
+//!
 //! Memory is bounded: two versions per module at most (the live one and the previous one), and
 //! a version larger than [`MAX_KEPT_SOURCE`] is kept as its hash only (no rollback to it).
 

@@ -22,14 +22,17 @@
 //! actually loaded from, recorded when `require` loaded it (by Lua's own searcher or by a host's,
 //! such as Neovim's runtime path or LÖVE's filesystem, through the chunk name of its functions;
 //! see [`crate::Reloader::sources`]), as an absolute path, so that a module loaded through
-//! `./?.lua` is still followed after the program changed directory. Modules loaded before hotlua
-//! started are matched through `package.path` when the watch starts. Paths are compared
-//! canonical ([`std::fs::canonicalize`]), resolved at each poll. A path that matches no loaded
-//! module is never read.
+//! `./?.lua` is still followed after the program changed directory. Modules loaded before the
+//! [`Reloader`](crate::Reloader) was made are recorded when the watch starts, with their file
+//! as it is then. Paths are compared canonical ([`std::fs::canonicalize`]), resolved at each
+//! poll, so a link swapped to another target is followed. A path that matches no loaded module
+//! is never read.
 //!
 //! A matched file is read ([`MAX_MODULE_FILE`](crate::MAX_MODULE_FILE) bytes at most, regular
-//! files only) and its SHA-256 compared with the source the module runs now: the one it was
-//! loaded or last reloaded from. The module is reloaded, from exactly the bytes compared, when
+//! files only: a FIFO, a device or a link to one gets one line on stderr naming the module and
+//! the path, and is not opened for reading, so it can neither block the program nor fill its
+//! memory; a file gone gets one line too) and its SHA-256 compared with the source the module
+//! runs now: the one it was loaded or last reloaded from. The module is reloaded, from exactly the bytes compared, when
 //! they differ: a save that goes back to an older version reloads it, a save of what already
 //! runs does not, and a save whose reload failed or an `on_reload` hook vetoed is retried when
 //! saved again, changed or not. A file that is blank at that moment is skipped: it is most

@@ -368,3 +368,27 @@ fn configmap_swap_reloads_the_module_once() {
     assert_eq!(lua.load("return game.v()").eval::<i64>().unwrap(), 2);
     assert!(reloader.poll(AFTER).is_none(), "reloaded twice");
 }
+
+#[test]
+fn a_module_re_exporting_another_ones_functions_is_not_reloaded_from_that_file() {
+    let w = Watched::new("re-export", &module(1));
+    write(&w.dir.path("api.lua"), "return { v = require('m').v }");
+    w.lua.load("api = require 'api'").exec().unwrap();
+    w.save(&module(2));
+    let report = w.poll(WAIT).expect("a reload").unwrap();
+    let names: Vec<&str> = report.modules.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["m"]);
+    assert_eq!(w.lua.load("return api.v()").eval::<i64>().unwrap(), 2);
+}
+
+#[test]
+fn saves_reload_again_after_the_watched_folder_is_removed_and_created_again() {
+    let w = Watched::new("recreated-reload", &module(1));
+    fs::remove_dir_all(&w.dir.0).unwrap();
+    assert!(w.poll(AFTER).is_none());
+    fs::create_dir(&w.dir.0).unwrap();
+    assert!(w.poll(AFTER).is_none());
+    w.save(&module(2));
+    assert!(w.poll(WAIT).expect("a reload").is_ok());
+    assert_eq!(w.version(), 2);
+}
