@@ -71,19 +71,22 @@
 //!   watcher lists every `.lua` file of the watched folders again, which can take a moment on
 //!   large trees; only the files of loaded modules are read.
 
+mod paths;
+mod pending;
 mod poll;
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use notify_debouncer_full::notify::event::{AccessKind, AccessMode, ModifyKind};
-use notify_debouncer_full::notify::{self, EventKind, RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{
-    new_debouncer, DebounceEventResult, DebouncedEvent, Debouncer, RecommendedCache,
-};
+use notify_debouncer_full::notify::{self, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
+
+pub(crate) use paths::canonical;
+use paths::lua_files;
+use pending::{Inbox, Pending};
 
 use crate::{Error, Result};
 
@@ -95,9 +98,6 @@ const DEBOUNCE: Duration = Duration::from_millis(150);
 
 /// How often a long wait looks whether a removed watched folder exists again.
 const ROOT_CHECK: Duration = Duration::from_millis(250);
-
-/// The most distinct error lines kept while the program does not poll.
-const MAX_PENDING_ERRORS: usize = 64;
 
 /// Watches folders recursively and reports the `.lua` files that saves touched.
 pub struct FileWatcher {
@@ -118,28 +118,6 @@ struct Root {
     /// An event said it was removed (a folder created again in its place may reuse the inode
     /// number, so `identity` alone does not tell).
     removed: bool,
-}
-
-/// What the watcher's thread hands to the program's.
-#[derive(Default)]
-struct Inbox {
-    pending: Mutex<Pending>,
-    arrived: Condvar,
-}
-
-/// What happened since the last poll, each path once.
-#[derive(Default)]
-struct Pending {
-    /// `.lua` files events named.
-    files: HashSet<PathBuf>,
-    /// Folders created or moved in (their files come without an event each).
-    folders: HashSet<PathBuf>,
-    /// Events were lost, or a ConfigMap swapped its files: look at every `.lua` file.
-    rescan: bool,
-    /// Error lines, the first [`MAX_PENDING_ERRORS`] distinct ones.
-    errors: BTreeSet<String>,
-    /// Watched folders that were removed.
-    removed_roots: HashSet<PathBuf>,
 }
 
 impl FileWatcher {
@@ -293,61 +271,6 @@ impl FileWatcher {
     }
 }
 
-impl Inbox {
-    fn lock(&self) -> MutexGuard<'_, Pending> {
-        // The watcher's thread only inserts paths: a panic there leaves a usable set.
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Pending {
-    fn is_empty(&self) -> bool {
-        self.files.is_empty()
-            && self.folders.is_empty()
-            && !self.rescan
-            && self.errors.is_empty()
-            && self.removed_roots.is_empty()
-    }
-
-    /// Notes the `.lua` files `event` may have changed, and the removal of a watched folder.
-    fn add(&mut self, event: &DebouncedEvent, roots: &[PathBuf]) {
-        if let EventKind::Remove(_) = event.kind {
-            let removed = event.paths.iter().filter(|path| roots.contains(path));
-            self.removed_roots.extend(removed.cloned());
-        }
-        // A Kubernetes ConfigMap mount: the visible files are links through `..data`, a link
-        // swapped at once to a new `..<timestamp>` folder. Events inside those hidden folders
-        // say nothing about when the visible files change: look at the visible files again.
-        if event.need_rescan() || event.paths.iter().any(|path| is_configmap_internal(path)) {
-            self.rescan = true;
-            return;
-        }
-        match event.kind {
-            // Opening a file, our own reads included, changes nothing; only closing a file
-            // that was written to does.
-            EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write) => {}
-            // Files can land in a new folder before its watch is added, and a folder moved in
-            // brings its files without an event for each: look inside.
-            EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_)) => {
-                for path in &event.paths {
-                    if path.is_dir() {
-                        self.folders.insert(path.clone());
-                    } else if is_lua(path) {
-                        self.files.insert(path.clone());
-                    }
-                }
-            }
-            _ => (self.files).extend(event.paths.iter().filter(|path| is_lua(path)).cloned()),
-        }
-    }
-
-    fn add_error(&mut self, line: String) {
-        if self.errors.len() < MAX_PENDING_ERRORS {
-            self.errors.insert(line);
-        }
-    }
-}
-
 /// The line printed for an error of the watcher's.
 fn error_line(roots: &[PathBuf], mut error: notify::Error) -> String {
     // notify leaves the paths out of some errors (a lost inotify instance, for example); then
@@ -394,60 +317,4 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
     {
         Some((u64::from(metadata.is_dir()), 0))
     }
-}
-
-/// `path` with its links resolved; for a missing file, its folder's canonical path and its
-/// name, so that a removed file still compares equal to the file it was.
-pub(crate) fn canonical(path: &Path) -> Option<PathBuf> {
-    fs::canonicalize(path).ok().or_else(|| {
-        let folder = fs::canonicalize(path.parent()?).ok()?;
-        Some(folder.join(path.file_name()?))
-    })
-}
-
-/// True for a path inside (or naming) the `..data` link or a `..<timestamp>` folder of a
-/// ConfigMap mount.
-fn is_configmap_internal(path: &Path) -> bool {
-    path.components().any(|part| {
-        part.as_os_str()
-            .to_str()
-            .is_some_and(|name| name.starts_with("..") && name.len() > 2)
-    })
-}
-
-fn is_lua(path: &Path) -> bool {
-    path.extension().is_some_and(|ext| ext == "lua")
-}
-
-/// The `.lua` files under `dirs`, at any depth.
-fn lua_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut visited = HashSet::new();
-    let mut pending = dirs.to_vec();
-    while let Some(dir) = pending.pop() {
-        // Symlinked folders are followed, as the watcher follows them, and a link back up the
-        // tree must not make this loop forever.
-        let Ok(canonical) = fs::canonicalize(&dir) else {
-            continue;
-        };
-        if !visited.insert(canonical) {
-            continue;
-        }
-        // Unreadable folders are skipped, as the watcher skips them.
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for path in entries.flatten().map(|entry| entry.path()) {
-            // A ConfigMap's hidden folders hold the same files as its visible links.
-            if is_configmap_internal(&path) {
-                continue;
-            }
-            if path.is_dir() {
-                pending.push(path);
-            } else if is_lua(&path) {
-                files.push(path);
-            }
-        }
-    }
-    files
 }
