@@ -17,7 +17,7 @@
 //! poll: while the program does not poll, what waits is one entry per distinct file, however
 //! many times each is saved.
 //!
-//! Events only say that something happened at a path. At a poll ([`Reloader::poll`]), each
+//! Events only say that something happened at a path. At a poll ([`Reloader::poll`](crate::Reloader::poll)), each
 //! path touched is matched to the loaded modules whose source it is: the file each module was
 //! actually loaded from, recorded when `require` loaded it (by Lua's own searcher or by a host's,
 //! such as Neovim's runtime path or LÖVE's filesystem, through the chunk name of its functions;

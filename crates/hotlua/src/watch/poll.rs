@@ -30,8 +30,9 @@ impl Reloader {
     /// Watches `dirs` recursively: [`Reloader::poll`] then reloads, as one batch, the loaded
     /// modules whose files changed.
     ///
-    /// Modules loaded before [`Reloader::new`] are followed from now on, through the file
-    /// `package.path` finds for them, taken to be the source they run.
+    /// Modules loaded before [`Reloader::new`] are followed from now on, through the file they
+    /// were loaded from (the one `package.path` finds, or the one their functions name), whose
+    /// content now is taken to be the source they run.
     pub fn watch(&self, dirs: &[PathBuf]) -> Result<()> {
         let files = FileWatcher::new(dirs)?;
         self.adopt_loaded_modules()?;
