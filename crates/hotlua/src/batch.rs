@@ -20,8 +20,39 @@ use crate::memory::LimitLifted;
 use crate::modules::{check_origin, loaded_table};
 use crate::{Error, Result};
 
-/// A module's file and the source to compile instead of reading that file.
-pub(crate) type GivenSource = (PathBuf, Vec<u8>);
+/// A module's source as read from its file, or given instead of reading it (a rollback's
+/// previous version, the bytes the watcher compared).
+#[derive(Clone)]
+pub(crate) struct GivenSource {
+    /// The file as the module's chunk names it: the chunk is compiled under that name.
+    pub file: PathBuf,
+    /// Where the bytes were read, absolute.
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+}
+
+/// Where a reload takes each module's new source from.
+pub(crate) enum NewSource {
+    /// Its file, found as `require` finds it.
+    Files,
+    /// The source its one module ran before its last reload (a rollback).
+    Previous(GivenSource),
+    /// What the watcher read from each module's file (the bytes it compared with the live
+    /// source), compiled as they are: found where the module was loaded from, whatever the
+    /// current directory and `package.path` say now.
+    Read(std::collections::HashMap<String, GivenSource>),
+}
+
+impl NewSource {
+    /// The source given for `module`, if it is not to be read from its file.
+    pub(crate) fn given(&self, module: &str, first: &str) -> Option<GivenSource> {
+        match self {
+            NewSource::Files => None,
+            NewSource::Previous(source) => (module == first).then(|| source.clone()),
+            NewSource::Read(sources) => sources.get(module).cloned(),
+        }
+    }
+}
 
 /// The staged new versions of a batch, and what staging changed that a failure must undo.
 pub struct Staged {
@@ -31,9 +62,9 @@ pub struct Staged {
     /// The collector as the program left it, for a top level that stopped it or changed its
     /// mode.
     collector: CollectorState,
-    /// The bytes each module's new version was compiled from, in the order of the batch (`None`
-    /// for a chunk another searcher loaded).
-    pub texts: Vec<Option<Vec<u8>>>,
+    /// The source each module's new version was compiled from, in the order of the batch
+    /// (`None` for a chunk another searcher loaded).
+    pub texts: Vec<Option<GivenSource>>,
     /// Milliseconds spent finding and compiling the files.
     pub load_ms: f64,
     /// Milliseconds spent running the new top levels.
@@ -74,8 +105,19 @@ pub(crate) fn stage_all(
     let (chunks, texts): (Vec<_>, Vec<_>) = names
         .iter()
         .map(|name| match given(name) {
-            Some((file, text)) => Ok((compile_given(lua, name, &file, &text)?, file, Some(text))),
-            None => find(lua, name),
+            Some(given) => Ok((
+                compile_given(lua, name, &given.file, &given.bytes)?,
+                given.file.clone(),
+                Some(given),
+            )),
+            None => find(lua, name).map(|(chunk, file, bytes)| {
+                let read = bytes.map(|bytes| GivenSource {
+                    path: crate::sources::absolute(&file),
+                    file: file.clone(),
+                    bytes,
+                });
+                (chunk, file, read)
+            }),
         })
         .collect::<Result<Vec<_>>>()?
         .into_iter()

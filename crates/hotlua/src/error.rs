@@ -75,7 +75,8 @@ pub enum Error {
         file: PathBuf,
     },
 
-    /// The file did not compile: syntax error, binary garbage, unreadable file.
+    /// The file did not compile: syntax error, binary garbage; or was not read: unreadable, not
+    /// a regular file (a FIFO, a device, a link to one), larger than [`crate::MAX_MODULE_FILE`].
     #[error(
         "module '{module}' failed to load{}: {message}",
         unless_named(message, file, format!(" from {}", file.display()))

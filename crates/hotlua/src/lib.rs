@@ -138,6 +138,7 @@ mod plan;
 mod raw;
 pub mod report;
 mod request;
+mod source_file;
 pub mod sources;
 mod staging;
 mod standard;
@@ -154,6 +155,7 @@ use std::time::Instant;
 use mlua::{Lua, Table};
 
 pub use audit::{Attempt, Trigger};
+use batch::NewSource;
 use sync::{Flag, Slot};
 
 pub use error::{ApplyStep, Error, Result};
@@ -161,6 +163,7 @@ pub use limits::DEFAULT_TIMEOUT;
 pub use memory::{recover_from_allocation_failure, Reserve, RESERVE_BYTES};
 pub use options::{DataPolicy, Options};
 pub use report::{Conflict, ModuleFile, Report, SourceChange, Timings};
+pub use source_file::MAX_MODULE_FILE;
 pub use sources::{sha256_hex, ModuleSource};
 pub use switch::{Engine, LeftOld, Switches};
 pub use sync::MaybeSendSync;
@@ -204,7 +207,7 @@ struct Shared {
     #[cfg(feature = "watch")]
     json_log: Flag,
     #[cfg(feature = "watch")]
-    watcher: Slot<Option<watch::FileWatcher>>,
+    watcher: Slot<Option<watch::Watching>>,
 }
 
 /// Reloads the Lua modules of one Lua state.
@@ -250,7 +253,7 @@ impl Reloader {
     ///
     /// On error nothing in the running program has changed.
     pub fn reload(&self, modules: &[&str], options: &Options) -> Result<Report> {
-        self.attempt(modules, options, None)
+        self.attempt(modules, options, Ok(NewSource::Files))
     }
 
     /// Reinstates the source `module` ran before its last successful reload (or rollback), as
@@ -268,12 +271,12 @@ impl Reloader {
             .sources
             .previous(module)
             .map_err(|why| Error::Request(format!("cannot roll back '{module}': {why}")));
-        self.attempt(&[module], options, Some(previous))
+        self.attempt(&[module], options, previous.map(NewSource::Previous))
     }
 
     /// What is known of the source every loaded module runs: its file and the SHA-256 of its
     /// live and previous versions. Only modules loaded (or reloaded) from Lua files since
-    /// [`Reloader::new`] are listed.
+    /// [`Reloader::new`] are listed, and those loaded before it whose file `watch` found.
     pub fn sources(&self) -> Vec<ModuleSource> {
         let loaded = modules::loaded_table(&self.lua).ok();
         self.shared
@@ -292,14 +295,24 @@ impl Reloader {
 
     /// The loaded modules whose file content differs from the source they run (what a
     /// SIGHUP reloads), sorted by name.
+    ///
+    /// Each file is read where the module's source was read (a relative path stays found after
+    /// the program changed directory), and only if it is a regular file
+    /// ([`MAX_MODULE_FILE`] bytes at most).
     pub fn changed_modules(&self) -> Vec<String> {
-        self.sources()
+        let mut changed: Vec<String> = self
+            .shared
+            .sources
+            .known()
             .into_iter()
-            .filter(|source| {
-                std::fs::read(&source.file).is_ok_and(|bytes| sha256_hex(&bytes) != source.sha256)
+            .filter(|known| self.is_loaded(&known.module))
+            .filter(|known| {
+                source_file::read(&known.path).is_ok_and(|bytes| sha256_hex(&bytes) != known.sha256)
             })
-            .map(|source| source.module)
-            .collect()
+            .map(|known| known.module)
+            .collect();
+        changed.sort();
+        changed
     }
 
     /// True if `package.loaded[module]` holds a value.
@@ -326,7 +339,7 @@ impl Reloader {
     /// Plans the reload of `modules` without applying it: the same report, nothing changed
     /// (except side effects the new top levels have outside their module).
     pub fn check(&self, modules: &[&str], options: &Options) -> Result<Report> {
-        self.run(modules, options, false, None)
+        self.run(modules, options, false, &NewSource::Files)
     }
 
     /// Sets the data policy used for `module` when a call gives none.
@@ -348,30 +361,29 @@ impl Reloader {
         Ok(lua_api::install(&self.lua, self.shared.clone())?)
     }
 
-    /// A reload (`given` is `None`) or rollback (`given` is the previous source, or why there
-    /// is none), reported to [`Reloader::on_attempt`].
-    fn attempt(
+    /// A reload or rollback (`new_source` is the previous source, or why there is none),
+    /// reported to [`Reloader::on_attempt`].
+    pub(crate) fn attempt(
         &self,
         modules: &[&str],
         options: &Options,
-        given: Option<std::result::Result<(std::path::PathBuf, Vec<u8>), Error>>,
+        new_source: std::result::Result<NewSource, Error>,
     ) -> Result<Report> {
         let time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         let started = Instant::now();
-        let rollback = given.is_some();
+        let rollback = matches!(new_source, Ok(NewSource::Previous(_)) | Err(_));
         let old: Vec<Option<String>> = modules
             .iter()
             .map(|name| self.shared.sources.live_sha256(name))
             .collect();
-        let (result, given_sha) = match given {
-            None => (self.run(modules, options, true, None), None),
-            Some(Err(error)) => (Err(error), None),
-            Some(Ok(source)) => {
-                let sha = sha256_hex(&source.1);
-                (self.run(modules, options, true, Some(source)), Some(sha))
-            }
+        let (result, new_source) = match new_source {
+            Ok(new_source) => (
+                self.run(modules, options, true, &new_source),
+                Some(new_source),
+            ),
+            Err(error) => (Err(error), None),
         };
         let Some(callback) = self.shared.on_attempt.borrow().clone() else {
             return result;
@@ -390,17 +402,21 @@ impl Reloader {
                 Some((Some(file), source.new_sha256.clone()))
             });
             let (file, new_sha256) = reported.unwrap_or_else(|| {
-                // Failed: the file as it is now, or the version the rollback tried.
+                // Failed: the version the rollback or the watcher tried, or the file as it is
+                // now.
+                let given = new_source
+                    .as_ref()
+                    .and_then(|new_source| new_source.given(name, modules[0]));
+                if let Some(given) = given {
+                    return (Some(given.file), Some(sha256_hex(&given.bytes)));
+                }
                 let file = package
                     .as_ref()
                     .and_then(|package| load::search_path(package, name).ok().flatten());
-                let sha = match &given_sha {
-                    Some(sha) => Some(sha.clone()),
-                    None => file
-                        .as_ref()
-                        .and_then(|file| std::fs::read(file).ok())
-                        .map(|bytes| sha256_hex(&bytes)),
-                };
+                let sha = file
+                    .as_ref()
+                    .and_then(|file| source_file::read(file).ok())
+                    .map(|bytes| sha256_hex(&bytes));
                 (file, sha)
             });
             audit::AttemptModule {

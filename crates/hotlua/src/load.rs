@@ -229,7 +229,7 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf, Option<V
 
 /// The bytes of module `name`'s `file`, checked by [`check_source`].
 fn read_source(name: &str, file: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(file).map_err(|error| Error::Load {
+    let bytes = crate::source_file::read(file).map_err(|error| Error::Load {
         module: name.to_owned(),
         file: file.to_owned(),
         message: error.to_string(),
@@ -315,34 +315,7 @@ pub(crate) fn search_path(package: &Table, name: &str) -> Result<Option<PathBuf>
         .split(';')
         .filter(|template| !template.is_empty())
         .map(|template| PathBuf::from(template.replace('?', &name)))
-        .find(|file| std::fs::File::open(file).is_ok()))
-}
-
-/// The loaded modules (names in `package.loaded`) whose files, as `package.searchpath` finds
-/// them, are among `files` (canonical paths), sorted by name; and, apart, the refusals of
-/// those whose live value did not come from that file ([`crate::modules::check_origin`]: a
-/// saved `string.lua` never replaces the standard library).
-#[cfg(feature = "watch")]
-pub(crate) fn loaded_modules_in(lua: &Lua, files: &[PathBuf]) -> Result<(Vec<String>, Vec<Error>)> {
-    let package: Table = lua.globals().raw_get("package")?;
-    let (mut modules, mut refused) = (Vec::new(), Vec::new());
-    for pair in loaded_table(lua)?.pairs::<Value, Value>() {
-        let (Value::String(name), _) = pair? else {
-            continue;
-        };
-        let name = name.to_string_lossy();
-        let Some(file) = search_path(&package, &name)? else {
-            continue;
-        };
-        if std::fs::canonicalize(&file).is_ok_and(|file| files.contains(&file)) {
-            match crate::modules::check_origin(lua, &name, &file, &chunk_name(&file)) {
-                Ok(()) => modules.push(name),
-                Err(error) => refused.push(error),
-            }
-        }
-    }
-    modules.sort();
-    Ok((modules, refused))
+        .find(|file| crate::source_file::is_readable(file)))
 }
 
 /// The Lua error's own text, without mlua's decorations (callback wrappers, the traceback

@@ -1,8 +1,8 @@
 //! The module registry `require` keeps: `package.loaded`, `package.searchers`, and which
 //! loaded tables belong to modules other than the ones being reloaded.
 
-use std::collections::HashSet;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use mlua::{Function, Lua, Table, Value};
 
@@ -41,6 +41,58 @@ pub(crate) fn foreign_tables(lua: &Lua, batch: &HashSet<&str>) -> Result<HashSet
         }
     }
     Ok(foreign)
+}
+
+/// How many fields of a module's table [`loaded_from`] looks at for functions.
+const FIELDS_LOOKED_AT: usize = 1000;
+
+/// The file module `name` (whose value is `value`) was loaded from, as its chunk names it.
+///
+/// The file `package.path` leads to, when there is one: the file Lua's own searcher loads,
+/// named as the module's functions name it when one of them names it (`rules.lua` where LÖVE's
+/// searcher loaded the `./rules.lua` that `package.path` finds). Otherwise the file most of its
+/// Lua functions were compiled from (a chunk named `@file`, among its first
+/// [`FIELDS_LOOKED_AT`] fields): what a host's own searcher loaded (Neovim's runtime path,
+/// LÖVE's filesystem). `None` when neither says (a module that only sets globals, loaded by a
+/// host's searcher).
+pub(crate) fn loaded_from(lua: &Lua, name: &str, value: &Value) -> Result<Option<PathBuf>> {
+    let mut chunk_files: HashMap<PathBuf, usize> = HashMap::new();
+    let mut count = |function: &Function| {
+        if let Some(file) = function
+            .info()
+            .source
+            .as_deref()
+            .and_then(|s| s.strip_prefix('@'))
+        {
+            *chunk_files.entry(PathBuf::from(file)).or_default() += 1;
+        }
+    };
+    match value {
+        Value::Function(function) => count(function),
+        Value::Table(table) => {
+            // The first fields tell; a data module of a million records is not walked.
+            for pair in table.pairs::<Value, Value>().take(FIELDS_LOOKED_AT) {
+                if let (_, Value::Function(function)) = pair? {
+                    count(&function);
+                }
+            }
+        }
+        _ => {}
+    }
+    let package: Table = lua.globals().raw_get("package")?;
+    if let Some(found) = crate::load::search_path(&package, name)? {
+        let same_file = |chunk_file: &&PathBuf| {
+            std::fs::canonicalize(chunk_file).ok() == std::fs::canonicalize(&found).ok()
+        };
+        // Functions of other files (a module re-exporting another's) do not make it theirs.
+        let named = chunk_files.keys().find(same_file).cloned();
+        return Ok(Some(named.unwrap_or(found)));
+    }
+    // The most frequent chunk; on a tie the first by name, so the answer never varies.
+    Ok(chunk_files
+        .into_iter()
+        .max_by(|(a, a_count), (b, b_count)| a_count.cmp(b_count).then_with(|| b.cmp(a)))
+        .map(|(file, _)| file))
 }
 
 /// Registry key of the names `package.loaded` held when hotlua started in the state: the

@@ -3,8 +3,10 @@
 
 use std::time::Instant;
 
+use crate::batch::{GivenSource, NewSource};
 use crate::collector::CollectorPause;
 use crate::error::quoted;
+use crate::load::StagedModule;
 use crate::sources::sha256_hex;
 use crate::{
     apply, baseline, batch, load, lua_api, plan, request, switch, ApplyStep, Error, Options,
@@ -17,7 +19,7 @@ impl Reloader {
         modules: &[&str],
         options: &Options,
         apply: bool,
-        given: Option<(std::path::PathBuf, Vec<u8>)>,
+        new_source: &NewSource,
     ) -> Result<Report> {
         let started = Instant::now();
         request::check_names(modules)?;
@@ -28,7 +30,7 @@ impl Reloader {
             });
         }
         *self.shared.running.borrow_mut() = Some(modules.join(", "));
-        let result = self.plan_and_apply(modules, options, apply, given);
+        let result = self.plan_and_apply(modules, options, apply, new_source);
         *self.shared.running.borrow_mut() = None;
         // A top level that filled memory left its garbage behind.
         crate::memory::collect_if_reserve_spent(&self.lua);
@@ -52,7 +54,7 @@ impl Reloader {
         modules: &[&str],
         options: &Options,
         apply: bool,
-        given: Option<(std::path::PathBuf, Vec<u8>)>,
+        new_source: &NewSource,
     ) -> Result<Report> {
         let policies = self.shared.policies.borrow().clone();
         let policy_of = |name: &str| {
@@ -63,9 +65,8 @@ impl Reloader {
         };
         let timeout = options.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let engine = options.engine.unwrap_or(*self.shared.engine.borrow());
-        let rolled_back = given.is_some();
-        // A rollback gives its one module's source; everything else is read from its file.
-        let given = |name: &str| given.clone().filter(|_| name == modules[0]);
+        let rolled_back = matches!(new_source, NewSource::Previous(_));
+        let given = |name: &str| new_source.given(name, modules[0]);
         let staged = batch::stage_all(&self.lua, modules, &given, timeout, &self.shared.reloading)?;
         let result = (|| {
             // Planning creates many handles; a collection cycle meanwhile would traverse them
@@ -146,12 +147,10 @@ impl Reloader {
                 report.sources.push(SourceChange {
                     module: module.name.clone(),
                     old_sha256: self.shared.sources.live_sha256(&module.name),
-                    new_sha256: text.as_deref().map(sha256_hex),
+                    new_sha256: text.as_ref().map(|text| sha256_hex(&text.bytes)),
                 });
-                if let (true, Some(text)) = (apply, text) {
-                    self.shared
-                        .sources
-                        .reloaded(&module.name, &module.file, text);
+                if apply {
+                    self.remember_reloaded(module, text.as_ref());
                 }
             }
             Ok(report)
@@ -160,5 +159,34 @@ impl Reloader {
             staged.roll_back(&self.lua)?;
         }
         result
+    }
+
+    /// Records the source `module` now runs: `text`, or for a chunk a host's searcher loaded,
+    /// its file as it is now. Kept under the file its chunk names (a host's searcher names
+    /// LÖVE's `rules.lua` so), so that a reload from a given source keeps that chunk name.
+    fn remember_reloaded(&self, module: &StagedModule, text: Option<&GivenSource>) {
+        let file = match module.source.strip_prefix('@') {
+            Some(chunk_file) => std::path::PathBuf::from(chunk_file),
+            None => module.file.clone(),
+        };
+        let path = match text {
+            Some(text) => text.path.clone(),
+            None => crate::sources::absolute(&file),
+        };
+        let read;
+        let bytes = match text {
+            Some(text) => &text.bytes,
+            None => match crate::source_file::read(&path) {
+                Ok(bytes) => {
+                    read = bytes;
+                    &read
+                }
+                // Not on disk where its chunk says: nothing to compare or roll back to.
+                Err(_) => return,
+            },
+        };
+        self.shared
+            .sources
+            .reloaded(&module.name, &file, &path, bytes);
     }
 }

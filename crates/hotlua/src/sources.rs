@@ -2,6 +2,10 @@
 //! what [`crate::Reloader::rollback`] reinstates, and what status lines and audit logs name by
 //! SHA-256.
 //!
+//! Each module's file is kept as its chunk names it and as an absolute path, read where it was
+//! found: the watcher and SIGHUP compare that file with the live version
+//! ([`crate::Reloader::changed_modules`]), wherever the program's current directory is now.
+//!
 //! Memory is bounded: two versions per module at most (the live one and the previous one), and
 //! a version larger than [`MAX_KEPT_SOURCE`] is kept as its hash only (no rollback to it).
 
@@ -10,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
+
+use crate::batch::GivenSource;
 use sha2::{Digest, Sha256};
 
 /// The largest source kept in memory for a rollback, in bytes.
@@ -51,9 +57,41 @@ impl Version {
 }
 
 struct Versions {
+    /// The file as the module's chunk names it (`./m.lua`, `rules.lua`, `/p/m.lua`): what a
+    /// reload from a given source compiles it under, so its functions keep their chunk name.
     file: PathBuf,
+    /// Where that file was read, absolute: a relative `file` is still found after the program
+    /// changed directory.
+    path: PathBuf,
     live: Version,
     previous: Option<Version>,
+}
+
+impl Versions {
+    fn first(file: &Path, path: &Path, live: Version) -> Versions {
+        Versions {
+            file: file.to_owned(),
+            path: path.to_owned(),
+            live,
+            previous: None,
+        }
+    }
+}
+
+/// A module whose source is known, as the watcher compares it with its file.
+pub(crate) struct Known {
+    pub module: String,
+    /// The file as the module's chunk names it.
+    pub file: PathBuf,
+    /// Where it was read, absolute.
+    pub path: PathBuf,
+    /// SHA-256 of the live version.
+    pub sha256: String,
+}
+
+/// `file` made absolute against the current directory, where it was just read.
+pub(crate) fn absolute(file: &Path) -> PathBuf {
+    std::path::absolute(file).unwrap_or_else(|_| file.to_owned())
 }
 
 /// The live and previous source of every module loaded or reloaded from a Lua file.
@@ -75,21 +113,17 @@ pub struct ModuleSource {
 }
 
 impl Sources {
-    /// `require` loaded `module` from `file`, whose content was `bytes`.
-    pub(crate) fn loaded(&self, module: &str, file: &Path, bytes: &[u8]) {
+    /// `require` loaded `module` from `file`, read at `path`, whose content was `bytes`.
+    pub(crate) fn loaded(&self, module: &str, file: &Path, path: &Path, bytes: &[u8]) {
         self.0.borrow_mut().insert(
             module.to_owned(),
-            Versions {
-                file: file.to_owned(),
-                live: Version::of(bytes),
-                previous: None,
-            },
+            Versions::first(file, path, Version::of(bytes)),
         );
     }
 
-    /// A reload made `bytes` (from `file`) the live version of `module`; the version live until
-    /// then becomes the previous one.
-    pub(crate) fn reloaded(&self, module: &str, file: &Path, bytes: &[u8]) {
+    /// A reload made `bytes` (from `file`, read at `path`) the live version of `module`; the
+    /// version live until then becomes the previous one.
+    pub(crate) fn reloaded(&self, module: &str, file: &Path, path: &Path, bytes: &[u8]) {
         let mut map = self.0.borrow_mut();
         let new = Version::of(bytes);
         match map.get_mut(module) {
@@ -99,18 +133,32 @@ impl Sources {
                     versions.previous = Some(std::mem::replace(&mut versions.live, new));
                 }
                 versions.file = file.to_owned();
+                versions.path = path.to_owned();
             }
             None => {
-                map.insert(
-                    module.to_owned(),
-                    Versions {
-                        file: file.to_owned(),
-                        live: new,
-                        previous: None,
-                    },
-                );
+                map.insert(module.to_owned(), Versions::first(file, path, new));
             }
         }
+    }
+
+    /// True when the source of `module` is known.
+    #[cfg(feature = "watch")]
+    pub(crate) fn contains(&self, module: &str) -> bool {
+        self.0.borrow().contains_key(module)
+    }
+
+    /// Every module whose source is known, with where its file is.
+    pub(crate) fn known(&self) -> Vec<Known> {
+        self.0
+            .borrow()
+            .iter()
+            .map(|(module, versions)| Known {
+                module: module.clone(),
+                file: versions.file.clone(),
+                path: versions.path.clone(),
+                sha256: versions.live.sha256.clone(),
+            })
+            .collect()
     }
 
     /// SHA-256 of the live version of `module`, if known.
@@ -118,8 +166,8 @@ impl Sources {
         self.0.borrow().get(module).map(|v| v.live.sha256.clone())
     }
 
-    /// The file and bytes of the previous version of `module`, or why there is none.
-    pub(crate) fn previous(&self, module: &str) -> Result<(PathBuf, Vec<u8>), &'static str> {
+    /// The previous version of `module`, or why there is none.
+    pub(crate) fn previous(&self, module: &str) -> Result<GivenSource, &'static str> {
         let map = self.0.borrow();
         let versions = map
             .get(module)
@@ -132,7 +180,11 @@ impl Sources {
             .bytes
             .as_ref()
             .ok_or("its previous source was too large to keep (or memory ran out keeping it)")?;
-        Ok((versions.file.clone(), bytes.to_vec()))
+        Ok(GivenSource {
+            file: versions.file.clone(),
+            path: versions.path.clone(),
+            bytes: bytes.to_vec(),
+        })
     }
 
     /// Every module with a known source, sorted by name.

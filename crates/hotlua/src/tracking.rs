@@ -44,7 +44,7 @@ pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
             if baseline::record_load(lua, &name, &value).is_err() {
                 let _ = baseline::store(lua, &name, Value::Nil);
             }
-            remember_source(lua, &name);
+            remember_source(lua, &name, &value);
         }
         Ok(())
     })?;
@@ -58,17 +58,20 @@ pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
     Ok(())
 }
 
-/// Keeps the source module `name` runs, for a rollback and for status lines: its file (found
-/// as the Lua file searcher finds it) as it is right after `require` loaded it.
-fn remember_source(lua: &Lua, name: &str) {
-    let Ok(package) = lua.globals().raw_get::<Table>("package") else {
+/// Keeps the source module `name` (now `value`) runs, for a rollback, for status lines and
+/// for the watcher: the file it was loaded from ([`crate::modules::loaded_from`]) as it is
+/// right after `require` loaded it, and where that file is (a relative one made absolute now,
+/// while the current directory is still the one it was found in).
+fn remember_source(lua: &Lua, name: &str, value: &Value) {
+    let Ok(Some(file)) = crate::modules::loaded_from(lua, name, value) else {
         return;
     };
-    let Ok(Some(file)) = crate::load::search_path(&package, name) else {
-        return;
-    };
-    if let (Ok(bytes), Some(shared)) = (std::fs::read(&file), lua.app_data_ref::<Arc<Shared>>()) {
-        shared.sources.loaded(name, &file, &bytes);
+    let path = crate::sources::absolute(&file);
+    if let (Ok(bytes), Some(shared)) = (
+        crate::source_file::read(&path),
+        lua.app_data_ref::<Arc<Shared>>(),
+    ) {
+        shared.sources.loaded(name, &file, &path, &bytes);
     }
 }
 

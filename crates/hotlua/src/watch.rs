@@ -1,4 +1,5 @@
-//! Watches folders and reports each `.lua` file whose content really changed, once per save.
+//! Watches folders and reloads each loaded module whose file now differs from the source it
+//! runs.
 //!
 //! # How it works
 //!
@@ -6,21 +7,36 @@
 //! by writing a temporary file and renaming it over the original (vim with `backupcopy=no`,
 //! VS Code, JetBrains "safe write"), which replaces the file's inode, and a watch on the file
 //! itself would fall silent after the first such save. Watching the folder sees the rename, and
-//! files created later, in new subfolders too.
+//! files created later, in new subfolders too. A watched folder that is removed is watched again
+//! as soon as it exists again (checked at every poll), and every file in it is looked at then.
 //!
 //! The events pass through `notify-debouncer-full` with a 150 ms delay, so the burst one save
 //! makes (create the temporary file, write it, rename it; or truncate, write, close) arrives
-//! together, and every file is read at least 150 ms after the first event of its save.
+//! together, and every file is read at least 150 ms after the first event of its save. The
+//! watcher's thread folds them at once into the set of `.lua` paths touched since the last
+//! poll: while the program does not poll, what waits is one entry per distinct file, however
+//! many times each is saved.
 //!
-//! Events only say that something happened at a path, not that the code changed. So each
-//! `.lua` file an event names is read when its batch arrives, and its content hash compared
-//! with the last one seen for that path: the hash taken when the watcher started, when the file
-//! was last reported, or when it was passed to [`FileWatcher::mark_seen`]. A save that leaves the
-//! content as it was reports nothing. A file that is missing or blank at that moment is skipped
-//! and its hash not recorded: it is most likely caught between a truncate and a write, or
-//! between a delete and a create, and the write that completes it reports it.
+//! Events only say that something happened at a path. At a poll ([`Reloader::poll`](crate::Reloader::poll)), each
+//! path touched is matched to the loaded modules whose source it is: the file each module was
+//! actually loaded from, recorded when `require` loaded it (by Lua's own searcher or by a host's,
+//! such as Neovim's runtime path or LÖVE's filesystem, through the chunk name of its functions;
+//! see [`crate::Reloader::sources`]), as an absolute path, so that a module loaded through
+//! `./?.lua` is still followed after the program changed directory. Modules loaded before the
+//! [`Reloader`](crate::Reloader) was made are recorded when the watch starts, with their file
+//! as it is then. Paths are compared canonical ([`std::fs::canonicalize`]), resolved at each
+//! poll, so a link swapped to another target is followed. A path that matches no loaded module
+//! is never read.
 //!
-//! Paths are reported canonical ([`std::fs::canonicalize`]), each once per call.
+//! A matched file is read ([`MAX_MODULE_FILE`](crate::MAX_MODULE_FILE) bytes at most, regular
+//! files only: a FIFO, a device or a link to one gets one line on stderr naming the module and
+//! the path, and is not opened for reading, so it can neither block the program nor fill its
+//! memory; a file gone gets one line too) and its SHA-256 compared with the source the module
+//! runs now: the one it was loaded or last reloaded from. The module is reloaded, from exactly the bytes compared, when
+//! they differ: a save that goes back to an older version reloads it, a save of what already
+//! runs does not, and a save whose reload failed or an `on_reload` hook vetoed is retried when
+//! saved again, changed or not. A file that is blank at that moment is skipped: it is most
+//! likely caught between a truncate and a write, and the write that completes it is seen.
 //!
 //! # Known problems
 //!
@@ -34,52 +50,74 @@
 //!   from the other side (another machine, the host): nothing is reported. Run the watcher
 //!   where the files are edited, or reload explicitly.
 //! - **Slow in-place writes.** An editor or tool that rewrites a file in place in several
-//!   chunks more than about 150 ms apart can be read mid-write: the partial file is reported
-//!   (its reload fails and the old code stays), then the finished file is reported again.
-//! - **Symbolic links.** Reported paths have their links resolved, so they can differ from the
-//!   path `package.path` found: compare canonical paths. Symlinked folders are followed when
-//!   the watch starts; a symlinked file whose target lies outside the watched folders is not
-//!   seen when the target is edited, since the event happens in the target's folder.
+//!   chunks more than about 150 ms apart can be read mid-write: the partial file is reloaded
+//!   (its reload fails and the old code stays), then the finished file is reloaded.
+//! - **A file deleted, then written again more than 150 ms later** prints one line saying the
+//!   module's file is gone; the write that brings it back reloads it if it differs.
+//! - **Symbolic links.** Symlinked folders are followed when the watch starts; a symlinked file
+//!   whose target lies outside the watched folders is not seen when the target is edited,
+//!   since the event happens in the target's folder. Only files under the watched folders are
+//!   followed, whatever folder a module came from.
+//! - **Modules a host's searcher loaded** are followed when their functions name their file
+//!   (`@file` chunk names, as Neovim's and LÖVE's searchers give them), and a relative name is
+//!   resolved against the current directory when the module loaded. A module that only sets
+//!   globals, loaded by such a searcher, is not followed; nor is one whose source is not a
+//!   `.lua` file (Fennel, MoonScript).
 //! - **Kubernetes ConfigMap volumes.** The files of a ConfigMap mount are links into `..data`,
 //!   itself a link that the kubelet swaps at once to a new `..<timestamp>` folder. Events in
-//!   those hidden folders make the watcher look at the visible files again, and a file is
-//!   reported once, when its link resolves to the new content (after the swap). A swap that
-//!   leaves a file's content as it was can still report it once (its real path changed).
+//!   those hidden folders make the watcher look at the visible files again, and a module is
+//!   reloaded once, when its link resolves to new content (after the swap).
 //! - **Event queue overflow.** When the kernel drops events under a flood of changes, the
-//!   watcher rereads every `.lua` file of the watched folders, which can take a moment on large
-//!   trees.
+//!   watcher lists every `.lua` file of the watched folders again, which can take a moment on
+//!   large trees; only the files of loaded modules are read.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+mod paths;
+mod pending;
+mod poll;
+
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use notify_debouncer_full::notify::event::{AccessKind, AccessMode, ModifyKind};
-use notify_debouncer_full::notify::{self, EventKind, RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{
-    new_debouncer, DebounceEventResult, DebouncedEvent, Debouncer, RecommendedCache,
-};
+use notify_debouncer_full::notify::{self, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 
-use std::sync::Arc;
+pub(crate) use paths::canonical;
+use paths::lua_files;
+use pending::{Inbox, Pending};
 
-use crate::{Error, MaybeSendSync, Options, Reloader, Report, Result, Trigger};
+use crate::{Error, Result};
+
+pub(crate) use poll::Watching;
+pub use poll::SAFE_POINT_SLICE;
 
 /// Long enough to gather the events of one save, short enough that a reload feels immediate.
 const DEBOUNCE: Duration = Duration::from_millis(150);
 
-/// Watches folders recursively and reports `.lua` files whose content changed.
+/// How often a long wait looks whether a removed watched folder exists again.
+const ROOT_CHECK: Duration = Duration::from_millis(250);
+
+/// Watches folders recursively and reports the `.lua` files that saves touched.
 pub struct FileWatcher {
-    /// Held only because dropping it stops the watch.
-    _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
-    batches: Receiver<DebounceEventResult>,
-    /// The watched folders, canonical.
-    roots: Vec<PathBuf>,
-    /// Hash of the content last seen, by canonical path.
-    seen: HashMap<PathBuf, u64>,
+    debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    inbox: Arc<Inbox>,
+    roots: Vec<Root>,
     /// Error lines already printed, so an error that recurs at every save does not flood stderr.
     printed: HashSet<String>,
+}
+
+/// A watched folder.
+struct Root {
+    /// Canonical, as given when the watch started.
+    path: PathBuf,
+    /// What the path named when it was last watched (`None` while it is not watched): a
+    /// folder removed and created again is another one, and must be watched again.
+    identity: Option<(u64, u64)>,
+    /// An event said it was removed (a folder created again in its place may reuse the inode
+    /// number, so `identity` alone does not tell).
+    removed: bool,
 }
 
 impl FileWatcher {
@@ -90,146 +128,161 @@ impl FileWatcher {
     /// [`Error::Watch`], naming the folder, when one of `dirs` is missing, is not a folder or
     /// cannot be watched (out of inotify watches, for example).
     pub fn new(dirs: &[PathBuf]) -> Result<FileWatcher> {
-        let (sender, batches) = mpsc::channel();
-        let mut debouncer = new_debouncer(DEBOUNCE, None, sender)
-            .map_err(|error| watch_error(&dirs.first().cloned().unwrap_or_default(), error))?;
         let mut roots = Vec::with_capacity(dirs.len());
         for dir in dirs {
-            let root = fs::canonicalize(dir).map_err(|error| Error::Watch {
+            let path = fs::canonicalize(dir).map_err(|error| Error::Watch {
                 path: dir.clone(),
                 message: error.to_string(),
             })?;
-            if !root.is_dir() {
+            if !path.is_dir() {
                 return Err(Error::Watch {
                     path: dir.clone(),
                     message: "not a folder".into(),
                 });
             }
+            roots.push(Root {
+                identity: identity(&path),
+                removed: false,
+                path,
+            });
+        }
+        let inbox = Arc::new(Inbox::default());
+        let root_paths: Vec<PathBuf> = roots.iter().map(|root| root.path.clone()).collect();
+        let receiver = inbox.clone();
+        let mut debouncer = new_debouncer(DEBOUNCE, None, move |batch: DebounceEventResult| {
+            let mut pending = receiver.lock();
+            match batch {
+                Ok(events) => events.iter().for_each(|e| pending.add(e, &root_paths)),
+                Err(errors) => {
+                    for error in errors {
+                        pending.add_error(error_line(&root_paths, error));
+                    }
+                }
+            }
+            drop(pending);
+            receiver.arrived.notify_all();
+        })
+        .map_err(|error| watch_error(&dirs.first().cloned().unwrap_or_default(), error))?;
+        for (dir, root) in dirs.iter().zip(&roots) {
             debouncer
-                .watch(&root, RecursiveMode::Recursive)
+                .watch(&root.path, RecursiveMode::Recursive)
                 .map_err(|error| watch_error(dir, error))?;
-            roots.push(root);
         }
-        let mut watcher = FileWatcher {
-            _debouncer: debouncer,
-            batches,
+        Ok(FileWatcher {
+            debouncer,
+            inbox,
             roots,
-            seen: HashMap::new(),
             printed: HashSet::new(),
-        };
-        // Hashing after the watch has started means a save made meanwhile is either in the
-        // hash or in an event, never lost between the two.
-        for file in lua_files(&watcher.roots) {
-            watcher.mark_seen(&file);
-        }
-        Ok(watcher)
+        })
     }
 
-    /// Waits up to `wait` for a first change; returns the changed `.lua` files (canonical
-    /// paths), each once.
+    /// Waits up to `wait` for saves; returns the `.lua` files they touched, each once, as
+    /// canonical paths (a file removed since: its folder's canonical path and its name).
     ///
-    /// Batches of events that change no content (an identical save, a `touch`) do not end the
-    /// wait. Once a change is found, the batches already queued are taken too, so the files of
-    /// one multi-file save come back together. Returns an empty `Vec` when `wait` passes.
+    /// A file is reported for every save, also one that left its content as it was: the
+    /// caller compares it with what it knows ([`Reloader::poll`](crate::Reloader::poll)
+    /// compares it with the source the module runs). Returns an empty `Vec` when `wait` passes.
     pub fn changed_files(&mut self, wait: Duration) -> Vec<PathBuf> {
         let deadline = Instant::now() + wait;
         loop {
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            let Ok(first) = self.batches.recv_timeout(timeout) else {
-                return Vec::new();
-            };
-            let batches: Vec<_> = std::iter::once(first)
-                .chain(self.batches.try_iter())
-                .collect();
-            let mut candidates = BTreeSet::new();
-            for batch in batches {
-                match batch {
-                    Ok(events) => {
-                        for event in &events {
-                            self.collect(event, &mut candidates);
-                        }
-                    }
-                    Err(errors) => self.print_errors(errors),
+            self.watch_returned_roots();
+            let pending = self.take(deadline.min(Instant::now() + ROOT_CHECK));
+            for line in &pending.errors {
+                self.print_once(line.clone());
+            }
+            for root in &mut self.roots {
+                root.removed |= pending.removed_roots.contains(&root.path);
+            }
+            let files = self.files_of(pending);
+            if !files.is_empty() || Instant::now() >= deadline {
+                return files;
+            }
+        }
+    }
+
+    /// Waits until something is pending or `until` passes, and takes what is pending.
+    fn take(&self, until: Instant) -> Pending {
+        let mut pending = self.inbox.lock();
+        while pending.is_empty() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            pending = (self.inbox.arrived.wait_timeout(pending, left))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        std::mem::take(&mut *pending)
+    }
+
+    /// The `.lua` files `pending` names, canonical, sorted, each once.
+    fn files_of(&self, pending: Pending) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = pending.files.into_iter().collect();
+        if pending.rescan {
+            let roots: Vec<PathBuf> = self.roots.iter().map(|root| root.path.clone()).collect();
+            files.extend(lua_files(&roots));
+        }
+        let folders: Vec<PathBuf> = pending.folders.into_iter().collect();
+        files.extend(lua_files(&folders));
+        let canonical: BTreeSet<PathBuf> = files.iter().filter_map(|f| canonical(f)).collect();
+        canonical.into_iter().collect()
+    }
+
+    /// Watches again each watched folder that was removed and exists again, and looks at every
+    /// file in it (saves made while it was not watched included). Says once when one is gone.
+    fn watch_returned_roots(&mut self) {
+        for index in 0..self.roots.len() {
+            let root = &mut self.roots[index];
+            let now = identity(&root.path).filter(|_| root.path.is_dir());
+            if now == root.identity && !root.removed {
+                continue;
+            }
+            root.removed = false;
+            let path = root.path.clone();
+            if now.is_none() {
+                if root.identity.take().is_some() {
+                    eprintln!(
+                        "hotlua: the watched folder {} was removed; it is watched again when it \
+                         is created again",
+                        path.display()
+                    );
                 }
+                continue;
             }
-            // Keyed by canonical path, because two event paths can name one file.
-            let current: BTreeMap<PathBuf, u64> = candidates
-                .iter()
-                .filter_map(|path| read_hash(path))
-                .collect();
-            let changed: Vec<PathBuf> = current
-                .into_iter()
-                .filter(|(path, hash)| self.seen.insert(path.clone(), *hash) != Some(*hash))
-                .map(|(path, _)| path)
-                .collect();
-            if !changed.is_empty() {
-                return changed;
-            }
-        }
-    }
-
-    /// Records `file`'s current content as seen, so an unchanged save is skipped.
-    pub fn mark_seen(&mut self, file: &Path) {
-        if let Some((path, hash)) = read_hash(file) {
-            self.seen.insert(path, hash);
-        }
-    }
-
-    /// Adds to `candidates` the `.lua` files `event` may have changed.
-    fn collect(&self, event: &DebouncedEvent, candidates: &mut BTreeSet<PathBuf>) {
-        // A Kubernetes ConfigMap mount: the visible files are links through `..data`, a link
-        // swapped at once to a new `..<timestamp>` folder. Events inside those hidden folders
-        // say nothing about when the visible files change: look at the visible files again.
-        if event.need_rescan() || event.paths.iter().any(|path| is_configmap_internal(path)) {
-            candidates.extend(lua_files(&self.roots));
-            return;
-        }
-        match event.kind {
-            // Opening a file, our own reads included, changes nothing; only closing a file
-            // that was written to does.
-            EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write) => {}
-            // Files can land in a new folder before its watch is added, and a folder moved in
-            // brings its files without an event for each: look inside.
-            EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_)) => {
-                for path in &event.paths {
-                    if path.is_dir() {
-                        candidates.extend(lua_files(std::slice::from_ref(path)));
-                    } else if is_lua(path) {
-                        candidates.insert(path.clone());
-                    }
+            // The old watch died with the folder; notify may still list it.
+            let _ = self.debouncer.unwatch(&path);
+            match self.debouncer.watch(&path, RecursiveMode::Recursive) {
+                Ok(()) => {
+                    self.roots[index].identity = now;
+                    self.inbox.lock().folders.insert(path);
                 }
+                // Tried again at the next poll (`identity` stays `None`).
+                Err(error) => self.print_once(format!("hotlua: {}", watch_error(&path, error))),
             }
-            _ => candidates.extend(event.paths.iter().filter(|path| is_lua(path)).cloned()),
-        }
-    }
-
-    fn print_errors(&mut self, errors: Vec<notify::Error>) {
-        for mut error in errors {
-            // notify leaves the paths out of some errors (a lost inotify instance, for
-            // example); then every watched folder is concerned.
-            let paths = std::mem::take(&mut error.paths);
-            let paths = if paths.is_empty() {
-                &self.roots
-            } else {
-                &paths
-            };
-            let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-            let line = format!(
-                "hotlua: watch error on {}: {}",
-                paths.join(", "),
-                describe(&error)
-            );
-            self.print_once(line);
         }
     }
 
     /// Prints `line` on stderr unless it was printed before.
-    fn print_once(&mut self, line: String) {
+    pub(crate) fn print_once(&mut self, line: String) {
         if !self.printed.contains(&line) {
             eprintln!("{line}");
             self.printed.insert(line);
         }
     }
+}
+
+/// The line printed for an error of the watcher's.
+fn error_line(roots: &[PathBuf], mut error: notify::Error) -> String {
+    // notify leaves the paths out of some errors (a lost inotify instance, for example); then
+    // every watched folder is concerned.
+    let paths = std::mem::take(&mut error.paths);
+    let paths = if paths.is_empty() { roots } else { &paths };
+    let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    format!(
+        "hotlua: watch error on {}: {}",
+        paths.join(", "),
+        describe(&error)
+    )
 }
 
 /// Turns a failure to watch `path` into hotlua's error.
@@ -252,142 +305,16 @@ fn describe(error: &notify::Error) -> String {
     }
 }
 
-/// True for a path inside (or naming) the `..data` link or a `..<timestamp>` folder of a
-/// ConfigMap mount.
-fn is_configmap_internal(path: &Path) -> bool {
-    path.components().any(|part| {
-        part.as_os_str()
-            .to_str()
-            .is_some_and(|name| name.starts_with("..") && name.len() > 2)
-    })
-}
-
-fn is_lua(path: &Path) -> bool {
-    path.extension().is_some_and(|ext| ext == "lua")
-}
-
-/// The `.lua` files under `dirs`, at any depth.
-fn lua_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut visited = HashSet::new();
-    let mut pending = dirs.to_vec();
-    while let Some(dir) = pending.pop() {
-        // Symlinked folders are followed, as the watcher follows them, and a link back up the
-        // tree must not make this loop forever.
-        let Ok(canonical) = fs::canonicalize(&dir) else {
-            continue;
-        };
-        if !visited.insert(canonical) {
-            continue;
-        }
-        // Unreadable folders are skipped, as the watcher skips them.
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for path in entries.flatten().map(|entry| entry.path()) {
-            // A ConfigMap's hidden folders hold the same files as its visible links.
-            if is_configmap_internal(&path) {
-                continue;
-            }
-            if path.is_dir() {
-                pending.push(path);
-            } else if is_lua(&path) {
-                files.push(path);
-            }
-        }
+/// What `path` names now (device and inode), `None` when it is missing.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    let metadata = fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((metadata.dev(), metadata.ino()))
     }
-    files
-}
-
-/// The canonical path of `path` and the hash of its content, unless it is missing, unreadable
-/// or blank.
-fn read_hash(path: &Path) -> Option<(PathBuf, u64)> {
-    let canonical = fs::canonicalize(path).ok()?;
-    let content = fs::read(&canonical).ok()?;
-    if content.iter().all(u8::is_ascii_whitespace) {
-        return None;
-    }
-    let mut hasher = DefaultHasher::new();
-    content.hash(&mut hasher);
-    Some((canonical, hasher.finish()))
-}
-
-/// The longest `hotlua.sleep` waits between two runs of the safe-point hook
-/// ([`Reloader::set_safe_point`]).
-pub const SAFE_POINT_SLICE: Duration = Duration::from_millis(5);
-
-/// The watch loop a host drives from its own main loop.
-impl Reloader {
-    /// Watches `dirs` recursively: [`Reloader::poll`] then reloads, as one batch, the loaded
-    /// modules whose `.lua` files changed.
-    pub fn watch(&self, dirs: &[std::path::PathBuf]) -> Result<()> {
-        let watcher = FileWatcher::new(dirs)?;
-        *self.shared.watcher.borrow_mut() = Some(watcher);
-        Ok(())
-    }
-
-    /// Makes the lines `hotlua.poll` prints for each watch reload JSON reports instead of the
-    /// one-line summary.
-    pub fn set_json_log(&self, json: bool) {
-        self.shared.json_log.set(json);
-    }
-
-    /// Reloads the modules whose files changed, waiting up to `wait` for a first change.
-    /// Returns `None` when no loaded module changed.
-    ///
-    /// Only modules the program has loaded are reloaded; a file is matched to a module through
-    /// `package.path` (`package.searchpath`), like `require` would find it.
-    pub fn poll(&self, wait: std::time::Duration) -> Option<Result<Report>> {
-        let files = self
-            .shared
-            .watcher
-            .borrow_mut()
-            .as_mut()?
-            .changed_files(wait);
-        if files.is_empty() {
-            return None;
-        }
-        let modules = match crate::load::loaded_modules_in(&self.lua, &files) {
-            Ok((modules, refused)) => {
-                if let Some(watcher) = self.shared.watcher.borrow_mut().as_mut() {
-                    for error in refused {
-                        watcher.print_once(format!("hotlua: {error}; the file is ignored"));
-                    }
-                }
-                if modules.is_empty() {
-                    return None;
-                }
-                modules
-            }
-            Err(error) => return Some(Err(error)),
-        };
-        let names: Vec<&str> = modules.iter().map(String::as_str).collect();
-        Some(self.with_trigger(Trigger::Watch, |r| r.reload(&names, &Options::default())))
-    }
-
-    /// Makes `hook` run at every safe point: each call of `hotlua.poll()`, and every few
-    /// milliseconds ([`SAFE_POINT_SLICE`]) during `hotlua.sleep(seconds)`. This is where a host
-    /// runs work queued by other threads (a control endpoint, a signal): the hook runs on the
-    /// Lua thread, between two steps of the program. It is not called again while it runs.
-    pub fn set_safe_point(&self, hook: impl Fn(&Reloader) + MaybeSendSync + 'static) {
-        *self.shared.safe_point.borrow_mut() = Some(Arc::new(hook));
-    }
-
-    /// Runs the safe-point hook, if there is one and it is not running already.
-    pub(crate) fn run_safe_point(&self) -> bool {
-        let Some(hook) = self.shared.safe_point.borrow().clone() else {
-            return false;
-        };
-        if !self.shared.in_safe_point.get() {
-            self.shared.in_safe_point.set(true);
-            hook(self);
-            self.shared.in_safe_point.set(false);
-        }
-        true
-    }
-
-    /// True once [`Reloader::watch`] has started a watcher.
-    pub fn is_watching(&self) -> bool {
-        self.shared.watcher.borrow().is_some()
+    #[cfg(not(unix))]
+    {
+        Some((u64::from(metadata.is_dir()), 0))
     }
 }

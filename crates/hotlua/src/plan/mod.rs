@@ -256,7 +256,7 @@ impl<'lua> Planner<'lua> {
                 .texts
                 .iter()
                 .flatten()
-                .flat_map(|text| declarations::repeated_top_level_locals(text))
+                .flat_map(|text| declarations::repeated_top_level_locals(&text.bytes))
                 .collect(),
             local_bases: Vec::new(),
             new_local_bases: lua.create_table()?,
