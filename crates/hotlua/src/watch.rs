@@ -99,6 +99,14 @@ const DEBOUNCE: Duration = Duration::from_millis(150);
 /// How often a long wait looks whether a removed watched folder exists again.
 const ROOT_CHECK: Duration = Duration::from_millis(250);
 
+/// The moment `wait` from now; a wait no clock can hold (`Duration::MAX`, `math.huge` seconds)
+/// ends in a century.
+pub(crate) fn deadline_after(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// Watches folders recursively and reports the `.lua` files that saves touched.
 pub struct FileWatcher {
     debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
@@ -183,7 +191,7 @@ impl FileWatcher {
     /// caller compares it with what it knows ([`Reloader::poll`](crate::Reloader::poll)
     /// compares it with the source the module runs). Returns an empty `Vec` when `wait` passes.
     pub fn changed_files(&mut self, wait: Duration) -> Vec<PathBuf> {
-        let deadline = Instant::now() + wait;
+        let deadline = deadline_after(wait);
         loop {
             self.watch_returned_roots();
             let pending = self.take(deadline.min(Instant::now() + ROOT_CHECK));

@@ -180,6 +180,16 @@ fn two_quick_saves_reload_once_with_the_last() {
     assert!(w.poll(AFTER).is_none(), "reloaded twice");
 }
 
+/// `poll(Duration::MAX)` (`hotlua.sleep(math.huge)`) waits for the save, with no clock
+/// overflow.
+#[test]
+fn a_wait_no_clock_can_hold_waits_for_the_save() {
+    let w = Watched::new("forever", &module(1));
+    w.save(&module(2));
+    assert!(w.poll(Duration::MAX).expect("a reload").is_ok());
+    assert_eq!(w.version(), 2);
+}
+
 #[test]
 fn a_save_of_what_runs_does_not_reload_and_blank_files_wait_for_content() {
     let w = Watched::new("identical", &module(1));

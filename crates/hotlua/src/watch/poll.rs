@@ -56,7 +56,7 @@ impl Reloader {
     /// whatever the current directory is now, and each is reloaded from exactly the bytes
     /// compared. A module whose file is gone, or is not a regular file, gets one line on stderr.
     pub fn poll(&self, wait: Duration) -> Option<Result<Report>> {
-        let deadline = Instant::now() + wait;
+        let deadline = super::deadline_after(wait);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let files = (self.shared.watcher.borrow_mut().as_mut()?)
