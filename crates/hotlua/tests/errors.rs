@@ -548,7 +548,9 @@ fn reloads_where_lua_runs_no_hooks_are_refused() {
            from_hook = select(2, hotlua.reload('m'))\n\
          end, '', 1)\n\
          local x = 1\n\
-         setmetatable({}, { __gc = function() from_finalizer = select(2, hotlua.reload('m')) end })\n\
+         local gc = function() from_finalizer = select(2, hotlua.reload('m')) end\n\
+         if newproxy then getmetatable(newproxy(true)).__gc = gc\n\
+         else setmetatable({}, { __gc = gc }) end\n\
          collectgarbage(); collectgarbage()\n\
          return from_hook, from_finalizer",
     );
