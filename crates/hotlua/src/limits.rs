@@ -335,15 +335,30 @@ unsafe fn switch_to_incremental_and_back(_state: *mut ffi::lua_State) -> bool {
     false
 }
 
-/// `source:line` of the Lua function a count event fired in.
+/// `source:line` where the top level was when the hook fired: the innermost running Lua
+/// function that is not hotlua's own (its staging `__index`, which the top level's global
+/// reads call), found up the stack from the hook's level.
 ///
-/// SAFETY (invariant): `ar` is the hook's activation record, valid for `lua_getinfo`.
-unsafe fn current_line(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) -> Option<String> {
-    if ffi::lua_getinfo(state, c"Sl".as_ptr(), ar) == 0 || (*ar).currentline <= 0 {
-        return None;
+/// SAFETY (invariant): called from the hook, with room for `LUA_MINSTACK` values; `lua_getstack`
+/// fills `frame` for each level it returns 1 for, and `lua_getinfo` reads only that.
+unsafe fn current_line(state: *mut ffi::lua_State, _: *mut ffi::lua_Debug) -> Option<String> {
+    let mut frame: ffi::lua_Debug = std::mem::zeroed();
+    let mut level = 0;
+    while ffi::lua_getstack(state, level, &mut frame) == 1 {
+        level += 1;
+        if ffi::lua_getinfo(state, c"Sl".as_ptr(), &mut frame) == 0 || frame.currentline <= 0 {
+            continue;
+        }
+        if CStr::from_ptr(frame.source)
+            .to_bytes()
+            .starts_with(b"=hotlua")
+        {
+            continue;
+        }
+        let source = lossy(frame.short_src.as_ptr());
+        return Some(format!("{source}:{}", frame.currentline));
     }
-    let source = lossy((*ar).short_src.as_ptr());
-    Some(format!("{source}:{}", (*ar).currentline))
+    None
 }
 
 /// A C string as Rust text.

@@ -513,6 +513,8 @@ fn slow_calls_into_c_count_against_the_time_limit() {
     // The clock is read at each call: the call after the deadline is not made.
     let made = calls.load(Ordering::Relaxed);
     assert!(made <= 5, "{made} calls of 60 ms ran under a 200 ms limit");
+    // Where the top level was: the line of the call, not hotlua's own code.
+    assert_eq!(error.line(), Some(1), "{error}");
     assert_eq!(f.lua::<Option<i64>>("return m.v"), None);
 }
 
