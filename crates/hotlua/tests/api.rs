@@ -256,3 +256,26 @@ fn reload_inside_a_gc_finalizer_does_not_crash() {
          return outcome ~= nil and outcome[1] ~= nil and m.v() == 2"
     ));
 }
+
+#[test]
+fn a_failed_reload_returns_where_it_failed_as_a_third_value() {
+    let f = Fixture::new();
+    f.write("m", "return { f = function() return 1 end }");
+    f.lua::<()>("m = require 'm'");
+    let file = f.write("m", "return {\n f = function() return 2 end,\n g = = 1 }");
+    let file = file.display().to_string();
+    assert_eq!(
+        f.lua::<String>(
+            "local r, message, where = require('hotlua').reload('m') \
+             return tostring(r) .. ' ' .. where.module .. ' ' .. where.file .. ' ' .. where.line"
+        ),
+        format!("nil m {file} 3")
+    );
+    assert_eq!(
+        f.lua::<String>(
+            "local _, _, where = require('hotlua').reload('absent') \
+             return where.module .. ' ' .. tostring(where.file)"
+        ),
+        "absent nil"
+    );
+}
