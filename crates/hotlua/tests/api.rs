@@ -16,7 +16,8 @@ fn reload_returns_a_report_table() {
         "local r = require('hotlua').reload('m') \
          return r.applied == true and r.functions_replaced[1] == 'm.f' \
          and r.functions_added[1] == 'm.g' and r.modules[1].name == 'm' \
-         and r.timings.total_ms >= 0"
+         and r.timings.total_ms >= 0 \
+         and r.summary:match('^reloaded m in [%d.]+ ms: 2 functions') ~= nil"
     ));
 }
 
