@@ -126,18 +126,19 @@ local function reload(names)
     record.result = "not loaded in this worker: " .. table.concat(names, ", ")
     return
   end
-  local raised, report, message, where = pcall(hotlua.reload, loaded)
-  if raised and report then
+  local called, report, message, where = pcall(hotlua.reload, loaded)
+  if called and report then
     record.ok = true
     record.reloads = record.reloads + 1
-    record.result = type(report) == "table" and report.summary or "reloaded " .. table.concat(loaded, ", ")
+    -- `true` instead of a report: reloaded, but no memory was left to describe it.
+    record.result = report == true and "reloaded " .. table.concat(loaded, ", ") or report.summary
     ngx.log(ngx.NOTICE, "hotlua: version ", applied, ": ", record.result)
     return
   end
-  where = raised and where or {}
+  where = called and where or {}
   record.ok = false
   record.failures = record.failures + 1
-  record.error = raised and message or tostring(report)
+  record.error = called and message or tostring(report)
   record.module, record.file, record.line = where.module, where.file, where.line
   ngx.log(ngx.ERR, "hotlua: version ", applied, ": reload failed, old code kept: ", record.error)
 end
@@ -168,6 +169,11 @@ function M.start(options)
   if type(options.token) ~= "string" or options.token == "" then
     error("hotlua.nginx: start{ token = ... } needs a non-empty token string: the admin "
       .. "handler refuses every request without one", 2)
+  end
+  for name in pairs(options) do
+    if DEFAULTS[name] == nil and name ~= "token" then
+      error("hotlua.nginx: unknown option " .. tostring(name), 2)
+    end
   end
   local chosen = {}
   for name, default in pairs(DEFAULTS) do
@@ -290,7 +296,8 @@ local function reload_request()
   local code, error_text = ngx.HTTP_OK, nil
   if behind > 0 then
     code = wait > 0 and ngx.HTTP_GATEWAY_TIMEOUT or ngx.HTTP_ACCEPTED
-    error_text = behind .. " worker(s) did not reach version " .. version .. " within " .. wait .. " s"
+    error_text = behind .. " worker(s) did not reach version " .. version .. " within "
+      .. wait .. " s"
   elseif failed > 0 then
     code = 422
     error_text = failed .. " worker(s) failed the reload and run the old code: see their error"
@@ -305,11 +312,15 @@ end
 -- `GET .../status`, both with `Authorization: Bearer TOKEN`.
 function M.admin()
   if settings == nil then
-    return respond(ngx.HTTP_SERVICE_UNAVAILABLE, json_object({ "ok", "error" }, { ok = false,
-      error = "hotlua.nginx.start() did not run in this worker (init_worker_by_lua_block): see the error log" }))
+    return respond(ngx.HTTP_SERVICE_UNAVAILABLE, json_object({ "ok", "error" }, {
+      ok = false,
+      error = "hotlua.nginx.start() did not run in this worker (init_worker_by_lua_block): "
+        .. "see the error log",
+    }))
   end
   if not settings.allow_remote and not loopback(ngx.var.remote_addr) then
-    return refuse(ngx.HTTP_FORBIDDEN, "not a loopback address (start{ allow_remote = true } allows it)")
+    return refuse(ngx.HTTP_FORBIDDEN,
+      "not a loopback address (start{ allow_remote = true } allows it)")
   end
   if not token_matches(ngx.var.http_authorization) then
     return refuse(ngx.HTTP_UNAUTHORIZED, "wrong or missing token")
@@ -319,7 +330,8 @@ function M.admin()
   if action == "status" then
     return method == "GET" and status() or refuse(ngx.HTTP_NOT_ALLOWED, "status takes GET")
   elseif action == "reload" then
-    return method == "POST" and reload_request() or refuse(ngx.HTTP_NOT_ALLOWED, "reload takes POST")
+    return method == "POST" and reload_request()
+      or refuse(ngx.HTTP_NOT_ALLOWED, "reload takes POST")
   end
   return refuse(ngx.HTTP_NOT_FOUND, "unknown action: the admin answers .../status and .../reload")
 end
