@@ -85,7 +85,7 @@ main loop (and, in the REPL, before each line); see `hotlua run --help`.
 
 Documentation, in hotlua's repository: docs/command-line.md (this command), docs/semantics.md
 (what a reload keeps, the hotlua API, what a bad file gets), docs/hosts.md (Rust, LuaRocks,
-the C module, LÖVE), docs/production.md (--control, ctl, SIGHUP, --audit),
+the C module, LÖVE, Neovim, OpenResty), docs/production.md (--control, ctl, SIGHUP, --audit),
 docs/performance.md, docs/internals.md."
 );
 

@@ -364,8 +364,20 @@ fn outcome(lua: &Lua, result: Result<Report>) -> mlua::Result<MultiValue> {
         Err(error) => MultiValue::from_iter([
             Value::Nil,
             Value::String(lua.create_string(error.to_string())?),
+            Value::Table(failure_table(lua, &error)?),
         ]),
     })
+}
+
+/// The third value of a failed reload, `{ module =, file =, line = }` (the fields the error
+/// knows), so that a host can show where it failed without parsing the message (OpenResty's
+/// `hotlua.nginx` status).
+fn failure_table(lua: &Lua, error: &Error) -> mlua::Result<Table> {
+    let table = lua.create_table()?;
+    table.raw_set("module", error.module())?;
+    table.raw_set("file", error.file().map(|file| file.display().to_string()))?;
+    table.raw_set("line", error.line())?;
+    Ok(table)
 }
 
 #[cfg(feature = "watch")]

@@ -197,7 +197,8 @@ impl Report {
         serde_json::to_string(self).expect("a Report always serializes")
     }
 
-    /// The report as a Lua table, the form `hotlua.reload` returns.
+    /// The report as a Lua table, the form `hotlua.reload` returns, with the one-line
+    /// [`Report::summary`] in its field `summary` (what a host logs).
     ///
     /// Serialized straight into Lua tables: running out of memory is Lua's error, not an
     /// abort, however long the report's lists.
@@ -206,6 +207,10 @@ impl Report {
             .serialize_none_to_null(false)
             .serialize_unit_to_null(false)
             .set_array_metatable(false);
-        lua.to_value_with(self, options)
+        let report = lua.to_value_with(self, options)?;
+        if let Value::Table(table) = &report {
+            table.raw_set("summary", self.summary())?;
+        }
+        Ok(report)
     }
 }

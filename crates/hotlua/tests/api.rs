@@ -16,7 +16,8 @@ fn reload_returns_a_report_table() {
         "local r = require('hotlua').reload('m') \
          return r.applied == true and r.functions_replaced[1] == 'm.f' \
          and r.functions_added[1] == 'm.g' and r.modules[1].name == 'm' \
-         and r.timings.total_ms >= 0"
+         and r.timings.total_ms >= 0 \
+         and r.summary:match('^reloaded m in [%d.]+ ms: 2 functions') ~= nil"
     ));
 }
 
@@ -260,4 +261,27 @@ fn reload_inside_a_gc_finalizer_is_refused_without_a_crash() {
     assert!(refused);
     assert!(message.contains("__gc finalizer"), "{message}");
     assert_eq!(v, 1);
+}
+
+#[test]
+fn a_failed_reload_returns_where_it_failed_as_a_third_value() {
+    let f = Fixture::new();
+    f.write("m", "return { f = function() return 1 end }");
+    f.lua::<()>("m = require 'm'");
+    let file = f.write("m", "return {\n f = function() return 2 end,\n g = = 1 }");
+    let file = file.display().to_string();
+    assert_eq!(
+        f.lua::<String>(
+            "local r, message, where = require('hotlua').reload('m') \
+             return tostring(r) .. ' ' .. where.module .. ' ' .. where.file .. ' ' .. where.line"
+        ),
+        format!("nil m {file} 3")
+    );
+    assert_eq!(
+        f.lua::<String>(
+            "local _, _, where = require('hotlua').reload('absent') \
+             return where.module .. ' ' .. tostring(where.file)"
+        ),
+        "absent nil"
+    );
 }
