@@ -1,5 +1,6 @@
 -- One reload of one workload shape by one tool, timed in CPU seconds in this process; prints
--- one line: tool shape size reload_ms base_ms.
+-- one line: tool shape size reload_ms base_ms switched, where `switched` is the share of the
+-- heap's references to the module's functions that lead to the new code afterwards.
 --
 --   lua workload.lua TOOL SHAPE SIZE      (run in an empty folder; writes m.lua there)
 --
@@ -7,8 +8,9 @@
 -- reload.lua on package.path), hotfix (jinq0123/hotfix's lua/ on package.path).
 -- SHAPE module: one module of SIZE functions sharing locals and a state table, every body
 --   changed; base = compiling and running the new file once (`loadfile`), in this process.
--- SHAPE heap: a module of 50 functions and SIZE live objects that hold its functions (a
---   quarter also hold a closure made at run time); base = one full collection of that heap.
+-- SHAPE heap: a module of 50 functions and SIZE live objects, in a global, that hold its
+--   functions (a quarter also hold a closure made at run time); base = one full collection of
+--   that heap.
 local tool, shape, size = arg[1], arg[2], tonumber(arg[3])
 package.path = "./?.lua;" .. package.path
 
@@ -47,7 +49,8 @@ end
 
 write(module_source(1))
 local m = require "m"
-local objects = {}
+OBJECTS = {}
+local objects = OBJECTS
 if shape == "heap" then
   for i = 1, size do
     local object = { id = i, handler = m["f" .. (i % 50 + 1)] }
@@ -73,4 +76,12 @@ local started = os.clock()
 reload()
 local took = os.clock() - started
 assert(m.version() == 2, tool .. " did not reload")
-print(("%s %s %d %.2f %.2f"):format(tool, shape, size, took * 1e3, base * 1e3))
+local switched = 1
+if shape == "heap" then
+  local new = 0
+  for i = 1, size do
+    if objects[i].handler(0) == 2000000 + i % 50 + 1 then new = new + 1 end
+  end
+  switched = new / size
+end
+print(("%s %s %d %.2f %.2f %.2f"):format(tool, shape, size, took * 1e3, base * 1e3, switched))
