@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{expect, Run, TempDir, HOTLUA};
+use common::{expect, scenario, Run, TempDir, HOTLUA};
 
 /// Runs `hotlua run script.lua` in a fresh folder holding `script`, under a 400 MB address
 /// space.
@@ -61,15 +61,8 @@ fn a_heap_full_of_small_garbage_tables_is_survived_like_lua54() {
 fn a_top_level_filling_the_heap_with_small_tables_fails_the_reload_only() {
     let run = run_limited(
         "oomsmallreload",
-        r#"
-package.path = "./?.lua"
-local hotlua = require "hotlua"
-local function write(source)
-  local file = assert(io.open("m.lua", "w"))
-  file:write(source)
-  file:close()
-end
-write "return { v = 1 }"
+        &scenario(
+            r#"write "return { v = 1 }"
 local m = require "m"
 write "local t = {} for i = 1, 1e9 do t[i] = { i } end return { v = 2 }"
 for _ = 1, 3 do
@@ -79,6 +72,7 @@ end
 local after = {} for i = 1, 1e5 do after[i] = { i } end
 print(m.v, #after)
 "#,
+        ),
     );
     let failed = "nil\tmodule 'm' (./m.lua) raised an error in its top level: not enough memory\n";
     assert_eq!(
@@ -91,21 +85,15 @@ print(m.v, #after)
 fn reload_whose_top_level_fills_memory_fails_and_changes_nothing() {
     let run = run_limited(
         "oomreload",
-        r#"
-package.path = "./?.lua"
-local hotlua = require "hotlua"
-local function write(source)
-  local file = assert(io.open("m.lua", "w"))
-  file:write(source)
-  file:close()
-end
-write "local M = {} function M.v() return 1 end return M"
+        &scenario(
+            r#"write "local M = {} function M.v() return 1 end return M"
 local m = require "m"
 write "local M = {} local t = {} for i = 1, 1e10 do t[i] = i end function M.v() return 2 end return M"
 local report, message = hotlua.reload("m")
 print(report, message)
 print(m.v())
 "#,
+        ),
     );
     assert_eq!(
         run,

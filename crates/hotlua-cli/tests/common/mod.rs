@@ -12,6 +12,22 @@ pub mod system;
 
 pub const HOTLUA: &str = env!("CARGO_BIN_EXE_hotlua");
 
+/// The start of a Lua scenario (plain Lua 5.1, for every interpreter): modules from the
+/// current folder, `hotlua` required, and `write(source)` replacing the file of module `m`.
+const SCENARIO_PRELUDE: &str = r#"package.path = "./?.lua"
+local hotlua = require "hotlua"
+local function write(source)
+  local file = assert(io.open("m.lua", "w"))
+  file:write(source)
+  file:close()
+end
+"#;
+
+/// A Lua scenario: [`SCENARIO_PRELUDE`] followed by `body`.
+pub fn scenario(body: &str) -> String {
+    format!("{SCENARIO_PRELUDE}{body}")
+}
+
 /// The environment variables Lua interpreters read: tests start without the caller's.
 const LUA_VARIABLES: [&str; 9] = [
     "LUA_PATH",
