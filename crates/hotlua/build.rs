@@ -59,7 +59,7 @@ fn main() {
 
     let mut build = cc::Build::new();
     build
-        .files(["csrc/proto.c", "csrc/scan.c"])
+        .files(["csrc/proto.c", "csrc/scan.c", "csrc/collector.c"])
         .include(&source)
         .define("HOTLUA_EXPECTED_RELEASE", release.to_string().as_str())
         // The same configuration lua-src compiles Lua 5.4 with.

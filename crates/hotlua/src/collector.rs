@@ -65,13 +65,29 @@ fn collector_running(_lua: &Lua) -> bool {
 pub(crate) struct CollectorPause<'lua> {
     lua: &'lua Lua,
     was_running: bool,
+    /// The collector's debt when the pause began, put back when it ends.
+    #[cfg(hotlua_inplace)]
+    debt: isize,
+}
+
+#[cfg(hotlua_inplace)]
+extern "C" {
+    fn hotlua_gc_debt(state: *mut mlua::ffi::lua_State) -> isize;
+    fn hotlua_gc_set_debt(state: *mut mlua::ffi::lua_State, debt: isize);
 }
 
 impl<'lua> CollectorPause<'lua> {
     pub(crate) fn new(lua: &'lua Lua) -> CollectorPause<'lua> {
         let was_running = collector_running(lua);
+        #[cfg(hotlua_inplace)]
+        let debt = debt(lua).unwrap_or(0);
         lua.gc_stop();
-        CollectorPause { lua, was_running }
+        CollectorPause {
+            lua,
+            was_running,
+            #[cfg(hotlua_inplace)]
+            debt,
+        }
     }
 }
 
@@ -79,6 +95,58 @@ impl Drop for CollectorPause<'_> {
     fn drop(&mut self) {
         if self.was_running {
             self.lua.gc_restart();
+            // `restart` zeroes the debt, which would start a collection step (a major one, in
+            // generational mode after a bad collection) at the next allocation: go on as if
+            // the reload had not happened instead.
+            #[cfg(hotlua_inplace)]
+            set_debt(self.lua, self.debt);
         }
+    }
+}
+
+/// The collector's debt (Lua 5.4's `GCdebt`).
+#[cfg(hotlua_inplace)]
+fn debt(lua: &Lua) -> mlua::Result<isize> {
+    let mut debt = 0;
+    // SAFETY: reads one field of the state's global_State (csrc/collector.c).
+    unsafe { lua.exec_raw::<()>((), |state| debt = hotlua_gc_debt(state))? };
+    Ok(debt)
+}
+
+/// Puts back a debt [`debt`] read in this state.
+#[cfg(hotlua_inplace)]
+fn set_debt(lua: &Lua, debt: isize) {
+    // SAFETY: luaE_setdebt keeps the state's total allocation count as it is and only moves
+    // the debt (csrc/collector.c); it allocates nothing and raises nothing.
+    unsafe {
+        let _ = lua.exec_raw::<()>((), |state| hotlua_gc_set_debt(state, debt));
+    }
+}
+
+#[cfg(all(test, hotlua_inplace))]
+mod tests {
+    use super::*;
+
+    /// A reload between two collector steps leaves the next step where it was planned: the
+    /// pause puts the debt back instead of zeroing it (which starts a step, a whole major
+    /// collection in generational mode, at the next allocation).
+    #[test]
+    fn a_pause_leaves_the_collectors_debt_as_it_was() {
+        let lua = Lua::new();
+        lua.load("keep = {} for i = 1, 1e5 do keep[i] = { i } end collectgarbage()")
+            .exec()
+            .unwrap();
+        let before = debt(&lua).unwrap();
+        assert!(
+            before < 0,
+            "a collector right after a full cycle owes nothing: {before}"
+        );
+        {
+            let _paused = CollectorPause::new(&lua);
+            lua.load("local garbage = {} for i = 1, 1e4 do garbage[i] = { i } end")
+                .exec()
+                .unwrap();
+        }
+        assert_eq!(debt(&lua).unwrap(), before);
     }
 }
