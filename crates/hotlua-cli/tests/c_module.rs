@@ -307,11 +307,65 @@ fn refusal(expected: &str) -> String {
 /// build would load and silently copy locals the LuaJIT build joins, so it refuses.
 #[test]
 fn lua51_build_refuses_luajit() {
-    let script = refusal("this hotlua.so is built for Lua 5.1 but runs in LuaJIT 2.1");
+    let script = refusal(
+        "this hotlua.so is built for Lua 5.1 but runs in LuaJIT, where it would copy a \
+         module's locals on each reload instead of sharing them: build it for LuaJIT \
+         (scripts/build-module luajit",
+    );
     run_scenario("lua51", "luajit", &script, "refused");
 }
 
-/// The reverse: Lua 5.1 cannot load the LuaJIT build, which calls `lua_upvaluejoin`.
+/// Lua 5.5 exports every symbol the Lua 5.4 build calls, which would then read 5.5's state
+/// with 5.4's layout and crash the host (skynet master): it refuses, naming the build to make.
+#[test]
+fn lua54_build_refuses_lua55() {
+    if missing(&[system::C_COMPILER]) {
+        return;
+    }
+    let script = refusal(
+        "this hotlua.so is built for Lua 5.4 but runs in Lua 5.5, whose data it would read \
+         with the wrong layout: build it for Lua 5.5 (scripts/build-module lua55",
+    );
+    run_in_host("lua54", &lua55_host(), &script, "refused");
+}
+
+/// Every build in every other interpreter: `require` fails with an error (the refusal above,
+/// or the dynamic linker's `undefined symbol` where the host lacks a function the build
+/// calls), and the host goes on. Never a crash.
+#[test]
+fn every_build_refuses_every_other_lua() {
+    let stock = [
+        ("lua51", "lua5.1"),
+        ("lua52", "lua5.2"),
+        ("lua53", "lua5.3"),
+        ("lua54", "lua5.4"),
+        ("luajit", "luajit"),
+    ];
+    let mut hosts: Vec<(&str, String)> = stock
+        .into_iter()
+        .filter(|(_, program)| !missing(&[system::interpreter(program)]))
+        .map(|(version, program)| (version, program.to_owned()))
+        .collect();
+    if !missing(&[system::C_COMPILER]) {
+        hosts.push(("lua55", lua55_host()));
+    }
+    let script = "local ok, message = pcall(require, 'hotlua')\n\
+                  assert(not ok, 'hotlua loaded')\n\
+                  message = tostring(message)\n\
+                  assert(message:find('build it for', 1, true) \
+                    or message:find('undefined symbol', 1, true), message)\n\
+                  print('refused')\n";
+    for (version, _) in &hosts {
+        for (other, host) in &hosts {
+            if version != other {
+                run_in_host(version, host, script, "refused");
+            }
+        }
+    }
+}
+
+/// The reverse of `lua51_build_refuses_luajit`: Lua 5.1 cannot load the LuaJIT build, which
+/// calls `luaJIT_setmode`.
 #[test]
 fn luajit_build_refuses_lua51() {
     let script = refusal("undefined symbol: lua");
