@@ -32,8 +32,26 @@ pub unsafe extern "C-unwind" fn luaopen_hotlua(state: *mut ffi::lua_State) -> c_
         drop(message);
         ffi::lua_error(state);
     }
+    stay_loaded();
     // What `#[mlua::lua_module]` expands to, after the check above.
     mlua::Lua::entrypoint1(state, hotlua)
+}
+
+/// Keeps this library mapped until the process ends. Lua unloads a C module when the state
+/// that loaded it closes (the last one, in a host with many states), but a thread of the
+/// file watcher's (notify's own, which it does not join) may still be finishing then: its code
+/// must stay.
+fn stay_loaded() {
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    // SAFETY: dladdr fills `info` for an address of this library's; dlopen with RTLD_NOLOAD
+    // only marks the library, already loaded, as never to be unloaded. The handle is kept.
+    unsafe {
+        let here = luaopen_hotlua as *const libc::c_void;
+        if libc::dladdr(here, info.as_mut_ptr()) != 0 && !(*info.as_ptr()).dli_fname.is_null() {
+            let flags = libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE;
+            libc::dlopen((*info.as_ptr()).dli_fname, flags);
+        }
+    }
 }
 
 fn hotlua(lua: &Lua) -> Result<Table> {
