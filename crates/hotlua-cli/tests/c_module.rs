@@ -307,11 +307,65 @@ fn refusal(expected: &str) -> String {
 /// build would load and silently copy locals the LuaJIT build joins, so it refuses.
 #[test]
 fn lua51_build_refuses_luajit() {
-    let script = refusal("this hotlua.so is built for Lua 5.1 but runs in LuaJIT 2.1");
+    let script = refusal(
+        "this hotlua.so is built for Lua 5.1 but runs in LuaJIT, where it would copy a \
+         module's locals on each reload instead of sharing them: build it for LuaJIT \
+         (scripts/build-module luajit",
+    );
     run_scenario("lua51", "luajit", &script, "refused");
 }
 
-/// The reverse: Lua 5.1 cannot load the LuaJIT build, which calls `lua_upvaluejoin`.
+/// Lua 5.5 exports every symbol the Lua 5.4 build calls, which would then read 5.5's state
+/// with 5.4's layout and crash the host (skynet master): it refuses, naming the build to make.
+#[test]
+fn lua54_build_refuses_lua55() {
+    if missing(&[system::C_COMPILER]) {
+        return;
+    }
+    let script = refusal(
+        "this hotlua.so is built for Lua 5.4 but runs in Lua 5.5, whose data it would read \
+         with the wrong layout: build it for Lua 5.5 (scripts/build-module lua55",
+    );
+    run_in_host("lua54", &lua55_host(), &script, "refused");
+}
+
+/// Every build in every other interpreter: `require` fails with an error (the refusal above,
+/// or the dynamic linker's `undefined symbol` where the host lacks a function the build
+/// calls), and the host goes on. Never a crash.
+#[test]
+fn every_build_refuses_every_other_lua() {
+    let stock = [
+        ("lua51", "lua5.1"),
+        ("lua52", "lua5.2"),
+        ("lua53", "lua5.3"),
+        ("lua54", "lua5.4"),
+        ("luajit", "luajit"),
+    ];
+    let mut hosts: Vec<(&str, String)> = stock
+        .into_iter()
+        .filter(|(_, program)| !missing(&[system::interpreter(program)]))
+        .map(|(version, program)| (version, program.to_owned()))
+        .collect();
+    if !missing(&[system::C_COMPILER]) {
+        hosts.push(("lua55", lua55_host()));
+    }
+    let script = "local ok, message = pcall(require, 'hotlua')\n\
+                  assert(not ok, 'hotlua loaded')\n\
+                  message = tostring(message)\n\
+                  assert(message:find('build it for', 1, true) \
+                    or message:find('undefined symbol', 1, true), message)\n\
+                  print('refused')\n";
+    for (version, _) in &hosts {
+        for (other, host) in &hosts {
+            if version != other {
+                run_in_host(version, host, script, "refused");
+            }
+        }
+    }
+}
+
+/// The reverse of `lua51_build_refuses_luajit`: Lua 5.1 cannot load the LuaJIT build, which
+/// calls `luaJIT_setmode`.
 #[test]
 fn luajit_build_refuses_lua51() {
     let script = refusal("undefined symbol: lua");
@@ -326,10 +380,55 @@ fn run_lua55_scenario(script: &str, expected: &str) {
     run_in_host("lua55", &lua55_host(), script, expected);
 }
 
-/// `scripts/build-lua55`: a minimal `lua SCRIPT` host linked with Lua 5.5.
-fn lua55_host() -> String {
+/// skynet's way of running Lua, with its Lua (5.5): 4 threads each keep 50 states open at
+/// once (200, past the 128 inotify instances a user has by default), each watching the same
+/// folder, and close them, three times over (600 states). They share one watcher: one inotify
+/// instance at most, none after the last close; and hotlua.so never asks for aligned memory,
+/// which skynet's jemalloc hook hands back wrong (heap corruption). `.ci/run` runs the same
+/// host under valgrind.
+#[test]
+fn lua55_many_states_on_threads_share_one_watcher() {
+    if missing(&[system::C_COMPILER]) {
+        return;
+    }
+    let module = build_module("lua55");
+    let host = build_lua55("many_states");
+    let dir = TempDir::new("c-module-many-states");
+    std::fs::write(dir.0.join("m.lua"), "return { version = 1 }\n").unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c_host/many_states.lua");
+    let output = dir
+        .command(&host)
+        .arg(&script)
+        .args(["4", "3", "50"])
+        .env("WATCH_DIR", &dir.0)
+        .env(
+            "LUA_CPATH",
+            format!("{}/?.so", module.parent().unwrap().display()),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{host} failed ({})\n{stdout}\n{stderr}",
+        output.status
+    );
+    for line in [
+        "states: 600",
+        "aligned allocations by hotlua.so: 0",
+        "most inotify instances at once: 1",
+        "inotify instances after the last close: 0",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}\n{stderr}");
+    }
+}
+
+/// `scripts/build-lua55 HOST`: a host of c_host/ linked with Lua 5.5; its path.
+fn build_lua55(host: &str) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let output = Command::new(root.join("scripts/build-lua55"))
+        .arg(host)
         .output()
         .expect("cannot run scripts/build-lua55");
     assert!(
@@ -339,6 +438,11 @@ fn lua55_host() -> String {
     );
     let stdout = String::from_utf8(output.stdout).unwrap();
     stdout.lines().last().expect("no path printed").to_owned()
+}
+
+/// `scripts/build-lua55`: a minimal `lua SCRIPT` host linked with Lua 5.5.
+fn lua55_host() -> String {
+    build_lua55("lua_host")
 }
 
 #[test]

@@ -90,11 +90,11 @@ pub(crate) fn bad_argument(lua: &Lua, message: String) -> mlua::Result<MultiValu
 }
 
 /// The C function of entry `ENTRY`: calls the mlua function registered for it with the same
-/// arguments and returns its results, or raises the message of a [`bad_argument`] result.
+/// arguments and returns its results, or raises the message of a [`bad_argument`] result, or
+/// the error the function raised as a string ([`raise_as_string`]).
 ///
 /// SAFETY (invariant): Lua calls it as a C function. It holds no Rust value that needs
-/// dropping, so the `lua_error` of the callee or its own `lua_error` may leave it by
-/// `longjmp`. A missing registration (nil in the registry) makes `lua_call` raise "attempt to
+/// dropping, so its own `lua_error` may leave it by `longjmp`. A missing registration (nil in the registry) makes `lua_call` raise "attempt to
 /// call a nil value", never a crash; nothing else of Lua's can reach the registry entry without
 /// `debug.getregistry`.
 unsafe extern "C-unwind" fn call<const ENTRY: usize>(state: *mut ffi::lua_State) -> c_int {
@@ -106,7 +106,9 @@ unsafe extern "C-unwind" fn call<const ENTRY: usize>(state: *mut ffi::lua_State)
         &KEYS[ENTRY] as *const u8 as *const c_void,
     );
     ffi::lua_insert(state, 1);
-    ffi::lua_call(state, arguments, ffi::LUA_MULTRET);
+    if ffi::lua_pcall(state, arguments, ffi::LUA_MULTRET, 0) != ffi::LUA_OK {
+        raise_as_string(state);
+    }
     let results = ffi::lua_gettop(state);
     if results >= 2
         && ffi::lua_type(state, 1) == ffi::LUA_TLIGHTUSERDATA
@@ -119,4 +121,21 @@ unsafe extern "C-unwind" fn call<const ENTRY: usize>(state: *mut ffi::lua_State)
         ffi::lua_error(state);
     }
     results
+}
+
+/// Raises the error object on top of the stack as a string, as Lua's own functions raise
+/// their errors: mlua's errors are userdata, which a program cannot concatenate, and a host
+/// cannot pass between states (skynet refuses to serialize a userdata). A string (a Lua error
+/// raised through hotlua, "not enough memory") is raised as it is; anything else becomes its
+/// `tostring`, after the caller's position (`file:line: `), as `luaL_error` gives it.
+///
+/// SAFETY (invariant): called from an entry's C function, with the error object on top.
+unsafe fn raise_as_string(state: *mut ffi::lua_State) -> ! {
+    if ffi::lua_type(state, -1) != ffi::LUA_TSTRING {
+        ffi::luaL_checkstack(state, 3, std::ptr::null());
+        ffi::luaL_where(state, 1);
+        ffi::luaL_tolstring(state, -2, std::ptr::null_mut());
+        ffi::lua_concat(state, 2);
+    }
+    ffi::lua_error(state)
 }

@@ -14,6 +14,8 @@
 //! back ([`collect_if_reserve_spent`]). Lua's own allocations never take from the reserve:
 //! they must fail, so that Lua collects.
 
+mod malloc_only;
+
 use std::alloc::{self, GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ffi::c_void;
@@ -142,24 +144,24 @@ impl Reserve {
     }
 }
 
-// SAFETY: every block comes from `System` with the caller's layout and goes back to it with
-// that layout; the reserve is a block of `System`'s of its own.
+// SAFETY: every block comes from `malloc_only` with the caller's layout and goes back to it
+// with that layout; the reserve is a block of `System`'s of its own.
 unsafe impl GlobalAlloc for Reserve {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Reserve::or_from_reserve(|| System.alloc(layout))
+        Reserve::or_from_reserve(|| malloc_only::alloc(layout, false))
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Reserve::or_from_reserve(|| System.alloc_zeroed(layout))
+        Reserve::or_from_reserve(|| malloc_only::alloc(layout, true))
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
-        System.dealloc(block, layout)
+        malloc_only::dealloc(block, layout)
     }
 
     unsafe fn realloc(&self, block: *mut u8, layout: Layout, size: usize) -> *mut u8 {
-        // A failed `System.realloc` leaves `block` as it was: trying again is sound.
-        Reserve::or_from_reserve(|| System.realloc(block, layout, size))
+        // A failed realloc leaves `block` as it was: trying again is sound.
+        Reserve::or_from_reserve(|| malloc_only::realloc(block, layout, size))
     }
 }
 

@@ -71,6 +71,7 @@
 //!   watcher lists every `.lua` file of the watched folders again, which can take a moment on
 //!   large trees; only the files of loaded modules are read.
 
+mod hub;
 mod paths;
 mod pending;
 mod poll;
@@ -81,9 +82,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use notify_debouncer_full::notify::{self, RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
+use notify_debouncer_full::notify;
 
+use hub::Subscription;
 pub(crate) use paths::canonical;
 use paths::lua_files;
 use pending::{Inbox, Pending};
@@ -108,8 +109,12 @@ pub(crate) fn deadline_after(wait: Duration) -> Instant {
 }
 
 /// Watches folders recursively and reports the `.lua` files that saves touched.
+///
+/// Every `FileWatcher` of the process shares one watcher and its thread (see `hub.rs`): a host
+/// with thousands of Lua states watching uses one inotify instance. Dropping the last one
+/// stops that watcher and joins its thread.
 pub struct FileWatcher {
-    debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    subscription: Subscription,
     inbox: Arc<Inbox>,
     roots: Vec<Root>,
     /// Error lines already printed, so an error that recurs at every save does not flood stderr.
@@ -156,28 +161,14 @@ impl FileWatcher {
         }
         let inbox = Arc::new(Inbox::default());
         let root_paths: Vec<PathBuf> = roots.iter().map(|root| root.path.clone()).collect();
-        let receiver = inbox.clone();
-        let mut debouncer = new_debouncer(DEBOUNCE, None, move |batch: DebounceEventResult| {
-            let mut pending = receiver.lock();
-            match batch {
-                Ok(events) => events.iter().for_each(|e| pending.add(e, &root_paths)),
-                Err(errors) => {
-                    for error in errors {
-                        pending.add_error(error_line(&root_paths, error));
-                    }
-                }
-            }
-            drop(pending);
-            receiver.arrived.notify_all();
-        })
-        .map_err(|error| watch_error(&dirs.first().cloned().unwrap_or_default(), error))?;
-        for (dir, root) in dirs.iter().zip(&roots) {
-            debouncer
-                .watch(&root.path, RecursiveMode::Recursive)
-                .map_err(|error| watch_error(dir, error))?;
-        }
+        let subscription =
+            Subscription::new(&root_paths, inbox.clone()).map_err(|(root, error)| {
+                // Name the folder as the caller gave it.
+                let index = root_paths.iter().position(|path| *path == root);
+                watch_error(index.map_or(&root, |index| &dirs[index]), error)
+            })?;
         Ok(FileWatcher {
-            debouncer,
+            subscription,
             inbox,
             roots,
             printed: HashSet::new(),
@@ -257,9 +248,7 @@ impl FileWatcher {
                 }
                 continue;
             }
-            // The old watch died with the folder; notify may still list it.
-            let _ = self.debouncer.unwatch(&path);
-            match self.debouncer.watch(&path, RecursiveMode::Recursive) {
+            match self.subscription.rewatch(&path) {
                 Ok(()) => {
                     self.roots[index].identity = now;
                     self.inbox.lock().folders.insert(path);
@@ -280,7 +269,7 @@ impl FileWatcher {
 }
 
 /// The line printed for an error of the watcher's.
-fn error_line(roots: &[PathBuf], mut error: notify::Error) -> String {
+pub(super) fn error_line(roots: &[PathBuf], mut error: notify::Error) -> String {
     // notify leaves the paths out of some errors (a lost inotify instance, for example); then
     // every watched folder is concerned.
     let paths = std::mem::take(&mut error.paths);

@@ -49,6 +49,20 @@ fn wrong_argument_types_raise_like_lua() {
     );
 }
 
+/// Failures that are not about an argument raise strings too, after the caller's position, as
+/// Lua's own functions do, never mlua's error object (a userdata): a host that passes errors
+/// between states (skynet) cannot pass a userdata.
+#[cfg(feature = "watch")]
+#[test]
+fn failures_raise_strings_at_the_callers_line() {
+    let f = Fixture::new();
+    let (kind, _): (String, mlua::Value) =
+        f.lua("local ok, e = pcall(require('hotlua').watch, '/no/such/folder') return type(e), e");
+    assert_eq!(kind, "string");
+    let message = raised(&f, "hotlua.watch('/no/such/folder')");
+    assert!(message.contains("/no/such/folder"), "{message}");
+}
+
 #[test]
 fn unknown_option_names_and_values_are_refused() {
     let f = Fixture::new();
