@@ -85,8 +85,8 @@ main loop (and, in the REPL, before each line); see `hotlua run --help`.
 
 Documentation, in hotlua's repository: docs/command-line.md (this command), docs/semantics.md
 (what a reload keeps, the hotlua API, what a bad file gets), docs/hosts.md (Rust, LuaRocks,
-the C module, LÖVE, Neovim, OpenResty), docs/production.md (--control, ctl, SIGHUP, --audit),
-docs/performance.md, docs/internals.md."
+the C module, LÖVE, Neovim, OpenResty, skynet), docs/production.md (--control, ctl, SIGHUP,
+--audit), docs/performance.md, docs/internals.md."
 );
 
 #[derive(Debug, Subcommand)]
