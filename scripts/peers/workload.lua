@@ -1,6 +1,7 @@
 -- One reload of one workload shape by one tool, timed in CPU seconds in this process; prints
--- one line: tool shape size reload_ms base_ms switched, where `switched` is the share of the
--- heap's references to the module's functions that lead to the new code afterwards.
+-- one line: tool shape size reload_ms base_ms switched upgraded, where `switched` is the share
+-- of the heap's references to the module's functions that lead to the new code afterwards, and
+-- `upgraded` the share of the closures made at run time that run the new code.
 --
 --   lua workload.lua TOOL SHAPE SIZE      (run in an empty folder; writes m.lua there)
 --
@@ -76,12 +77,18 @@ local started = os.clock()
 reload()
 local took = os.clock() - started
 assert(m.version() == 2, tool .. " did not reload")
-local switched = 1
+local switched, upgraded = 1, 1
 if shape == "heap" then
-  local new = 0
+  local new, closures, new_closures = 0, 0, 0
   for i = 1, size do
-    if objects[i].handler(0) == 2000000 + i % 50 + 1 then new = new + 1 end
+    local object = objects[i]
+    if object.handler(0) == 2000000 + i % 50 + 1 then new = new + 1 end
+    if object.callback then
+      closures = closures + 1
+      if object.callback() == i + 2 then new_closures = new_closures + 1 end
+    end
   end
-  switched = new / size
+  switched, upgraded = new / size, new_closures / closures
 end
-print(("%s %s %d %.2f %.2f %.2f"):format(tool, shape, size, took * 1e3, base * 1e3, switched))
+print(("%s %s %d %.2f %.2f %.2f %.2f"):format(tool, shape, size, took * 1e3, base * 1e3, switched,
+  upgraded))
