@@ -11,19 +11,11 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use common::system::{self, missing};
-use common::TempDir;
+use common::{scenario, TempDir};
 
 /// Writes v1 of module `m`, keeps state in it, writes v2, reloads, then tries a broken v3.
 /// Plain Lua 5.1 so that every interpreter runs it.
 const RELOAD: &str = r#"
-package.path = "./?.lua"
-local hotlua = require "hotlua"
-
-local function write(source)
-  local file = assert(io.open("m.lua", "w"))
-  file:write(source)
-  file:close()
-end
 
 write [[
 local M = { limit = 10 }
@@ -85,14 +77,6 @@ print("reload ok")
 
 /// `hotlua.watch(".")` then `hotlua.sleep` until the edited file is reloaded.
 const WATCH: &str = r#"
-package.path = "./?.lua"
-local hotlua = require "hotlua"
-
-local function write(source)
-  local file = assert(io.open("m.lua", "w"))
-  file:write(source)
-  file:close()
-end
 
 write "local M = {} function M.version() return 1 end return M"
 local m = require "m"
@@ -177,13 +161,6 @@ print("jit ok")
 /// A program that redefines the globals hotlua's own code could call, and changes the
 /// upvalues of hotlua's functions: reloads still work and nothing crashes.
 const HOSTILE_PROGRAM: &str = r#"
-package.path = "./?.lua"
-local hotlua = require "hotlua"
-local function write(source)
-  local file = assert(io.open("m.lua", "w"))
-  file:write(source)
-  file:close()
-end
 write "local M = {} function M.f() return 1 end return M"
 local m = require "m"
 write "local M = {} function M.f() return 2 end return M"
@@ -209,24 +186,17 @@ print("hostile ok")
 
 #[test]
 fn lua54_hostile_program() {
-    run_scenario("lua54", "lua5.4", HOSTILE_PROGRAM, "hostile ok");
+    run_scenario("lua54", "lua5.4", &scenario(HOSTILE_PROGRAM), "hostile ok");
 }
 
 #[test]
 fn luajit_hostile_program() {
-    run_scenario("luajit", "luajit", HOSTILE_PROGRAM, "hostile ok");
+    run_scenario("luajit", "luajit", &scenario(HOSTILE_PROGRAM), "hostile ok");
 }
 
 /// A new top level that fills the heap with small tables, under `ulimit -v`: the reload fails
 /// and the program goes on (hotlua's own allocations take from its reserve meanwhile).
 const FILLS_MEMORY: &str = r#"
-package.path = "./?.lua"
-local hotlua = require "hotlua"
-local function write(source)
-  local file = assert(io.open("m.lua", "w"))
-  file:write(source)
-  file:close()
-end
 write "return { v = 1 }"
 local m = require "m"
 write "local t = {} for i = 1, 1e9 do t[i] = { i } end return { v = 2 }"
@@ -247,7 +217,7 @@ fn lua54_top_level_filling_memory_fails_the_reload_only() {
     }
     let module = build_module("lua54");
     let dir = TempDir::new("c-module-memory");
-    std::fs::write(dir.0.join("main.lua"), FILLS_MEMORY).unwrap();
+    std::fs::write(dir.0.join("main.lua"), scenario(FILLS_MEMORY)).unwrap();
     let output = dir
         .command("sh")
         .args(["-c", "ulimit -v 1500000 && exec lua5.4 main.lua"])
@@ -284,12 +254,12 @@ fn lua54_host_tables_reload() {
 /// Lua 5.5 has no distribution package: its host is built from the vendored sources.
 #[test]
 fn lua55_reload_keeps_state() {
-    run_lua55_scenario(RELOAD, "reload ok");
+    run_lua55_scenario(&scenario(RELOAD), "reload ok");
 }
 
 #[test]
 fn lua55_watch_reloads_changed_files() {
-    run_lua55_scenario(WATCH, "watch ok");
+    run_lua55_scenario(&scenario(WATCH), "watch ok");
 }
 
 /// A script that expects `require "hotlua"` to fail with a message containing `expected`.
@@ -447,42 +417,42 @@ fn lua55_host() -> String {
 
 #[test]
 fn lua54_reload_keeps_state() {
-    run_scenario("lua54", "lua5.4", RELOAD, "reload ok");
+    run_scenario("lua54", "lua5.4", &scenario(RELOAD), "reload ok");
 }
 
 #[test]
 fn lua54_watch_reloads_changed_files() {
-    run_scenario("lua54", "lua5.4", WATCH, "watch ok");
+    run_scenario("lua54", "lua5.4", &scenario(WATCH), "watch ok");
 }
 
 #[test]
 fn luajit_reload_keeps_state() {
-    run_scenario("luajit", "luajit", RELOAD, "reload ok");
+    run_scenario("luajit", "luajit", &scenario(RELOAD), "reload ok");
 }
 
 #[test]
 fn luajit_watch_reloads_changed_files() {
-    run_scenario("luajit", "luajit", WATCH, "watch ok");
+    run_scenario("luajit", "luajit", &scenario(WATCH), "watch ok");
 }
 
 #[test]
 fn lua53_reload_keeps_state() {
-    run_scenario("lua53", "lua5.3", RELOAD, "reload ok");
+    run_scenario("lua53", "lua5.3", &scenario(RELOAD), "reload ok");
 }
 
 #[test]
 fn lua53_watch_reloads_changed_files() {
-    run_scenario("lua53", "lua5.3", WATCH, "watch ok");
+    run_scenario("lua53", "lua5.3", &scenario(WATCH), "watch ok");
 }
 
 #[test]
 fn lua52_reload_keeps_state() {
-    run_scenario("lua52", "lua5.2", RELOAD, "reload ok");
+    run_scenario("lua52", "lua5.2", &scenario(RELOAD), "reload ok");
 }
 
 #[test]
 fn lua51_reload_keeps_state() {
-    run_scenario("lua51", "lua5.1", RELOAD, "reload ok");
+    run_scenario("lua51", "lua5.1", &scenario(RELOAD), "reload ok");
 }
 
 /// Runs `script` with the stock interpreter `interpreter`, when it is installed.
