@@ -78,7 +78,10 @@ pub(crate) fn call_limited(
     let standard = crate::standard::functions(lua)?;
     let exit = standard.raw_get::<Value>("exit")?;
     let collectgarbage = standard.raw_get::<Value>("collectgarbage")?;
-    let mut limits = Limits {
+    // On the heap: if putting the thread's hook back fails (no memory left), the hook may still
+    // fire and must then find a live `Limits` (not running: it returns at once), so the box is
+    // leaked rather than freed.
+    let mut limits = Box::new(Limits {
         deadline: Instant::now().checked_add(timeout),
         exit: match exit {
             Value::Function(exit) => c_function(lua, &exit)?,
@@ -92,11 +95,13 @@ pub(crate) fn call_limited(
         stop: None,
         hook_ran: false,
         running: true,
-    };
+    });
     let protected = protected_call(lua)?;
-    let previous = install(lua, &mut limits)?;
     // Calling a Lua function fires the call hook, unless Lua runs no hooks here.
-    let probed = crate::standard::load(lua, "=hotlua", "return")?.call::<()>(());
+    let probe = crate::standard::load(lua, "=hotlua", "return")?;
+    // From here to `uninstall` nothing returns early: the registry points at `limits`.
+    let previous = install(lua, &mut limits)?;
+    let probed = probe.call::<()>(());
     let ran = match (probed, limits.hook_ran) {
         (Ok(()), true) => protected.call::<MultiValue>((chunk, args)),
         (Ok(()), false) => {
@@ -106,7 +111,10 @@ pub(crate) fn call_limited(
         (Err(error), _) => Err(error),
     };
     limits.running = false;
-    uninstall(lua, previous)?;
+    if let Err(error) = uninstall(lua, previous) {
+        Box::leak(limits);
+        return Err(error);
+    }
     // A last look at the clock: a top level whose last call into C outlasted the deadline.
     if limits.stop.is_none()
         && limits
@@ -182,7 +190,8 @@ fn install(lua: &Lua, limits: &mut Limits) -> mlua::Result<Hook> {
     let limits = limits as *mut Limits as *mut c_void;
     // SAFETY: the closure runs in a C frame on the thread that then calls the top level, with
     // room for the two values it pushes; rawset pops them. The pointer stays valid until
-    // `uninstall` removes it from the registry, which the caller does before `limits` moves.
+    // `uninstall` removes it from the registry, which the caller does before `limits` is freed
+    // (and when that fails, the caller never frees it).
     let mut previous = (None, 0, 0);
     unsafe {
         lua.exec_raw::<()>((), |state| {
