@@ -336,7 +336,7 @@ local function put_back(live, before)
     if rawget(live, k) == nil then rawset(live, k, v) end
   end
 end
-return copy, take, put_back
+return { copy, take, put_back }
 "#;
 
 /// A raw shallow copy of `table` (not its metatable), and its number of entries.
@@ -346,17 +346,7 @@ pub(crate) fn copy_table(lua: &Lua, table: &Table) -> Result<(Table, usize)> {
 
 /// The staging walks, compiled once per state.
 fn table_ops(lua: &Lua) -> Result<TableOps> {
-    const KEY: &str = "hotlua.staging_table_ops";
-    let functions: Table = match lua.named_registry_value::<Option<Table>>(KEY)? {
-        Some(functions) => functions,
-        None => {
-            let (copy, take, put_back): (Function, Function, Function) =
-                crate::standard::load(lua, "=hotlua staging", TABLE_OPS)?.call(())?;
-            let functions = lua.create_sequence_from([copy, take, put_back])?;
-            lua.set_named_registry_value(KEY, &functions)?;
-            functions
-        }
-    };
+    let functions: Table = crate::standard::cached(lua, "=hotlua staging", TABLE_OPS)?;
     Ok(TableOps {
         copy: functions.raw_get(1)?,
         take: functions.raw_get(2)?,

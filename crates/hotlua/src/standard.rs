@@ -75,3 +75,28 @@ pub(crate) fn load(lua: &Lua, name: &str, source: &str) -> mlua::Result<Function
         .set_environment(functions(lua)?)
         .into_function()
 }
+
+/// Registry key of the values hotlua's cached chunks returned, by chunk name.
+const CACHE_KEY: &str = "hotlua.chunks";
+
+/// What one of hotlua's chunks returns (a function, or a table of them), compiled and run
+/// once per state as by [`load`] and kept in the registry under its chunk `name`.
+pub(crate) fn cached<T: mlua::FromLua>(lua: &Lua, name: &str, source: &str) -> mlua::Result<T> {
+    let cache = match lua.named_registry_value::<Option<Table>>(CACHE_KEY)? {
+        Some(cache) => cache,
+        None => {
+            let cache = lua.create_table()?;
+            lua.set_named_registry_value(CACHE_KEY, &cache)?;
+            cache
+        }
+    };
+    let value = match cache.raw_get::<Value>(name)? {
+        Value::Nil => {
+            let value: Value = load(lua, name, source)?.call(())?;
+            cache.raw_set(name, &value)?;
+            value
+        }
+        value => value,
+    };
+    T::from_lua(value, lua)
+}
