@@ -138,6 +138,8 @@ mod plan;
 mod raw;
 pub mod report;
 mod request;
+#[cfg(hotlua_inplace)]
+mod slots;
 pub mod sources;
 mod staging;
 mod standard;

@@ -38,6 +38,8 @@ pub struct StagedModule {
     pub extended: Vec<Written>,
     /// How many table entries staging copied to be able to undo the top level's writes.
     pub entries_copied: usize,
+    /// How many entries staging compared by looking their keys up.
+    pub lookups: usize,
 }
 
 /// Runs `chunk`, the new top level of module `name` compiled from `file`, whose live value is
@@ -122,6 +124,7 @@ pub(crate) fn stage(
         globals: written.globals,
         extended: written.extended,
         entries_copied,
+        lookups: written.lookups,
     })
 }
 

@@ -7,7 +7,8 @@
 //! change what a reload does. [`Reloader::new`](crate::Reloader::new) takes those functions
 //! from the globals once, before the program's code runs in `hotlua run` (and when
 //! `require "hotlua"` first runs in a C host), and every chunk of hotlua's runs with that
-//! table as its environment.
+//! table as its environment. Where the build has them, hotlua's own C functions are there too
+//! ([`crate::slots`]).
 
 use mlua::{Function, Lua, Table, Value};
 
@@ -58,6 +59,13 @@ pub(crate) fn remember(lua: &Lua) -> mlua::Result<()> {
         .map_err(mlua::Error::external)?
         .raw_get::<Value>("jit")?;
     functions.raw_set("jit", jit)?;
+    #[cfg(hotlua_inplace)]
+    for (name, function) in crate::slots::NAMES
+        .into_iter()
+        .zip(crate::slots::functions(lua)?)
+    {
+        functions.raw_set(name, function)?;
+    }
     lua.set_named_registry_value(KEY, functions)
 }
 

@@ -301,6 +301,7 @@ impl<'lua> Planner<'lua> {
                     .flat_map(|m| m.extended.iter().map(|w| w.name.clone()))
                     .collect(),
                 staging_entries_copied: staged.modules.iter().map(|m| m.entries_copied).sum(),
+                staging_lookups: staged.modules.iter().map(|m| m.lookups).sum(),
                 ..Report::default()
             },
         })
