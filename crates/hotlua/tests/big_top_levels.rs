@@ -146,3 +146,33 @@ fn a_module_of_many_records_keeps_every_table_and_merges_by_the_policy() {
         f.lua::<bool>("return items[1] == first and first.name == 'e0' and items[2].name == 'e1'")
     );
 }
+
+#[test]
+fn the_first_reload_compiles_a_file_once() {
+    let f = Fixture::new();
+    // Lua's own file searcher, wrapped by a host function that counts what it is asked for.
+    let searchers: mlua::Table = f.lua("return package.searchers");
+    let lua_searcher: mlua::Function = searchers.get(2).unwrap();
+    let asked = f.lua.create_table().unwrap();
+    let counts = asked.clone();
+    let counting = f
+        .lua
+        .create_function(move |_, name: String| {
+            counts.set(
+                name.as_str(),
+                counts.get::<i64>(name.as_str()).unwrap_or(0) + 1,
+            )?;
+            lua_searcher.call::<mlua::MultiValue>(name)
+        })
+        .unwrap();
+    searchers.set(2, counting).unwrap();
+    f.write("m", "return { v = 1 }");
+    f.lua::<()>("m = require 'm'");
+    f.write("m", "return { v = 2 }");
+    f.reload_ok("m");
+    f.reload_ok("m");
+    // `require` asked once; hotlua compiles the file itself, having found which searcher is
+    // Lua's with a file of its own.
+    assert_eq!(asked.get::<i64>("m").unwrap(), 1);
+    assert_eq!(asked.get::<i64>("hotlua_probe").unwrap(), 1);
+}
