@@ -148,11 +148,15 @@ pub(crate) fn snapshot(lua: &Lua, value: &Value, foreign: &Table) -> mlua::Resul
     copy.call((value, foreign))
 }
 
+// `copy_slots` ([`crate::slots`]), where the build has it, copies a table's entries with its
+// sizes: no table grows entry by entry.
 const SNAPSHOT: &str = r#"
-local next, type = next, type
+local next, type, copy_slots = next, type, copy_slots
+local function empty() return {} end
+local copy = copy_slots or empty
 return function(root, foreign)
   if type(root) ~= "table" or foreign[root] then return root end
-  local copies, pending, count = { [root] = {} }, { root }, 1
+  local copies, pending, count = { [root] = copy(root) }, { root }, 1
   while count > 0 do
     local t = pending[count]
     pending[count] = nil
@@ -162,14 +166,15 @@ return function(root, foreign)
       if type(v) == "table" and not foreign[v] then
         local d = copies[v]
         if d == nil then
-          d = {}
+          d = copy(v)
           copies[v] = d
           count = count + 1
           pending[count] = v
         end
-        v = d
+        c[k] = d
+      elseif not copy_slots then
+        c[k] = v
       end
-      c[k] = v
     end
   end
   return copies[root]

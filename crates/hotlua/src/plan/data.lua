@@ -107,78 +107,78 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
   -- the next to do last).
   local function merge(root_live, root_new, root_base, policy)
     local writes, nwrites, events, nevents, added, merged = {}, 0, {}, 0, 0, 0
-    local lives, news, bases, steps_of, n = { root_live }, { root_new }, { root_base }, { 1 }, 1
+    -- the pending merges: live, new, base, step, and whether `new` is a data table
+    local lives, news, bases, steps_of, datas, n = { root_live }, { root_new }, { root_base },
+      { 1 }, { true }, 1
     local parent_of, key_of, steps = { 0 }, { false }, 1
     local function event(kind, step, key)
       nevents = nevents + 1
       events[nevents] = kind
       nevents = append_path(events, nevents, parent_of, key_of, step, key)
     end
-    -- a data table's merge is planned as it is paired: data[new] is its live table
-    while n > 0 and type(data[news[n]]) == "table" do
+    while n > 0 and datas[n] do
       local live, new, base, step = lives[n], news[n], bases[n], steps_of[n]
-      lives[n], news[n], bases[n], steps_of[n] = nil, nil, nil, nil
+      lives[n], news[n], bases[n], steps_of[n], datas[n] = nil, nil, nil, nil, nil
       n = n - 1
-      local guarded = getmetatable(live) ~= nil
       -- merge_fields
       for k, value in next, new do
         local current = rawget(live, k)
-        -- `==` is raw but for two tables (`__eq`)
         local kind = type(value)
-        if (kind == "table" and not rawequal(current, value)) or (kind ~= "table" and current ~= value) then
+        -- a data table (new) is never a live value; `==` is raw but for two tables (`__eq`)
+        local collected = kind == "table" and data[value]
+        if current == nil then
+          added = added + 1
+          writes[nwrites + 1], writes[nwrites + 2], writes[nwrites + 3] = live, k, value
+          -- added to a table whose `__newindex` must see it
+          writes[nwrites + 4] = getmetatable(live) ~= nil and not rawequal(live, G)
+            and has_newindex(live)
+          nwrites = nwrites + 4
+        elseif collected or (kind == "table" and not rawequal(current, value))
+            or (kind ~= "table" and current ~= value) then
           local write = false
-          if current == nil then
-            added = added + 1
-            write = true
-          else
-            local live_kind = type(current)
-            local collected, is_new = nil, false
-            if kind == "table" then
-              collected = data[value]
-              is_new = collected ~= nil or general[value] ~= nil
+          local live_kind = type(current)
+          local is_new = collected ~= false and collected ~= nil
+            or (kind == "table" and general[value] ~= nil)
+          if live_kind == "table" and is_new and not foreign[current] then
+            local paired
+            if type(collected) == "table" then
+              paired = collected
+            elseif collected ~= true then
+              paired = pairs[value]
             end
-            if live_kind == "table" and is_new and not foreign[current] then
-              local paired
-              if type(collected) == "table" then
-                paired = collected
-              elseif collected ~= true then
-                paired = pairs[value]
-              end
-              if paired ~= nil and not rawequal(paired, current) then
-                event("elsewhere", step, k)
-                write = true
-              elseif paired == nil then
-                if collected == true then data[value] = current else pairs[value] = current end
-                merged = merged + 1
-                steps = steps + 1
-                parent_of[steps], key_of[steps] = step, k
-                local child_base = base and rawget(base, k)
-                n = n + 1
-                lives[n], news[n], steps_of[n] = current, value, steps
-                bases[n] = type(child_base) == "table" and child_base
-              end
-            elseif live_kind == "table" and is_new then
-              -- a foreign table: replaced only if the file put it there
-              if base then write = rawequal(rawget(base, k), current) else write = true end
-            elseif live_kind ~= kind then
+            if paired ~= nil and not rawequal(paired, current) then
+              event("elsewhere", step, k)
               write = true
-            elseif policy == "overwrite" then
+            elseif paired == nil then
+              if collected == true then data[value] = current else pairs[value] = current end
+              merged = merged + 1
+              steps = steps + 1
+              parent_of[steps], key_of[steps] = step, k
+              local child_base = base and rawget(base, k)
+              n = n + 1
+              lives[n], news[n], steps_of[n], datas[n] = current, value, steps, collected == true
+              bases[n] = type(child_base) == "table" and child_base
+            end
+          elseif live_kind == "table" and is_new then
+            -- a foreign table: replaced only if the file put it there
+            if base then write = rawequal(rawget(base, k), current) else write = true end
+          elseif live_kind ~= kind then
+            write = true
+          elseif policy == "overwrite" then
+            write = true
+          elseif policy == "merge3" and base then
+            local before = rawget(base, k)
+            if rawequal(before, current) then
               write = true
-            elseif policy == "merge3" and base then
-              local before = rawget(base, k)
-              if rawequal(before, current) then
-                write = true
-              elseif not rawequal(before, value) then
-                event("conflict", step, k)
-                events[nevents + 1], events[nevents + 2] = current, value
-                nevents = nevents + 2
-              end
+            elseif not rawequal(before, value) then
+              event("conflict", step, k)
+              events[nevents + 1], events[nevents + 2] = current, value
+              nevents = nevents + 2
             end
           end
           if write then
             writes[nwrites + 1], writes[nwrites + 2], writes[nwrites + 3] = live, k, value
-            writes[nwrites + 4] = current == nil and guarded and not rawequal(live, G)
-              and has_newindex(live)
+            writes[nwrites + 4] = false
             nwrites = nwrites + 4
           end
         end
