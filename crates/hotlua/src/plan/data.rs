@@ -134,19 +134,16 @@ impl Planner<'_> {
             ))?;
         self.report.fields_added += added;
         self.report.tables_merged += merged;
-        for write in writes
-            .sequence_values::<Value>()
-            .collect::<mlua::Result<Vec<_>>>()?
-            .chunks(4)
-        {
-            let [Value::Table(table), key, value, assign] = write else {
-                return Err(mlua::Error::runtime("a data merge returned a malformed write").into());
-            };
-            let (table, key, value) = (table.clone(), key.clone(), value.clone());
-            self.writes.try_push(match assign {
-                Value::Boolean(true) => Write::Assign { table, key, value },
-                _ => Write::Field { table, key, value },
+        // Read one write at a time: a merge can write a million fields, more than mlua can
+        // hold handles to at once beyond the writes themselves.
+        let mut at = 1;
+        while let Some(table) = writes.raw_get::<Option<Table>>(at)? {
+            let (key, value) = (writes.raw_get(at + 1)?, writes.raw_get(at + 2)?);
+            self.writes.try_push(match writes.raw_get(at + 3)? {
+                true => Write::Assign { table, key, value },
+                false => Write::Field { table, key, value },
             })?;
+            at += 4;
         }
         let mut at = 1;
         while let Some(kind) = events.raw_get::<Option<String>>(at)? {
