@@ -1,5 +1,6 @@
-//! Builds the `inplace` engine's C shim (csrc/) when the library is built with the
-//! vendored Lua 5.4 (features `lua54` + `vendored`), and sets `cfg(hotlua_inplace)`.
+//! Builds the C shim (csrc/: the `inplace` engine, and staging's slot-for-slot table copies)
+//! when the library is built with the vendored Lua 5.4 (features `lua54` + `vendored`), and
+//! sets `cfg(hotlua_inplace)`.
 //!
 //! The shim includes Lua's *internal* headers (lobject.h, lstate.h, ...), so it must be
 //! compiled against the very source folder mlua built its Lua from. mlua-sys (`links = "lua"`)
@@ -59,7 +60,12 @@ fn main() {
 
     let mut build = cc::Build::new();
     build
-        .files(["csrc/proto.c", "csrc/scan.c", "csrc/collector.c"])
+        .files([
+            "csrc/proto.c",
+            "csrc/scan.c",
+            "csrc/collector.c",
+            "csrc/tables.c",
+        ])
         .include(&source)
         .define("HOTLUA_EXPECTED_RELEASE", release.to_string().as_str())
         // The same configuration lua-src compiles Lua 5.4 with.

@@ -105,7 +105,7 @@ print(m.v())
     );
 }
 
-/// Memory filled to the brim, then freed a quarter MiB at a time, with a reload attempted
+/// Memory filled to the brim, then freed 64 KiB at a time, with a reload attempted
 /// after each step: every attempt either reloads or fails with the program unchanged, and the
 /// process never aborts, whichever allocation (Lua's or hotlua's own) is the one refused.
 #[test]
@@ -137,7 +137,7 @@ pcall(function()
 end)
 local failures = 0
 while #ballast > 0 do
-  for _ = 1, 4 do ballast[#ballast] = nil end
+  ballast[#ballast] = nil
   collectgarbage()
   local report, message = hotlua.reload("m")
   if report then break end

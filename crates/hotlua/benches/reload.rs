@@ -11,10 +11,13 @@
 //!   two reloads cost the same.
 //! - **top level**: a module whose top level creates G new globals; reload time ÷ running the
 //!   same file once with lua's own `load`.
+//! - **data module**: a module file of R records (a table of tables, 70 bytes a record) and
+//!   one function, reloaded unchanged; reload time ÷ compiling and running the same file once
+//!   with lua's own `load`.
 //!
 //! Every figure is the median of several runs. `HOTLUA_BENCH_QUICK=1` runs only the small
-//! sizes (a smoke test of the benchmark itself); `HOTLUA_BENCH_ONLY=heap` or `=module` runs
-//! one workload (for profiling).
+//! sizes (a smoke test of the benchmark itself); `HOTLUA_BENCH_ONLY=heap`, `=module`,
+//! `=globals` (with the top level) or `=data` runs one workload (for profiling).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -359,6 +362,56 @@ fn top_level_workload(count: usize) {
     );
 }
 
+/// A module file of `records` records and one function, reloaded unchanged: reload ÷ one run.
+fn data_module_workload(records: usize) {
+    let ws = Workspace::new("data");
+    let mut source = String::from("local M = { items = {\n");
+    for i in 0..records {
+        source +=
+            &format!("  {{ id = {i}, name = 'item{i}', tags = {{ 'a', 'b' }}, w = {i}.5 }},\n");
+    }
+    source += "} }\nfunction M.count() return #M.items end\nreturn M\n";
+    ws.write("records", &source);
+    ws.lua.load("records = require 'records'").exec().unwrap();
+    let run = median(
+        (0..RUNS)
+            .map(|_| {
+                let started = Instant::now();
+                ws.lua.load(&source).call::<mlua::Value>(()).unwrap();
+                ms(started)
+            })
+            .collect(),
+    );
+    let mut last = None;
+    let reload = median(
+        (0..RUNS)
+            .map(|_| {
+                let started = Instant::now();
+                last = Some(
+                    ws.reloader
+                        .reload(&["records"], &Options::default())
+                        .unwrap(),
+                );
+                ms(started)
+            })
+            .collect(),
+    );
+    let report = last.unwrap();
+    let t = report.timings;
+    println!(
+        "data   R={records:<9} {:>5.1} MB run {run:>8.2} ms | reload {reload:>8.2} ms | reload/run {:>5.2} \
+         | tables merged {} | phases ms: load {:.2} stage {:.2} plan {:.2} apply {:.2} switch {:.2}",
+        source.len() as f64 / 1e6,
+        reload / run,
+        report.tables_merged,
+        t.load_ms,
+        t.stage_ms,
+        t.plan_ms,
+        t.apply_ms,
+        t.switch_ms,
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this too, so keep it quick then.
     let quick = std::env::var_os("HOTLUA_BENCH_QUICK").is_some()
@@ -376,7 +429,7 @@ fn main() {
         _ => vec![Engine::Walk],
     };
     println!("hotlua reload benchmarks, medians of {RUNS} runs");
-    if only != "module" && only != "globals" {
+    if only.is_empty() || only == "heap" {
         for &objects in heap_sizes {
             for &engine in &engines {
                 for mode in ["incremental", "generational"] {
@@ -389,7 +442,10 @@ fn main() {
         globals_workload(if quick { 10_000 } else { 2_000_000 });
         top_level_workload(if quick { 10_000 } else { 200_000 });
     }
-    if only != "heap" && only != "globals" {
+    if only.is_empty() || only == "data" {
+        data_module_workload(if quick { 1_000 } else { 100_000 });
+    }
+    if only.is_empty() || only == "module" {
         for &functions in module_sizes {
             for &engine in &engines {
                 module_workload(functions, engine);

@@ -1,7 +1,8 @@
 /*
 ** The `inplace` engine's C side: shared by proto.c (reading prototypes, for the pairing in
-** src/switch/inplace/pairing.rs), scan.c (the collector scan that retargets closures) and
-** collector.c (the collector's debt across hotlua's pause, for src/collector.rs).
+** src/switch/inplace/pairing.rs), scan.c (the collector scan that retargets closures),
+** collector.c (the collector's debt across hotlua's pause, for src/collector.rs) and tables.c
+** (staging's slot-for-slot copies, for src/slots.rs).
 **
 ** Compiled by crates/hotlua/build.rs against the internal headers of the exact Lua that mlua
 ** vendors (the Lua 5.4 source folder of the `lua-src` crate whose public headers mlua-sys

@@ -9,9 +9,8 @@
 //! by path) of the upvalue cells of the module's functions, keyed by the cell's identity
 //! (`lua_upvalueid`), which a reload keeps: new functions are joined to the live cell.
 
-use mlua::{Lua, Table, Value};
+use mlua::{Function, Lua, Table, Value};
 
-use crate::fallible::TryPush;
 use crate::memory::LimitLifted;
 
 const REGISTRY_KEY: &str = "hotlua.baselines";
@@ -20,10 +19,9 @@ const REGISTRY_KEY: &str = "hotlua.baselines";
 pub(crate) fn record_load(lua: &Lua, name: &str, module: &Value) -> mlua::Result<()> {
     let baseline = lua.create_table()?;
     let batch = std::collections::HashSet::from([name]);
-    let foreign = crate::modules::foreign_tables(lua, &batch).map_err(mlua::Error::external)?;
-    let is_foreign = |table: &Table| foreign.contains(&(table.to_pointer() as usize));
-    baseline.raw_set("module", snapshot(lua, module, &is_foreign)?)?;
-    baseline.raw_set("locals", locals_of(lua, module, &is_foreign)?)?;
+    let foreign = crate::modules::foreign_set(lua, &batch).map_err(mlua::Error::external)?;
+    baseline.raw_set("module", snapshot(lua, module, &foreign)?)?;
+    baseline.raw_set("locals", locals_of(lua, module, &foreign)?)?;
     store(lua, name, Value::Table(baseline))
 }
 
@@ -45,56 +43,56 @@ pub(crate) fn cell_key(cell: usize) -> i64 {
 /// Data tables are not walked: a module of a million records costs its `require` nothing
 /// here. A local only functions deeper down capture has no load-time value, and `overwrite`
 /// and `merge3` keep its live value.
-fn locals_of(
-    lua: &Lua,
-    module: &Value,
-    is_foreign: &dyn Fn(&Table) -> bool,
-) -> mlua::Result<Table> {
-    /// The module table is depth 0; its fields' tables 1; theirs are not walked.
-    const TABLE_DEPTH: u8 = 1;
+fn locals_of(lua: &Lua, module: &Value, foreign: &Table) -> mlua::Result<Table> {
     let locals = lua.create_table()?;
-    let visited = lua.create_table()?;
-    let pending = lua.create_table()?;
-    let mut depths = Vec::new();
-    pending.raw_push(module)?;
-    depths.push(0u8);
-    while let Some(value) = pending.raw_pop::<Option<Value>>()? {
-        let depth = depths.pop().unwrap_or(0);
-        if visited.raw_get::<bool>(&value)? {
-            continue;
-        }
-        match &value {
-            Value::Table(table) if !is_foreign(table) => {
-                visited.raw_set(&value, true)?;
-                for pair in table.pairs::<Value, Value>() {
-                    let (_, field) = pair?;
-                    let walk = match field {
-                        Value::Table(_) => depth < TABLE_DEPTH,
-                        Value::Function(_) => true,
-                        _ => false,
-                    };
-                    if walk {
-                        pending.raw_push(field)?;
-                        depths.try_push(depth + 1).map_err(mlua::Error::external)?;
-                    }
+    let find: Function = crate::standard::cached(lua, "=hotlua module functions", FUNCTIONS)?;
+    // The functions still to look at, and every function met so far.
+    let (pending, seen): (Table, Table) = find.call((module, foreign))?;
+    while let Some(function) = pending.raw_pop::<Option<Function>>()? {
+        for upvalue in crate::raw::upvalues(lua, &function)? {
+            if is_local_data(&upvalue.value) {
+                locals.raw_set(cell_key(upvalue.cell), upvalue.value)?;
+            } else if let Value::Function(captured) = upvalue.value {
+                if !seen.raw_get::<bool>(&captured)? {
+                    seen.raw_set(&captured, true)?;
+                    pending.raw_push(captured)?;
                 }
             }
-            Value::Function(function) => {
-                visited.raw_set(&value, true)?;
-                for upvalue in crate::raw::upvalues(lua, function)? {
-                    if is_local_data(&upvalue.value) {
-                        locals.raw_set(cell_key(upvalue.cell), upvalue.value)?;
-                    } else if matches!(upvalue.value, Value::Function(_)) {
-                        pending.raw_push(upvalue.value)?;
-                        depths.try_push(depth).map_err(mlua::Error::external)?;
-                    }
-                }
-            }
-            _ => {}
         }
     }
     Ok(locals)
 }
+
+/// The functions a module holds in its fields and in fields of its tables (not deeper: data
+/// tables are not walked), found in one pass in Lua; foreign tables are not looked into.
+/// Returns them as a sequence, and the set of every function in it.
+const FUNCTIONS: &str = r#"
+local next, type = next, type
+return function(module, foreign)
+  local found, count, seen = {}, 0, {}
+  local function add(f)
+    if not seen[f] then seen[f] = true count = count + 1 found[count] = f end
+  end
+  local function fields(t, walk_tables)
+    seen[t] = true
+    for _, v in next, t do
+      local kind = type(v)
+      if kind == "function" then
+        add(v)
+      elseif kind == "table" and walk_tables and not seen[v] and not foreign[v] then
+        fields(v, false)
+      end
+    end
+  end
+  local kind = type(module)
+  if kind == "function" then
+    add(module)
+  elseif kind == "table" and not foreign[module] then
+    fields(module, true)
+  end
+  return found, seen
+end
+"#;
 
 /// The baseline of `name`, if hotlua saw it load.
 pub(crate) fn get(lua: &Lua, name: &str) -> mlua::Result<Option<Table>> {
@@ -140,44 +138,48 @@ impl Replaced {
     }
 }
 
-/// A copy of `value` in which every table not `is_foreign` is copied (cycles kept as cycles)
-/// and every other value is the value itself.
+/// A copy of `value` in which every table not in the set `foreign` is copied (cycles and
+/// shared tables kept as such) and every other value is the value itself.
 ///
-/// Any depth and any size: the tables waiting to be copied and the copies made so far are kept
-/// in Lua tables, not on the native stack and not as mlua handles (mlua holds a limited number
-/// of those: about 8000 on Lua 5.1 and LuaJIT).
-pub(crate) fn snapshot(
-    lua: &Lua,
-    value: &Value,
-    is_foreign: &dyn Fn(&Table) -> bool,
-) -> mlua::Result<Value> {
-    let copies = lua.create_table()?;
-    let pending = lua.create_table()?;
-    let copy_of = |value: Value| -> mlua::Result<Value> {
-        let Value::Table(table) = &value else {
-            return Ok(value);
-        };
-        if is_foreign(table) {
-            return Ok(value);
-        }
-        if let Some(done) = copies.raw_get::<Option<Table>>(table)? {
-            return Ok(Value::Table(done));
-        }
-        let duplicate = lua.create_table()?;
-        copies.raw_set(table, &duplicate)?;
-        pending.raw_push(table)?;
-        Ok(Value::Table(duplicate))
-    };
-    let root = copy_of(value.clone())?;
-    while let Some(table) = pending.raw_pop::<Option<Table>>()? {
-        let duplicate: Table = copies.raw_get(&table)?;
-        for pair in table.pairs::<Value, Value>() {
-            let (key, field) = pair?;
-            duplicate.raw_set(key, copy_of(field)?)?;
-        }
-    }
-    Ok(root)
+/// Any depth and any size, in one call of a Lua walk: the tables waiting to be copied wait in
+/// a Lua table, not on the native stack, and no mlua handle is taken per entry.
+pub(crate) fn snapshot(lua: &Lua, value: &Value, foreign: &Table) -> mlua::Result<Value> {
+    let copy: Function = crate::standard::cached(lua, "=hotlua snapshot", SNAPSHOT)?;
+    copy.call((value, foreign))
 }
+
+// `copy_slots` ([`crate::slots`]), where the build has it, copies a table's entries with its
+// sizes: no table grows entry by entry.
+const SNAPSHOT: &str = r#"
+local next, type, copy_slots = next, type, copy_slots
+local function empty() return {} end
+local copy = copy_slots or empty
+return function(root, foreign)
+  if type(root) ~= "table" or foreign[root] then return root end
+  local copies, pending, count = { [root] = copy(root) }, { root }, 1
+  while count > 0 do
+    local t = pending[count]
+    pending[count] = nil
+    count = count - 1
+    local c = copies[t]
+    for k, v in next, t do
+      if type(v) == "table" and not foreign[v] then
+        local d = copies[v]
+        if d == nil then
+          d = copy(v)
+          copies[v] = d
+          count = count + 1
+          pending[count] = v
+        end
+        c[k] = d
+      elseif not copy_slots then
+        c[k] = v
+      end
+    end
+  end
+  return copies[root]
+end
+"#;
 
 fn all(lua: &Lua) -> mlua::Result<Table> {
     if let Some(table) = lua.named_registry_value::<Option<Table>>(REGISTRY_KEY)? {

@@ -138,6 +138,8 @@ mod plan;
 mod raw;
 pub mod report;
 mod request;
+#[cfg(hotlua_inplace)]
+mod slots;
 mod source_file;
 pub mod sources;
 mod staging;

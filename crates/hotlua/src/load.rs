@@ -38,6 +38,8 @@ pub struct StagedModule {
     pub extended: Vec<Written>,
     /// How many table entries staging copied to be able to undo the top level's writes.
     pub entries_copied: usize,
+    /// How many entries staging compared by looking their keys up.
+    pub lookups: usize,
 }
 
 /// Runs `chunk`, the new top level of module `name` compiled from `file`, whose live value is
@@ -122,6 +124,7 @@ pub(crate) fn stage(
         globals: written.globals,
         extended: written.extended,
         entries_copied,
+        lookups: written.lookups,
     })
 }
 
@@ -164,10 +167,16 @@ pub(crate) fn find(lua: &Lua, name: &str) -> Result<(Function, PathBuf, Option<V
         Some(file) => Some(read_source(name, file)?),
         None => None,
     };
-    let lua_file_searcher = lua
+    let mut lua_file_searcher = lua
         .named_registry_value::<Option<Function>>(LUA_FILE_SEARCHER)
         .ok()
         .flatten();
+    if lua_file_searcher.is_none() && text.is_some() {
+        lua_file_searcher = identify_lua_file_searcher(&package, &searchers)?;
+        if let Some(searcher) = &lua_file_searcher {
+            lua.set_named_registry_value(LUA_FILE_SEARCHER, searcher)?;
+        }
+    }
     let mut tried = String::new();
     for searcher in searchers.sequence_values::<Function>() {
         let searcher = searcher?;
@@ -283,6 +292,45 @@ fn check_source(name: &str, file: &Path, bytes: &[u8]) -> Result<()> {
 /// Registry key of the searcher found to be Lua's file searcher (it named a chunk `@file` for
 /// the file `package.path` leads to).
 const LUA_FILE_SEARCHER: &str = "hotlua.lua_file_searcher";
+
+/// Which of `searchers` is Lua's own file searcher, found without letting it compile a module
+/// (a big file would be compiled twice on the first reload): each C searcher is asked for a
+/// one-line module in a folder of hotlua's, with `package.path` pointing there for the moment.
+/// Lua's searcher answers with a chunk named after that file; the others (`package.preload`,
+/// C modules, a host's) find nothing. `package.path` is put back whatever happens.
+fn identify_lua_file_searcher(package: &Table, searchers: &Table) -> Result<Option<Function>> {
+    static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let probe = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("hotlua-probe-{}-{probe}", std::process::id()));
+    let file = dir.join("hotlua_probe.lua");
+    if std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&file, "return true"))
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let path: Value = package.raw_get("path")?;
+    let found = package
+        .raw_set("path", format!("{}/?.lua", dir.display()))
+        .and_then(|()| {
+            for searcher in searchers.sequence_values::<Function>() {
+                let searcher = searcher?;
+                if searcher.info().what != "C" {
+                    continue;
+                }
+                if let Ok(Value::Function(loader)) = searcher.call::<Value>("hotlua_probe") {
+                    if loader.info().source.as_deref() == Some(chunk_name(&file).as_str()) {
+                        return Ok(Some(searcher));
+                    }
+                }
+            }
+            Ok(None)
+        });
+    let restored = package.raw_set("path", path);
+    let _ = std::fs::remove_dir_all(&dir);
+    restored?;
+    Ok(found?)
+}
 
 /// The chunk name the Lua file searcher gives `file`.
 fn chunk_name(file: &Path) -> String {

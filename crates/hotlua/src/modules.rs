@@ -29,15 +29,16 @@ pub(crate) fn searchers(lua: &Lua) -> Result<Table> {
 }
 
 /// Tables hotlua never pairs, merges into or copies: every module in `package.loaded` that is
-/// not being reloaded (the standard library among them) and `_G`.
-pub(crate) fn foreign_tables(lua: &Lua, batch: &HashSet<&str>) -> Result<HashSet<usize>> {
-    let mut foreign = HashSet::new();
-    foreign.insert(lua.globals().to_pointer() as usize);
+/// not being reloaded (the standard library among them) and `_G`, as a Lua set (table → true)
+/// that hotlua's own Lua walks can consult.
+pub(crate) fn foreign_set(lua: &Lua, batch: &HashSet<&str>) -> Result<Table> {
+    let foreign = lua.create_table()?;
+    foreign.raw_set(lua.globals(), true)?;
     for pair in loaded_table(lua)?.pairs::<Value, Value>() {
         let (name, module) = pair?;
         let in_batch = matches!(&name, Value::String(s) if batch.contains(&*s.to_string_lossy()));
         if let (Value::Table(module), false) = (module, in_batch) {
-            foreign.insert(module.to_pointer() as usize);
+            foreign.raw_set(module, true)?;
         }
     }
     Ok(foreign)
@@ -93,6 +94,15 @@ pub(crate) fn loaded_from(lua: &Lua, name: &str, value: &Value) -> Result<Option
         .into_iter()
         .max_by(|(a, a_count), (b, b_count)| a_count.cmp(b_count).then_with(|| b.cmp(a)))
         .map(|(file, _)| file))
+}
+
+/// The tables of [`foreign_set`], by identity.
+pub(crate) fn foreign_identities(set: &Table) -> Result<HashSet<usize>> {
+    let mut foreign = HashSet::new();
+    for pair in set.pairs::<Table, Value>() {
+        foreign.insert(pair?.0.to_pointer() as usize);
+    }
+    Ok(foreign)
 }
 
 /// Registry key of the names `package.loaded` held when hotlua started in the state: the

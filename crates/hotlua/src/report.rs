@@ -39,6 +39,12 @@ pub struct Report {
     /// be undone: `_G`'s keys, the module table's, and those of each table read through a
     /// global. Never the program's data beyond that.
     pub staging_entries_copied: usize,
+    /// Entries staging compared with its copies by looking their keys up, one hash lookup
+    /// each. Where the build has the vendored Lua 5.4's internals, copies are laid out slot
+    /// for slot like the tables they copy and compared side by side, which needs no lookup
+    /// (0 here) unless the new top level moved a table's slots (say, by adding enough keys
+    /// to make it grow).
+    pub staging_lookups: usize,
     /// Fields added to live tables.
     pub fields_added: usize,
     /// Upvalue cells of new functions joined to the old module's cells (one shared variable).

@@ -61,6 +61,8 @@ pub(crate) struct Writes {
     pub module: Option<Table>,
     /// Every other table it wrote into.
     pub extended: Vec<Written>,
+    /// How many entries were compared by looking their keys up.
+    pub lookups: usize,
 }
 
 /// The staging environment of one new top level and the copies of the tables it may write.
@@ -211,7 +213,10 @@ impl Staging {
         for copy in &copies {
             if outcome.is_ok() {
                 let taken = copy.take_written(lua);
-                match taken.and_then(|fields| writes.add(lua, copy, fields)) {
+                match taken.and_then(|(fields, lookups)| {
+                    writes.lookups += lookups;
+                    writes.add(lua, copy, fields)
+                }) {
                     Ok(()) => continue,
                     Err(error) => outcome = Err(error),
                 }
@@ -229,6 +234,7 @@ impl Staging {
                 .ok_or(crate::Error::Lua("_G was not copied".into()))?,
             module: writes.module,
             extended: writes.extended,
+            lookups: writes.lookups,
         })
     }
 }
@@ -239,6 +245,7 @@ struct Taken {
     globals: Option<Table>,
     module: Option<Table>,
     extended: Vec<Written>,
+    lookups: usize,
 }
 
 impl Taken {
@@ -297,21 +304,28 @@ struct TableOps {
 
 // `before` is a plain table of hotlua's (no metatable): indexing it is raw. A key the top level
 // added has no value in it, which needs no `rawequal` call.
+// `copy_slots` and `take_slots` ([`crate::slots`]) do the same as `copy` and `take` slot for
+// slot, where the build has them.
 const TABLE_OPS: &str = r#"
 local next, rawget, rawset, rawequal = next, rawget, rawset, rawequal
+local copy_slots, take_slots = copy_slots, take_slots
 local function copy(t)
   local c, n = {}, 0
   for k, v in next, t do c[k] = v n = n + 1 end
   return c, n
 end
 -- What the top level wrote, taken out of `live` in the same pass: each changed field goes into
--- the result, then back to its value in `before`.
+-- the result, then back to its value in `before`; and how many entries were looked up by key.
 -- `count`: how many entries `before` has. When as many of its keys are still in `live`, none
 -- was deleted, and the second pass is not needed.
 local function take(live, before, count)
-  local w, still = {}, 0
+  local w = take_slots and take_slots(live, before)
+  if w then return w, 0 end
+  local still, looked_up = 0, 0
+  w = {}
   for k, v in next, live do
     local old = before[k]
+    looked_up = looked_up + 1
     if old ~= nil then still = still + 1 end
     if old == nil or not rawequal(old, v) then
       w[k] = v
@@ -320,10 +334,11 @@ local function take(live, before, count)
   end
   if still < count then
     for k, v in next, before do
+      looked_up = looked_up + 1
       if rawget(live, k) == nil then rawset(live, k, v) end
     end
   end
-  return w
+  return w, looked_up
 end
 -- Changing or clearing a field that exists during `next` is allowed, and putting back a value
 -- under a key that is there allocates nothing; only keys the top level deleted come back new.
@@ -336,7 +351,7 @@ local function put_back(live, before)
     if rawget(live, k) == nil then rawset(live, k, v) end
   end
 end
-return copy, take, put_back
+return { copy_slots or copy, take, put_back }
 "#;
 
 /// A raw shallow copy of `table` (not its metatable), and its number of entries.
@@ -346,17 +361,7 @@ pub(crate) fn copy_table(lua: &Lua, table: &Table) -> Result<(Table, usize)> {
 
 /// The staging walks, compiled once per state.
 fn table_ops(lua: &Lua) -> Result<TableOps> {
-    const KEY: &str = "hotlua.staging_table_ops";
-    let functions: Table = match lua.named_registry_value::<Option<Table>>(KEY)? {
-        Some(functions) => functions,
-        None => {
-            let (copy, take, put_back): (Function, Function, Function) =
-                crate::standard::load(lua, "=hotlua staging", TABLE_OPS)?.call(())?;
-            let functions = lua.create_sequence_from([copy, take, put_back])?;
-            lua.set_named_registry_value(KEY, &functions)?;
-            functions
-        }
-    };
+    let functions: Table = crate::standard::cached(lua, "=hotlua staging", TABLE_OPS)?;
     Ok(TableOps {
         copy: functions.raw_get(1)?,
         take: functions.raw_get(2)?,
@@ -367,16 +372,18 @@ fn table_ops(lua: &Lua) -> Result<TableOps> {
 impl Copy {
     /// Every field of the live table set to a different non-nil value since the copy, and the
     /// metatable if it was replaced, as a fresh table; the live table is put back as copied.
-    fn take_written(&self, lua: &Lua) -> Result<Table> {
+    /// With it, how many entries were compared by key lookup.
+    fn take_written(&self, lua: &Lua) -> Result<(Table, usize)> {
         let metatable = crate::raw::metatable(lua, &self.live)?;
-        let written: Table = table_ops(lua)?
-            .take
-            .call((&self.live, &self.fields, self.entries))?;
+        let (written, lookups): (Table, usize) =
+            table_ops(lua)?
+                .take
+                .call((&self.live, &self.fields, self.entries))?;
         if metatable != self.metatable {
             written.set_metatable(metatable)?;
             self.live.set_metatable(self.metatable.clone())?;
         }
-        Ok(written)
+        Ok((written, lookups))
     }
 
     /// Puts the live table back as it was copied. Putting back a key the top level changed

@@ -7,7 +7,8 @@
 //! change what a reload does. [`Reloader::new`](crate::Reloader::new) takes those functions
 //! from the globals once, before the program's code runs in `hotlua run` (and when
 //! `require "hotlua"` first runs in a C host), and every chunk of hotlua's runs with that
-//! table as its environment.
+//! table as its environment. Where the build has them, hotlua's own C functions are there too
+//! ([`crate::slots`]).
 
 use mlua::{Function, Lua, Table, Value};
 
@@ -58,6 +59,13 @@ pub(crate) fn remember(lua: &Lua) -> mlua::Result<()> {
         .map_err(mlua::Error::external)?
         .raw_get::<Value>("jit")?;
     functions.raw_set("jit", jit)?;
+    #[cfg(hotlua_inplace)]
+    for (name, function) in crate::slots::NAMES
+        .into_iter()
+        .zip(crate::slots::functions(lua)?)
+    {
+        functions.raw_set(name, function)?;
+    }
     lua.set_named_registry_value(KEY, functions)
 }
 
@@ -74,4 +82,29 @@ pub(crate) fn load(lua: &Lua, name: &str, source: &str) -> mlua::Result<Function
         .set_name(name)
         .set_environment(functions(lua)?)
         .into_function()
+}
+
+/// Registry key of the values hotlua's cached chunks returned, by chunk name.
+const CACHE_KEY: &str = "hotlua.chunks";
+
+/// What one of hotlua's chunks returns (a function, or a table of them), compiled and run
+/// once per state as by [`load`] and kept in the registry under its chunk `name`.
+pub(crate) fn cached<T: mlua::FromLua>(lua: &Lua, name: &str, source: &str) -> mlua::Result<T> {
+    let cache = match lua.named_registry_value::<Option<Table>>(CACHE_KEY)? {
+        Some(cache) => cache,
+        None => {
+            let cache = lua.create_table()?;
+            lua.set_named_registry_value(CACHE_KEY, &cache)?;
+            cache
+        }
+    };
+    let value = match cache.raw_get::<Value>(name)? {
+        Value::Nil => {
+            let value: Value = load(lua, name, source)?.call(())?;
+            cache.raw_set(name, &value)?;
+            value
+        }
+        value => value,
+    };
+    T::from_lua(value, lua)
 }

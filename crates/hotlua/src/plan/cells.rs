@@ -148,7 +148,7 @@ impl Planner<'_> {
             }
             (Value::Table(live_table), Value::Table(new_table)) => {
                 self.is_foreign(live_table)
-                    && self.is_new_table(new_table)
+                    && self.is_new_table(new_table)?
                     && self.file_still_sets(live, None)?
             }
             _ if std::mem::discriminant(live) != std::mem::discriminant(new)

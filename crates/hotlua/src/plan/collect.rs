@@ -47,11 +47,19 @@ impl Planner<'_> {
                     let identity = table.to_pointer() as usize;
                     if self.is_foreign(table)
                         || self.live_modules.contains(&identity)
-                        || self.table_pairs.contains(table)
-                        || !self.new_tables.insert(table, true)?
+                        || self.table_pairs.contains(table)?
+                        || self.new_tables.contains(table)?
                     {
                         continue;
                     }
+                    if let Some(reached) = self.collect_data(table, &path)? {
+                        for (other, other_path) in reached {
+                            pending.push(&Value::Table(other), other_path)?;
+                        }
+                        pending.reverse_since(siblings)?;
+                        continue;
+                    }
+                    self.new_tables.insert(table, true)?;
                     for pair in table.pairs::<Value, Value>() {
                         let (key, field) = pair?;
                         let field_path = path.field(&key);
@@ -136,7 +144,7 @@ impl Planner<'_> {
         let mut writes = Vec::new();
         for table in self.new_tables.tables() {
             let table = table?;
-            if self.table_pairs.contains(&table) {
+            if self.table_pairs.contains(&table)? {
                 continue;
             }
             for pair in table.pairs::<Value, Value>() {
@@ -162,7 +170,7 @@ impl Planner<'_> {
                 }
             }
             if let Some(metatable) = crate::raw::metatable(self.lua, &table)? {
-                if self.table_pairs.contains(&metatable) {
+                if self.table_pairs.contains(&metatable)? {
                     writes.try_push(Write::Metatable {
                         table: table.clone(),
                         metatable: Some(metatable),
@@ -172,6 +180,7 @@ impl Planner<'_> {
         }
         self.writes.grow_by(writes.len())?;
         self.writes.extend(writes);
+        self.remap_data_tables()?;
         let closures = fallible::collect(self.foreign_closures.values().cloned())?;
         for closure in closures {
             for upvalue in &self.facts(&closure)?.upvalues {

@@ -21,6 +21,7 @@
 
 mod cells;
 mod collect;
+mod data;
 mod declarations;
 mod finish;
 mod pair;
@@ -33,6 +34,7 @@ use std::rc::Rc;
 use mlua::{Function, Lua, Table, Value};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use self::data::DataTables;
 use self::path::Path;
 use self::tables::{TableMap, Tasks};
 use crate::apply::Write;
@@ -162,11 +164,15 @@ struct Planner<'lua> {
     /// Tables never paired or merged into: `_G`, the registry's modules other than the
     /// batch's (the standard library among them).
     foreign: HashSet<usize>,
+    /// The same tables as a Lua set, for the planner's walks in Lua.
+    foreign_set: Table,
     /// The batch's live module tables: never taken for something the new versions created.
     live_modules: HashSet<usize>,
     globals: Table,
-    /// Every table the new versions created.
+    /// Every table the new versions created that is not a data table.
     new_tables: TableMap,
+    /// The data tables the new versions created, walked in Lua.
+    data: DataTables,
     /// Every function of the new versions, with the path it was first found at.
     new_functions: FxHashMap<usize, (Function, Path)>,
     new_cells: FxHashMap<usize, NewCell>,
@@ -213,10 +219,10 @@ impl<'lua> Planner<'lua> {
     fn new(lua: &'lua Lua, staged: &Staged) -> Result<Planner<'lua>> {
         let batch: HashSet<&str> = staged.modules.iter().map(|m| m.name.as_str()).collect();
         let globals = lua.globals();
-        let mut foreign = crate::modules::foreign_tables(lua, &batch)?;
-        foreign.grow()?;
-        foreign.insert(globals.to_pointer() as usize);
-        let mut table_pairs = TableMap::new(lua)?;
+        let foreign_set = crate::modules::foreign_set(lua, &batch)?;
+        let foreign = crate::modules::foreign_identities(&foreign_set)?;
+        let data_members = lua.create_table()?;
+        let mut table_pairs = TableMap::shared(lua, &data_members)?;
         for module in &staged.modules {
             table_pairs.insert(&module.globals, &globals)?;
             table_pairs.insert(&module.environment, &globals)?;
@@ -224,22 +230,37 @@ impl<'lua> Planner<'lua> {
                 table_pairs.insert(&written.fields, &written.live)?;
             }
         }
-        let live_modules = staged
+        let live_module_tables: Vec<&Table> = staged
             .modules
             .iter()
             .filter_map(|m| match &m.old {
-                Value::Table(table) => Some(table.to_pointer() as usize),
+                Value::Table(table) => Some(table),
                 _ => None,
             })
             .collect();
+        let live_modules = live_module_tables
+            .iter()
+            .map(|table| table.to_pointer() as usize)
+            .collect();
+        let new_tables = TableMap::new(lua)?;
+        let data = DataTables::new(
+            lua,
+            &data_members,
+            &foreign_set,
+            &data::table_set(lua, live_module_tables)?,
+            table_pairs.entries(),
+            new_tables.entries(),
+        )?;
         Ok(Planner {
             lua,
             policy: DataPolicy::default(),
             sources: staged.modules.iter().map(|m| m.source.clone()).collect(),
             foreign,
+            foreign_set,
             live_modules,
             globals,
-            new_tables: TableMap::new(lua)?,
+            new_tables,
+            data,
             new_functions: FxHashMap::default(),
             new_cells: FxHashMap::default(),
             table_pairs,
@@ -280,6 +301,7 @@ impl<'lua> Planner<'lua> {
                     .flat_map(|m| m.extended.iter().map(|w| w.name.clone()))
                     .collect(),
                 staging_entries_copied: staged.modules.iter().map(|m| m.entries_copied).sum(),
+                staging_lookups: staged.modules.iter().map(|m| m.lookups).sum(),
                 ..Report::default()
             },
         })
@@ -343,8 +365,8 @@ impl<'lua> Planner<'lua> {
             .contains_key(&(function.to_pointer() as usize))
     }
 
-    fn is_new_table(&self, table: &Table) -> bool {
-        self.new_tables.contains(table)
+    fn is_new_table(&self, table: &Table) -> Result<bool> {
+        Ok(self.new_tables.contains(table)? || self.data.contains(table)?)
     }
 
     fn is_foreign(&self, table: &Table) -> bool {
@@ -377,16 +399,16 @@ impl<'lua> Planner<'lua> {
     /// The module's new baseline: a copy of what its file just produced.
     /// `sifted` holds every table `module`'s top level wrote into `_G` ([`sift_globals`]).
     fn baseline_of(&self, module: &StagedModule, sifted: &Table) -> Result<Value> {
-        let is_foreign = |table: &Table| self.is_foreign(table);
+        let foreign = &self.foreign_set;
         let baseline = self.lua.create_table()?;
         baseline.raw_set(
             "module",
-            baseline::snapshot(self.lua, &module.new, &is_foreign)?,
+            baseline::snapshot(self.lua, &module.new, foreign)?,
         )?;
         let (globals, _): (Table, usize) = crate::staging::copy_table(self.lua, &module.globals)?;
         for pair in sifted.pairs::<Value, Value>() {
             if let (key, value @ Value::Table(_)) = pair? {
-                globals.raw_set(key, baseline::snapshot(self.lua, &value, &is_foreign)?)?;
+                globals.raw_set(key, baseline::snapshot(self.lua, &value, foreign)?)?;
             }
         }
         baseline.raw_set("globals", globals)?;

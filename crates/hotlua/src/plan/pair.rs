@@ -90,6 +90,14 @@ impl Planner<'_> {
                     new,
                     path,
                     base,
+                } if self.data.contains(&new)? => {
+                    self.merge_data_tables(&live, &new, &path, base.as_ref())?
+                }
+                Task::MergeTables {
+                    live,
+                    new,
+                    path,
+                    base,
                 } => self.merge_tables(&live, &new, &path, base.as_ref())?,
                 Task::PairUpvalues { old, new, path } => self.pair_upvalues(&old, &new, &path)?,
             }
@@ -155,15 +163,25 @@ impl Planner<'_> {
         for pair in live.pairs::<Value, Value>() {
             let (key, value) = pair?;
             if let Value::Function(function) = &value {
-                if self.owned(function)? && new.raw_get::<Value>(&key)? == Value::Nil {
-                    let deleted_path = path.field(&key).to_string();
-                    self.remember_old_cells(function)?;
-                    self.report.functions_kept_deleted.try_push(deleted_path)?;
-                    self.kept_deleted.try_push(function.clone())?;
+                if new.raw_get::<Value>(&key)? == Value::Nil {
+                    self.keep_if_deleted(function, &path.field(&key))?;
                 }
             }
         }
         self.merge_metatable(live, new, path)
+    }
+
+    /// `function`, an old function at `path` that the new version no longer has: if it is the
+    /// batch's, it stays, and keeps its old code.
+    pub(super) fn keep_if_deleted(&mut self, function: &Function, path: &Path) -> Result<()> {
+        if self.owned(function)? {
+            self.remember_old_cells(function)?;
+            self.report
+                .functions_kept_deleted
+                .try_push(path.to_string())?;
+            self.kept_deleted.try_push(function.clone())?;
+        }
+        Ok(())
     }
 
     /// Merges every field the new table sets into the live table.
@@ -232,16 +250,10 @@ impl Planner<'_> {
                 true
             }
             (Value::Table(live_table), Value::Table(new_table))
-                if self.is_new_table(new_table) && !self.is_foreign(live_table) =>
+                if self.is_new_table(new_table)? && !self.is_foreign(live_table) =>
             {
                 if self.paired_elsewhere(new_table, live_table)? {
-                    // `M.b = M.a` in the new version: the field takes the live table the other
-                    // field kept, so that both read one table as the file says.
-                    self.report.warnings.try_push(format!(
-                        "{path} now holds a table another field of the new version holds too: \
-                         it takes that field's live table, and the table it held before is no \
-                         longer reachable from it"
-                    ))?;
+                    self.report.warnings.try_push(elsewhere_warning(path))?;
                     return Ok(true);
                 }
                 let base_table = match &base {
@@ -266,7 +278,7 @@ impl Planner<'_> {
                 }
             }
             (Value::Table(live_table), Value::Table(new_table))
-                if self.is_foreign(live_table) && self.is_new_table(new_table) =>
+                if self.is_foreign(live_table) && self.is_new_table(new_table)? =>
             {
                 self.file_still_sets(&live, base.as_ref())?
             }
@@ -331,7 +343,7 @@ impl Planner<'_> {
     pub(super) fn pair_values(&mut self, live: &Value, new: &Value, path: &Path) -> Result<()> {
         match (live, new) {
             (Value::Table(live), Value::Table(new))
-                if live != new && self.is_new_table(new) && !self.is_foreign(live) =>
+                if live != new && self.is_new_table(new)? && !self.is_foreign(live) =>
             {
                 self.pair_tables(live, new, path, None)?;
             }
@@ -429,6 +441,16 @@ impl Planner<'_> {
         }
         Ok(())
     }
+}
+
+/// The warning for a field at `path` that the new version points at a table another field
+/// holds too (`M.b = M.a`): the field takes the live table the other field kept, so that both
+/// read one table as the file says.
+pub(super) fn elsewhere_warning(path: &Path) -> String {
+    format!(
+        "{path} now holds a table another field of the new version holds too: it takes that \
+         field's live table, and the table it held before is no longer reachable from it"
+    )
 }
 
 pub(super) fn display(value: &Value) -> String {

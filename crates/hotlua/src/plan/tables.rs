@@ -13,6 +13,10 @@ use crate::Result;
 pub(super) struct TableMap {
     identities: FxHashSet<usize>,
     entries: Table,
+    /// For a map the data walks write into too ([`TableMap::shared`]): their data tables,
+    /// where a data table maps to a table once paired (see `data.lua`). A table missing from
+    /// `identities` may then be in `entries` or there.
+    data: Option<Table>,
 }
 
 impl TableMap {
@@ -20,29 +24,69 @@ impl TableMap {
         Ok(TableMap {
             identities: FxHashSet::default(),
             entries: lua.create_table()?,
+            data: None,
         })
     }
 
-    pub(super) fn contains(&self, table: &Table) -> bool {
-        self.identities.contains(&(table.to_pointer() as usize))
+    /// A map that the data walks write into too: through [`TableMap::entries`], and `data`.
+    pub(super) fn shared(lua: &Lua, data: &Table) -> Result<TableMap> {
+        Ok(TableMap {
+            data: Some(data.clone()),
+            ..TableMap::new(lua)?
+        })
+    }
+
+    /// The Lua table of the entries: only a [`TableMap::shared`] map may be written through it.
+    pub(super) fn entries(&self) -> &Table {
+        &self.entries
+    }
+
+    pub(super) fn contains(&self, table: &Table) -> Result<bool> {
+        Ok(self.identities.contains(&(table.to_pointer() as usize))
+            || self.lua_side(table)?.is_some())
+    }
+
+    /// What the data walks mapped `table` to, if they did.
+    fn lua_side(&self, table: &Table) -> Result<Option<Value>> {
+        let Some(data) = &self.data else {
+            return Ok(None);
+        };
+        if let Value::Table(paired) = data.raw_get(table)? {
+            return Ok(Some(Value::Table(paired)));
+        }
+        Ok(match self.entries.raw_get(table)? {
+            Value::Nil => None,
+            value => Some(value),
+        })
     }
 
     /// Maps `table` to `value`; false if it already was in the map (then nothing changes).
     pub(super) fn insert(&mut self, table: &Table, value: impl mlua::IntoLua) -> Result<bool> {
-        self.identities.grow()?;
-        if !self.identities.insert(table.to_pointer() as usize) {
+        if self.contains(table)? {
             return Ok(false);
         }
+        if let Some(data) = &self.data {
+            // A data table's pair is kept where the data walks keep it.
+            if data.raw_get::<Value>(table)? == Value::Boolean(true) {
+                data.raw_set(table, value)?;
+                return Ok(true);
+            }
+        }
+        self.identities.grow()?;
+        self.identities.insert(table.to_pointer() as usize);
         self.entries.raw_set(table, value)?;
         Ok(true)
     }
 
     /// The table `table` maps to, if it maps to one.
     pub(super) fn get(&self, table: &Table) -> Result<Option<Table>> {
-        if !self.contains(table) {
-            return Ok(None);
+        if self.identities.contains(&(table.to_pointer() as usize)) {
+            return Ok(self.entries.raw_get(table)?);
         }
-        Ok(self.entries.raw_get(table)?)
+        Ok(match self.lua_side(table)? {
+            Some(Value::Table(paired)) => Some(paired),
+            _ => None,
+        })
     }
 
     /// Every table in the map, one handle at a time.

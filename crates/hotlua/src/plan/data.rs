@@ -1,0 +1,220 @@
+//! Data tables, walked in Lua: a module of a million records must not cost a million trips
+//! between Rust and Lua.
+//!
+//! A *data table* is a new table with no metatable whose keys are strings, numbers or booleans
+//! and whose values are those or tables: nothing in it needs Rust (no function to inspect, no
+//! metatable to pair, no key to resolve). The planner hands each such table to `data.lua`,
+//! which collects every data table it reaches in one call, merges a data table and the merges
+//! that follow from it in one call, and lists the few fields of data tables that go live and
+//! must point at live tables. The walks follow the planner's own rules and order exactly; what
+//! needs the planner (a table that is not a data table, an old function, a path for the
+//! report) comes back to it.
+
+use mlua::{Function, Lua, Table, Value};
+
+use super::path::Path;
+use super::{Planner, Task};
+use crate::apply::Write;
+use crate::fallible::TryPush;
+use crate::report::Conflict;
+use crate::{DataPolicy, Result};
+
+/// The Lua walks of one plan and the data tables they collected.
+pub(super) struct DataTables {
+    collect: Function,
+    merge: Function,
+    remap: Function,
+    /// Every data table collected → true, or the live table it merges into once paired; a
+    /// table a data table reaches that is not one → false.
+    members: Table,
+}
+
+impl DataTables {
+    /// `pairs` and `general` are the planner's table pairs and the new tables it collected
+    /// itself: the walks read both and add pairs.
+    pub(super) fn new(
+        lua: &Lua,
+        members: &Table,
+        foreign: &Table,
+        live_modules: &Table,
+        pairs: &Table,
+        general: &Table,
+    ) -> Result<DataTables> {
+        let make: Function =
+            crate::standard::cached(lua, "=hotlua data tables", include_str!("data.lua"))?;
+        let has_newindex = lua.create_function(|lua, table: Table| {
+            Ok(
+                match crate::raw::metatable(lua, &table).map_err(mlua::Error::external)? {
+                    Some(metatable) => metatable.raw_get::<Value>("__newindex")? != Value::Nil,
+                    None => false,
+                },
+            )
+        })?;
+        let walks: Table = make.call((
+            members,
+            foreign,
+            live_modules,
+            pairs,
+            general,
+            lua.globals(),
+            has_newindex,
+        ))?;
+        Ok(DataTables {
+            collect: walks.raw_get("collect")?,
+            merge: walks.raw_get("merge")?,
+            remap: walks.raw_get("remap")?,
+            members: members.clone(),
+        })
+    }
+
+    /// True for a data table.
+    pub(super) fn contains(&self, table: &Table) -> Result<bool> {
+        Ok(matches!(
+            self.members.raw_get(table)?,
+            Value::Boolean(true) | Value::Table(_)
+        ))
+    }
+}
+
+/// Reads a path written by `data.lua`'s `append_path` at `at` (1-based), below `from`; returns
+/// it and the index after it.
+fn read_path(list: &Table, at: usize, from: &Path) -> Result<(Path, usize)> {
+    let steps: usize = list.raw_get(at)?;
+    let mut path = from.clone();
+    for i in 1..=steps {
+        path = path.field(&list.raw_get::<Value>(at + i)?);
+    }
+    Ok((path, at + steps + 1))
+}
+
+impl Planner<'_> {
+    /// Collects `table`, a new table, if it is a data table, with every data table it reaches;
+    /// the tables it reaches that are not data tables are returned, each with its path, in the
+    /// order reached. `None`: not a data table, for the planner to collect.
+    pub(super) fn collect_data(
+        &mut self,
+        table: &Table,
+        path: &Path,
+    ) -> Result<Option<Vec<(Table, Path)>>> {
+        let found = match self.data.collect.call::<Value>(table)? {
+            Value::Table(found) => found,
+            _ => return Ok(None),
+        };
+        let mut reached = Vec::new();
+        let mut at = 1;
+        while let Some(table) = found.raw_get::<Option<Table>>(at)? {
+            let (table_path, after) = read_path(&found, at + 1, path)?;
+            reached.try_push((table, table_path))?;
+            at = after;
+        }
+        Ok(Some(reached))
+    }
+
+    /// Merges `new`, a data table, into `live`, and does the merges that follow from it, as
+    /// [`Planner::drain`] would, until the next is of a table that is not a data table: that
+    /// one and the rest go back on the task list.
+    pub(super) fn merge_data_tables(
+        &mut self,
+        live: &Table,
+        new: &Table,
+        path: &Path,
+        base: Option<&Table>,
+    ) -> Result<()> {
+        let policy = match self.policy {
+            DataPolicy::Keep => "keep",
+            DataPolicy::Overwrite => "overwrite",
+            DataPolicy::Merge3 => "merge3",
+        };
+        let (writes, events, added, merged, left): (Table, Table, usize, usize, Table) =
+            self.data.merge.call((
+                live,
+                new,
+                base.map_or(Value::Boolean(false), |b| Value::Table(b.clone())),
+                policy,
+            ))?;
+        self.report.fields_added += added;
+        self.report.tables_merged += merged;
+        // Read one write at a time: a merge can write a million fields, more than mlua can
+        // hold handles to at once beyond the writes themselves.
+        let mut at = 1;
+        while let Some(table) = writes.raw_get::<Option<Table>>(at)? {
+            let (key, value) = (writes.raw_get(at + 1)?, writes.raw_get(at + 2)?);
+            self.writes.try_push(match writes.raw_get(at + 3)? {
+                true => Write::Assign { table, key, value },
+                false => Write::Field { table, key, value },
+            })?;
+            at += 4;
+        }
+        let mut at = 1;
+        while let Some(kind) = events.raw_get::<Option<String>>(at)? {
+            let (field, after) = read_path(&events, at + 1, path)?;
+            at = after;
+            match kind.as_str() {
+                "elsewhere" => self
+                    .report
+                    .warnings
+                    .try_push(super::pair::elsewhere_warning(&field))?,
+                "conflict" => {
+                    let (live, new): (Value, Value) =
+                        (events.raw_get(at)?, events.raw_get(at + 1)?);
+                    at += 2;
+                    self.report.conflicts.try_push(Conflict {
+                        path: field.to_string(),
+                        live: super::pair::display(&live),
+                        file: super::pair::display(&new),
+                    })?;
+                }
+                _ => {
+                    let function: Function = events.raw_get(at)?;
+                    at += 1;
+                    self.keep_if_deleted(&function, &field)?;
+                }
+            }
+        }
+        let mut at = 1;
+        while let Some(live) = left.raw_get::<Option<Table>>(at)? {
+            let new: Table = left.raw_get(at + 1)?;
+            let base: Option<Table> = match left.raw_get(at + 2)? {
+                Value::Table(base) => Some(base),
+                _ => None,
+            };
+            let (task_path, after) = read_path(&left, at + 3, path)?;
+            at = after;
+            self.tasks.push(Task::MergeTables {
+                live,
+                new,
+                path: task_path,
+                base,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The writes that point fields of data tables going live at the live tables their values
+    /// merged into.
+    pub(super) fn remap_data_tables(&mut self) -> Result<()> {
+        let fields: Table = self.data.remap.call(())?;
+        let mut at = 1;
+        while let Some(table) = fields.raw_get::<Option<Table>>(at)? {
+            self.writes.try_push(Write::Field {
+                table,
+                key: fields.raw_get(at + 1)?,
+                value: fields.raw_get(at + 2)?,
+            })?;
+            at += 3;
+        }
+        Ok(())
+    }
+}
+
+/// A set of `tables`, for the walks.
+pub(super) fn table_set<'a>(
+    lua: &Lua,
+    tables: impl IntoIterator<Item = &'a Table>,
+) -> Result<Table> {
+    let set = lua.create_table()?;
+    for table in tables {
+        set.raw_set(table, true)?;
+    }
+    Ok(set)
+}
