@@ -259,7 +259,7 @@ fn a_module_a_host_searcher_loaded_is_reloaded_from_its_own_file() {
     write(&runtime.join("plug.lua"), &module(10));
     w.lua
         .load(format!(
-            "table.insert(package.searchers, 2, function(name)
+            "table.insert(package.searchers or package.loaders, 2, function(name)
                local file = {:?} .. '/' .. name .. '.lua'
                local chunk = loadfile(file)
                if chunk then return chunk, file end
