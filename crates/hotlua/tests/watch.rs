@@ -76,8 +76,11 @@ fn new_file_in_new_nested_folder_is_reported_and_txt_is_not() {
     write(&deeper.join("notes.txt"), "not Lua");
     write(&dir.path("readme.txt"), "not Lua either");
 
-    assert_eq!(watcher.changed_files(WAIT), [file]);
-    assert_eq!(watcher.changed_files(AFTER), Vec::<PathBuf>::new());
+    assert_eq!(watcher.changed_files(WAIT), [file.clone()]);
+    // A loaded machine can split the creation and the write into two batches: the file may
+    // be reported again (each touch is; `poll` compares contents), the `.txt` files never.
+    let later = watcher.changed_files(AFTER);
+    assert!(later.iter().all(|path| *path == file), "{later:?}");
 }
 
 #[test]
