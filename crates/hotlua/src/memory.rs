@@ -112,7 +112,11 @@ fn reserve_layout() -> Layout {
 }
 
 /// The system allocator with [`RESERVE_BYTES`] kept aside for Rust allocations the system
-/// refuses (see the [module docs](self)). Set it in a binary that runs Lua with
+/// refuses. Lua frees its garbage only when one of its own allocations fails; a Rust
+/// allocation of hotlua's that fails first (a message, a report) takes from the reserve
+/// instead of aborting, and the next safe point (a reload's end, `hotlua.poll`,
+/// `hotlua.sleep`) runs a full collection and takes the reserve back. Lua's own allocations
+/// never take from it. Set it in a binary that runs Lua with
 /// [`recover_from_allocation_failure`]:
 ///
 /// ```
