@@ -51,8 +51,15 @@ int hotlua_table_clone(lua_State *L) {
   return 2;
 }
 
+/* Whether two slots hold the same key: the same type tag and, for tags that carry a value,
+** the same value bits. An empty slot's key (nil) and the booleans carry none: their value
+** bytes are whatever the slot held before, never compared. */
 static int same_key(const Node *a, const Node *b) {
-  return keytt(a) == keytt(b) && memcmp(&keyval(a), &keyval(b), sizeof(Value)) == 0;
+  if (keytt(a) != keytt(b)) return 0;
+  switch (keytt(a)) {
+    case LUA_VNIL: case LUA_VFALSE: case LUA_VTRUE: return 1;
+    default: return memcmp(&keyval(a), &keyval(b), sizeof(Value)) == 0;
+  }
 }
 
 /* Raw equality, with every kind of empty slot equal to every other. */
