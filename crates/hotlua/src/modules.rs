@@ -44,6 +44,15 @@ pub(crate) fn foreign_set(lua: &Lua, batch: &HashSet<&str>) -> Result<Table> {
     Ok(foreign)
 }
 
+/// Where a module was loaded from ([`loaded_from`]).
+pub(crate) struct LoadedFrom {
+    /// The file as the module's chunks name it: a new version is compiled under that name.
+    pub file: PathBuf,
+    /// Where that file is, absolute (made so while the current directory is the one the
+    /// module was found from).
+    pub path: PathBuf,
+}
+
 /// How many fields of a module's table [`loaded_from`] looks at for functions.
 const FIELDS_LOOKED_AT: usize = 1000;
 
@@ -56,7 +65,7 @@ const FIELDS_LOOKED_AT: usize = 1000;
 /// [`FIELDS_LOOKED_AT`] fields): what a host's own searcher loaded (Neovim's runtime path,
 /// LÖVE's filesystem). `None` when neither says (a module that only sets globals, loaded by a
 /// host's searcher).
-pub(crate) fn loaded_from(lua: &Lua, name: &str, value: &Value) -> Result<Option<PathBuf>> {
+pub(crate) fn loaded_from(lua: &Lua, name: &str, value: &Value) -> Result<Option<LoadedFrom>> {
     let mut chunk_files: HashMap<PathBuf, usize> = HashMap::new();
     let mut count = |function: &Function| {
         if let Some(file) = function
@@ -82,18 +91,29 @@ pub(crate) fn loaded_from(lua: &Lua, name: &str, value: &Value) -> Result<Option
     }
     let package: Table = lua.globals().raw_get("package")?;
     if let Some(found) = crate::load::search_path(&package, name)? {
+        // A relative chunk name (LÖVE's `rules.lua`, relative to the game's folder, not to
+        // the current directory) names the file when it is the end of the found path.
         let same_file = |chunk_file: &&PathBuf| {
-            std::fs::canonicalize(chunk_file).ok() == std::fs::canonicalize(&found).ok()
+            let relative = chunk_file.strip_prefix(".").unwrap_or(chunk_file);
+            (chunk_file.is_relative() && found.ends_with(relative))
+                || std::fs::canonicalize(chunk_file).ok() == std::fs::canonicalize(&found).ok()
         };
         // Functions of other files (a module re-exporting another's) do not make it theirs.
         let named = chunk_files.keys().find(same_file).cloned();
-        return Ok(Some(named.unwrap_or(found)));
+        let path = crate::sources::absolute(&found);
+        return Ok(Some(LoadedFrom {
+            file: named.unwrap_or(found),
+            path,
+        }));
     }
     // The most frequent chunk; on a tie the first by name, so the answer never varies.
     Ok(chunk_files
         .into_iter()
         .max_by(|(a, a_count), (b, b_count)| a_count.cmp(b_count).then_with(|| b.cmp(a)))
-        .map(|(file, _)| file))
+        .map(|(file, _)| LoadedFrom {
+            path: crate::sources::absolute(&file),
+            file,
+        }))
 }
 
 /// The tables of [`foreign_set`], by identity.

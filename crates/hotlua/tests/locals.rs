@@ -158,3 +158,36 @@ fn a_local_declared_without_a_value_keeps_its_live_value() {
     assert!(report.locals_type_changed.is_empty(), "{report:?}");
     assert_eq!(f.lua::<(String, i64)>("return m.step()"), ("v2".into(), 2));
 }
+
+/// A host's own searcher (LÖVE's, Neovim's) names its chunks its own way (`@rules.lua`):
+/// the module's locals are still joined, by an explicit reload and by the watcher's.
+#[test]
+fn locals_of_a_module_a_host_searcher_loaded_are_kept() {
+    let f = Fixture::new();
+    let source = |label: &str| {
+        format!(
+            "local M = {{}}\nlocal bounces = 0\n\
+             function M.bump() bounces = bounces + 1 return bounces end\n\
+             function M.label() return '{label}' end\nreturn M"
+        )
+    };
+    f.write("rules", &source("v1"));
+    f.lua::<()>(&format!(
+        "local dir = {:?}\n\
+         table.insert(package.searchers or package.loaders, 2, function(name)\n\
+           local file = io.open(dir .. '/' .. name .. '.lua')\n\
+           if not file then return '\\n\\tnot in the host folder' end\n\
+           local text = file:read('*a') file:close()\n\
+           return (loadstring or load)(text, '@' .. name .. '.lua')\n\
+         end)\n\
+         rules = require 'rules'; rules.bump(); rules.bump()",
+        f.dir.display().to_string()
+    ));
+    f.write("rules", &source("v2"));
+    let report = f.reload_ok("rules");
+    assert_eq!(report.locals_joined, 1, "{report:?}");
+    assert_eq!(
+        f.lua::<(String, i64)>("return rules.label(), rules.bump()"),
+        ("v2".into(), 3)
+    );
+}

@@ -279,6 +279,42 @@ fn a_module_a_host_searcher_loaded_is_reloaded_from_its_own_file() {
     assert_eq!(w.lua.load("return plug.v()").eval::<i64>().unwrap(), 11);
 }
 
+/// As LÖVE's searcher: chunks named `@counter.lua`, relative to the game's folder, not to the
+/// current directory, while `package.path` also finds the file. The watcher's reload compiles
+/// the new version under that same name, so it pairs with the live functions and keeps their
+/// locals.
+#[test]
+fn a_module_loaded_under_a_relative_chunk_name_keeps_its_locals_when_saved() {
+    let w = Watched::new("relative-chunk", &module(1));
+    let counter = |version: i64| {
+        format!(
+            "local M = {{}}\nlocal count = 0\n\
+             function M.bump() count = count + 1 return count, {version} end\nreturn M\n"
+        )
+    };
+    write(&w.dir.path("counter.lua"), &counter(1));
+    w.lua
+        .load(format!(
+            "local dir = {:?}
+             table.insert(package.searchers or package.loaders, 2, function(name)
+               local file = io.open(dir .. '/' .. name .. '.lua')
+               if not file then return '\\n\\tnot in the game folder' end
+               local text = file:read('*a') file:close()
+               return (loadstring or load)(text, '@' .. name .. '.lua')
+             end)
+             counter = require 'counter'
+             counter.bump() counter.bump()",
+            w.dir.0.display().to_string()
+        ))
+        .exec()
+        .unwrap();
+    write(&w.dir.path("counter.lua"), &counter(2));
+    let report = w.poll(WAIT).expect("a reload").unwrap();
+    assert_eq!(report.locals_joined, 1, "{report:?}");
+    let (count, version): (i64, i64) = w.lua.load("return counter.bump()").eval().unwrap();
+    assert_eq!((count, version), (3, 2));
+}
+
 /// Lays out `dir` as the kubelet lays out a ConfigMap volume: `name -> ..data/name`,
 /// `..data -> ..<version>`, the files in `..<version>/`. A new version is written into a new
 /// folder, and `..data` is swapped to it by renaming a new link over it (atomic).

@@ -11,8 +11,8 @@ use mlua::Value;
 
 use super::{canonical, FileWatcher};
 use crate::batch::{GivenSource, NewSource};
-use crate::modules::{check_origin, loaded_from, loaded_table};
-use crate::sources::{absolute, sha256_hex};
+use crate::modules::{check_origin, loaded_from, loaded_table, LoadedFrom};
+use crate::sources::sha256_hex;
 use crate::{source_file, MaybeSendSync, Options, Reloader, Report, Result, Trigger};
 
 /// The longest `hotlua.sleep` waits between two runs of the safe-point hook
@@ -146,14 +146,13 @@ impl Reloader {
             if self.shared.sources.contains(&name) {
                 continue;
             }
-            let Some(file) = loaded_from(&self.lua, &name, &value)? else {
+            let Some(LoadedFrom { file, path }) = loaded_from(&self.lua, &name, &value)? else {
                 continue;
             };
             let chunk_name = format!("@{}", file.display());
             if check_origin(&self.lua, &name, &file, &chunk_name).is_err() {
                 continue;
             }
-            let path = absolute(&file);
             if let Ok(bytes) = source_file::read(&path) {
                 self.shared.sources.loaded(&name, &file, &path, &bytes);
             }
