@@ -51,6 +51,10 @@ pub(crate) struct LoadedFrom {
     /// Where that file is, absolute (made so while the current directory is the one the
     /// module was found from).
     pub path: PathBuf,
+    /// Whether one of the module's functions names `file`. When none does (a module that
+    /// returns no function, like LÖVE's `main.lua`), `file` is where `package.path` leads, and
+    /// the name a host's searcher gave its chunk is not known.
+    pub named_by_chunks: bool,
 }
 
 /// How many fields of a module's table [`loaded_from`] looks at for functions.
@@ -102,6 +106,7 @@ pub(crate) fn loaded_from(lua: &Lua, name: &str, value: &Value) -> Result<Option
         let named = chunk_files.keys().find(same_file).cloned();
         let path = crate::sources::absolute(&found);
         return Ok(Some(LoadedFrom {
+            named_by_chunks: named.is_some(),
             file: named.unwrap_or(found),
             path,
         }));
@@ -113,6 +118,7 @@ pub(crate) fn loaded_from(lua: &Lua, name: &str, value: &Value) -> Result<Option
         .map(|(file, _)| LoadedFrom {
             path: crate::sources::absolute(&file),
             file,
+            named_by_chunks: true,
         }))
 }
 

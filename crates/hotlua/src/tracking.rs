@@ -63,7 +63,7 @@ pub(crate) fn track_loads(lua: &Lua) -> Result<()> {
 /// right after `require` loaded it, and where that file is (a relative one made absolute now,
 /// while the current directory is still the one it was found in).
 fn remember_source(lua: &Lua, name: &str, value: &Value) {
-    let Ok(Some(crate::modules::LoadedFrom { file, path })) =
+    let Ok(Some(crate::modules::LoadedFrom { file, path, .. })) =
         crate::modules::loaded_from(lua, name, value)
     else {
         return;

@@ -315,6 +315,43 @@ fn a_module_loaded_under_a_relative_chunk_name_keeps_its_locals_when_saved() {
     assert_eq!((count, version), (3, 2));
 }
 
+/// As LÖVE's `main.lua`: loaded by a host's searcher under a relative chunk name, returning
+/// nothing, its functions set into a global table. No function of the module's value names its
+/// file, so the watcher finds it again as `require` does (through the host's searcher) and the
+/// new version pairs with the live functions.
+#[test]
+fn a_module_returning_nothing_a_host_searcher_loaded_keeps_its_locals_when_saved() {
+    let w = Watched::new("relative-main", &module(1));
+    let game = |version: i64| {
+        format!(
+            "local count = 0\n\
+             function game.bump() count = count + 1 return count, {version} end\n"
+        )
+    };
+    write(&w.dir.path("main.lua"), &game(1));
+    w.lua
+        .load(format!(
+            "local dir = {:?}
+             table.insert(package.searchers or package.loaders, 2, function(name)
+               local file = io.open(dir .. '/' .. name .. '.lua')
+               if not file then return '\\n\\tnot in the game folder' end
+               local text = file:read('*a') file:close()
+               return (loadstring or load)(text, '@' .. name .. '.lua')
+             end)
+             game = {{}}
+             require 'main'
+             game.bump() game.bump()",
+            w.dir.0.display().to_string()
+        ))
+        .exec()
+        .unwrap();
+    write(&w.dir.path("main.lua"), &game(2));
+    let report = w.poll(WAIT).expect("a reload").unwrap();
+    assert_eq!(report.locals_joined, 1, "{report:?}");
+    let (count, version): (i64, i64) = w.lua.load("return game.bump()").eval().unwrap();
+    assert_eq!((count, version), (3, 2));
+}
+
 /// Lays out `dir` as the kubelet lays out a ConfigMap volume: `name -> ..data/name`,
 /// `..data -> ..<version>`, the files in `..<version>/`. A new version is written into a new
 /// folder, and `..data` is swapped to it by renaming a new link over it (atomic).

@@ -67,7 +67,13 @@ impl Reloader {
                 let mut names: Vec<String> = due.keys().cloned().collect();
                 names.sort_unstable();
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                let source = Ok(NewSource::Read(due));
+                // A module whose chunk name is not known is found again as `require` finds it
+                // (its host's searcher names the chunk).
+                let read = due
+                    .into_iter()
+                    .filter_map(|(name, source)| Some((name, source?)))
+                    .collect();
+                let source = Ok(NewSource::Read(read));
                 return Some(self.with_trigger(Trigger::Watch, |r| {
                     r.attempt(&names, &Options::default(), source)
                 }));
@@ -80,7 +86,9 @@ impl Reloader {
 
     /// The loaded modules among those loaded from `files` (canonical paths) whose file differs
     /// from the source they run, with the bytes read.
-    fn differing(&self, files: &[PathBuf]) -> HashMap<String, GivenSource> {
+    /// A module whose chunk name is not known (no function of it names its file) has `None`:
+    /// it is found again as `require` finds it.
+    fn differing(&self, files: &[PathBuf]) -> HashMap<String, Option<GivenSource>> {
         let mut due = HashMap::new();
         if files.is_empty() {
             return due;
@@ -123,15 +131,26 @@ impl Reloader {
                 continue;
             }
             if sha256_hex(&bytes) != known.sha256 {
+                let named = self.chunks_name_their_file(&known.module);
                 let source = GivenSource {
                     file: known.file,
                     path: known.path,
                     bytes,
                 };
-                due.insert(known.module, source);
+                due.insert(known.module, named.then_some(source));
             }
         }
         due
+    }
+
+    /// Whether module `name`'s functions name the file it was loaded from
+    /// ([`LoadedFrom::named_by_chunks`]).
+    fn chunks_name_their_file(&self, name: &str) -> bool {
+        let named = || -> Result<bool> {
+            let value: Value = loaded_table(&self.lua)?.raw_get(name)?;
+            Ok(loaded_from(&self.lua, name, &value)?.is_some_and(|from| from.named_by_chunks))
+        };
+        named().unwrap_or(false)
     }
 
     /// Records the source of each module loaded before [`Reloader::new`] (so not seen by
@@ -146,7 +165,7 @@ impl Reloader {
             if self.shared.sources.contains(&name) {
                 continue;
             }
-            let Some(LoadedFrom { file, path }) = loaded_from(&self.lua, &name, &value)? else {
+            let Some(LoadedFrom { file, path, .. }) = loaded_from(&self.lua, &name, &value)? else {
                 continue;
             };
             let chunk_name = format!("@{}", file.display());
