@@ -108,6 +108,9 @@ print(m.v())
 /// Memory filled to the brim, then freed 64 KiB at a time, with a reload attempted
 /// after each step: every attempt either reloads or fails with the program unchanged, and the
 /// process never aborts, whichever allocation (Lua's or hotlua's own) is the one refused.
+/// How many attempts fail depends on the process's layout: the first of hotlua's own
+/// allocations the system refuses frees its reserve ([`hotlua::Reserve`]), which can give the
+/// very first attempt room enough.
 #[test]
 fn reloads_while_memory_runs_out_fail_cleanly_until_one_succeeds() {
     let run = run_limited(
@@ -135,7 +138,6 @@ local ballast = {}
 pcall(function()
   while true do ballast[#ballast + 1] = string.rep("x", 65536) .. #ballast end
 end)
-local failures = 0
 while #ballast > 0 do
   ballast[#ballast] = nil
   collectgarbage()
@@ -143,14 +145,13 @@ while #ballast > 0 do
   if report then break end
   assert(message:find("'m'"), message)
   assert(m.f1() == "v1" and held[1000] == m.f1000, "changed by a failed reload: " .. message)
-  failures = failures + 1
 end
 ballast = nil
 collectgarbage()
 local same = 0
 for i = 1, 1000 do if held[i] == m["f" .. i] then same = same + 1 end end
-print(failures > 0, m.f1(), same)
+print(m.f1(), same)
 "#,
     );
-    assert_eq!(run, expect(0, "true\tv2\t1000\n", ""));
+    assert_eq!(run, expect(0, "v2\t1000\n", ""));
 }
