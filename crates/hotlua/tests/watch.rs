@@ -149,6 +149,26 @@ impl Watched {
     fn poll(&self, wait: Duration) -> Option<hotlua::Result<Report>> {
         self.reloader.poll(wait)
     }
+
+    /// Puts a searcher like LÖVE's before Lua's: modules from the watched folder, their chunks
+    /// named `@name.lua` (relative to that folder, not to the current directory); then runs
+    /// `code`.
+    fn with_game_searcher(&self, code: &str) {
+        self.lua
+            .load(format!(
+                "local dir = {:?}
+                 table.insert(package.searchers or package.loaders, 2, function(name)
+                   local file = io.open(dir .. '/' .. name .. '.lua')
+                   if not file then return '\\n\\tnot in the game folder' end
+                   local text = file:read('*a') file:close()
+                   return (loadstring or load)(text, '@' .. name .. '.lua')
+                 end)
+                 {code}",
+                self.dir.0.display().to_string()
+            ))
+            .exec()
+            .unwrap();
+    }
 }
 
 fn module(version: i64) -> String {
@@ -293,21 +313,7 @@ fn a_module_loaded_under_a_relative_chunk_name_keeps_its_locals_when_saved() {
         )
     };
     write(&w.dir.path("counter.lua"), &counter(1));
-    w.lua
-        .load(format!(
-            "local dir = {:?}
-             table.insert(package.searchers or package.loaders, 2, function(name)
-               local file = io.open(dir .. '/' .. name .. '.lua')
-               if not file then return '\\n\\tnot in the game folder' end
-               local text = file:read('*a') file:close()
-               return (loadstring or load)(text, '@' .. name .. '.lua')
-             end)
-             counter = require 'counter'
-             counter.bump() counter.bump()",
-            w.dir.0.display().to_string()
-        ))
-        .exec()
-        .unwrap();
+    w.with_game_searcher("counter = require 'counter'; counter.bump(); counter.bump()");
     write(&w.dir.path("counter.lua"), &counter(2));
     let report = w.poll(WAIT).expect("a reload").unwrap();
     assert_eq!(report.locals_joined, 1, "{report:?}");
@@ -329,22 +335,7 @@ fn a_module_returning_nothing_a_host_searcher_loaded_keeps_its_locals_when_saved
         )
     };
     write(&w.dir.path("main.lua"), &game(1));
-    w.lua
-        .load(format!(
-            "local dir = {:?}
-             table.insert(package.searchers or package.loaders, 2, function(name)
-               local file = io.open(dir .. '/' .. name .. '.lua')
-               if not file then return '\\n\\tnot in the game folder' end
-               local text = file:read('*a') file:close()
-               return (loadstring or load)(text, '@' .. name .. '.lua')
-             end)
-             game = {{}}
-             require 'main'
-             game.bump() game.bump()",
-            w.dir.0.display().to_string()
-        ))
-        .exec()
-        .unwrap();
+    w.with_game_searcher("game = {}; require 'main'; game.bump(); game.bump()");
     write(&w.dir.path("main.lua"), &game(2));
     let report = w.poll(WAIT).expect("a reload").unwrap();
     assert_eq!(report.locals_joined, 1, "{report:?}");
