@@ -28,11 +28,17 @@ pub enum DataPolicy {
 impl DataPolicy {
     /// Parses the names the Lua API uses: `"keep"`, `"overwrite"`, `"merge3"`.
     pub fn from_name(name: &str) -> Option<DataPolicy> {
-        match name {
-            "keep" => Some(DataPolicy::Keep),
-            "overwrite" => Some(DataPolicy::Overwrite),
-            "merge3" => Some(DataPolicy::Merge3),
-            _ => None,
+        [DataPolicy::Keep, DataPolicy::Overwrite, DataPolicy::Merge3]
+            .into_iter()
+            .find(|policy| policy.name() == name)
+    }
+
+    /// The name the Lua API uses for this policy.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataPolicy::Keep => "keep",
+            DataPolicy::Overwrite => "overwrite",
+            DataPolicy::Merge3 => "merge3",
         }
     }
 }

@@ -17,7 +17,7 @@ use super::{Planner, Task};
 use crate::apply::Write;
 use crate::fallible::TryPush;
 use crate::report::Conflict;
-use crate::{DataPolicy, Result};
+use crate::Result;
 
 /// The Lua walks of one plan and the data tables they collected.
 pub(super) struct DataTables {
@@ -120,11 +120,7 @@ impl Planner<'_> {
         path: &Path,
         base: Option<&Table>,
     ) -> Result<()> {
-        let policy = match self.policy {
-            DataPolicy::Keep => "keep",
-            DataPolicy::Overwrite => "overwrite",
-            DataPolicy::Merge3 => "merge3",
-        };
+        let policy = self.policy.name();
         let (writes, events, added, merged, left): (Table, Table, usize, usize, Table) =
             self.data.merge.call((
                 live,
