@@ -98,7 +98,8 @@ pub(crate) fn call_limited(
     });
     let protected = protected_call(lua)?;
     // Calling a Lua function fires the call hook, unless Lua runs no hooks here.
-    let probe = crate::standard::load(lua, "=hotlua", "return")?;
+    let probe: Function =
+        crate::standard::cached(lua, "=hotlua hook probe", "return function() end")?;
     // From here to `uninstall` nothing returns early: the registry points at `limits`.
     let previous = install(lua, &mut limits)?;
     let probed = probe.call::<()>(());
@@ -141,16 +142,16 @@ pub(crate) fn call_limited(
     }
 }
 
-/// `function(chunk, ...) return xpcall(chunk, handler, ...) end` with `lua.c`'s message handler: an error
-/// value that is not a string shows through its `__tostring`, or as its type. Written for Lua
-/// 5.1, whose `xpcall` passes no arguments.
+/// `function(chunk, ...) return xpcall(chunk, handler, ...) end` with `lua.c`'s message
+/// handler: an error value that is not a string shows through its `__tostring`, or as its type.
+/// Compiled once per state; written for Lua 5.1, whose `xpcall` passes no arguments.
 fn protected_call(lua: &Lua) -> mlua::Result<Function> {
-    crate::standard::load(
+    crate::standard::cached(
         lua,
-        "=hotlua",
+        "=hotlua protected call",
         r##"
-        local chunk = ...
-        local args, n = { select(2, ...) }, select("#", ...) - 1
+        return function(chunk, ...)
+        local args, n = { ... }, select("#", ...)
         -- LuaJIT's compiled loops never call hooks: the limits need the interpreter. (Inside
         -- a `__gc` metamethod LuaJIT refuses to switch, and runs no hook either.)
         local jit_turned_off = jit and jit.status and jit.status() and pcall(jit.off)
@@ -164,6 +165,7 @@ fn protected_call(lua: &Lua) -> mlua::Result<Function> {
           if type(mt) == "table" and mt.__tostring then return tostring(e) end
           return "(error object is a " .. type(e) .. " value)"
         end))
+        end
         "##,
     )
 }

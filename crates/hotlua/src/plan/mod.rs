@@ -451,7 +451,7 @@ return function(written, live)
   return out
 end
 "#;
-    let sift: Function = crate::standard::load(lua, "=hotlua plan", SIFT)?.call(())?;
+    let sift: Function = crate::standard::cached(lua, "=hotlua sift", SIFT)?;
     let sifted: Table = sift.call((written, lua.globals()))?;
     // A metatable the top level gave `_G` is what it wrote too.
     if let Some(metatable) = crate::raw::metatable(lua, written)? {
