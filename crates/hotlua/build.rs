@@ -1,14 +1,16 @@
 //! Builds the C shim (csrc/: the `inplace` engine, and staging's slot-for-slot table copies)
-//! when the library is built with the vendored Lua 5.4 (features `lua54` + `vendored`), and
-//! sets `cfg(hotlua_inplace)`.
+//! when the library is built for Lua 5.4, and sets `cfg(hotlua_inplace)`.
 //!
-//! The shim includes Lua's *internal* headers (lobject.h, lstate.h, ...), so it must be
-//! compiled against the very source folder mlua built its Lua from. mlua-sys (`links = "lua"`)
-//! exports the folder of the public headers it copied from that source (`DEP_LUA_INCLUDE`);
-//! the source folder itself is found among the `lua-src` crates cargo unpacked (or at
-//! `HOTLUA_LUA_SRC`), and accepted only when its `lua.h` and `luaconf.h` are byte-identical to
-//! the exported ones. The shim also refuses (`#error`) any release other than the exported one.
-//! Without such a folder the library builds with the `walk` engine only, and says so.
+//! The shim includes Lua's *internal* headers (lobject.h, lstate.h, ...). With the vendored
+//! Lua it is compiled against the very source folder mlua built its Lua from: mlua-sys
+//! (`links = "lua"`) exports the folder of the public headers it copied from that source
+//! (`DEP_LUA_INCLUDE`); the source folder itself is found among the `lua-src` crates cargo
+//! unpacked (or at `HOTLUA_LUA_SRC`), and accepted only when its `lua.h` and `luaconf.h` are
+//! byte-identical to the exported ones. Without the vendored Lua (the C module, loaded by a
+//! `lua5.4` of any release), it is compiled against the newest 5.4 folder of `lua-src` and
+//! proves at run time that the host lays its objects out the same way (csrc/layout.c). The
+//! shim refuses (`#error`) any release other than the folder's. Without such a folder the
+//! library builds with the `walk` engine only, and says so.
 
 use std::env;
 use std::fs;
@@ -19,42 +21,20 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc");
     println!("cargo:rerun-if-env-changed=HOTLUA_LUA_SRC");
     println!("cargo:rerun-if-env-changed=HOTLUA_NO_INPLACE");
-    let lua54 = env::var_os("CARGO_FEATURE_LUA54").is_some();
-    let vendored = env::var_os("CARGO_FEATURE_VENDORED").is_some();
-    if !lua54 || !vendored || env::var_os("HOTLUA_NO_INPLACE").is_some() {
+    if env::var_os("CARGO_FEATURE_LUA54").is_none() || env::var_os("HOTLUA_NO_INPLACE").is_some() {
         return;
     }
-    let Some(include) = env::var_os("DEP_LUA_INCLUDE").map(PathBuf::from) else {
-        println!(
-            "cargo:warning=hotlua: mlua-sys exported no Lua headers; engine `inplace` not built"
-        );
-        return;
+    let found = if env::var_os("CARGO_FEATURE_VENDORED").is_some() {
+        vendored_source()
+    } else {
+        newest_source()
     };
-    let (Ok(lua_h), Ok(luaconf_h)) = (
-        fs::read(include.join("lua.h")),
-        fs::read(include.join("luaconf.h")),
-    ) else {
-        println!(
-            "cargo:warning=hotlua: no lua.h in {}; engine `inplace` not built",
-            include.display()
-        );
-        return;
-    };
-    let Some(release) = release_num(&String::from_utf8_lossy(&lua_h)) else {
-        println!("cargo:warning=hotlua: cannot read the Lua release; engine `inplace` not built");
-        return;
-    };
-    let matches = |dir: &Path| {
-        fs::read(dir.join("lua.h")).is_ok_and(|bytes| bytes == lua_h)
-            && fs::read(dir.join("luaconf.h")).is_ok_and(|bytes| bytes == luaconf_h)
-            && dir.join("lstate.h").is_file()
-    };
-    let Some(source) = candidates().into_iter().find(|dir| matches(dir)) else {
-        println!(
-            "cargo:warning=hotlua: the source of the vendored Lua {release} was not found \
-             (set HOTLUA_LUA_SRC to its folder); engine `inplace` not built"
-        );
-        return;
+    let (source, release) = match found {
+        Ok(found) => found,
+        Err(why) => {
+            println!("cargo:warning=hotlua: {why}; engine `inplace` not built");
+            return;
+        }
     };
     println!("cargo:rerun-if-changed={}", source.display());
 
@@ -65,6 +45,8 @@ fn main() {
             "csrc/scan.c",
             "csrc/collector.c",
             "csrc/tables.c",
+            "csrc/internals.c",
+            "csrc/layout.c",
         ])
         .include(&source)
         .define("HOTLUA_EXPECTED_RELEASE", release.to_string().as_str())
@@ -89,6 +71,46 @@ fn main() {
     }
     build.compile("hotlua_inplace");
     println!("cargo:rustc-cfg=hotlua_inplace");
+}
+
+/// The source folder of the Lua 5.4 mlua vendors, found among the `lua-src` crates and
+/// accepted only when its `lua.h` and `luaconf.h` are byte-identical to the headers mlua-sys
+/// exported, and its release.
+fn vendored_source() -> Result<(PathBuf, u32), String> {
+    let include = env::var_os("DEP_LUA_INCLUDE")
+        .map(PathBuf::from)
+        .ok_or("mlua-sys exported no Lua headers")?;
+    let (Ok(lua_h), Ok(luaconf_h)) = (
+        fs::read(include.join("lua.h")),
+        fs::read(include.join("luaconf.h")),
+    ) else {
+        return Err(format!("no lua.h in {}", include.display()));
+    };
+    let release =
+        release_num(&String::from_utf8_lossy(&lua_h)).ok_or("cannot read the Lua release")?;
+    let matches = |dir: &Path| {
+        fs::read(dir.join("lua.h")).is_ok_and(|bytes| bytes == lua_h)
+            && fs::read(dir.join("luaconf.h")).is_ok_and(|bytes| bytes == luaconf_h)
+            && dir.join("lstate.h").is_file()
+    };
+    let source = candidates().into_iter().find(|dir| matches(dir)).ok_or_else(|| {
+        format!("the source of the vendored Lua {release} was not found (set HOTLUA_LUA_SRC to its folder)")
+    })?;
+    Ok((source, release))
+}
+
+/// For a library that runs in the Lua of its host (the C module): the newest Lua 5.4 source
+/// folder of the `lua-src` crates (a build dependency, so cargo unpacked one) and its
+/// release. The host's layout is proven at run time (csrc/layout.c).
+fn newest_source() -> Result<(PathBuf, u32), String> {
+    candidates()
+        .into_iter()
+        .filter(|dir| dir.join("lstate.h").is_file())
+        .find_map(|dir| {
+            let lua_h = fs::read_to_string(dir.join("lua.h")).ok()?;
+            Some((dir, release_num(&lua_h)?))
+        })
+        .ok_or_else(|| "no Lua 5.4 source folder was found (set HOTLUA_LUA_SRC to one)".to_owned())
 }
 
 /// `LUA_VERSION_RELEASE_NUM` as lua.h defines it: `(LUA_VERSION_NUM * 100 + 9)`.

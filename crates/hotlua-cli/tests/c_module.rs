@@ -6,10 +6,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
 
+use common::module_host::{build_lua_host, build_module, run_in_host};
 use common::system::{self, missing};
 use common::{scenario, TempDir};
 
@@ -296,7 +296,7 @@ fn lua54_build_refuses_lua55() {
         "this hotlua.so is built for Lua 5.4 but runs in Lua 5.5, whose data it would read \
          with the wrong layout: build it for Lua 5.5 (scripts/build-module lua55",
     );
-    run_in_host("lua54", &lua55_host(), &script, "refused");
+    run_in_host("lua54", &build_lua_host(&["lua55"]), &script, "refused");
 }
 
 /// Every build in every other interpreter: `require` fails with an error (the refusal above,
@@ -317,7 +317,7 @@ fn every_build_refuses_every_other_lua() {
         .map(|(version, program)| (version, program.to_owned()))
         .collect();
     if !missing(&[system::C_COMPILER]) {
-        hosts.push(("lua55", lua55_host()));
+        hosts.push(("lua55", build_lua_host(&["lua55"])));
     }
     let script = "local ok, message = pcall(require, 'hotlua')\n\
                   assert(not ok, 'hotlua loaded')\n\
@@ -347,7 +347,7 @@ fn run_lua55_scenario(script: &str, expected: &str) {
     if missing(&[system::C_COMPILER]) {
         return;
     }
-    run_in_host("lua55", &lua55_host(), script, expected);
+    run_in_host("lua55", &build_lua_host(&["lua55"]), script, expected);
 }
 
 /// skynet's way of running Lua, with its Lua (5.5): 4 threads each keep 50 states open at
@@ -362,7 +362,7 @@ fn lua55_many_states_on_threads_share_one_watcher() {
         return;
     }
     let module = build_module("lua55");
-    let host = build_lua55("many_states");
+    let host = build_lua_host(&["lua55", "many_states"]);
     let dir = TempDir::new("c-module-many-states");
     std::fs::write(dir.0.join("m.lua"), "return { version = 1 }\n").unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c_host/many_states.lua");
@@ -392,27 +392,6 @@ fn lua55_many_states_on_threads_share_one_watcher() {
     ] {
         assert!(stdout.contains(line), "no `{line}` in:\n{stdout}\n{stderr}");
     }
-}
-
-/// `scripts/build-lua55 HOST`: a host of c_host/ linked with Lua 5.5; its path.
-fn build_lua55(host: &str) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let output = Command::new(root.join("scripts/build-lua55"))
-        .arg(host)
-        .output()
-        .expect("cannot run scripts/build-lua55");
-    assert!(
-        output.status.success(),
-        "scripts/build-lua55 failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    stdout.lines().last().expect("no path printed").to_owned()
-}
-
-/// `scripts/build-lua55`: a minimal `lua SCRIPT` host linked with Lua 5.5.
-fn lua55_host() -> String {
-    build_lua55("lua_host")
 }
 
 #[test]
@@ -461,54 +440,4 @@ fn run_scenario(version: &str, interpreter: &'static str, script: &str, expected
         return;
     }
     run_in_host(version, interpreter, script, expected);
-}
-
-/// Builds the module for `version` (once), then runs `script` with `interpreter` in a fresh
-/// folder and expects it to succeed and print `expected`.
-fn run_in_host(version: &str, interpreter: &str, script: &str, expected: &str) {
-    let module = build_module(version);
-    let dir = TempDir::new(&format!("c-module-{version}"));
-    std::fs::write(dir.0.join("main.lua"), script).unwrap();
-    // Only LUA_CPATH: the versioned variables (LUA_CPATH_5_4) would take precedence over it.
-    let cpath = format!("{}/?.so", module.parent().unwrap().display());
-    let output = dir
-        .command(interpreter)
-        .arg("main.lua")
-        .env("LUA_CPATH", cpath)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains(expected),
-        "{interpreter} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
-}
-
-/// `scripts/build-module VERSION`, run at most once per version in this test binary; the path
-/// of the built `hotlua.so`.
-fn build_module(version: &str) -> PathBuf {
-    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
-    // Held while building: cargo would serialize two builds on its target dir anyway.
-    let mut built = BUILT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((_, path)) = built.iter().find(|(built, _)| built == version) {
-        return path.clone();
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let output = Command::new(root.join("scripts/build-module"))
-        .arg(version)
-        .output()
-        .expect("cannot run scripts/build-module");
-    assert!(
-        output.status.success(),
-        "scripts/build-module {version} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let path = PathBuf::from(stdout.lines().last().expect("no path printed"));
-    built.push((version.to_owned(), path.clone()));
-    path
 }

@@ -16,5 +16,9 @@ l_mem hotlua_gc_debt(lua_State *L) {
 /* Sets the debt back to `debt` (a value hotlua_gc_debt returned in this state); the total
 ** of bytes allocated stays what it is. */
 void hotlua_gc_set_debt(lua_State *L, l_mem debt) {
-  luaE_setdebt(G(L), debt);
+  global_State *g = G(L);
+  l_mem total = gettotalbytes(g);  /* as luaE_setdebt does */
+  if (debt < total - MAX_LMEM) debt = total - MAX_LMEM;
+  g->totalbytes = total - debt;
+  g->GCdebt = debt;
 }

@@ -30,7 +30,7 @@ int hotlua_proto_nupvalues(const Proto *p) { return p->sizeupvalues; }
 const char *hotlua_proto_upvalue_name(const Proto *p, int i, size_t *len) {
   TString *name = p->upvalues[i].name;
   if (name == NULL) return NULL;
-  *len = tsslen(name);
+  *len = hotlua_strlen(name);
   return getstr(name);
 }
 
@@ -53,7 +53,7 @@ int hotlua_proto_line(const Proto *p) { return p->linedefined; }
 /* The chunk name of `p` (its `source`), or NULL. */
 const char *hotlua_proto_source(const Proto *p, size_t *len) {
   if (p->source == NULL) return NULL;
-  *len = tsslen(p->source);
+  *len = hotlua_strlen(p->source);
   return getstr(p->source);
 }
 
@@ -63,7 +63,7 @@ static size_t put_const(char *buf, size_t pos, size_t cap, const TValue *k) {
   size_t len = 1;
   if (ttisstring(k)) {
     s = getstr(tsvalue(k));
-    len = tsslen(tsvalue(k));
+    len = hotlua_strlen(tsvalue(k));
   }
   if (pos + len > cap) len = cap > pos ? cap - pos : 0;
   memcpy(buf + pos, s, len);
@@ -82,10 +82,25 @@ static size_t put_upvalue(char *buf, size_t pos, size_t cap, const Proto *p, int
   TString *name = (i < p->sizeupvalues) ? p->upvalues[i].name : NULL;
   size_t len;
   if (name == NULL) return put_str(buf, pos, cap, "?");
-  len = tsslen(name);
+  len = hotlua_strlen(name);
   if (pos + len > cap) len = cap > pos ? cap - pos : 0;
   memcpy(buf + pos, getstr(name), len);
   return pos + len;
+}
+
+/* Whether instruction `op` writes its register A (lopcodes.c's A mode, whose table a stock
+** liblua does not export): every 5.4 instruction but these stores, tests, jumps and returns. */
+static int sets_register_a(OpCode op) {
+  switch (op) {
+    case OP_SETUPVAL: case OP_SETTABUP: case OP_SETTABLE: case OP_SETI: case OP_SETFIELD:
+    case OP_CLOSE: case OP_TBC: case OP_JMP: case OP_EQ: case OP_LT: case OP_LE: case OP_EQK:
+    case OP_EQI: case OP_LTI: case OP_LEI: case OP_GTI: case OP_GEI: case OP_TEST:
+    case OP_RETURN: case OP_RETURN0: case OP_RETURN1: case OP_TFORPREP: case OP_TFORCALL:
+    case OP_SETLIST: case OP_EXTRAARG:
+      return 0;
+    default:
+      return 1;
+  }
 }
 
 /* Names the value register `reg` holds before instruction `pc`: the instruction that last
@@ -94,14 +109,14 @@ static size_t put_upvalue(char *buf, size_t pos, size_t cap, const Proto *p, int
 static size_t put_register_source(char *buf, size_t pos, size_t cap, const Proto *p, int reg,
                                   int pc) {
   int q;
-  const char *local = luaF_getlocalname(p, reg + 1, pc);
+  const char *local = hotlua_local_name(p, reg + 1, pc);
   if (local != NULL) {
     pos = put_str(buf, pos, cap, "local ");
     return put_str(buf, pos, cap, local);
   }
   for (q = pc - 1; q >= 0 && q >= pc - 16; q--) {
     Instruction i = p->code[q];
-    if (!testAMode(GET_OPCODE(i)) || GETARG_A(i) != reg) continue;
+    if (!sets_register_a(GET_OPCODE(i)) || GETARG_A(i) != reg) continue;
     switch (GET_OPCODE(i)) {
       case OP_GETTABUP:
         pos = put_upvalue(buf, pos, cap, p, GETARG_B(i));
@@ -138,7 +153,7 @@ static size_t put_register_constant(char *buf, size_t pos, size_t cap, const Pro
   for (q = pc - 1; q >= 0 && q >= pc - 16; q--) {
     Instruction i = p->code[q];
     const TValue *k = NULL;
-    if (!testAMode(GET_OPCODE(i)) || GETARG_A(i) != reg) continue;
+    if (!sets_register_a(GET_OPCODE(i)) || GETARG_A(i) != reg) continue;
     switch (GET_OPCODE(i)) {
       case OP_LOADK: k = &p->k[GETARG_Bx(i)]; break;
       case OP_LOADI:
@@ -204,7 +219,7 @@ size_t hotlua_child_key(const Proto *p, int child, char *buf, size_t cap) {
   if (pc == p->sizecode) return 0;
   reg = GETARG_A(p->code[pc]);
   {
-    const char *local = luaF_getlocalname(p, reg + 1, pc + 1);
+    const char *local = hotlua_local_name(p, reg + 1, pc + 1);
     if (local != NULL) {
       pos = put_str(buf, pos, cap, "local ");
       return put_str(buf, pos, cap, local);
@@ -237,7 +252,7 @@ size_t hotlua_child_key(const Proto *p, int child, char *buf, size_t cap) {
         break;
       case OP_MOVE:
         if (GETARG_B(n) == reg) {
-          const char *local = luaF_getlocalname(p, GETARG_A(n) + 1, pc + 2);
+          const char *local = hotlua_local_name(p, GETARG_A(n) + 1, pc + 2);
           if (local != NULL) {
             pos = put_str(buf, pos, cap, "local ");
             return put_str(buf, pos, cap, local);
@@ -284,8 +299,8 @@ static int same_constant(const TValue *a, const TValue *b) {
     case LUA_VNUMINT: return ivalue(a) == ivalue(b);
     case LUA_VNUMFLT: return memcmp(&fltvalue(a), &fltvalue(b), sizeof(lua_Number)) == 0;
     case LUA_VSHRSTR: case LUA_VLNGSTR:
-      return tsslen(tsvalue(a)) == tsslen(tsvalue(b)) &&
-             memcmp(getstr(tsvalue(a)), getstr(tsvalue(b)), tsslen(tsvalue(a))) == 0;
+      return hotlua_strlen(tsvalue(a)) == hotlua_strlen(tsvalue(b)) &&
+             memcmp(getstr(tsvalue(a)), getstr(tsvalue(b)), hotlua_strlen(tsvalue(a))) == 0;
     default: return 0;
   }
 }
@@ -306,8 +321,8 @@ int hotlua_proto_same_body(const Proto *a, const Proto *b) {
     if (!same_constant(&a->k[i], &b->k[i])) return 0;
   for (i = 0; i < a->sizeupvalues; i++) {
     TString *x = a->upvalues[i].name, *y = b->upvalues[i].name;
-    if (x == NULL || y == NULL || tsslen(x) != tsslen(y) ||
-        memcmp(getstr(x), getstr(y), tsslen(x)) != 0)
+    if (x == NULL || y == NULL || hotlua_strlen(x) != hotlua_strlen(y) ||
+        memcmp(getstr(x), getstr(y), hotlua_strlen(x)) != 0)
       return 0;
   }
   for (i = 0; i < a->sizep; i++)

@@ -105,34 +105,31 @@ static int cmp_ptr(const void *a, const void *b) {
 /* Points `cl` at prototype `np` with upvalues `uv[0 .. np->sizeupvalues)`, clearing the slots
 ** past them. Invariant: np->sizeupvalues <= cl->nupvalues (the closure's allocated size is
 ** unchanged, so freeing it later uses the right size); `cl` is on no frame of a running
-** thread (its savedpc would point into the old code while `k` came from the new). Each store
-** of a collectable pointer into `cl` goes through the collector's forward barrier, which
-** keeps the tri-colour invariant in incremental mode and the age invariant in generational
-** mode. */
+** thread (its savedpc would point into the old code while `k` came from the new). A black
+** `cl` is given back to the collector to visit again (internals.c), which keeps the
+** tri-colour invariant in incremental mode and the age invariant in generational mode. */
 static void retarget(lua_State *L, LClosure *cl, Proto *np, UpVal **uv) {
   int j;
   cl->p = np;
-  luaC_objbarrier(L, cl, np);
-  for (j = 0; j < np->sizeupvalues; j++) {
-    cl->upvals[j] = uv[j];
-    if (uv[j] != NULL) luaC_objbarrier(L, cl, uv[j]);
-  }
+  for (j = 0; j < np->sizeupvalues; j++) cl->upvals[j] = uv[j];
   for (; j < cl->nupvalues; j++) cl->upvals[j] = NULL;
+  hotlua_barrier_back(L, obj2gco(cl), &cl->gclist);
 }
 
 /* Gives the frame `ci` of a suspended (or dead) thread its own copy of its closure `cl`:
 ** same prototype, same upvalue cells. When the thread resumes, luaV_execute reloads the
 ** frame's closure from `ci->func` and so runs the copy, in the old code with the old
 ** constants, while `cl` itself can take the new prototype. Allocates (may raise a memory
-** error: the caller runs protected). The copy is stored into the stack slot at once, so it is
-** anchored before anything else can allocate; stack slots need no barrier (threads are
-** always traversed again in the atomic phase). */
+** error: the caller runs protected). The copy is stored into the stack slot before anything
+** else can allocate; stack slots need no barrier (threads are always traversed again in the
+** atomic phase). */
 static void copy_frame_closure(lua_State *L, CallInfo *ci, LClosure *cl) {
   int j;
-  LClosure *copy = luaF_newLclosure(L, cl->nupvalues);
+  LClosure *copy = hotlua_new_closure(L, cl->nupvalues);
   copy->p = cl->p;
   for (j = 0; j < cl->nupvalues; j++) copy->upvals[j] = cl->upvals[j];
   setclLvalue2s(L, ci->func.p, copy);
+  lua_pop(L, 1);
 }
 
 /* What a scan found and did, between hotlua_scan_prepare and hotlua_scan_commit or
@@ -230,12 +227,10 @@ static void replace_closure(lua_State *L, const HotluaPlan *plan, LClosure *cl, 
   UpVal *uv[256];
   LClosure *ncl;
   int j;
-  if (!lua_checkstack(L, 2)) luaD_throw(L, LUA_ERRMEM);
+  luaL_checkstack(L, 2, "hotlua: retargeting closures");
   setclLvalue2s(L, L->top.p, cl);
   L->top.p++;
-  ncl = luaF_newLclosure(L, np->sizeupvalues);
-  setclLvalue2s(L, L->top.p, ncl);
-  L->top.p++;
+  ncl = hotlua_new_closure(L, np->sizeupvalues);
   take_cells(plan, cl, np, remap, 0, uv);
   ncl->p = np;
   for (j = 0; j < np->sizeupvalues; j++) ncl->upvals[j] = uv[j];
@@ -247,25 +242,21 @@ static void replace_closure(lua_State *L, const HotluaPlan *plan, LClosure *cl, 
 ** replace_closure; each object is on the stack before anything else can allocate. */
 static void push_stale(lua_State *L, HotluaScan *scan) {
   size_t i;
-  if (!lua_checkstack(L, 1)) luaD_throw(L, LUA_ERRMEM);
+  luaL_checkstack(L, 1, "hotlua: retargeting closures");
   setbtvalue(s2v(L->top.p));
   L->top.p++;
   for (i = 0; i + 1 < scan->stale.len; i += 2) {
     Proto *np = (Proto *)scan->stale.items[i + 1];
-    if (!lua_checkstack(L, 2)) luaD_throw(L, LUA_ERRMEM);
+    luaL_checkstack(L, 2, "hotlua: retargeting closures");
     setclLvalue2s(L, L->top.p, (LClosure *)scan->stale.items[i]);
     L->top.p++;
     if (np != NULL) {
       /* As many upvalues as the prototype declares, each a fresh closed cell: reading one
-      ** through the debug API finds a cell (nil), never memory past the closure. */
-      LClosure *anchor = luaF_newLclosure(L, np->sizeupvalues);
-      setclLvalue2s(L, L->top.p, anchor);
-      anchor->p = np;
-      luaF_initupvals(L, anchor);
+      ** through the debug API finds a cell, never memory past the closure. */
+      hotlua_new_closure(L, np->sizeupvalues)->p = np;
     } else {
-      setbfvalue(s2v(L->top.p));
+      lua_pushboolean(L, 0);
     }
-    L->top.p++;
   }
 }
 

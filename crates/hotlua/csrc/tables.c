@@ -14,7 +14,6 @@
 
 #include "inplace.h"
 #include "ltable.h"
-#include "lvm.h"
 #include "lauxlib.h"
 
 /* The table at stack index `idx` (known to be a table). */
@@ -30,7 +29,7 @@ static unsigned int hash_size(const Table *t) {
 ** Raises only "not enough memory". */
 int hotlua_table_clone(lua_State *L) {
   Table *t = table_at(L, 1);
-  unsigned int asize = luaH_realasize(t), nsize = hash_size(t), i;
+  unsigned int asize = hotlua_array_size(t), nsize = hash_size(t), i;
   lua_Integer entries = 0;
   Table *c;
   lua_createtable(L, (int)asize, (int)nsize);
@@ -42,7 +41,7 @@ int hotlua_table_clone(lua_State *L) {
     memcpy(c->node, t->node, nsize * sizeof(Node));
     c->lastfree = c->node + (t->lastfree - t->node);
   }
-  if (isblack(obj2gco(c))) luaC_barrierback_(L, obj2gco(c));
+  hotlua_barrier_back(L, obj2gco(c), &c->gclist);
   for (i = 0; i < asize; i++)
     if (!isempty(&t->array[i])) entries++;
   for (i = 0; i < nsize; i++)
@@ -62,9 +61,10 @@ static int same_key(const Node *a, const Node *b) {
   }
 }
 
-/* Raw equality, with every kind of empty slot equal to every other. */
+/* Raw equality (an integer never equal to a float: see hotlua_raw_equal), with every kind of
+** empty slot equal to every other. */
 static int same_value(const TValue *a, const TValue *b) {
-  return (isempty(a) && isempty(b)) || luaV_rawequalobj(a, b);
+  return (isempty(a) && isempty(b)) || hotlua_raw_equal(a, b);
 }
 
 static void push_value(lua_State *L, const TValue *v) {
@@ -91,8 +91,7 @@ static void put_back_slot(lua_State *L, Table *live, Node *now, const Node *befo
   setnodekey(L, now, &key);
   setobj2t(L, gval(now), gval(before));
   invalidateTMcache(live);
-  luaC_barrierback(L, obj2gco(live), &key);
-  luaC_barrierback(L, obj2gco(live), gval(before));
+  hotlua_barrier_back(L, obj2gco(live), &live->gclist);
 }
 
 /* hotlua_table_diff(live, copy): if every key of `copy` with a value is still in its slot of
@@ -112,9 +111,9 @@ int hotlua_table_diff(lua_State *L) {
   luaL_checkstack(L, 3, NULL);
   /* allocated before the slots are looked at: it may run a collector step */
   lua_createtable(L, 0, 0);
-  asize = luaH_realasize(live);
+  asize = hotlua_array_size(live);
   nsize = hash_size(live);
-  if (asize != luaH_realasize(copy) || nsize != hash_size(copy)) {
+  if (asize != hotlua_array_size(copy) || nsize != hash_size(copy)) {
     lua_pushnil(L);
     return 1;
   }
@@ -144,7 +143,7 @@ int hotlua_table_diff(lua_State *L) {
   for (i = 0; i < asize; i++) {
     if (!same_value(&live->array[i], &copy->array[i])) {
       setobj2t(L, &live->array[i], &copy->array[i]);
-      luaC_barrierback(L, obj2gco(live), &copy->array[i]);
+      hotlua_barrier_back(L, obj2gco(live), &live->gclist);
     }
   }
   for (i = 0; i < nsize; i++) {

@@ -65,9 +65,10 @@ fn collector_running(_lua: &Lua) -> bool {
 pub(crate) struct CollectorPause<'lua> {
     lua: &'lua Lua,
     was_running: bool,
-    /// The collector's debt when the pause began, put back when it ends.
+    /// The collector's debt when the pause began, put back when it ends (where the layout
+    /// of the global state is proven).
     #[cfg(hotlua_inplace)]
-    debt: isize,
+    debt: Option<isize>,
 }
 
 #[cfg(hotlua_inplace)]
@@ -80,7 +81,7 @@ impl<'lua> CollectorPause<'lua> {
     pub(crate) fn new(lua: &'lua Lua) -> CollectorPause<'lua> {
         let was_running = collector_running(lua);
         #[cfg(hotlua_inplace)]
-        let debt = debt(lua).unwrap_or(0);
+        let debt = crate::layout::proven(lua).then(|| debt(lua).ok()).flatten();
         lua.gc_stop();
         CollectorPause {
             lua,
@@ -99,7 +100,9 @@ impl Drop for CollectorPause<'_> {
             // generational mode after a bad collection) at the next allocation: go on as if
             // the reload had not happened instead.
             #[cfg(hotlua_inplace)]
-            set_debt(self.lua, self.debt);
+            if let Some(debt) = self.debt {
+                set_debt(self.lua, debt);
+            }
         }
     }
 }
@@ -136,6 +139,8 @@ mod tests {
         lua.load("keep = {} for i = 1, 1e5 do keep[i] = { i } end collectgarbage()")
             .exec()
             .unwrap();
+        // As `Reloader::new` does: the proof allocates, so it comes before the debt is read.
+        crate::layout::check(&lua).unwrap();
         let before = debt(&lua).unwrap();
         assert!(
             before < 0,

@@ -47,7 +47,8 @@
 //!    force, and every write to the live program is listed. Nothing live has changed yet.
 //! 4. **Apply**: the writes are made with an undo log and the collector stopped; a failure
 //!    restores every old value.
-//! 5. **Switch**: engine `inplace` (the default with the vendored Lua 5.4) points every old
+//! 5. **Switch**: engine `inplace` (the default with Lua 5.4: the vendored one, or through the C
+//!    module any `lua5.4` whose layout it proves) points every old
 //!    closure, module functions and closures created at run time alike, at its new prototype
 //!    in one scan of the collector's object list, so no reference needs to change; engine
 //!    `walk` (everywhere else) makes one pass over the reachable heap, through the public C API
@@ -127,6 +128,8 @@ mod collector;
 mod entry;
 pub mod error;
 mod fallible;
+#[cfg(hotlua_inplace)]
+mod layout;
 mod limits;
 mod load;
 mod lua_api;
@@ -232,6 +235,10 @@ impl Reloader {
         // `Send + Sync` too); one `Arc` type serves both builds.
         #[allow(clippy::arc_with_non_send_sync)]
         let shared = Arc::new(Shared::default());
+        // Before anything reads Lua's structures; a proof that cannot run now (out of
+        // memory) runs again when first needed.
+        #[cfg(hotlua_inplace)]
+        let _ = layout::check(lua);
         standard::remember(lua)?;
         modules::remember_present(lua)?;
         tracking::track_loads(lua)?;

@@ -75,15 +75,19 @@ impl Reloader {
             let _paused = CollectorPause::new(&self.lua);
             let batch = || quoted(modules.iter().copied());
             let build_plan = || {
-                plan::Plan::build(&self.lua, &staged, &policy_of, engine.keeps_identity()).map_err(
-                    |error| match error {
-                        Error::Lua(message) => Error::Plan {
-                            modules: batch(),
-                            message,
-                        },
-                        other => other,
-                    },
+                plan::Plan::build(
+                    &self.lua,
+                    &staged,
+                    &policy_of,
+                    engine.keeps_identity(&self.lua),
                 )
+                .map_err(|error| match error {
+                    Error::Lua(message) => Error::Plan {
+                        modules: batch(),
+                        message,
+                    },
+                    other => other,
+                })
             };
             let mut plan = build_plan()?;
             let mut report = std::mem::take(&mut plan.report);

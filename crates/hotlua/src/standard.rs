@@ -60,11 +60,13 @@ pub(crate) fn remember(lua: &Lua) -> mlua::Result<()> {
         .raw_get::<Value>("jit")?;
     functions.raw_set("jit", jit)?;
     #[cfg(hotlua_inplace)]
-    for (name, function) in crate::slots::NAMES
-        .into_iter()
-        .zip(crate::slots::functions(lua)?)
-    {
-        functions.raw_set(name, function)?;
+    if crate::layout::proven(lua) {
+        for (name, function) in crate::slots::NAMES
+            .into_iter()
+            .zip(crate::slots::functions(lua)?)
+        {
+            functions.raw_set(name, function)?;
+        }
     }
     lua.set_named_registry_value(KEY, functions)
 }

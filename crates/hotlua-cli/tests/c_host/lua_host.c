@@ -1,6 +1,7 @@
 /* A minimal C host for the C module tests: runs one Lua script in a fresh state with the
  * standard libraries, like `lua SCRIPT` does, for a Lua version no distribution packages
- * (Lua 5.5, built from the sources the `lua-src` crate vendors by scripts/build-lua55).
+ * (Lua 5.5, or a 5.4 with another layout, built from the sources the `lua-src` crate vendors
+ * by scripts/build-lua-host).
  * Exit status 1 and the error on stderr when the script fails. */
 #include <stdio.h>
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub mod module_host;
 pub mod system;
 
 pub const HOTLUA: &str = env!("CARGO_BIN_EXE_hotlua");

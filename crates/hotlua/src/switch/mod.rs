@@ -24,8 +24,11 @@ use crate::plan::Plan;
 pub enum Engine {
     /// Every Lua closure of the old version, wherever it is referenced and whenever it was
     /// created, is pointed at its new prototype in place (one scan of the collector's object
-    /// list; a C shim built against the vendored Lua 5.4). Functions keep their identity.
-    /// Where it is not built ([`Engine::inplace_available`]), [`Engine::Walk`] runs instead.
+    /// list; a C shim built for Lua 5.4). Functions keep their identity. Where it is not
+    /// built ([`Engine::inplace_available`]), or the Lua running it does not lay its objects
+    /// out as the shim was compiled for (a C module in another `lua5.4` build: proven once per
+    /// state, said once on stderr and in each report's warnings), [`Engine::Walk`] runs
+    /// instead.
     Inplace,
     /// One walk over the reachable heap through the public C API replaces every reference to
     /// an old function by the new function. Closures created at run time keep the old code.
@@ -44,7 +47,8 @@ impl Default for Engine {
 }
 
 impl Engine {
-    /// True when this build has the `inplace` engine (vendored Lua 5.4).
+    /// True when this build has the `inplace` engine (Lua 5.4); whether the running Lua's
+    /// layout lets it run is known only in a state.
     pub fn inplace_available() -> bool {
         cfg!(hotlua_inplace)
     }
@@ -68,8 +72,8 @@ impl Engine {
 
     /// True when the reload keeps the old functions (which take the new code) in the live
     /// program, instead of storing the new functions.
-    pub(crate) fn keeps_identity(self) -> bool {
-        self == Engine::Inplace && Engine::inplace_available()
+    pub(crate) fn keeps_identity(self, lua: &Lua) -> bool {
+        self == Engine::Inplace && inplace_runs(lua)
     }
 }
 
@@ -135,6 +139,17 @@ impl Switches {
     }
 }
 
+/// True when engine `inplace` runs in `lua`: built, and the layout of its Lua proven.
+fn inplace_runs(lua: &Lua) -> bool {
+    #[cfg(hotlua_inplace)]
+    return crate::layout::proven(lua);
+    #[cfg(not(hotlua_inplace))]
+    {
+        let _ = lua;
+        false
+    }
+}
+
 /// What the switching pass did.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Switched {
@@ -154,16 +169,18 @@ pub(crate) fn switch_references(
 ) -> mlua::Result<()> {
     let started = Instant::now();
     #[cfg(hotlua_inplace)]
-    if engine == Engine::Inplace {
+    if engine == Engine::Inplace && inplace_runs(lua) {
         report.engine = "inplace";
         inplace::switch(lua, plan, report)?;
         report.timings.switch_ms = started.elapsed().as_secs_f64() * 1e3;
         return Ok(());
     }
     if engine == Engine::Inplace {
-        report
-            .warnings
-            .push("engine 'inplace' is not built in this program: 'walk' ran".to_owned());
+        #[cfg(hotlua_inplace)]
+        let why = crate::layout::reason_unproven(lua).unwrap_or_default();
+        #[cfg(not(hotlua_inplace))]
+        let why = "engine inplace is not built in this program";
+        report.warnings.push(format!("{why}: 'walk' ran"));
     }
     report.engine = "walk";
     let switched = walk_pairs(lua, plan, plan.replaced.iter())?;

@@ -1,0 +1,158 @@
+/* The few internal operations of Lua the shim needs, written over the structures alone.
+**
+** Lua keeps its internal functions (luaC_barrierback_, luaF_newLclosure, luaH_realasize...)
+** out of the symbols a shared `liblua5.4` exports, so a C module loaded into a stock `lua5.4`
+** cannot call them. With these, the shim calls nothing but the public C API and reads and
+** writes only the structures whose layout layout.c proves before the first `inplace` reload:
+** the same object file works in the program that vendors Lua and in a stock interpreter.
+** Each function does what the Lua function named in its comment does in Lua 5.4.
+*/
+
+#include "inplace.h"
+#include "ltable.h"
+#include "lauxlib.h"
+
+/* luaC_barrierback_: `o`, black, is about to point at (or points at) white objects; the
+** collector visits it again (in the atomic phase, or as a touched old object in generational
+** mode) instead of marking each of them now. `gclist` is `o`'s own gray-list link.
+** Invariant: `o` is a live table or Lua closure whose `gclist` field is `*gclist`. */
+void hotlua_barrier_back(lua_State *L, GCObject *o, GCObject **gclist) {
+  global_State *g = G(L);
+  if (!isblack(o)) return;
+  if (getage(o) != G_TOUCHED2) {  /* else it is on a gray list already */
+    *gclist = g->grayagain;
+    g->grayagain = o;
+  }
+  o->marked &= cast_byte(~(bitmask(BLACKBIT) | WHITEBITS));  /* gray: neither white nor black */
+  if (isold(o)) setage(o, G_TOUCHED1);
+}
+
+/* lua_dump's writer, as string.dump's: the buffer starts at the first write, once lua_dump
+** has taken the function from the top of the stack (luaL_buffinit pushes a box there). */
+typedef struct Chunk { int started; luaL_Buffer buffer; } Chunk;
+
+static int add_to_chunk(lua_State *L, const void *bytes, size_t size, void *out) {
+  Chunk *chunk = (Chunk *)out;
+  if (!chunk->started) {
+    chunk->started = 1;
+    luaL_buffinit(L, &chunk->buffer);
+  }
+  luaL_addlstring(&chunk->buffer, (const char *)bytes, size);
+  return 0;
+}
+
+/* The registry key of the table of closure templates: {[n] = binary chunk of a function with
+** n upvalues}. The address of this variable is unique in the process. */
+static const char template_key = 0;
+
+/* Pushes the binary chunk of a function with `n` upvalues (0 <= n <= MAXUPVAL), made once per
+** state: the source declares `n` variables the innermost function names, a chunk compiles it
+** (nothing runs), and the innermost prototype is dumped through a second loaded closure that
+** is pointed at it. Raises on memory errors. */
+static void push_template(lua_State *L, int n) {
+  luaL_Buffer source;
+  Chunk chunk;
+  int outer = n < 200 ? n : 200, i;
+  LClosure *main, *carrier;
+  const Proto *innermost;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &template_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &template_key);
+  }
+  if (lua_rawgeti(L, -1, n) == LUA_TSTRING) {
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pop(L, 1);
+  /* Lua allows 200 locals a function: the last (n - 200) are the middle function's. */
+  luaL_buffinit(L, &source);
+  for (i = 0; i < n; i++) {
+    if (i == outer) luaL_addstring(&source, "return function() ");
+    lua_pushfstring(L, "local a%d ", i);
+    luaL_addvalue(&source);
+  }
+  if (n <= outer) luaL_addstring(&source, "return function() ");
+  luaL_addstring(&source, "return function() local _");
+  for (i = 0; i < n; i++) {
+    lua_pushfstring(L, i == 0 ? " = a%d" : ", a%d", i);
+    luaL_addvalue(&source);
+  }
+  luaL_addstring(&source, " end end");
+  luaL_pushresult(&source);
+  if (luaL_loadbufferx(L, lua_tostring(L, -1), lua_rawlen(L, -1), "=hotlua", "t") != LUA_OK)
+    lua_error(L);
+  main = (LClosure *)lua_topointer(L, -1);
+  innermost = main->p->p[0]->p[0];
+  if (luaL_loadbufferx(L, "", 0, "=hotlua", "t") != LUA_OK) lua_error(L);
+  carrier = (LClosure *)lua_topointer(L, -1);
+  /* `main` (still on the stack) keeps `innermost` alive; lua_dump only reads the prototype */
+  carrier->p = (Proto *)innermost;
+  hotlua_barrier_back(L, obj2gco(carrier), &carrier->gclist);
+  chunk.started = 0;
+  lua_dump(L, add_to_chunk, &chunk, 1);
+  luaL_pushresult(&chunk.buffer);
+  lua_replace(L, -4);  /* over the source */
+  lua_pop(L, 2);       /* main, carrier */
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, n);
+  lua_remove(L, -2);
+}
+
+/* luaF_newLclosure + luaF_initupvals: pushes a new Lua closure with `n` upvalues, each a
+** fresh closed cell (the first holds the globals, as lua_load sets it), and a prototype of
+** its own that no one else uses, and returns it. The caller gives it the prototype and cells
+** it wants: the closure is new (white), so storing into it needs no barrier until something
+** else allocates. Raises on memory errors (run protected). */
+LClosure *hotlua_new_closure(lua_State *L, int n) {
+  luaL_checkstack(L, 4, "hotlua: making a closure");
+  if (n > MAXUPVAL) luaL_error(L, "hotlua: a closure with %d upvalues", n);
+  push_template(L, n);
+  if (luaL_loadbufferx(L, lua_tostring(L, -1), lua_rawlen(L, -1), "=hotlua", "b") != LUA_OK)
+    lua_error(L);
+  lua_remove(L, -2);
+  return (LClosure *)lua_topointer(L, -1);
+}
+
+/* luaF_getlocalname: the name of the `n`-th local (1-based) active at instruction `pc` of
+** `p`, or NULL. */
+const char *hotlua_local_name(const Proto *p, int n, int pc) {
+  int i;
+  for (i = 0; i < p->sizelocvars && p->locvars[i].startpc <= pc; i++) {
+    if (pc < p->locvars[i].endpc && --n == 0) return getstr(p->locvars[i].varname);
+  }
+  return NULL;
+}
+
+/* luaH_realasize: the size of `t`'s array part. */
+unsigned int hotlua_array_size(const Table *t) {
+  unsigned int size = t->alimit;
+  if (isrealasize(t) || ispow2(size)) return size;
+  /* the smallest power of 2 not smaller than `size` */
+  size |= size >> 1;
+  size |= size >> 2;
+  size |= size >> 4;
+  size |= size >> 8;
+  size |= size >> 16;
+  return size + 1;
+}
+
+/* luaV_rawequalobj, except that an integer and a float are never equal: for staging, a
+** global that went from 1 to 1.0 was written. */
+int hotlua_raw_equal(const TValue *a, const TValue *b) {
+  if (ttypetag(a) != ttypetag(b)) return 0;
+  switch (ttypetag(a)) {
+    case LUA_VNIL: case LUA_VFALSE: case LUA_VTRUE: return 1;
+    case LUA_VNUMINT: return ivalue(a) == ivalue(b);
+    case LUA_VNUMFLT: return luai_numeq(fltvalue(a), fltvalue(b));
+    case LUA_VLIGHTUSERDATA: return pvalue(a) == pvalue(b);
+    case LUA_VLCF: return fvalue(a) == fvalue(b);
+    case LUA_VLNGSTR: {
+      const TString *x = tsvalue(a), *y = tsvalue(b);
+      return x == y || (x->u.lnglen == y->u.lnglen &&
+                        memcmp(getstr(x), getstr(y), x->u.lnglen) == 0);
+    }
+    default: return gcvalue(a) == gcvalue(b);  /* short strings are interned */
+  }
+}

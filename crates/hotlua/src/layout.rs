@@ -1,0 +1,53 @@
+//! Whether the Lua running this state lays its objects out as the C shim was compiled to
+//! expect (csrc/layout.c), proven once per state before anything reads them.
+//!
+//! The program that vendors Lua 5.4 runs the very Lua the shim was compiled against; the C
+//! module may be loaded by any `lua5.4` (Debian's 5.4.4, a distribution's 5.4.6, skynet's
+//! patched 5.4). Where the proof fails, everything that reads Lua's structures is left out:
+//! engine `inplace` gives way to `walk` (said once on stderr, and in each report's
+//! warnings), and staging compares tables by key.
+
+use mlua::Lua;
+
+/// What [`check`] found in this state: `None` when the layout is proven, else what disagreed.
+struct Proof(Option<String>);
+
+/// Runs the proof in `lua` unless it ran already, and says once on stderr when it failed.
+pub(crate) fn check(lua: &Lua) -> mlua::Result<()> {
+    if lua.app_data_ref::<Proof>().is_some() {
+        return Ok(());
+    }
+    extern "C-unwind" {
+        fn hotlua_layout_check(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int;
+    }
+    // SAFETY: a lua_CFunction taking no arguments; it reads only fields of objects it made
+    // and of the global state, each after the fields before it agreed (see csrc/layout.c),
+    // and the C module has checked that the Lua is a 5.4 before this runs.
+    let probe = unsafe { lua.create_c_function(hotlua_layout_check)? };
+    let (proven, wrong): (bool, Option<String>) = probe.call(())?;
+    let wrong = (!proven).then(|| wrong.unwrap_or_default());
+    if let Some(wrong) = &wrong {
+        eprintln!("hotlua: {}; using walk", unavailable(wrong));
+    }
+    lua.set_app_data(Proof(wrong));
+    Ok(())
+}
+
+/// True when the layout is proven in `lua` (the proof runs now if it never ran; a proof that
+/// cannot run, out of memory, proves nothing).
+pub(crate) fn proven(lua: &Lua) -> bool {
+    reason_unproven(lua).is_none()
+}
+
+/// What keeps engine `inplace` from running in `lua`, as a report's warning says it.
+pub(crate) fn reason_unproven(lua: &Lua) -> Option<String> {
+    if let Err(error) = check(lua) {
+        return Some(unavailable(&format!("the layout check failed: {error}")));
+    }
+    let proof = lua.app_data_ref::<Proof>()?;
+    proof.0.as_deref().map(unavailable)
+}
+
+fn unavailable(detail: &str) -> String {
+    format!("engine inplace is not available for this Lua build ({detail})")
+}
