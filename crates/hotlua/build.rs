@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(hotlua_inplace)");
+    println!("cargo::rustc-check-cfg=cfg(hotlua_lua54_shim)");
     println!("cargo:rerun-if-changed=csrc");
     println!("cargo:rerun-if-env-changed=HOTLUA_LUA_SRC");
     println!("cargo:rerun-if-env-changed=HOTLUA_NO_INPLACE");
@@ -40,14 +41,19 @@ fn main() {
 
     let mut build = cc::Build::new();
     build
-        .files([
-            "csrc/proto.c",
-            "csrc/scan.c",
-            "csrc/collector.c",
-            "csrc/tables.c",
-            "csrc/internals.c",
-            "csrc/layout.c",
-        ])
+        .file("csrc/scan.c")
+        .files(
+            [
+                "proto.c",
+                "collector.c",
+                "tables.c",
+                "internals.c",
+                "layout.c",
+            ]
+            .map(|file| format!("csrc/lua54/{file}")),
+        )
+        .include("csrc/lua54")
+        .include("csrc")
         .include(&source)
         .define("HOTLUA_EXPECTED_RELEASE", release.to_string().as_str())
         // The same configuration lua-src compiles Lua 5.4 with.
@@ -71,6 +77,7 @@ fn main() {
     }
     build.compile("hotlua_inplace");
     println!("cargo:rustc-cfg=hotlua_inplace");
+    println!("cargo:rustc-cfg=hotlua_lua54_shim");
 }
 
 /// The source folder of the Lua 5.4 mlua vendors, found among the `lua-src` crates and

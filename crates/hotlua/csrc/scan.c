@@ -1,83 +1,17 @@
-/* The scan: one pass over the collector's object list that retargets old closures (see
-** inplace.h). */
+/* The scan: one pass over the collector's object list that retargets old closures, the same
+** for every backend: `backend.h` (lua54/ or luajit/, chosen by build.rs through the include
+** path) names the collector's types and gives the few operations that differ, each with its
+** invariants; the invariants of the whole are at the top of that file. */
 
-#include "inplace.h"
-
-/* What the Rust side planned, and the counters the scan fills. Layout mirrored by
-** `Plan` in src/switch/inplace.rs. Hash tables are open addressing over a power-of-two
-** capacity (`mask + 1`), empty slots hold NULL keys, probed linearly from hash(key). */
-typedef struct HotluaPlan {
-  /* old prototype -> 1 + index into new_protos/remap_offset, or 0: old, but unpaired */
-  const Proto *const *proto_keys;
-  const size_t *proto_values;
-  size_t proto_mask;
-  const Proto *const *new_protos;
-  /* remap[remap_offset[k] + j]: the old upvalue index that new upvalue j of pair k takes,
-  ** -1 when its value cannot be known, -2 when the variable changed scope (a per-call local
-  ** now at module level or the other way round, with no live cell to bind), or -3 - c: the
-  ** live cell cells[c] (a module-level local the planner joined) */
-  const size_t *remap_offset;
-  const int *remap;
-  UpVal *const *cells;
-  /* planner pairs: old closure -> new closure (both Lua closures) */
-  const LClosure *const *pair_keys;
-  const LClosure *const *pair_values;
-  size_t pair_mask;
-  /* closures the scan never takes for the module's (hotlua's anchors), sorted */
-  const void *const *ignore;
-  size_t ignore_len;
-  /* out: old closures of planner pairs left old, for the walk (capacity: number of pairs) */
-  const LClosure **fallback;
-  size_t fallback_len;
-  /* out: counters */
-  size_t objects_scanned;
-  size_t pairs_retargeted;
-  size_t runtime_retargeted;
-  /* closures that are not planner pairs (those go to `fallback` instead) left old: */
-  size_t left_running;     /* on a frame of a thread that is running or resuming another */
-  size_t left_upvalue;     /* needs an upvalue whose value cannot be known */
-  size_t left_unpaired;    /* its prototype has no counterpart in the new file */
-  size_t left_ambiguous;   /* several new functions could be its counterpart */
-  size_t left_scope;       /* a variable it captures changed scope, with no live cell */
-  size_t frames_running;   /* frames of running threads executing an old function */
-  size_t frames_copied;    /* suspended frames given a private copy of their closure */
-} HotluaPlan;
-
-static size_t hash_ptr(const void *p, size_t mask) {
-  size_t x = (size_t)p >> 4;
-  x ^= x >> 17;
-  x *= (size_t)0x9E3779B97F4A7C15ull;
-  return (x >> 7) & mask;
-}
-
-/* 1 + index of the pair of old prototype `p`, 0 for an unpaired old prototype, (size_t)-2 for
-** an ambiguous one, or (size_t)-1 when `p` is not an old prototype of the batch. */
-static size_t proto_lookup(const HotluaPlan *plan, const Proto *p) {
-  size_t h;
-  if (plan->proto_keys == NULL) return (size_t)-1;
-  for (h = hash_ptr(p, plan->proto_mask);; h = (h + 1) & plan->proto_mask) {
-    const Proto *k = plan->proto_keys[h];
-    if (k == p) return plan->proto_values[h];
-    if (k == NULL) return (size_t)-1;
-  }
-}
-
-/* The new closure paired with old closure `cl` by the planner, or NULL. */
-static const LClosure *pair_lookup(const HotluaPlan *plan, const LClosure *cl) {
-  size_t h;
-  if (plan->pair_keys == NULL) return NULL;
-  for (h = hash_ptr(cl, plan->pair_mask);; h = (h + 1) & plan->pair_mask) {
-    const LClosure *k = plan->pair_keys[h];
-    if (k == cl) return plan->pair_values[h];
-    if (k == NULL) return NULL;
-  }
-}
+#include "backend.h"
+#include "plan.h"
 
 static int cmp_ptr(const void *a, const void *b);
 
-static int is_candidate(const HotluaPlan *plan, const LClosure *cl) {
+static int is_candidate(const HotluaPlan *plan, const HClosure *cl) {
   const void *key = cl;
-  if (pair_lookup(plan, cl) == NULL && proto_lookup(plan, cl->p) == (size_t)-1) return 0;
+  if (pair_lookup(plan, cl) == NULL && proto_lookup(plan, closure_proto(cl)) == (size_t)-1)
+    return 0;
   return plan->ignore_len == 0 ||
          bsearch(&key, plan->ignore, plan->ignore_len, sizeof(void *), cmp_ptr) == NULL;
 }
@@ -102,33 +36,19 @@ static int cmp_ptr(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Points `cl` at prototype `np` with upvalues `uv[0 .. np->sizeupvalues)`, clearing the slots
-** past them. Invariant: np->sizeupvalues <= cl->nupvalues (the closure's allocated size is
-** unchanged, so freeing it later uses the right size); `cl` is on no frame of a running
-** thread (its savedpc would point into the old code while `k` came from the new). A black
-** `cl` is given back to the collector to visit again (internals.c), which keeps the
-** tri-colour invariant in incremental mode and the age invariant in generational mode. */
-static void retarget(lua_State *L, LClosure *cl, Proto *np, UpVal **uv) {
+/* Gives the frame `f` of a suspended (or dead) thread its own copy of its closure `cl`: same
+** prototype, same upvalue cells. When the thread resumes, the frame runs the copy, in the old
+** code with the old constants, while `cl` itself can take the new prototype. Allocates (may
+** raise a memory error: the caller runs protected). The copy is stored into the frame before
+** anything else can allocate; stack slots need no barrier (threads are always traversed
+** again in the atomic phase). */
+static void copy_frame_closure(lua_State *L, HFrame *f, HClosure *cl) {
+  HCell *uv[256];
   int j;
-  cl->p = np;
-  for (j = 0; j < np->sizeupvalues; j++) cl->upvals[j] = uv[j];
-  for (; j < cl->nupvalues; j++) cl->upvals[j] = NULL;
-  hotlua_barrier_back(L, obj2gco(cl), &cl->gclist);
-}
-
-/* Gives the frame `ci` of a suspended (or dead) thread its own copy of its closure `cl`:
-** same prototype, same upvalue cells. When the thread resumes, luaV_execute reloads the
-** frame's closure from `ci->func` and so runs the copy, in the old code with the old
-** constants, while `cl` itself can take the new prototype. Allocates (may raise a memory
-** error: the caller runs protected). The copy is stored into the stack slot before anything
-** else can allocate; stack slots need no barrier (threads are always traversed again in the
-** atomic phase). */
-static void copy_frame_closure(lua_State *L, CallInfo *ci, LClosure *cl) {
-  int j;
-  LClosure *copy = hotlua_new_closure(L, cl->nupvalues);
-  copy->p = cl->p;
-  for (j = 0; j < cl->nupvalues; j++) copy->upvals[j] = cl->upvals[j];
-  setclLvalue2s(L, ci->func.p, copy);
+  HClosure *copy = hotlua_new_closure(L, closure_nupvalues(cl));
+  for (j = 0; j < closure_nupvalues(cl); j++) uv[j] = closure_cell(cl, j);
+  closure_init(copy, closure_proto(cl), uv, closure_nupvalues(cl));
+  frame_set_closure(f, copy);
   lua_pop(L, 1);
 }
 
@@ -141,7 +61,7 @@ typedef struct HotluaScan {
   size_t grown_made;   /* closures of `grown` whose replacement is made (on the stack) */
   PtrVec stale;     /* run-time closures left old: the closure, the new prototype it would
                        take, or NULL */
-  PtrVec copied;    /* CallInfo *, then the closure it ran, of each frame given a copy */
+  PtrVec copied;    /* HFrame *, then the closure it ran, of each frame given a copy */
   size_t copies_made;  /* frames of `copied` whose copy is installed */
 } HotluaScan;
 
@@ -150,17 +70,17 @@ HotluaScan *hotlua_scan_new(void) { return (HotluaScan *)calloc(1, sizeof(Hotlua
 /* Fills `uv` with the upvalue cells closure `cl` takes with new prototype `np`, from
 ** `source`: the planner's new closure paired with `cl`, or (`paired` false) the remap of
 ** `cl`'s prototype pair. */
-static void take_cells(const HotluaPlan *plan, const LClosure *cl, const Proto *np,
-                       const void *source, int paired, UpVal **uv) {
+static void take_cells(const HotluaPlan *plan, const HClosure *cl, const HProto *np,
+                       const void *source, int paired, HCell **uv) {
   int j;
   if (paired) {
-    const LClosure *pair = (const LClosure *)source;
-    for (j = 0; j < np->sizeupvalues; j++) uv[j] = pair->upvals[j];
+    const HClosure *pair = (const HClosure *)source;
+    for (j = 0; j < proto_nupvalues(np); j++) uv[j] = closure_cell(pair, j);
     return;
   }
-  for (j = 0; j < np->sizeupvalues; j++) {
+  for (j = 0; j < proto_nupvalues(np); j++) {
     int from = ((const int *)source)[j];
-    uv[j] = from <= -3 ? plan->cells[-from - 3] : cl->upvals[from];
+    uv[j] = from <= -3 ? plan->cells[-from - 3] : closure_cell(cl, from);
   }
 }
 
@@ -168,11 +88,11 @@ static void take_cells(const HotluaPlan *plan, const LClosure *cl, const Proto *
 ** see take_cells); NULL when `cl` keeps its old code, with the reason counted in `plan` (or
 ** `cl` added to the fallback list). `running` is sorted: closures on frames of running
 ** threads. */
-static Proto *classify(HotluaPlan *plan, LClosure *cl, const PtrVec *running,
-                       const void **source, int *paired_out) {
-  const LClosure *paired = pair_lookup(plan, cl);
+static HProto *classify(HotluaPlan *plan, HClosure *cl, const PtrVec *running,
+                        const void **source, int *paired_out) {
+  const HClosure *paired = pair_lookup(plan, cl);
   void *key = cl;
-  Proto *np;
+  HProto *np;
   int j;
   if (bsearch(&key, running->items, running->len, sizeof(void *), cmp_ptr) != NULL) {
     if (paired) plan->fallback[plan->fallback_len++] = cl;
@@ -180,8 +100,8 @@ static Proto *classify(HotluaPlan *plan, LClosure *cl, const PtrVec *running,
     return NULL;
   }
   if (paired) {
-    np = paired->p;
-    if (np->sizeupvalues > cl->nupvalues) {
+    np = closure_proto(paired);
+    if (proto_nupvalues(np) > closure_nupvalues(cl)) {
       plan->fallback[plan->fallback_len++] = cl;
       return NULL;
     }
@@ -189,7 +109,7 @@ static Proto *classify(HotluaPlan *plan, LClosure *cl, const PtrVec *running,
     *paired_out = 1;
     return np;
   } else {
-    size_t k = proto_lookup(plan, cl->p);
+    size_t k = proto_lookup(plan, closure_proto(cl));
     const int *remap;
     if (k == 0) {
       plan->left_unpaired++;
@@ -199,14 +119,14 @@ static Proto *classify(HotluaPlan *plan, LClosure *cl, const PtrVec *running,
       plan->left_ambiguous++;
       return NULL;
     }
-    np = (Proto *)plan->new_protos[k - 1];
+    np = (HProto *)plan->new_protos[k - 1];
     remap = plan->remap + plan->remap_offset[k - 1];
-    for (j = 0; j < np->sizeupvalues; j++) {
+    for (j = 0; j < proto_nupvalues(np); j++) {
       if (remap[j] == -2) {
         plan->left_scope++;
         return NULL;
       }
-      if (remap[j] >= cl->nupvalues || remap[j] == -1) {
+      if (remap[j] >= closure_nupvalues(cl) || remap[j] == -1) {
         plan->left_upvalue++;
         return NULL;
       }
@@ -222,18 +142,13 @@ static Proto *classify(HotluaPlan *plan, LClosure *cl, const PtrVec *running,
 ** the stack (anchored) before anything else can allocate; a new object needs no barrier.
 ** Allocates: may raise a memory error or a stack overflow (the caller runs protected, and a
 ** closure made is then only garbage). Invariant: `remap` holds no -1 or -2 (classify). */
-static void replace_closure(lua_State *L, const HotluaPlan *plan, LClosure *cl, Proto *np,
+static void replace_closure(lua_State *L, const HotluaPlan *plan, HClosure *cl, HProto *np,
                             const int *remap) {
-  UpVal *uv[256];
-  LClosure *ncl;
-  int j;
+  HCell *uv[256];
   luaL_checkstack(L, 2, "hotlua: retargeting closures");
-  setclLvalue2s(L, L->top.p, cl);
-  L->top.p++;
-  ncl = hotlua_new_closure(L, np->sizeupvalues);
+  push_closure(L, cl);
   take_cells(plan, cl, np, remap, 0, uv);
-  ncl->p = np;
-  for (j = 0; j < np->sizeupvalues; j++) ncl->upvals[j] = uv[j];
+  closure_init(hotlua_new_closure(L, proto_nupvalues(np)), np, uv, proto_nupvalues(np));
 }
 
 /* Pushes `true`, then each closure of `scan->stale` with an anchor of the new prototype it
@@ -243,17 +158,15 @@ static void replace_closure(lua_State *L, const HotluaPlan *plan, LClosure *cl, 
 static void push_stale(lua_State *L, HotluaScan *scan) {
   size_t i;
   luaL_checkstack(L, 1, "hotlua: retargeting closures");
-  setbtvalue(s2v(L->top.p));
-  L->top.p++;
+  lua_pushboolean(L, 1);
   for (i = 0; i + 1 < scan->stale.len; i += 2) {
-    Proto *np = (Proto *)scan->stale.items[i + 1];
+    HProto *np = (HProto *)scan->stale.items[i + 1];
     luaL_checkstack(L, 2, "hotlua: retargeting closures");
-    setclLvalue2s(L, L->top.p, (LClosure *)scan->stale.items[i]);
-    L->top.p++;
+    push_closure(L, (HClosure *)scan->stale.items[i]);
     if (np != NULL) {
       /* As many upvalues as the prototype declares, each a fresh closed cell: reading one
       ** through the debug API finds a cell, never memory past the closure. */
-      hotlua_new_closure(L, np->sizeupvalues)->p = np;
+      closure_init(hotlua_new_closure(L, proto_nupvalues(np)), np, NULL, 0);
     } else {
       lua_pushboolean(L, 0);
     }
@@ -262,68 +175,68 @@ static void push_stale(lua_State *L, HotluaScan *scan) {
 
 /* Finds every closure of the old version to retarget, changing nothing a program can see.
 **
-** 1. One pass over `g->allgc` (every collectable object but the main thread, the fixed
-**    strings and objects with finalizers, which are tables and full userdata only: closures
-**    and threads cannot have a `__gc`) collects the threads and the candidate closures.
-** 2. Every frame of every thread: a frame of a running thread (status LUA_OK with frames: the
-**    running one and those resuming another) executing a candidate keeps its closure
-**    unchanged (the C frame of luaV_execute caches its code and constants); a frame of a
-**    suspended or dead thread gets a private copy (hotlua_scan_abandon puts the original
-**    back).
+** 1. One pass over the collector's list of objects (backend.h: which objects it holds)
+**    collects the threads and the candidate closures.
+** 2. Every frame of every thread: a frame of a running thread (the running one and those
+**    resuming another) executing a candidate keeps its closure unchanged (the interpreter's
+**    C frame caches its code and constants); a frame of a suspended or dead thread gets a
+**    private copy (hotlua_scan_abandon puts the original back).
 ** 3. Each candidate is classified: kept (counted, or left to the walk in `fallback`) or put
 **    on `scan->todo`, counted as retargeted, for hotlua_scan_commit.
 ** Returns 0, or -1 when the scan's own memory could not be allocated. Copying a frame's
 ** closure allocates a Lua object and may raise "not enough memory": run protected, and call
-** hotlua_scan_abandon after an error. Invariants: see the top of this file. */
+** hotlua_scan_abandon after an error. Invariants: see the top of backend.h. */
 int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
-  global_State *g = G(L);
   PtrVec threads = {NULL, 0, 0}, cands = {NULL, 0, 0}, running = {NULL, 0, 0};
-  GCObject *o;
+  HObject *o;
   size_t i;
   int ok = 1;
 
-  ok = push(&threads, g->mainthread);
-  for (o = g->allgc; ok && o != NULL; o = o->next) {
+  if (main_thread_unlisted(L) != NULL) ok = push(&threads, main_thread_unlisted(L));
+  for (o = objects_first(L); ok && o != NULL; o = object_next(o)) {
+    lua_State *th;
+    HClosure *cl;
     plan->objects_scanned++;
-    if (isdead(g, o)) continue;
-    if (o->tt == LUA_VTHREAD)
-      ok = push(&threads, gco2th(o));
-    else if (o->tt == LUA_VLCL && is_candidate(plan, gco2lcl(o)))
-      ok = push(&cands, gco2lcl(o));
+    if ((th = object_as_thread(L, o)) != NULL)
+      ok = push(&threads, th);
+    else if ((cl = object_as_closure(L, o)) != NULL && is_candidate(plan, cl))
+      ok = push(&cands, cl);
   }
   for (i = 0; ok && i < threads.len; i++) {
     lua_State *th = (lua_State *)threads.items[i];
-    CallInfo *ci;
-    for (ci = th->ci; ok && ci != &th->base_ci; ci = ci->previous) {
-      if (!isLua(ci) || !is_candidate(plan, ci_func(ci))) continue;
-      if (th->status == LUA_OK) {
+    HFrame *f;
+    for (f = frame_top(th); ok && f != NULL; f = frame_below(th, f)) {
+      HClosure *cl = frame_lua_closure(f);
+      if (cl == NULL || !is_candidate(plan, cl)) continue;
+      if (thread_running(th)) {
         plan->frames_running++;
-        ok = push(&running, ci_func(ci));
+        ok = push(&running, cl);
       } else {
         plan->frames_copied++;
-        ok = push(&scan->copied, ci) && push(&scan->copied, ci_func(ci));
+        ok = push(&scan->copied, f) && push(&scan->copied, cl);
       }
     }
   }
   if (ok) qsort(running.items, running.len, sizeof(void *), cmp_ptr);
   for (i = 0; ok && i < cands.len; i++) {
-    LClosure *cl = (LClosure *)cands.items[i];
+    HClosure *cl = (HClosure *)cands.items[i];
     const void *source = NULL;
     int paired = 0;
-    Proto *np = classify(plan, cl, &running, &source, &paired);
+    HProto *np = classify(plan, cl, &running, &source, &paired);
     if (np == NULL) {
       /* A run-time closure left old: remembered, with the new prototype it would have taken
       ** if there is one, so that the next reload counts it and tries it again. */
       if (pair_lookup(plan, cl) == NULL) {
-        size_t k = proto_lookup(plan, cl->p);
+        size_t k = proto_lookup(plan, closure_proto(cl));
         int has = k != 0 && k != (size_t)-1 && k != (size_t)-2;
-        ok = push(&scan->stale, cl) && push(&scan->stale, has ? (void *)plan->new_protos[k - 1] : NULL);
+        ok = push(&scan->stale, cl) &&
+             push(&scan->stale, has ? (void *)plan->new_protos[k - 1] : NULL);
       }
       continue;
     }
     if (paired) plan->pairs_retargeted++;
     else plan->runtime_retargeted++;
-    if (!paired && np->sizeupvalues > cl->nupvalues) {
+    if (!paired && proto_nupvalues(np) > closure_nupvalues(cl)) {
       /* Its new version needs more upvalues (`_ENV` for an added `print`, a module local it
       ** did not use): a new closure takes its place, and the walk switches references. */
       ok = push(&scan->grown, cl) && push(&scan->grown, np) && push(&scan->grown, (void *)source);
@@ -339,13 +252,13 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
   if (!ok) return -1;
   /* Last, as it is the only step that allocates Lua objects (and may raise). */
   while (scan->copies_made * 2 < scan->copied.len) {
-    CallInfo *ci = (CallInfo *)scan->copied.items[scan->copies_made * 2];
-    copy_frame_closure(L, ci, (LClosure *)scan->copied.items[scan->copies_made * 2 + 1]);
+    HFrame *f = (HFrame *)scan->copied.items[scan->copies_made * 2];
+    copy_frame_closure(L, f, (HClosure *)scan->copied.items[scan->copies_made * 2 + 1]);
     scan->copies_made++;
   }
   while (scan->grown_made * 3 < scan->grown.len) {
     void **item = scan->grown.items + scan->grown_made * 3;
-    replace_closure(L, plan, (LClosure *)item[0], (Proto *)item[1], (const int *)item[2]);
+    replace_closure(L, plan, (HClosure *)item[0], (HProto *)item[1], (const int *)item[2]);
     scan->grown_made++;
   }
   push_stale(L, scan);
@@ -356,11 +269,11 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
 ** cells it chose (nothing has run since), then frees `scan`. Allocates nothing and cannot
 ** fail. */
 void hotlua_scan_commit(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
-  UpVal *uv[256];
+  HCell *uv[256];
   size_t i;
   for (i = 0; i + 2 < scan->todo.len; i += 3) {
-    LClosure *cl = (LClosure *)scan->todo.items[i];
-    Proto *np = (Proto *)scan->todo.items[i + 1];
+    HClosure *cl = (HClosure *)scan->todo.items[i];
+    HProto *np = (HProto *)scan->todo.items[i + 1];
     uintptr_t tagged = (uintptr_t)scan->todo.items[i + 2];
     take_cells(plan, cl, np, (const void *)(tagged & ~(uintptr_t)1), (tagged & 1) == 0, uv);
     retarget(L, cl, np, uv);
@@ -374,12 +287,13 @@ void hotlua_scan_commit(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
 
 /* Undoes hotlua_scan_prepare (each frame given a copy runs its own closure again) and frees
 ** `scan`. Allocates nothing: stack slots need no barrier (threads are always traversed again
-** in the atomic phase), and the CallInfo records of a suspended thread do not move. */
+** in the atomic phase), and the frames of a suspended thread do not move. */
 void hotlua_scan_abandon(lua_State *L, HotluaScan *scan) {
   size_t i;
+  (void)L;
   for (i = 0; i < scan->copies_made; i++) {
-    CallInfo *ci = (CallInfo *)scan->copied.items[i * 2];
-    setclLvalue2s(L, ci->func.p, (LClosure *)scan->copied.items[i * 2 + 1]);
+    HFrame *f = (HFrame *)scan->copied.items[i * 2];
+    frame_set_closure(f, (HClosure *)scan->copied.items[i * 2 + 1]);
   }
   free(scan->todo.items);
   free(scan->copied.items);

@@ -67,11 +67,11 @@ pub(crate) struct CollectorPause<'lua> {
     was_running: bool,
     /// The collector's debt when the pause began, put back when it ends (where the layout
     /// of the global state is proven).
-    #[cfg(hotlua_inplace)]
+    #[cfg(hotlua_lua54_shim)]
     debt: Option<isize>,
 }
 
-#[cfg(hotlua_inplace)]
+#[cfg(hotlua_lua54_shim)]
 extern "C" {
     fn hotlua_gc_debt(state: *mut mlua::ffi::lua_State) -> isize;
     fn hotlua_gc_set_debt(state: *mut mlua::ffi::lua_State, debt: isize);
@@ -80,13 +80,13 @@ extern "C" {
 impl<'lua> CollectorPause<'lua> {
     pub(crate) fn new(lua: &'lua Lua) -> CollectorPause<'lua> {
         let was_running = collector_running(lua);
-        #[cfg(hotlua_inplace)]
+        #[cfg(hotlua_lua54_shim)]
         let debt = crate::layout::proven(lua).then(|| debt(lua).ok()).flatten();
         lua.gc_stop();
         CollectorPause {
             lua,
             was_running,
-            #[cfg(hotlua_inplace)]
+            #[cfg(hotlua_lua54_shim)]
             debt,
         }
     }
@@ -99,7 +99,7 @@ impl Drop for CollectorPause<'_> {
             // `restart` zeroes the debt, which would start a collection step (a major one, in
             // generational mode after a bad collection) at the next allocation: go on as if
             // the reload had not happened instead.
-            #[cfg(hotlua_inplace)]
+            #[cfg(hotlua_lua54_shim)]
             if let Some(debt) = self.debt {
                 set_debt(self.lua, debt);
             }
@@ -107,8 +107,50 @@ impl Drop for CollectorPause<'_> {
     }
 }
 
+/// Runs `run` (the layout proof) as if it allocated nothing: with the collector stopped and,
+/// where `proven` says the layout is proven after it, the debt put back to what it was before
+/// (the allocations since, counted by `lua_gc`, taken off), so the program's collections (and
+/// the order its finalizers run in) fall where they would without hotlua. The debt cannot be
+/// read before the proof: the layout it is read with is what the proof proves.
+#[cfg(hotlua_lua54_shim)]
+pub(crate) fn unscheduled<R>(
+    lua: &Lua,
+    run: impl FnOnce() -> R,
+    proven: impl FnOnce(&R) -> bool,
+) -> R {
+    let was_running = collector_running(lua);
+    let before = counted_bytes(lua);
+    lua.gc_stop();
+    let result = run();
+    if was_running {
+        let spent = counted_bytes(lua) as isize - before as isize;
+        let debt = proven(&result).then(|| debt(lua).ok()).flatten();
+        lua.gc_restart();
+        if let Some(debt) = debt {
+            set_debt(lua, debt - spent);
+        }
+    }
+    result
+}
+
+/// The bytes the collector counts as allocated (`collectgarbage("count")` in bytes).
+#[cfg(hotlua_lua54_shim)]
+fn counted_bytes(lua: &Lua) -> usize {
+    let mut bytes = 0;
+    // SAFETY: lua_gc with COUNT and COUNTB reads two numbers; it raises nothing and needs no
+    // stack.
+    unsafe {
+        let _ = lua.exec_raw::<()>((), |state| {
+            let kib = mlua::ffi::lua_gc(state, mlua::ffi::LUA_GCCOUNT, 0, 0, 0);
+            let rest = mlua::ffi::lua_gc(state, mlua::ffi::LUA_GCCOUNTB, 0, 0, 0);
+            bytes = kib.max(0) as usize * 1024 + rest.max(0) as usize;
+        });
+    }
+    bytes
+}
+
 /// The collector's debt (Lua 5.4's `GCdebt`).
-#[cfg(hotlua_inplace)]
+#[cfg(hotlua_lua54_shim)]
 fn debt(lua: &Lua) -> mlua::Result<isize> {
     let mut debt = 0;
     // SAFETY: reads one field of the state's global_State (csrc/collector.c).
@@ -117,7 +159,7 @@ fn debt(lua: &Lua) -> mlua::Result<isize> {
 }
 
 /// Puts back a debt [`debt`] read in this state.
-#[cfg(hotlua_inplace)]
+#[cfg(hotlua_lua54_shim)]
 fn set_debt(lua: &Lua, debt: isize) {
     // SAFETY: luaE_setdebt keeps the state's total allocation count as it is and only moves
     // the debt (csrc/collector.c); it allocates nothing and raises nothing.
@@ -126,7 +168,7 @@ fn set_debt(lua: &Lua, debt: isize) {
     }
 }
 
-#[cfg(all(test, hotlua_inplace))]
+#[cfg(all(test, hotlua_lua54_shim))]
 mod tests {
     use super::*;
 

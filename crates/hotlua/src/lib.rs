@@ -141,7 +141,7 @@ mod plan;
 mod raw;
 pub mod report;
 mod request;
-#[cfg(hotlua_inplace)]
+#[cfg(hotlua_lua54_shim)]
 mod slots;
 mod source_file;
 pub mod sources;

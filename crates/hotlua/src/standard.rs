@@ -59,7 +59,7 @@ pub(crate) fn remember(lua: &Lua) -> mlua::Result<()> {
         .map_err(mlua::Error::external)?
         .raw_get::<Value>("jit")?;
     functions.raw_set("jit", jit)?;
-    #[cfg(hotlua_inplace)]
+    #[cfg(hotlua_lua54_shim)]
     if crate::layout::proven(lua) {
         for (name, function) in crate::slots::NAMES
             .into_iter()

@@ -6,7 +6,7 @@
 ** collection. Putting the debt back as it was before the pause lets the collector go on as
 ** if the reload had not happened. */
 
-#include "inplace.h"
+#include "backend.h"
 
 /* The collector's debt now. */
 l_mem hotlua_gc_debt(lua_State *L) {

@@ -10,7 +10,7 @@
 ** number or an address before the shim follows a pointer that is not one.
 */
 
-#include "inplace.h"
+#include "backend.h"
 #include "ltable.h"
 #include "ltm.h"
 

@@ -1,6 +1,6 @@
 /* Reading the prototypes of old and new functions, for the pairing (see inplace.h). */
 
-#include "inplace.h"
+#include "backend.h"
 
 /* The prototype of the Lua closure at `idx` of L's stack, or NULL for anything else.
 ** Invariant: `idx` is a valid stack index of L. */
@@ -93,7 +93,7 @@ static size_t put_upvalue(char *buf, size_t pos, size_t cap, const Proto *p, int
 static int sets_register_a(OpCode op) {
   switch (op) {
     case OP_SETUPVAL: case OP_SETTABUP: case OP_SETTABLE: case OP_SETI: case OP_SETFIELD:
-    case OP_CLOSE: case OP_TBC: case OP_JMP: case OP_EQ: case OP_LT: case OP_LE: case OP_EQK:
+    case OP_MMBIN: case OP_MMBINI: case OP_MMBINK: case OP_CLOSE: case OP_TBC: case OP_JMP: case OP_EQ: case OP_LT: case OP_LE: case OP_EQK:
     case OP_EQI: case OP_LTI: case OP_LEI: case OP_GTI: case OP_GEI: case OP_TEST:
     case OP_RETURN: case OP_RETURN0: case OP_RETURN1: case OP_TFORPREP: case OP_TFORCALL:
     case OP_SETLIST: case OP_EXTRAARG:

@@ -12,7 +12,7 @@
 ** collector runs, so every write goes through the API or the collector's barrier.
 */
 
-#include "inplace.h"
+#include "backend.h"
 #include "ltable.h"
 #include "lauxlib.h"
 
@@ -41,7 +41,7 @@ int hotlua_table_clone(lua_State *L) {
     memcpy(c->node, t->node, nsize * sizeof(Node));
     c->lastfree = c->node + (t->lastfree - t->node);
   }
-  hotlua_barrier_back(L, obj2gco(c), &c->gclist);
+  hotlua_table_barrier(L, c);
   for (i = 0; i < asize; i++)
     if (!isempty(&t->array[i])) entries++;
   for (i = 0; i < nsize; i++)
@@ -91,7 +91,7 @@ static void put_back_slot(lua_State *L, Table *live, Node *now, const Node *befo
   setnodekey(L, now, &key);
   setobj2t(L, gval(now), gval(before));
   invalidateTMcache(live);
-  hotlua_barrier_back(L, obj2gco(live), &live->gclist);
+  hotlua_table_barrier(L, live);
 }
 
 /* hotlua_table_diff(live, copy): if every key of `copy` with a value is still in its slot of
@@ -143,7 +143,7 @@ int hotlua_table_diff(lua_State *L) {
   for (i = 0; i < asize; i++) {
     if (!same_value(&live->array[i], &copy->array[i])) {
       setobj2t(L, &live->array[i], &copy->array[i]);
-      hotlua_barrier_back(L, obj2gco(live), &live->gclist);
+      hotlua_table_barrier(L, live);
     }
   }
   for (i = 0; i < nsize; i++) {

@@ -8,22 +8,86 @@
 ** Each function does what the Lua function named in its comment does in Lua 5.4.
 */
 
-#include "inplace.h"
+#include "backend.h"
 #include "ltable.h"
 #include "lauxlib.h"
 
-/* luaC_barrierback_: `o`, black, is about to point at (or points at) white objects; the
-** collector visits it again (in the atomic phase, or as a touched old object in generational
-** mode) instead of marking each of them now. `gclist` is `o`'s own gray-list link.
-** Invariant: `o` is a live table or Lua closure whose `gclist` field is `*gclist`. */
-void hotlua_barrier_back(lua_State *L, GCObject *o, GCObject **gclist) {
+/* The list link of a gray object of type `o->tt` (lgc.c's getgclist), or NULL for a type
+** the collector never puts on a gray list. */
+static GCObject **gray_link(GCObject *o) {
+  switch (o->tt) {
+    case LUA_VTABLE: return &gco2t(o)->gclist;
+    case LUA_VLCL: return &gco2lcl(o)->gclist;
+    case LUA_VCCL: return &gco2ccl(o)->gclist;
+    case LUA_VTHREAD: return &gco2th(o)->gclist;
+    case LUA_VPROTO: return &gco2p(o)->gclist;
+    case LUA_VUSERDATA: return &gco2u(o)->gclist;
+    default: return NULL;
+  }
+}
+
+#define make_gray(o) ((o)->marked &= cast_byte(~(bitmask(BLACKBIT) | WHITEBITS)))
+#define make_black(o) ((o)->marked = cast_byte(((o)->marked & ~WHITEBITS) | bitmask(BLACKBIT)))
+
+/* lgc.c's reallymarkobject: marks white object `o`, to be visited later (on the gray list)
+** or now (strings, upvalues, userdata without user values). */
+static void mark_object(global_State *g, GCObject *o) {
+  switch (o->tt) {
+    case LUA_VSHRSTR: case LUA_VLNGSTR:
+      make_black(o);
+      return;
+    case LUA_VUPVAL: {
+      UpVal *uv = gco2upv(o);
+      if (uv->v.p != &uv->u.value) make_gray(o);  /* open upvalues are kept gray */
+      else make_black(o);
+      if (iscollectable(uv->v.p) && iswhite(gcvalue(uv->v.p))) mark_object(g, gcvalue(uv->v.p));
+      return;
+    }
+    case LUA_VUSERDATA:
+      if (gco2u(o)->nuvalue == 0) {
+        Table *mt = gco2u(o)->metatable;
+        if (mt != NULL && iswhite(mt)) mark_object(g, obj2gco(mt));
+        make_black(o);
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  *gray_link(o) = g->gray;
+  g->gray = o;
+  make_gray(o);
+}
+
+/* luaC_barrier_: black `o` now points at `v`. While the collector keeps its invariant, `v`
+** is marked (and, `o` being old in generational mode, made old too); in the sweep phase of
+** incremental mode, `o` turns white instead. Invariant: `o` is live and has just been given
+** a pointer to the live `v`. */
+void hotlua_barrier(lua_State *L, GCObject *o, GCObject *v) {
   global_State *g = G(L);
+  if (!isblack(o) || !iswhite(v)) return;
+  if (keepinvariant(g)) {
+    mark_object(g, v);
+    if (isold(o)) setage(v, G_OLD0);
+  } else if (g->gckind == KGC_INC) {
+    o->marked = cast_byte((o->marked & ~(bitmask(BLACKBIT) | WHITEBITS | AGEBITS)) | luaC_white(g));
+  }
+}
+
+/* luaC_barrierback_, for tables only (their traversal keeps a touched table on the
+** generational gray lists; a closure's does not, so closures take hotlua_barrier): black
+** table `t` is about to point at (or points at) white objects; the collector visits it again
+** (in the atomic phase, or as a touched old object in generational mode) instead of marking
+** each of them now. Invariant: `t` is a live table. */
+void hotlua_table_barrier(lua_State *L, Table *t) {
+  global_State *g = G(L);
+  GCObject *o = obj2gco(t);
   if (!isblack(o)) return;
   if (getage(o) != G_TOUCHED2) {  /* else it is on a gray list already */
-    *gclist = g->grayagain;
+    t->gclist = g->grayagain;
     g->grayagain = o;
   }
-  o->marked &= cast_byte(~(bitmask(BLACKBIT) | WHITEBITS));  /* gray: neither white nor black */
+  make_gray(o);
   if (isold(o)) setage(o, G_TOUCHED1);
 }
 
@@ -87,9 +151,9 @@ static void push_template(lua_State *L, int n) {
   innermost = main->p->p[0]->p[0];
   if (luaL_loadbufferx(L, "", 0, "=hotlua", "t") != LUA_OK) lua_error(L);
   carrier = (LClosure *)lua_topointer(L, -1);
-  /* `main` (still on the stack) keeps `innermost` alive; lua_dump only reads the prototype */
+  /* `main` (still on the stack) keeps `innermost` alive; lua_dump only reads the prototype.
+  ** No barrier: `carrier` is garbage once dumped, and freeing it never reads its prototype. */
   carrier->p = (Proto *)innermost;
-  hotlua_barrier_back(L, obj2gco(carrier), &carrier->gclist);
   chunk.started = 0;
   lua_dump(L, add_to_chunk, &chunk, 1);
   luaL_pushresult(&chunk.buffer);

@@ -1,0 +1,139 @@
+/*
+** The `inplace` engine's Lua 5.4 backend: backend.h names the collector's types and gives the
+** operations ../scan.c (the collector scan that retargets closures) runs on them; proto.c
+** reads prototypes for the pairing (src/switch/inplace/pairing.rs); collector.c keeps the
+** collector's debt across hotlua's pause (src/collector.rs); tables.c makes staging's
+** slot-for-slot copies (src/slots.rs); internals.c writes the few internal operations of Lua
+** these need; layout.c proves the layout they rely on.
+**
+** Compiled by crates/hotlua/build.rs against the internal headers of a Lua 5.4 release (the
+** one mlua vendors, or, for the C module, the newest 5.4 of the `lua-src` crate). The shim
+** calls only Lua's public C API; it reads and writes the collector's own structures (Proto,
+** LClosure, CallInfo, Table, the `allgc` list), whose layout the Lua that runs it may not
+** share: a stock `lua5.4` of another release or build. layout.c proves that layout before
+** the first `inplace` reload of a state (src/layout.rs) and nothing else runs until it has.
+**
+** Callers (src/switch/inplace/) hold the invariants every function relies on:
+**   - the layout is proven for this state (hotlua_layout_check returned true);
+**   - the collector is stopped (`lua_gc(L, LUA_GCSTOP)`) for the whole reload, so no object
+**     is freed or moved while a pointer read here is used; objects already dead but not yet
+**     swept (a cycle stopped in its sweep phase) are skipped with `isdead`;
+**   - Proto pointers handed back and forth stay alive: they belong to closures the caller
+**     holds references to (the planner's old and new functions) or are children of those;
+**   - `hotlua_scan_prepare` runs inside a protected call (it can raise "not enough memory");
+**     nothing runs Lua code between it and `hotlua_scan_commit` or `hotlua_scan_abandon`.
+*/
+
+#ifndef HOTLUA_BACKEND_H
+#define HOTLUA_BACKEND_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua.h"
+
+#include "ldebug.h"
+#include "ldo.h"
+#include "lfunc.h"
+#include "lgc.h"
+#include "lobject.h"
+#include "lopcodes.h"
+#include "lstate.h"
+#include "lstring.h"
+/* after the internal headers: it defines `lua_assert` when they have not, which turns their
+** `check_exp` accessors into expressions that are not lvalues */
+#include "lauxlib.h"
+
+#if LUA_VERSION_NUM != 504
+#error "this backend is written for Lua 5.4"
+#endif
+#if !defined(HOTLUA_EXPECTED_RELEASE) || LUA_VERSION_RELEASE_NUM != HOTLUA_EXPECTED_RELEASE
+#error "hotlua's inplace engine must be compiled against the Lua release build.rs chose"
+#endif
+
+/* The length of string `s` in every 5.4 release: 5.4.4 tells a long string by its tag, 5.4.9
+** by `shrlen == 0xFF` (the `tsslen` of the headers the shim was compiled with); the tag works
+** in both. */
+#define hotlua_strlen(s) ((s)->tt == LUA_VSHRSTR ? (size_t)(s)->shrlen : (s)->u.lnglen)
+
+/* internals.c */
+void hotlua_barrier(lua_State *L, GCObject *o, GCObject *v);
+void hotlua_table_barrier(lua_State *L, Table *t);
+LClosure *hotlua_new_closure(lua_State *L, int n);
+const char *hotlua_local_name(const Proto *p, int n, int pc);
+unsigned int hotlua_array_size(const Table *t);
+int hotlua_raw_equal(const TValue *a, const TValue *b);
+
+/* -- What ../scan.c needs --------------------------------------------------------------- */
+
+typedef Proto HProto;
+typedef LClosure HClosure;
+typedef UpVal HCell;
+typedef CallInfo HFrame;
+typedef GCObject HObject;
+
+#define closure_proto(cl) ((cl)->p)
+#define closure_nupvalues(cl) ((int)(cl)->nupvalues)
+#define closure_cell(cl, j) ((cl)->upvals[j])
+#define proto_nupvalues(p) ((p)->sizeupvalues)
+
+/* The objects of `allgc`: every collectable object but the main thread, the fixed strings and
+** objects with finalizers, which are tables and full userdata only (closures and threads
+** cannot have a `__gc`). */
+#define objects_first(L) (G(L)->allgc)
+#define object_next(o) ((o)->next)
+static inline lua_State *main_thread_unlisted(lua_State *L) { return G(L)->mainthread; }
+static inline lua_State *object_as_thread(lua_State *L, GCObject *o) {
+  return o->tt == LUA_VTHREAD && !isdead(G(L), o) ? gco2th(o) : NULL;
+}
+static inline LClosure *object_as_closure(lua_State *L, GCObject *o) {
+  return o->tt == LUA_VLCL && !isdead(G(L), o) ? gco2lcl(o) : NULL;
+}
+
+/* Frames, innermost first. A thread with status LUA_OK and frames is running (the one that
+** called the reload, or one resuming another). */
+static inline CallInfo *frame_top(lua_State *th) { return th->ci != &th->base_ci ? th->ci : NULL; }
+static inline CallInfo *frame_below(lua_State *th, CallInfo *ci) {
+  return ci->previous != &th->base_ci ? ci->previous : NULL;
+}
+static inline LClosure *frame_lua_closure(CallInfo *ci) { return isLua(ci) ? ci_func(ci) : NULL; }
+static inline int thread_running(lua_State *th) { return th->status == LUA_OK; }
+/* luaV_execute reloads a frame's closure from `ci->func` when it resumes or returns to it. */
+static inline void frame_set_closure(CallInfo *ci, LClosure *cl) {
+  setclLvalue(NULL, s2v(ci->func.p), cl);
+}
+
+static inline void push_closure(lua_State *L, LClosure *cl) {
+  setclLvalue2s(L, L->top.p, cl);
+  L->top.p++;
+}
+
+/* Gives `cl`, a closure hotlua_new_closure just made (white, so no barrier), prototype `p` and
+** its first `n` cells from `uv` (n = 0: the fresh cells it was made with). */
+static inline void closure_init(LClosure *cl, Proto *p, UpVal **uv, int n) {
+  int j;
+  cl->p = p;
+  for (j = 0; j < n; j++) cl->upvals[j] = uv[j];
+}
+
+/* Points `cl` at prototype `np` with upvalues `uv[0 .. np->sizeupvalues)`, clearing the slots
+** past them. Invariant: np->sizeupvalues <= cl->nupvalues (the closure's allocated size is
+** unchanged, so freeing it later uses the right size); `cl` is on no frame of a running
+** thread (its savedpc would point into the old code while `k` came from the new). Each
+** pointer stored goes through the collector's forward barrier (internals.c), which keeps
+** the tri-colour invariant in incremental mode and the age invariant in generational mode. */
+static inline void retarget(lua_State *L, LClosure *cl, Proto *np, UpVal **uv) {
+  int j;
+  cl->p = np;
+  hotlua_barrier(L, obj2gco(cl), obj2gco(np));
+  for (j = 0; j < np->sizeupvalues; j++) {
+    cl->upvals[j] = uv[j];
+    if (uv[j] != NULL) hotlua_barrier(L, obj2gco(cl), obj2gco(uv[j]));
+  }
+  for (; j < cl->nupvalues; j++) cl->upvals[j] = NULL;
+}
+
+#endif
