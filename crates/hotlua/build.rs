@@ -21,63 +21,92 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(hotlua_lua54_shim)");
     println!("cargo:rerun-if-changed=csrc");
     println!("cargo:rerun-if-env-changed=HOTLUA_LUA_SRC");
+    println!("cargo:rerun-if-env-changed=HOTLUA_LUAJIT_SRC");
     println!("cargo:rerun-if-env-changed=HOTLUA_NO_INPLACE");
-    if env::var_os("CARGO_FEATURE_LUA54").is_none() || env::var_os("HOTLUA_NO_INPLACE").is_some() {
+    if env::var_os("HOTLUA_NO_INPLACE").is_some() {
         return;
     }
-    let found = if env::var_os("CARGO_FEATURE_VENDORED").is_some() {
-        vendored_source()
+    let built = if env::var_os("CARGO_FEATURE_LUA54").is_some() {
+        build_lua54()
+    } else if env::var_os("CARGO_FEATURE_LUAJIT").is_some() {
+        build_luajit()
     } else {
-        newest_source()
+        return;
     };
-    let (source, release) = match found {
-        Ok(found) => found,
-        Err(why) => {
-            println!("cargo:warning=hotlua: {why}; engine `inplace` not built");
-            return;
-        }
-    };
-    println!("cargo:rerun-if-changed={}", source.display());
+    match built {
+        Ok(()) => println!("cargo:rustc-cfg=hotlua_inplace"),
+        Err(why) => println!("cargo:warning=hotlua: {why}; engine `inplace` not built"),
+    }
+}
 
+/// The Lua 5.4 backend (csrc/lua54/), and staging's slot-for-slot copies with it.
+fn build_lua54() -> Result<(), String> {
+    let (source, release) = if env::var_os("CARGO_FEATURE_VENDORED").is_some() {
+        vendored_source()?
+    } else {
+        newest_source()?
+    };
+    let mut build = shim(
+        "lua54",
+        &[
+            "proto.c",
+            "collector.c",
+            "tables.c",
+            "internals.c",
+            "layout.c",
+        ],
+        &source,
+    );
+    build
+        .define("HOTLUA_EXPECTED_RELEASE", release.to_string().as_str())
+        // The same configuration lua-src compiles Lua 5.4 with.
+        .define("LUA_COMPAT_5_3", None);
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    match os.as_str() {
+        "linux" | "android" => build.define("LUA_USE_LINUX", None),
+        "macos" => build.define("LUA_USE_MACOSX", None),
+        "windows" => build.define("LUA_USE_WINDOWS", None),
+        _ => build.define("LUA_USE_POSIX", None),
+    };
+    build.compile("hotlua_inplace");
+    println!("cargo:rustc-cfg=hotlua_lua54_shim");
+    Ok(())
+}
+
+/// The LuaJIT backend (csrc/luajit/), against the headers of the newest LuaJIT the
+/// `luajit-src` crate unpacked (or `HOTLUA_LUAJIT_SRC`): the LuaJIT that runs it proves its
+/// layout at run time, the vendored one included.
+fn build_luajit() -> Result<(), String> {
+    let source = match env::var_os("HOTLUA_LUAJIT_SRC") {
+        Some(dir) => PathBuf::from(dir),
+        None => crate_folders("luajit-src")
+            .into_iter()
+            .flat_map(|krate| [krate.join("luajit2/src"), krate.join("luajit/src")])
+            .find(|dir| dir.join("lj_obj.h").is_file())
+            .ok_or("no LuaJIT source folder was found (set HOTLUA_LUAJIT_SRC to one)")?,
+    };
+    let target_width = env::var("CARGO_CFG_TARGET_POINTER_WIDTH").unwrap_or_default();
+    if target_width != "64" {
+        return Err("the LuaJIT backend is written for 64-bit targets (GC64)".to_owned());
+    }
+    shim("luajit", &["proto.c", "internals.c", "layout.c"], &source).compile("hotlua_inplace");
+    Ok(())
+}
+
+/// A C build of csrc/scan.c and the `backend` folder's `files`, with Lua's internal headers
+/// from `source`.
+fn shim(backend: &str, files: &[&str], source: &Path) -> cc::Build {
+    println!("cargo:rerun-if-changed={}", source.display());
     let mut build = cc::Build::new();
     build
         .file("csrc/scan.c")
-        .files(
-            [
-                "proto.c",
-                "collector.c",
-                "tables.c",
-                "internals.c",
-                "layout.c",
-            ]
-            .map(|file| format!("csrc/lua54/{file}")),
-        )
-        .include("csrc/lua54")
+        .files(files.iter().map(|file| format!("csrc/{backend}/{file}")))
+        .include(format!("csrc/{backend}"))
         .include("csrc")
-        .include(&source)
-        .define("HOTLUA_EXPECTED_RELEASE", release.to_string().as_str())
-        // The same configuration lua-src compiles Lua 5.4 with.
-        .define("LUA_COMPAT_5_3", None)
+        .include(source)
         .warnings(true)
         .flag_if_supported("-Wno-unused-parameter");
-    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    match os.as_str() {
-        "linux" | "android" => {
-            build.define("LUA_USE_LINUX", None);
-        }
-        "macos" => {
-            build.define("LUA_USE_MACOSX", None);
-        }
-        "windows" => {
-            build.define("LUA_USE_WINDOWS", None);
-        }
-        _ => {
-            build.define("LUA_USE_POSIX", None);
-        }
-    }
-    build.compile("hotlua_inplace");
-    println!("cargo:rustc-cfg=hotlua_inplace");
-    println!("cargo:rustc-cfg=hotlua_lua54_shim");
+    build
 }
 
 /// The source folder of the Lua 5.4 mlua vendors, found among the `lua-src` crates and
@@ -144,12 +173,28 @@ fn release_num(lua_h: &str) -> Option<u32> {
 }
 
 /// Folders that may hold the vendored Lua 5.4 source: `HOTLUA_LUA_SRC`, then every
-/// `lua-src-*/lua-5.4.*` cargo unpacked from a registry or a `vendor` folder above the crate.
+/// `lua-5.4.*` of the `lua-src` crates cargo unpacked.
 fn candidates() -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    if let Some(dir) = env::var_os("HOTLUA_LUA_SRC") {
-        found.push(PathBuf::from(dir));
+    let mut found: Vec<PathBuf> = env::var_os("HOTLUA_LUA_SRC")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    for krate in crate_folders("lua-src") {
+        let Ok(dirs) = fs::read_dir(&krate) else {
+            continue;
+        };
+        found.extend(dirs.flatten().map(|entry| entry.path()).filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("lua-5.4"))
+        }));
     }
+    found
+}
+
+/// The folders of crate `name` (`NAME-VERSION`) cargo unpacked from a registry or a `vendor`
+/// folder above this crate, newest first.
+fn crate_folders(name: &str) -> Vec<PathBuf> {
     let cargo_home = env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
@@ -161,32 +206,20 @@ fn candidates() -> Vec<PathBuf> {
     }
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     roots.extend(manifest.ancestors().map(|dir| dir.join("vendor")));
-    for root in roots {
-        let Ok(crates) = fs::read_dir(&root) else {
-            continue;
-        };
-        let mut crates: Vec<PathBuf> = crates
-            .flatten()
-            .map(|entry| entry.path())
-            .filter(|path| {
-                path.file_name()
-                    .and_then(|name| name.to_str())
-                    .is_some_and(|name| name.starts_with("lua-src"))
-            })
-            .collect();
-        // Newest first: the likeliest match.
-        crates.sort();
-        crates.reverse();
-        for krate in crates {
-            let Ok(dirs) = fs::read_dir(&krate) else {
-                continue;
-            };
-            found.extend(dirs.flatten().map(|entry| entry.path()).filter(|path| {
-                path.file_name()
-                    .and_then(|name| name.to_str())
-                    .is_some_and(|name| name.starts_with("lua-5.4"))
-            }));
-        }
-    }
+    let prefix = format!("{name}-");
+    let mut found: Vec<PathBuf> = roots
+        .iter()
+        .filter_map(|root| fs::read_dir(root).ok())
+        .flat_map(|crates| crates.flatten().map(|entry| entry.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_prefix(&prefix))
+                .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .collect();
+    // Newest first: the likeliest match.
+    found.sort();
+    found.reverse();
     found
 }

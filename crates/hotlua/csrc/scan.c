@@ -101,7 +101,7 @@ static HProto *classify(HotluaPlan *plan, HClosure *cl, const PtrVec *running,
   }
   if (paired) {
     np = closure_proto(paired);
-    if (proto_nupvalues(np) > closure_nupvalues(cl)) {
+    if (!closure_fits(cl, np)) {
       plan->fallback[plan->fallback_len++] = cl;
       return NULL;
     }
@@ -236,9 +236,10 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
     }
     if (paired) plan->pairs_retargeted++;
     else plan->runtime_retargeted++;
-    if (!paired && proto_nupvalues(np) > closure_nupvalues(cl)) {
+    if (!paired && !closure_fits(cl, np)) {
       /* Its new version needs more upvalues (`_ENV` for an added `print`, a module local it
-      ** did not use): a new closure takes its place, and the walk switches references. */
+      ** did not use), or, in LuaJIT, fewer: a new closure takes its place, and the walk
+      ** switches references. */
       ok = push(&scan->grown, cl) && push(&scan->grown, np) && push(&scan->grown, (void *)source);
       continue;
     }
@@ -275,8 +276,10 @@ void hotlua_scan_commit(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
     HClosure *cl = (HClosure *)scan->todo.items[i];
     HProto *np = (HProto *)scan->todo.items[i + 1];
     uintptr_t tagged = (uintptr_t)scan->todo.items[i + 2];
-    take_cells(plan, cl, np, (const void *)(tagged & ~(uintptr_t)1), (tagged & 1) == 0, uv);
-    retarget(L, cl, np, uv);
+    const void *source = (const void *)(tagged & ~(uintptr_t)1);
+    int paired = (tagged & 1) == 0;
+    take_cells(plan, cl, np, source, paired, uv);
+    retarget(L, cl, np, uv, paired ? (const HClosure *)source : NULL);
   }
   free(scan->todo.items);
   free(scan->copied.items);

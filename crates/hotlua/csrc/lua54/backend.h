@@ -79,6 +79,9 @@ typedef GCObject HObject;
 #define closure_nupvalues(cl) ((int)(cl)->nupvalues)
 #define closure_cell(cl, j) ((cl)->upvals[j])
 #define proto_nupvalues(p) ((p)->sizeupvalues)
+/* Whether `cl` can take prototype `p` in place: it was allocated with enough upvalues (the
+** slots past `p`'s are cleared). */
+#define closure_fits(cl, p) ((p)->sizeupvalues <= (cl)->nupvalues)
 
 /* The objects of `allgc`: every collectable object but the main thread, the fixed strings and
 ** objects with finalizers, which are tables and full userdata only (closures and threads
@@ -120,13 +123,16 @@ static inline void closure_init(LClosure *cl, Proto *p, UpVal **uv, int n) {
 }
 
 /* Points `cl` at prototype `np` with upvalues `uv[0 .. np->sizeupvalues)`, clearing the slots
-** past them. Invariant: np->sizeupvalues <= cl->nupvalues (the closure's allocated size is
+** past them (`pair`, the planner's new closure `cl` is paired with, or NULL, has nothing else
+** `cl` takes in Lua 5.4). Invariant: np->sizeupvalues <= cl->nupvalues (the closure's allocated size is
 ** unchanged, so freeing it later uses the right size); `cl` is on no frame of a running
 ** thread (its savedpc would point into the old code while `k` came from the new). Each
 ** pointer stored goes through the collector's forward barrier (internals.c), which keeps
 ** the tri-colour invariant in incremental mode and the age invariant in generational mode. */
-static inline void retarget(lua_State *L, LClosure *cl, Proto *np, UpVal **uv) {
+static inline void retarget(lua_State *L, LClosure *cl, Proto *np, UpVal **uv,
+                            const LClosure *pair) {
   int j;
+  (void)pair;
   cl->p = np;
   hotlua_barrier(L, obj2gco(cl), obj2gco(np));
   for (j = 0; j < np->sizeupvalues; j++) {

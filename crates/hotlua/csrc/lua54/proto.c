@@ -1,6 +1,7 @@
 /* Reading the prototypes of old and new functions, for the pairing (see inplace.h). */
 
 #include "backend.h"
+#include "key.h"
 
 /* The prototype of the Lua closure at `idx` of L's stack, or NULL for anything else.
 ** Invariant: `idx` is a valid stack index of L. */
@@ -59,33 +60,14 @@ const char *hotlua_proto_source(const Proto *p, size_t *len) {
 
 /* Writes the string constant `k` (or "?" for any other constant) into buf[pos..cap). */
 static size_t put_const(char *buf, size_t pos, size_t cap, const TValue *k) {
-  const char *s = "?";
-  size_t len = 1;
-  if (ttisstring(k)) {
-    s = getstr(tsvalue(k));
-    len = hotlua_strlen(tsvalue(k));
-  }
-  if (pos + len > cap) len = cap > pos ? cap - pos : 0;
-  memcpy(buf + pos, s, len);
-  return pos + len;
-}
-
-static size_t put_str(char *buf, size_t pos, size_t cap, const char *s) {
-  size_t len = s ? strlen(s) : 1;
-  if (s == NULL) s = "?";
-  if (pos + len > cap) len = cap > pos ? cap - pos : 0;
-  memcpy(buf + pos, s, len);
-  return pos + len;
+  if (!ttisstring(k)) return put_str(buf, pos, cap, "?");
+  return put_bytes(buf, pos, cap, getstr(tsvalue(k)), hotlua_strlen(tsvalue(k)));
 }
 
 static size_t put_upvalue(char *buf, size_t pos, size_t cap, const Proto *p, int i) {
   TString *name = (i < p->sizeupvalues) ? p->upvalues[i].name : NULL;
-  size_t len;
   if (name == NULL) return put_str(buf, pos, cap, "?");
-  len = hotlua_strlen(name);
-  if (pos + len > cap) len = cap > pos ? cap - pos : 0;
-  memcpy(buf + pos, getstr(name), len);
-  return pos + len;
+  return put_bytes(buf, pos, cap, getstr(name), hotlua_strlen(name));
 }
 
 /* Whether instruction `op` writes its register A (lopcodes.c's A mode, whose table a stock
