@@ -57,15 +57,17 @@ local function save_in_buffer(path, text)
   vim.cmd("silent write")
 end
 
--- The test plugin's main module. Every callback the plugin registers is a named function of the
--- module table, so the `walk` engine switches the stored references to the new versions. `@V@`
--- is the version; each version differs in length from the one before, so that a change is seen
--- even when two saves fall within one tick of the file system's clock.
+-- The test plugin's main module. Most callbacks it registers are named functions of the module
+-- table (any engine switches the stored references to the new versions); an inline keymap
+-- callback and an inline autocmd callback are closures made once, by M.start, which only engine
+-- `inplace` gives the new code. `@V@` is the version; each version differs in length from the
+-- one before, so that a change is seen even when two saves fall within one tick of the file
+-- system's clock.
 local plugin_template = [[
 local text = require("hotplug.text")
 local M = {}
 -- What a reload must keep: how often each callback ran.
-local state = { keys = 0, events = 0, commands = 0, ticks = 0, last_tick = "" }
+local state = { keys = 0, events = 0, commands = 0, ticks = 0, last_tick = "", inline = 0 }
 local timer
 -- Whether this top level runs inside a reload: a top level that registers callbacks skips it.
 vim.g.hotplug_reloading = require("hotlua.nvim").reloading()
@@ -96,6 +98,16 @@ function M.state()
 end
 
 function M.start()
+  vim.keymap.set("n", "<F8>", function()
+    state.inline = state.inline + 1
+    vim.g.hotplug_inline_key = text.line("@V@", "inline key", state.inline)
+  end)
+  vim.api.nvim_create_autocmd("User", {
+    pattern = "HotplugInline",
+    callback = function()
+      vim.g.hotplug_inline_event = text.line("@V@", "inline event", state.inline)
+    end,
+  })
   vim.keymap.set("n", "<F7>", M.on_key)
   vim.api.nvim_create_autocmd("User", { pattern = "HotplugPing", callback = M.on_event })
   vim.api.nvim_create_user_command("HotplugCmd", M.on_command, { nargs = 1 })
@@ -142,6 +154,10 @@ local function exercise(plug, version, count, suffix)
   end
   vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes("<F7>", true, false, true), "mx", false)
   expect_equal(vim.g.hotplug_key, line("key"), "keymap")
+  vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes("<F8>", true, false, true), "mx", false)
+  expect_equal(vim.g.hotplug_inline_key, line("inline key"), "inline keymap callback")
+  vim.api.nvim_exec_autocmds("User", { pattern = "HotplugInline" })
+  expect_equal(vim.g.hotplug_inline_event, line("inline event"), "inline autocmd callback")
   vim.api.nvim_exec_autocmds("User", { pattern = "HotplugPing" })
   expect_equal(vim.g.hotplug_event, line("event"), "autocmd")
   vim.cmd("HotplugCmd hi")

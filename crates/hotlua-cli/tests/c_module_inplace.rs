@@ -1,6 +1,6 @@
-//! Engine `inplace` through the C module in a stock Lua 5.4 (issue 19): closures the program
+//! Engine `inplace` through the C module in stock interpreters (issue 19): closures the program
 //! made at run time take the new code, where the module proves that the interpreter lays its
-//! objects out as the Lua 5.4 it was built against; elsewhere `walk` runs, said once.
+//! objects out as the Lua 5.4 or LuaJIT it was built against; elsewhere `walk` runs, said once.
 
 mod common;
 
@@ -62,21 +62,33 @@ fn runtime_closures(inplace: bool) -> String {
     format!("INPLACE = {inplace}\n{}", scenario(RUNTIME_CLOSURES))
 }
 
-/// Debian's `lua5.4` (5.4.4; the module is built against 5.4.9's headers): the layout is
-/// proven, and a closure the program made before the reload runs the new code.
-#[test]
-fn lua54_runtime_closures_take_the_new_code() {
-    if missing(&[system::interpreter("lua5.4")]) {
+/// Runs the scenario in the stock `interpreter` with the module built for `version`: the
+/// layout is proven, and a closure the program made before the reload runs the new code.
+fn runtime_closures_take_the_new_code(version: &str, interpreter: &'static str) {
+    if missing(&[system::interpreter(interpreter)]) {
         return;
     }
     let output = run_in_host(
-        "lua54",
-        "lua5.4",
+        version,
+        interpreter,
         &runtime_closures(true),
         "runtime closures ok",
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("not available"), "{stderr}");
+}
+
+/// Debian's `lua5.4` (5.4.4; the module is built against 5.4.9's headers).
+#[test]
+fn lua54_runtime_closures_take_the_new_code() {
+    runtime_closures_take_the_new_code("lua54", "lua5.4");
+}
+
+/// Debian's `luajit` (upstream 2.1 of 2022; the module is built against OpenResty's luajit2,
+/// whose header opcodes are numbered differently).
+#[test]
+fn luajit_runtime_closures_take_the_new_code() {
+    runtime_closures_take_the_new_code("luajit", "luajit");
 }
 
 /// A Lua 5.4 whose prototypes have one field more than the module was built for: the proof
