@@ -37,13 +37,14 @@ local function log(...)
 end
 
 local function state()
-  return string.format("frame=%d balls=%d bounces=%d world=%s label=%q main=%s",
-    world.frame, #world.balls, rules.bounces(), world.id, rules.label(), "v1")
+  return string.format("frame=%d balls=%d bounces=%d world=%s label=%q main=%s trail=%s",
+    world.frame, #world.balls, rules.bounces(), world.id, rules.label(), "v1",
+    world.trail(world.balls[1]))
 end
 
 function love.load()
   love.math.setRandomSeed(7)
-  world = { frame = 0, balls = {} }
+  world = { frame = 0, balls = {}, trail = rules.make_trail() }
   world.id = tostring(world):match("0x%x+") or tostring(world)
   for i = 1, 12 do
     local r = love.math.random(8, 18)

@@ -41,4 +41,12 @@ function rules.bounces()
   return bounces
 end
 
+-- A closure the game makes once (main.lua's love.load) and keeps in its world: edit the body
+-- and the running game's closure takes the new code too (with engine inplace, the default).
+function rules.make_trail()
+  return function(ball)
+    return "dots"
+  end
+end
+
 return rules
