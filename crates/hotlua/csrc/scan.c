@@ -8,12 +8,11 @@
 
 static int cmp_ptr(const void *a, const void *b);
 
-static int is_candidate(const HotluaPlan *plan, const HClosure *cl) {
+/* Whether the scan leaves `cl` alone whatever its prototype: one of hotlua's anchors. */
+static int ignored(const HotluaPlan *plan, const HClosure *cl) {
   const void *key = cl;
-  if (pair_lookup(plan, cl) == NULL && proto_lookup(plan, closure_proto(cl)) == (size_t)-1)
-    return 0;
-  return plan->ignore_len == 0 ||
-         bsearch(&key, plan->ignore, plan->ignore_len, sizeof(void *), cmp_ptr) == NULL;
+  return plan->ignore_len != 0 &&
+         bsearch(&key, plan->ignore, plan->ignore_len, sizeof(void *), cmp_ptr) != NULL;
 }
 
 /* A growable array of pointers (malloc: the scan must not allocate Lua objects for it). */
@@ -84,64 +83,57 @@ static void take_cells(const HotluaPlan *plan, const HClosure *cl, const HProto 
   }
 }
 
-/* The new prototype closure `cl` takes, and where its cells come from (`*source`, `*paired`:
-** see take_cells); NULL when `cl` keeps its old code, with the reason counted in `plan` (or
-** `cl` added to the fallback list). `running` is sorted: closures on frames of running
-** threads. */
-static HProto *classify(HotluaPlan *plan, HClosure *cl, const PtrVec *running,
-                        const void **source, int *paired_out) {
-  const HClosure *paired = pair_lookup(plan, cl);
-  void *key = cl;
-  HProto *np;
+/* What becomes of a candidate closure that runs on no frame of a running thread. */
+typedef enum {
+  TAKES_NEW,       /* it takes the new prototype */
+  LEFT_FALLBACK,   /* a planner pair that cannot take it in place: the walk switches it */
+  LEFT_UNPAIRED, LEFT_AMBIGUOUS, LEFT_SCOPE, LEFT_UPVALUE  /* kept old, for that reason */
+} Verdict;
+
+/* Judges candidate `cl`: `paired`, the planner's new closure for it or NULL, and `k`, the
+** proto_lookup of its prototype (when unpaired). With TAKES_NEW, `*np` is the prototype it
+** takes and `*source` where its cells come from (see take_cells). Changes nothing. */
+static Verdict judge(const HotluaPlan *plan, const HClosure *cl, const HClosure *paired,
+                     size_t k, HProto **np, const void **source) {
+  const int *remap;
   int j;
-  if (bsearch(&key, running->items, running->len, sizeof(void *), cmp_ptr) != NULL) {
-    if (paired) plan->fallback[plan->fallback_len++] = cl;
-    else plan->left_running++;
-    return NULL;
-  }
   if (paired) {
-    np = closure_proto(paired);
-    if (!closure_fits(cl, np)) {
-      plan->fallback[plan->fallback_len++] = cl;
-      return NULL;
-    }
+    *np = closure_proto(paired);
     *source = paired;
-    *paired_out = 1;
-    return np;
-  } else {
-    size_t k = proto_lookup(plan, closure_proto(cl));
-    const int *remap;
-    if (k == 0) {
-      plan->left_unpaired++;
-      return NULL;
-    }
-    if (k == (size_t)-2) {
-      plan->left_ambiguous++;
-      return NULL;
-    }
-    np = (HProto *)plan->new_protos[k - 1];
-    remap = plan->remap + plan->remap_offset[k - 1];
-    for (j = 0; j < proto_nupvalues(np); j++) {
-      if (remap[j] == -2) {
-        plan->left_scope++;
-        return NULL;
-      }
-      if (remap[j] >= closure_nupvalues(cl) || remap[j] == -1) {
-        plan->left_upvalue++;
-        return NULL;
-      }
-    }
-    *source = remap;
-    *paired_out = 0;
-    return np;
+    return closure_fits(cl, *np) ? TAKES_NEW : LEFT_FALLBACK;
   }
+  if (k == 0) return LEFT_UNPAIRED;
+  if (k == (size_t)-2) return LEFT_AMBIGUOUS;
+  *np = (HProto *)plan->new_protos[k - 1];
+  remap = plan->remap + plan->remap_offset[k - 1];
+  for (j = 0; j < proto_nupvalues(*np); j++) {
+    if (remap[j] == -2) return LEFT_SCOPE;
+    if (remap[j] >= closure_nupvalues(cl) || remap[j] == -1) return LEFT_UPVALUE;
+  }
+  *source = remap;
+  return TAKES_NEW;
+}
+
+/* The counter of `plan` a closure left old with `verdict` counts in. */
+static size_t *left_counter(HotluaPlan *plan, Verdict verdict) {
+  switch (verdict) {
+    case LEFT_UNPAIRED: return &plan->left_unpaired;
+    case LEFT_AMBIGUOUS: return &plan->left_ambiguous;
+    case LEFT_SCOPE: return &plan->left_scope;
+    default: return &plan->left_upvalue;
+  }
+}
+
+/* The new prototype an unpaired closure with prototype lookup `k` would take, or NULL. */
+static void *would_take(const HotluaPlan *plan, size_t k) {
+  return k != 0 && k != (size_t)-1 && k != (size_t)-2 ? (void *)plan->new_protos[k - 1] : NULL;
 }
 
 /* Pushes `cl` and a new closure of `np` with the cells `remap` gives (its own by name, live
 ** module cells), for the walk to switch every reference from the one to the other. Each is on
 ** the stack (anchored) before anything else can allocate; a new object needs no barrier.
 ** Allocates: may raise a memory error or a stack overflow (the caller runs protected, and a
-** closure made is then only garbage). Invariant: `remap` holds no -1 or -2 (classify). */
+** closure made is then only garbage). Invariant: `remap` holds no -1 or -2 (judge). */
 static void replace_closure(lua_State *L, const HotluaPlan *plan, HClosure *cl, HProto *np,
                             const int *remap) {
   HCell *uv[256];
@@ -173,21 +165,100 @@ static void push_stale(lua_State *L, HotluaScan *scan) {
   }
 }
 
+/* Records candidate `cl` (`paired`, `k`: see judge), which runs on no frame of a running
+** thread as far as the scan knows yet, where its verdict sends it: `scan->todo` (or
+** `scan->grown`, whose new version needs more upvalues than it has, or in LuaJIT fewer), the
+** fallback list, or `scan->stale` with a counter. Returns 0 when memory ran out. */
+static int take(HotluaPlan *plan, HotluaScan *scan, HClosure *cl, const HClosure *paired,
+                size_t k) {
+  HProto *np = NULL;
+  const void *source = NULL;
+  Verdict verdict = judge(plan, cl, paired, k, &np, &source);
+  if (verdict == LEFT_FALLBACK) {
+    plan->fallback[plan->fallback_len++] = cl;
+    return 1;
+  }
+  if (verdict != TAKES_NEW) {
+    /* A run-time closure left old: remembered, with the new prototype it would have taken if
+    ** there is one, so that the next reload counts it and tries it again. */
+    ++*left_counter(plan, verdict);
+    return push(&scan->stale, cl) && push(&scan->stale, would_take(plan, k));
+  }
+  if (paired) plan->pairs_retargeted++;
+  else plan->runtime_retargeted++;
+  if (!paired && !closure_fits(cl, np))
+    return push(&scan->grown, cl) && push(&scan->grown, np) && push(&scan->grown, (void *)source);
+  /* Closures and remap arrays are at least 4-byte aligned: the low bit tells them apart. */
+  return push(&scan->todo, cl) && push(&scan->todo, np) &&
+         push(&scan->todo, (void *)((uintptr_t)source | (uintptr_t)!paired));
+}
+
+/* Takes back what `take` decided for the closures of sorted `running` (on frames of running
+** threads, whose interpreter frame caches their code and constants): each keeps its old code,
+** a planner pair left to the walk, any other counted as running and remembered as stale.
+** One pass over `todo` and `grown`; a few lookups per running closure. */
+static int keep_running(HotluaPlan *plan, HotluaScan *scan, const PtrVec *running) {
+  size_t i, kept;
+  int ok = 1;
+  for (i = kept = 0; i + 2 < scan->todo.len; i += 3) {
+    void **item = scan->todo.items + i;
+    if (bsearch(&item[0], running->items, running->len, sizeof(void *), cmp_ptr) == NULL) {
+      memmove(scan->todo.items + kept, item, 3 * sizeof(void *));
+      kept += 3;
+    } else if (((uintptr_t)item[2] & 1) == 0) {
+      plan->pairs_retargeted--;
+      plan->fallback[plan->fallback_len++] = (const HClosure *)item[0];
+    } else {
+      plan->runtime_retargeted--;
+      plan->left_running++;
+      ok = ok && push(&scan->stale, item[0]) && push(&scan->stale, item[1]);
+    }
+  }
+  scan->todo.len = kept;
+  for (i = kept = 0; i + 2 < scan->grown.len; i += 3) {
+    void **item = scan->grown.items + i;
+    if (bsearch(&item[0], running->items, running->len, sizeof(void *), cmp_ptr) == NULL) {
+      memmove(scan->grown.items + kept, item, 3 * sizeof(void *));
+      kept += 3;
+    } else {
+      plan->runtime_retargeted--;
+      plan->left_running++;
+      ok = ok && push(&scan->stale, item[0]) && push(&scan->stale, item[1]);
+    }
+  }
+  scan->grown.len = kept;
+  /* Those left old for another reason count as running instead. */
+  for (i = 0; i < running->len; i++) {
+    HClosure *cl = (HClosure *)running->items[i];
+    const HClosure *paired = pair_lookup(plan, cl);
+    size_t k = paired ? 0 : proto_lookup(plan, closure_proto(cl));
+    HProto *np;
+    const void *source;
+    Verdict verdict = judge(plan, cl, paired, k, &np, &source);
+    if (!paired && verdict != TAKES_NEW && verdict != LEFT_FALLBACK) {
+      --*left_counter(plan, verdict);
+      plan->left_running++;
+    }
+  }
+  return ok;
+}
+
 /* Finds every closure of the old version to retarget, changing nothing a program can see.
 **
 ** 1. One pass over the collector's list of objects (backend.h: which objects it holds)
-**    collects the threads and the candidate closures.
+**    collects the threads and judges each candidate closure while it is in the cache: kept
+**    (counted, or left to the walk in `fallback`) or put on `scan->todo`, counted as
+**    retargeted, for hotlua_scan_commit.
 ** 2. Every frame of every thread: a frame of a running thread (the running one and those
 **    resuming another) executing a candidate keeps its closure unchanged (the interpreter's
-**    C frame caches its code and constants); a frame of a suspended or dead thread gets a
-**    private copy (hotlua_scan_abandon puts the original back).
-** 3. Each candidate is classified: kept (counted, or left to the walk in `fallback`) or put
-**    on `scan->todo`, counted as retargeted, for hotlua_scan_commit.
+**    C frame caches its code and constants: keep_running takes back its verdict); a frame of
+**    a suspended or dead thread gets a private copy (hotlua_scan_abandon puts the original
+**    back).
 ** Returns 0, or -1 when the scan's own memory could not be allocated. Copying a frame's
 ** closure allocates a Lua object and may raise "not enough memory": run protected, and call
 ** hotlua_scan_abandon after an error. Invariants: see the top of backend.h. */
 int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
-  PtrVec threads = {NULL, 0, 0}, cands = {NULL, 0, 0}, running = {NULL, 0, 0};
+  PtrVec threads = {NULL, 0, 0}, running = {NULL, 0, 0};
   HObject *o;
   size_t i;
   int ok = 1;
@@ -197,17 +268,23 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
     lua_State *th;
     HClosure *cl;
     plan->objects_scanned++;
-    if ((th = object_as_thread(L, o)) != NULL)
+    if ((th = object_as_thread(L, o)) != NULL) {
       ok = push(&threads, th);
-    else if ((cl = object_as_closure(L, o)) != NULL && is_candidate(plan, cl))
-      ok = push(&cands, cl);
+    } else if ((cl = object_as_closure(L, o)) != NULL) {
+      const HClosure *paired = pair_lookup(plan, cl);
+      size_t k = paired ? 0 : proto_lookup(plan, closure_proto(cl));
+      if ((paired || k != (size_t)-1) && !ignored(plan, cl)) ok = take(plan, scan, cl, paired, k);
+    }
   }
   for (i = 0; ok && i < threads.len; i++) {
     lua_State *th = (lua_State *)threads.items[i];
     HFrame *f;
     for (f = frame_top(th); ok && f != NULL; f = frame_below(th, f)) {
       HClosure *cl = frame_lua_closure(f);
-      if (cl == NULL || !is_candidate(plan, cl)) continue;
+      if (cl == NULL || (pair_lookup(plan, cl) == NULL &&
+                         proto_lookup(plan, closure_proto(cl)) == (size_t)-1) ||
+          ignored(plan, cl))
+        continue;
       if (thread_running(th)) {
         plan->frames_running++;
         ok = push(&running, cl);
@@ -217,38 +294,16 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
       }
     }
   }
-  if (ok) qsort(running.items, running.len, sizeof(void *), cmp_ptr);
-  for (i = 0; ok && i < cands.len; i++) {
-    HClosure *cl = (HClosure *)cands.items[i];
-    const void *source = NULL;
-    int paired = 0;
-    HProto *np = classify(plan, cl, &running, &source, &paired);
-    if (np == NULL) {
-      /* A run-time closure left old: remembered, with the new prototype it would have taken
-      ** if there is one, so that the next reload counts it and tries it again. */
-      if (pair_lookup(plan, cl) == NULL) {
-        size_t k = proto_lookup(plan, closure_proto(cl));
-        int has = k != 0 && k != (size_t)-1 && k != (size_t)-2;
-        ok = push(&scan->stale, cl) &&
-             push(&scan->stale, has ? (void *)plan->new_protos[k - 1] : NULL);
-      }
-      continue;
-    }
-    if (paired) plan->pairs_retargeted++;
-    else plan->runtime_retargeted++;
-    if (!paired && !closure_fits(cl, np)) {
-      /* Its new version needs more upvalues (`_ENV` for an added `print`, a module local it
-      ** did not use), or, in LuaJIT, fewer: a new closure takes its place, and the walk
-      ** switches references. */
-      ok = push(&scan->grown, cl) && push(&scan->grown, np) && push(&scan->grown, (void *)source);
-      continue;
-    }
-    /* Closures and remap arrays are at least 4-byte aligned: the low bit tells them apart. */
-    ok = push(&scan->todo, cl) && push(&scan->todo, np) &&
-         push(&scan->todo, (void *)((uintptr_t)source | (uintptr_t)!paired));
+  if (ok && running.len > 0) {
+    size_t unique = 0;
+    qsort(running.items, running.len, sizeof(void *), cmp_ptr);
+    for (i = 0; i < running.len; i++)
+      if (unique == 0 || running.items[unique - 1] != running.items[i])
+        running.items[unique++] = running.items[i];
+    running.len = unique;
+    ok = keep_running(plan, scan, &running);
   }
   free(threads.items);
-  free(cands.items);
   free(running.items);
   if (!ok) return -1;
   /* Last, as it is the only step that allocates Lua objects (and may raise). */
@@ -274,6 +329,10 @@ void hotlua_scan_commit(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
   size_t i;
   for (i = 0; i + 2 < scan->todo.len; i += 3) {
     HClosure *cl = (HClosure *)scan->todo.items[i];
+#if defined(__GNUC__)
+    /* The closures lie anywhere in the heap: ask for one a few entries ahead meanwhile. */
+    if (i + 24 < scan->todo.len) __builtin_prefetch(scan->todo.items[i + 24], 1);
+#endif
     HProto *np = (HProto *)scan->todo.items[i + 1];
     uintptr_t tagged = (uintptr_t)scan->todo.items[i + 2];
     const void *source = (const void *)(tagged & ~(uintptr_t)1);

@@ -67,11 +67,11 @@ pub(crate) struct CollectorPause<'lua> {
     was_running: bool,
     /// The collector's debt when the pause began, put back when it ends (where the layout
     /// of the global state is proven).
-    #[cfg(hotlua_lua54_shim)]
+    #[cfg(hotlua_inplace)]
     debt: Option<isize>,
 }
 
-#[cfg(hotlua_lua54_shim)]
+#[cfg(hotlua_inplace)]
 extern "C" {
     fn hotlua_gc_debt(state: *mut mlua::ffi::lua_State) -> isize;
     fn hotlua_gc_set_debt(state: *mut mlua::ffi::lua_State, debt: isize);
@@ -80,13 +80,13 @@ extern "C" {
 impl<'lua> CollectorPause<'lua> {
     pub(crate) fn new(lua: &'lua Lua) -> CollectorPause<'lua> {
         let was_running = collector_running(lua);
-        #[cfg(hotlua_lua54_shim)]
+        #[cfg(hotlua_inplace)]
         let debt = crate::layout::proven(lua).then(|| debt(lua).ok()).flatten();
         lua.gc_stop();
         CollectorPause {
             lua,
             was_running,
-            #[cfg(hotlua_lua54_shim)]
+            #[cfg(hotlua_inplace)]
             debt,
         }
     }
@@ -99,7 +99,7 @@ impl Drop for CollectorPause<'_> {
             // `restart` zeroes the debt, which would start a collection step (a major one, in
             // generational mode after a bad collection) at the next allocation: go on as if
             // the reload had not happened instead.
-            #[cfg(hotlua_lua54_shim)]
+            #[cfg(hotlua_inplace)]
             if let Some(debt) = self.debt {
                 set_debt(self.lua, debt);
             }
@@ -149,20 +149,23 @@ fn counted_bytes(lua: &Lua) -> usize {
     bytes
 }
 
-/// The collector's debt (Lua 5.4's `GCdebt`).
-#[cfg(hotlua_lua54_shim)]
+/// The collector's debt (Lua 5.4's `GCdebt`; in LuaJIT, how far the allocations are past the
+/// next step's threshold).
+#[cfg(hotlua_inplace)]
 fn debt(lua: &Lua) -> mlua::Result<isize> {
     let mut debt = 0;
-    // SAFETY: reads one field of the state's global_State (csrc/collector.c).
+    // SAFETY: reads fields of the state's global_State, whose layout is proven
+    // (csrc/lua54/collector.c, csrc/luajit/internals.c).
     unsafe { lua.exec_raw::<()>((), |state| debt = hotlua_gc_debt(state))? };
     Ok(debt)
 }
 
 /// Puts back a debt [`debt`] read in this state.
-#[cfg(hotlua_lua54_shim)]
+#[cfg(hotlua_inplace)]
 fn set_debt(lua: &Lua, debt: isize) {
-    // SAFETY: luaE_setdebt keeps the state's total allocation count as it is and only moves
-    // the debt (csrc/collector.c); it allocates nothing and raises nothing.
+    // SAFETY: keeps the state's total allocation count as it is and only moves the debt (or
+    // LuaJIT's threshold) in a global_State whose layout is proven (csrc/lua54/collector.c,
+    // csrc/luajit/internals.c); it allocates nothing and raises nothing.
     unsafe {
         let _ = lua.exec_raw::<()>((), |state| hotlua_gc_set_debt(state, debt));
     }

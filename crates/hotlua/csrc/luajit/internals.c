@@ -167,3 +167,20 @@ const char *hotlua_upvalue_name_at(const GCproto *p, int i) {
     }
   return (const char *)info;
 }
+
+/* The collector's debt across hotlua's pause (src/collector.rs), as Lua 5.4's `GCdebt` reads:
+** how far the allocations are past the threshold of the next step (negative: before it).
+** `lua_gc(L, LUA_GCRESTART)` puts the threshold at the allocations themselves, so the first
+** allocation after a reload would start a step, and the report's allocations pay a run of
+** them; putting the distance back lets the collector go on as if the reload had not happened. */
+ptrdiff_t hotlua_gc_debt(lua_State *L) {
+  global_State *g = G(L);
+  return (ptrdiff_t)g->gc.total - (ptrdiff_t)g->gc.threshold;
+}
+
+/* Sets the threshold back `debt` (a value hotlua_gc_debt returned in this state) away from
+** the allocations; a debt past them starts a step at the next allocation, as LuaJIT does. */
+void hotlua_gc_set_debt(lua_State *L, ptrdiff_t debt) {
+  global_State *g = G(L);
+  g->gc.threshold = debt > (ptrdiff_t)g->gc.total ? 0 : (GCSize)((ptrdiff_t)g->gc.total - debt);
+}
