@@ -47,8 +47,8 @@
 //!    force, and every write to the live program is listed. Nothing live has changed yet.
 //! 4. **Apply**: the writes are made with an undo log and the collector stopped; a failure
 //!    restores every old value.
-//! 5. **Switch**: engine `inplace` (the default with Lua 5.4: the vendored one, or through the C
-//!    module any `lua5.4` whose layout it proves) points every old
+//! 5. **Switch**: engine `inplace` (the default with Lua 5.4 and LuaJIT: vendored, or through
+//!    the C module in any interpreter whose layout it proves) points every old
 //!    closure, module functions and closures created at run time alike, at its new prototype
 //!    in one scan of the collector's object list, so no reference needs to change; engine
 //!    `walk` (everywhere else) makes one pass over the reachable heap, through the public C API

@@ -24,11 +24,11 @@ use crate::plan::Plan;
 pub enum Engine {
     /// Every Lua closure of the old version, wherever it is referenced and whenever it was
     /// created, is pointed at its new prototype in place (one scan of the collector's object
-    /// list; a C shim built for Lua 5.4). Functions keep their identity. Where it is not
-    /// built ([`Engine::inplace_available`]), or the Lua running it does not lay its objects
-    /// out as the shim was compiled for (a C module in another `lua5.4` build: proven once per
-    /// state, said once on stderr and in each report's warnings), [`Engine::Walk`] runs
-    /// instead.
+    /// list; a C shim built for Lua 5.4 or LuaJIT 2.1). Functions keep their identity. Where it
+    /// is not built ([`Engine::inplace_available`]: Lua 5.1–5.3 and 5.5), or the Lua running
+    /// it does not lay its objects out as the shim was compiled for (a C module in another
+    /// build: proven once per state, said once on stderr and in each report's warnings),
+    /// [`Engine::Walk`] runs instead.
     Inplace,
     /// One walk over the reachable heap through the public C API replaces every reference to
     /// an old function by the new function. Closures created at run time keep the old code.
@@ -47,7 +47,7 @@ impl Default for Engine {
 }
 
 impl Engine {
-    /// True when this build has the `inplace` engine (Lua 5.4); whether the running Lua's
+    /// True when this build has the `inplace` engine (Lua 5.4, LuaJIT); whether the running Lua's
     /// layout lets it run is known only in a state.
     pub fn inplace_available() -> bool {
         cfg!(hotlua_inplace)
