@@ -62,7 +62,7 @@
 /* internals.c */
 void hotlua_barrier(lua_State *L, GCObject *o, GCObject *v);
 void hotlua_table_barrier(lua_State *L, Table *t);
-LClosure *hotlua_new_closure(lua_State *L, int n);
+LClosure *hotlua_new_closure(lua_State *L, int n);  /* ../template.c */
 const char *hotlua_local_name(const Proto *p, int n, int pc);
 unsigned int hotlua_array_size(const Table *t);
 int hotlua_raw_equal(const TValue *a, const TValue *b);
@@ -113,6 +113,17 @@ static inline void push_closure(lua_State *L, LClosure *cl) {
   setclLvalue2s(L, L->top.p, cl);
   L->top.p++;
 }
+
+/* For ../template.c: the most upvalues a closure has, pointing `carrier` at the prototype of
+** `main`'s only child's only child (a fresh compiled chunk), and dumping the function on the
+** top of the stack. */
+#define MAX_CLOSURE_UPVALUES MAXUPVAL
+static inline void point_at_grandchild(LClosure *carrier, const LClosure *main) {
+  carrier->p = main->p->p[0]->p[0];
+}
+#define dump_function(L, writer, data) lua_dump((L), (writer), (data), 1)
+/* For probe.h: resumes `co` with the one value on its stack. */
+#define resume_with_one(co, from) lua_resume((co), (from), 1, &(int){0})
 
 /* Gives `cl`, a closure hotlua_new_closure just made (white, so no barrier), prototype `p` and
 ** its first `n` cells from `uv` (n = 0: the fresh cells it was made with). */

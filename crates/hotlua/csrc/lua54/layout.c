@@ -11,6 +11,7 @@
 */
 
 #include "backend.h"
+#include "probe.h"
 #include "ltable.h"
 #include "ltm.h"
 
@@ -28,8 +29,6 @@ static const char probe_source[] =
     "  yield(y)\n"
     "end\n"
     "return probe, probe(1, 2), suspended, {10, 20, 30, key = true}\n";
-
-static int probe_yield(lua_State *L) { return lua_yield(L, lua_gettop(L)); }
 
 static int same_string(const TString *s, const char *text) {
   size_t len = strlen(text);
@@ -177,7 +176,7 @@ static const char *check_global(lua_State *L) {
       ((g->currentwhite & WHITEBITS) != bitmask(WHITE0BIT) &&
        (g->currentwhite & WHITEBITS) != bitmask(WHITE1BIT)))
     return "the collector's state";
-  counted = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+  counted = counted_bytes(L);
   if ((size_t)gettotalbytes(g) != counted) return "the byte count of the global state";
   /* the table was made last: it leads the list, and the closures follow within a few */
   for (o = g->allgc; o != NULL && seen < 64; o = o->next, seen++) {
@@ -194,20 +193,7 @@ static const char *check_global(lua_State *L) {
 int hotlua_layout_check(lua_State *L) {
   lua_Debug ar;
   const char *wrong = NULL;
-  lua_settop(L, 0);
-  if (luaL_loadbufferx(L, probe_source, sizeof(probe_source) - 1, "=hotlua-layout", "t") !=
-      LUA_OK)
-    return lua_error(L);
-  lua_pushcfunction(L, probe_yield);
-  lua_call(L, 1, 4);
-  {
-    lua_State *co = lua_newthread(L);
-    int results = 0;
-    lua_pushvalue(L, 3);
-    lua_xmove(L, co, 1);
-    lua_pushinteger(co, 7);
-    if (lua_resume(co, L, 1, &results) != LUA_YIELD) return luaL_error(L, "probe not suspended");
-  }
+  probe_objects(L, probe_source, sizeof(probe_source) - 1, 4, 3);
   wrong = check_closure(L, 1, &ar);
   if (wrong == NULL) wrong = check_proto(L, 1, &ar, 1);
   if (wrong == NULL) wrong = check_closure(L, 2, &ar);
@@ -218,11 +204,5 @@ int hotlua_layout_check(lua_State *L) {
   if (wrong == NULL) wrong = check_threads(L);
   if (wrong == NULL) wrong = check_global(L);
   if (wrong == NULL) wrong = check_table(L);
-  if (wrong == NULL) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushboolean(L, 0);
-  lua_pushfstring(L, "its layout differs from %s's in %s", LUA_RELEASE, wrong);
-  return 2;
+  return probe_verdict(L, wrong, LUA_RELEASE);
 }

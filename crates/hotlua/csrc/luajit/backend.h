@@ -49,7 +49,7 @@
 
 /* internals.c */
 void hotlua_barrier(lua_State *L, GCobj *o);
-GCfunc *hotlua_new_closure(lua_State *L, int n);
+GCfunc *hotlua_new_closure(lua_State *L, int n);  /* ../template.c */
 const char *hotlua_local_name(const GCproto *p, int slot, BCPos pc);
 const char *hotlua_upvalue_name_at(const GCproto *p, int i);
 
@@ -109,6 +109,23 @@ static inline void push_closure(lua_State *L, GCfunc *cl) {
   setgcVraw(L->top, obj2gco(cl), LJ_TFUNC);
   L->top++;
 }
+
+/* For ../template.c: the most upvalues a function has, pointing `carrier` at the prototype of
+** `main`'s only child's only child (a fresh compiled chunk: children are the prototypes among
+** its collectable constants), and dumping the function on the top of the stack. */
+#define MAX_CLOSURE_UPVALUES LJ_MAX_UPVAL
+static inline GCproto *only_child(GCproto *p) {
+  ptrdiff_t k;
+  for (k = -1; k >= -(ptrdiff_t)p->sizekgc; k--)
+    if (proto_kgc(p, k)->gch.gct == ~LJ_TPROTO) return gco2pt(proto_kgc(p, k));
+  return NULL;
+}
+static inline void point_at_grandchild(GCfunc *carrier, const GCfunc *main) {
+  setmref(carrier->l.pc, proto_bc(only_child(only_child(funcproto(main)))));
+}
+#define dump_function(L, writer, data) lua_dump((L), (writer), (data))
+/* For probe.h: resumes `co` with the one value on its stack. */
+#define resume_with_one(co, from) ((void)(from), lua_resume((co), 1))
 
 /* Gives `cl`, a closure hotlua_new_closure just made (white, so no barrier), prototype `p` and
 ** its first `n` cells from `uv` (n = 0: the fresh cells it was made with). */

@@ -10,6 +10,7 @@
 */
 
 #include "backend.h"
+#include "probe.h"
 
 #define LONG_CONSTANT "hotlua-layout-probe: a constant longer than the forty bytes of a short string"
 
@@ -25,8 +26,6 @@ static const char probe_source[] =
     "  yield(y)\n"
     "end\n"
     "return probe, probe(1, 2), suspended\n";
-
-static int probe_yield(lua_State *L) { return lua_yield(L, lua_gettop(L)); }
 
 static int same_string(GCstr *s, const char *text) {
   size_t len = strlen(text);
@@ -164,7 +163,7 @@ static const char *check_global(lua_State *L) {
   if (g->gc.state > GCSfinalize ||
       (curwhite(g) != LJ_GC_WHITE0 && curwhite(g) != LJ_GC_WHITE1))
     return "the collector's state";
-  counted = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+  counted = counted_bytes(L);
   if ((size_t)g->gc.total != counted) return "the byte count of the global state";
   /* the coroutine was made last: it leads the list, and the functions follow within a few */
   for (o = gcref(g->gc.root); o != NULL && seen < 64; o = gcref(o->gch.nextgc), seen++) {
@@ -180,18 +179,7 @@ static const char *check_global(lua_State *L) {
 int hotlua_layout_check(lua_State *L) {
   lua_Debug ar;
   const char *wrong = NULL;
-  lua_settop(L, 0);
-  if (luaL_loadbuffer(L, probe_source, sizeof(probe_source) - 1, "=hotlua-layout") != 0)
-    return lua_error(L);
-  lua_pushcfunction(L, probe_yield);
-  lua_call(L, 1, 3);
-  {
-    lua_State *co = lua_newthread(L);
-    lua_pushvalue(L, 3);
-    lua_xmove(L, co, 1);
-    lua_pushinteger(co, 7);
-    if (lua_resume(co, 1) != LUA_YIELD) return luaL_error(L, "probe not suspended");
-  }
+  probe_objects(L, probe_source, sizeof(probe_source) - 1, 3, 3);
   wrong = check_closure(L, 1, &ar);
   if (wrong == NULL) wrong = check_proto(L, 1, &ar, 2, 1);
   if (wrong == NULL) wrong = check_closure(L, 2, &ar);
@@ -201,11 +189,5 @@ int hotlua_layout_check(lua_State *L) {
   if (wrong == NULL) wrong = check_nesting(L);
   if (wrong == NULL) wrong = check_threads(L);
   if (wrong == NULL) wrong = check_global(L);
-  if (wrong == NULL) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushboolean(L, 0);
-  lua_pushfstring(L, "its layout differs from the LuaJIT 2.1 (GC64) hotlua was built for in %s", wrong);
-  return 2;
+  return probe_verdict(L, wrong, "the LuaJIT 2.1 (GC64) hotlua was built for");
 }
