@@ -114,3 +114,24 @@ fn lua54_with_another_layout_falls_back_to_walk_and_says_so_once() {
         "{stderr}"
     );
 }
+
+/// LuaJIT built without GC64 (32-bit references): the module, built for GC64, refuses it at
+/// the first function it reads, and `walk` runs.
+#[test]
+fn luajit_without_gc64_falls_back_to_walk_and_says_so_once() {
+    if missing(&[system::C_COMPILER, system::MAKE]) {
+        return;
+    }
+    let host = build_lua_host(&["luajit-nogc64"]);
+    let output = run_in_host(
+        "luajit",
+        &host,
+        &runtime_closures(false),
+        "runtime closures ok",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let said = "hotlua: engine inplace is not available for this Lua build (its layout differs \
+                from the GC64 LuaJIT 2.1 hotlua was built for in the header of a function); \
+                using walk";
+    assert_eq!(stderr.matches(said).count(), 1, "{stderr}");
+}

@@ -31,7 +31,7 @@ static size_t counted_bytes(lua_State *L) {
   return (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
 }
 
-/* hotlua_layout_check's results: true, or false and "its layout differs from BUILT_FOR's in
+/* hotlua_layout_check's results: true, or false and "its layout differs from BUILT_FOR in
 ** WRONG". */
 static int probe_verdict(lua_State *L, const char *wrong, const char *built_for) {
   if (wrong == NULL) {
@@ -39,7 +39,7 @@ static int probe_verdict(lua_State *L, const char *wrong, const char *built_for)
     return 1;
   }
   lua_pushboolean(L, 0);
-  lua_pushfstring(L, "its layout differs from %s's in %s", built_for, wrong);
+  lua_pushfstring(L, "its layout differs from %s in %s", built_for, wrong);
   return 2;
 }
 

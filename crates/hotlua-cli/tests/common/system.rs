@@ -68,6 +68,7 @@ pub const PENLIGHT: SystemPackage = SystemPackage::lua_module("lua-penlight", "p
 pub const LUA_FILESYSTEM: SystemPackage = SystemPackage::lua_module("lua-filesystem", "lfs");
 pub const BUSTED: SystemPackage = SystemPackage::program("lua-busted", "busted");
 pub const C_COMPILER: SystemPackage = SystemPackage::program("gcc", "cc");
+pub const MAKE: SystemPackage = SystemPackage::program("make", "make");
 pub const BASH: SystemPackage = SystemPackage::program("bash", "bash");
 
 /// The stock interpreter `program` (`lua5.1`, `luajit`: Debian names the package after it).

@@ -204,5 +204,5 @@ int hotlua_layout_check(lua_State *L) {
   if (wrong == NULL) wrong = check_threads(L);
   if (wrong == NULL) wrong = check_global(L);
   if (wrong == NULL) wrong = check_table(L);
-  return probe_verdict(L, wrong, LUA_RELEASE);
+  return probe_verdict(L, wrong, LUA_RELEASE "'s");
 }

@@ -189,5 +189,5 @@ int hotlua_layout_check(lua_State *L) {
   if (wrong == NULL) wrong = check_nesting(L);
   if (wrong == NULL) wrong = check_threads(L);
   if (wrong == NULL) wrong = check_global(L);
-  return probe_verdict(L, wrong, "the LuaJIT 2.1 (GC64) hotlua was built for");
+  return probe_verdict(L, wrong, "the GC64 LuaJIT 2.1 hotlua was built for");
 }
