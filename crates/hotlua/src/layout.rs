@@ -4,15 +4,17 @@
 //! The program that vendors Lua 5.4 runs the very Lua the shim was compiled against; the C
 //! module may be loaded by any `lua5.4` (Debian's 5.4.4, a distribution's 5.4.6, skynet's
 //! patched 5.4). Where the proof fails, everything that reads Lua's structures is left out:
-//! engine `inplace` gives way to `walk` (said once on stderr, and in each report's
-//! warnings), and staging compares tables by key.
+//! engine `inplace` gives way to `walk` (said once per process on stderr, and in each report's
+//! warnings), and staging compares tables by key. skynet 1.8.0's patched Lua 5.4.7 is refused
+//! (its prototypes keep their chunk names apart): its services reload with `walk`.
 
 use mlua::Lua;
 
 /// What [`check`] found in this state: `None` when the layout is proven, else what disagreed.
 struct Proof(Option<String>);
 
-/// Runs the proof in `lua` unless it ran already, and says once on stderr when it failed.
+/// Runs the proof in `lua` unless it ran already, and says on stderr when it failed (once per
+/// process; each report's warnings say it too).
 pub(crate) fn check(lua: &Lua) -> mlua::Result<()> {
     if lua.app_data_ref::<Proof>().is_some() {
         return Ok(());
@@ -35,8 +37,12 @@ pub(crate) fn check(lua: &Lua) -> mlua::Result<()> {
     #[cfg(not(hotlua_lua54_shim))]
     let (proven, wrong): (bool, Option<String>) = probe.call(())?;
     let wrong = (!proven).then(|| wrong.unwrap_or_default());
+    // Once per process: a host that runs many states (skynet's services) would say it for each.
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if let Some(wrong) = &wrong {
-        eprintln!("hotlua: {}; using walk", unavailable(wrong));
+        if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("hotlua: {}; using walk", unavailable(wrong));
+        }
     }
     lua.set_app_data(Proof(wrong));
     Ok(())
