@@ -289,7 +289,7 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
         plan->frames_running++;
         ok = push(&running, cl);
       } else {
-        plan->frames_copied++;
+        if (!frame_is_pseudo(f)) plan->frames_copied++;
         ok = push(&scan->copied, f) && push(&scan->copied, cl);
       }
     }

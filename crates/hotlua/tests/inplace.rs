@@ -341,6 +341,31 @@ fn old_closures_keep_their_young_code_through_minor_collections() {
     );
 }
 
+/// Coroutines suspended inside a vararg module function finish in the old code (each frame
+/// runs a private copy of the closure; LuaJIT names the function in two frame slots of such a
+/// call), call the new code, and are counted once each.
+#[test]
+fn suspended_vararg_frames_finish_in_their_old_code() {
+    let v = |tag: &str| {
+        format!(
+            "local M = {{}}\nfunction M.work(...)\n  local n = select('#', ...)\n\
+               coroutine.yield('{tag} before ' .. n)\n  return '{tag} after ' .. M.tag()\nend\n\
+             function M.tag() return '{tag}' end\nreturn M"
+        )
+    };
+    let setup = "cos = {} for i = 1, 20 do cos[i] = coroutine.wrap(m.work) \
+                 assert(cos[i](1, 2, 3) == 'old before 3') end";
+    let Some((f, report)) = reloaded(&v("old"), setup, &v("new")) else {
+        return;
+    };
+    assert_eq!(report.frames_left_old, 20, "{report:?}");
+    f.lua::<()>("collectgarbage() collectgarbage()");
+    assert!(f.lua::<bool>(
+        "for i = 1, 20 do if cos[i]() ~= 'old after new' then return false end end \
+         local c = coroutine.wrap(m.work) return c(1) == 'new before 1' and c() == 'new after new'"
+    ));
+}
+
 #[test]
 fn full_collections_after_the_reload_in_both_modes() {
     // LuaJIT's collector is incremental only, and names no mode.

@@ -104,6 +104,8 @@ static inline CallInfo *frame_below(lua_State *th, CallInfo *ci) {
 }
 static inline LClosure *frame_lua_closure(CallInfo *ci) { return isLua(ci) ? ci_func(ci) : NULL; }
 static inline int thread_running(lua_State *th) { return th->status == LUA_OK; }
+/* Whether a frame only repeats the call of the frame below it (never, in Lua 5.4). */
+#define frame_is_pseudo(ci) 0
 /* luaV_execute reloads a frame's closure from `ci->func` when it resumes or returns to it. */
 static inline void frame_set_closure(CallInfo *ci, LClosure *cl) {
   setclLvalue(NULL, s2v(ci->func.p), cl);

@@ -99,6 +99,9 @@ static inline GCfunc *frame_lua_closure(TValue *f) {
   return o->gch.gct == ~LJ_TFUNC && isluafunc(&o->fn) ? &o->fn : NULL;
 }
 static inline int thread_running(lua_State *th) { return th->status == LUA_OK; }
+/* Whether a frame only repeats the call of the frame above it: a vararg call's pseudo-frame,
+** which names the function too (its copy is made all the same, but not counted). */
+#define frame_is_pseudo(f) frame_isvarg(f)
 /* The interpreter reloads a frame's constants from the function in its frame slot when it
 ** returns to it or resumes it. */
 static inline void frame_set_closure(TValue *f, GCfunc *cl) {
