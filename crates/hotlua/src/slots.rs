@@ -1,7 +1,8 @@
-//! Slot-for-slot table copies for staging (csrc/tables.c), where the build has the vendored
-//! Lua 5.4's internals (`cfg(hotlua_inplace)`): the copy of `_G` a new top level is staged
-//! with, and the comparison after it, cost one pass over the slot arrays instead of a hash
-//! lookup per key. Elsewhere staging compares by key in Lua, with the same outcome.
+//! Slot-for-slot table copies for staging (csrc/lua54/tables.c), where the build has the Lua
+//! 5.4 shim (`cfg(hotlua_lua54_shim)`) and the running Lua's layout is proven: the copy of `_G`
+//! a new top level is staged with, and the comparison after it, cost one pass over the slot
+//! arrays instead of a hash lookup per key. Elsewhere staging compares by key in Lua, with the
+//! same outcome.
 
 /// The names hotlua's chunks find the functions under ([`crate::standard`]): `copy_slots(t)`
 /// returns a copy of `t` and its number of entries; `take_slots(live, copy)` returns what was

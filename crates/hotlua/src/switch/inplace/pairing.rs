@@ -313,7 +313,7 @@ impl Pairing {
     }
 }
 
-/// The parameter names of `p`, comma-separated (see csrc/proto.c).
+/// The parameter names of `p`, comma-separated (see csrc/lua54/proto.c, csrc/luajit/proto.c).
 unsafe fn params(p: *const Proto) -> Vec<u8> {
     let mut buf = vec![0u8; 256];
     let len = hotlua_proto_params(p, buf.as_mut_ptr().cast(), buf.len());
@@ -321,7 +321,7 @@ unsafe fn params(p: *const Proto) -> Vec<u8> {
     buf
 }
 
-/// Where the parent's code stores the closure of its child `i` (see csrc/proto.c).
+/// Where the parent's code stores the closure of its child `i` (see csrc/lua54/proto.c, csrc/luajit/proto.c).
 unsafe fn child_key(parent: *const Proto, i: c_int) -> Vec<u8> {
     let mut buf = vec![0u8; 256];
     let len = hotlua_child_key(parent, i, buf.as_mut_ptr().cast(), buf.len());

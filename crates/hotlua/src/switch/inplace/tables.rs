@@ -1,4 +1,4 @@
-//! The open-addressing tables the C shim reads (`HotluaPlan` in csrc/scan.c).
+//! The open-addressing tables the C shim reads (`HotluaPlan` in csrc/plan.h).
 
 use std::ffi::{c_int, c_void};
 
@@ -6,7 +6,7 @@ use super::pairing::{Pairing, Slot};
 use super::{Proto, RawPair};
 use crate::fallible::{self, TryPush};
 
-/// Mirrors `HotluaPlan` in csrc/scan.c.
+/// Mirrors `HotluaPlan` in csrc/plan.h.
 #[repr(C)]
 pub(super) struct CPlan {
     pub(super) proto_keys: *const *const Proto,
@@ -35,7 +35,7 @@ pub(super) struct CPlan {
     pub(super) frames_copied: usize,
 }
 
-/// The hash the shim probes with (`hash_ptr` in csrc/scan.c).
+/// The hash the shim probes with (`hash_ptr` in csrc/plan.h).
 fn hash_ptr(p: usize, mask: usize) -> usize {
     let mut x = p >> 4;
     x ^= x >> 17;
@@ -75,7 +75,7 @@ impl Tables {
                     tables.new_protos.try_push(new as *const Proto)?;
                     tables.remap_offset.try_push(tables.remap.len())?;
                     for slot in remap {
-                        // The codes of `remap` in csrc/scan.c.
+                        // The codes of `remap` in csrc/plan.h.
                         let code = match *slot {
                             Slot::Old(index) => index,
                             Slot::Unknown => -1,
@@ -89,7 +89,7 @@ impl Tables {
                     }
                     tables.new_protos.len()
                 }
-                // `proto_lookup` in csrc/scan.c: (size_t)-2 for an ambiguous prototype.
+                // `proto_lookup` in csrc/plan.h: (size_t)-2 for an ambiguous prototype.
                 _ if pairing.ambiguous.contains(&old) => usize::MAX - 1,
                 _ => 0,
             };
