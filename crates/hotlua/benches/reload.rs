@@ -23,6 +23,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use hotlua::report::Timings;
 use hotlua::{Engine, Options, Reloader};
 use mlua::Lua;
 
@@ -67,6 +68,29 @@ fn median(mut samples: Vec<f64>) -> f64 {
 
 fn ms(started: Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1e3
+}
+
+/// The median over `RUNS` runs of the milliseconds `timed` takes, each given what an untimed
+/// `setup(run)` prepared.
+fn median_ms<T, R>(mut setup: impl FnMut(usize) -> T, mut timed: impl FnMut(T) -> R) -> f64 {
+    median(
+        (0..RUNS)
+            .map(|run| {
+                let prepared = setup(run);
+                let started = Instant::now();
+                drop(timed(prepared));
+                ms(started)
+            })
+            .collect(),
+    )
+}
+
+/// A report's phase times, as every workload prints them.
+fn phases(t: &Timings) -> String {
+    format!(
+        "phases ms: load {:.2} stage {:.2} plan {:.2} apply {:.2} switch {:.2}",
+        t.load_ms, t.stage_ms, t.plan_ms, t.apply_ms, t.switch_ms
+    )
 }
 
 struct Workspace {
@@ -150,15 +174,7 @@ end
 ";
 
 fn full_gc_ms(lua: &Lua) -> f64 {
-    median(
-        (0..RUNS)
-            .map(|_| {
-                let started = Instant::now();
-                lua.gc_collect().unwrap();
-                ms(started)
-            })
-            .collect(),
-    )
+    median_ms(|_| {}, |_| lua.gc_collect().unwrap())
 }
 
 fn heap_workload(objects: usize, engine: Engine, mode: &str) {
@@ -197,18 +213,14 @@ fn heap_workload(objects: usize, engine: Engine, mode: &str) {
     let t = &report.timings;
     println!(
         "heap   {:<7} {:<4} H={objects:<9} live {:>8.1} MiB | full GC {gc:>8.2} ms | reload {reload:>8.2} ms \
-         | reload/GC {:>5.2} | peak extra/live {:>5.3} | phases ms: load {:.2} stage {:.2} plan {:.2} \
-         apply {:.2} switch {:.2} | visited {} switched {} upgraded {} left old {}",
+         | reload/GC {:>5.2} | peak extra/live {:>5.3} | {} | visited {} switched {} upgraded {} \
+         left old {}",
         report.engine,
         &mode[..4],
         live as f64 / (1 << 20) as f64,
         reload / gc,
         peak / live as f64,
-        t.load_ms,
-        t.stage_ms,
-        t.plan_ms,
-        t.apply_ms,
-        t.switch_ms,
+        phases(t),
         report.objects_visited,
         report.references.total(),
         report.closures_upgraded,
@@ -233,43 +245,28 @@ fn module_workload(functions: usize, engine: Engine) {
     ws.write("bench_size", &sized_module(functions, 0));
     ws.lua.load("bench = require 'bench_size'").exec().unwrap();
 
-    let compile = median(
-        (0..RUNS)
-            .map(|run| {
-                let source = sized_module(functions, run as u32 + 1);
-                let started = Instant::now();
-                ws.lua.load(&source).call::<mlua::Value>(()).unwrap();
-                ms(started)
-            })
-            .collect(),
+    let compile = median_ms(
+        |run| sized_module(functions, run as u32 + 1),
+        |source| ws.lua.load(&source).call::<mlua::Value>(()).unwrap(),
     );
     let mut last = None;
-    let reload = median(
-        (0..RUNS)
-            .map(|run| {
-                ws.write("bench_size", &sized_module(functions, run as u32 + 1));
-                let started = Instant::now();
-                last = Some(
-                    ws.reloader
-                        .reload(&["bench_size"], &Options::with_engine(engine))
-                        .unwrap(),
-                );
-                ms(started)
-            })
-            .collect(),
+    let reload = median_ms(
+        |run| ws.write("bench_size", &sized_module(functions, run as u32 + 1)),
+        |_| {
+            last = Some(
+                ws.reloader
+                    .reload(&["bench_size"], &Options::with_engine(engine))
+                    .unwrap(),
+            )
+        },
     );
     let report = last.unwrap();
-    let t = report.timings;
     println!(
         "module {:<7} F={functions:<9} compile+run {compile:>8.2} ms | reload {reload:>8.2} ms \
-         | reload/compile {:>5.2} | phases ms: load {:.2} stage {:.2} plan {:.2} apply {:.2} switch {:.2}",
+         | reload/compile {:>5.2} | {}",
         report.engine,
         reload / compile,
-        t.load_ms,
-        t.stage_ms,
-        t.plan_ms,
-        t.apply_ms,
-        t.switch_ms,
+        phases(&report.timings),
     );
 }
 
@@ -290,19 +287,17 @@ fn globals_workload(entries: usize) {
         );
         ws.lua.load("small = require 'small'").exec().unwrap();
         let mut copied = 0;
-        let reload = median(
-            (0..RUNS)
-                .map(|run| {
-                    ws.write(
-                        "small",
-                        &format!("local M = {{}}\nfunction M.f() return {run} end\nreturn M\n"),
-                    );
-                    let started = Instant::now();
-                    let report = ws.reloader.reload(&["small"], &Options::default()).unwrap();
-                    copied = report.staging_entries_copied;
-                    ms(started)
-                })
-                .collect(),
+        let reload = median_ms(
+            |run| {
+                ws.write(
+                    "small",
+                    &format!("local M = {{}}\nfunction M.f() return {run} end\nreturn M\n"),
+                )
+            },
+            |_| {
+                let report = ws.reloader.reload(&["small"], &Options::default()).unwrap();
+                copied = report.staging_entries_copied;
+            },
         );
         times.push(reload);
         println!(
@@ -328,37 +323,19 @@ fn top_level_workload(count: usize) {
     };
     ws.write("many", &source(0));
     ws.lua.load("many = require 'many'").exec().unwrap();
-    let run = median(
-        (0..RUNS)
-            .map(|tag| {
-                let code = source(tag + 1);
-                let started = Instant::now();
-                ws.lua.load(&code).call::<mlua::Value>(()).unwrap();
-                ms(started)
-            })
-            .collect(),
+    let run = median_ms(
+        |tag| source(tag + 1),
+        |code| ws.lua.load(&code).call::<mlua::Value>(()).unwrap(),
     );
     let mut last = None;
-    let reload = median(
-        (0..RUNS)
-            .map(|tag| {
-                ws.write("many", &source(tag + 10));
-                let started = Instant::now();
-                last = Some(ws.reloader.reload(&["many"], &Options::default()).unwrap());
-                ms(started)
-            })
-            .collect(),
+    let reload = median_ms(
+        |tag| ws.write("many", &source(tag + 10)),
+        |_| last = Some(ws.reloader.reload(&["many"], &Options::default()).unwrap()),
     );
-    let t = last.unwrap().timings;
     println!(
-        "toplvl G={count:<9} run {run:>8.2} ms | reload {reload:>8.2} ms | reload/run {:>5.2} \
-         | phases ms: load {:.2} stage {:.2} plan {:.2} apply {:.2} switch {:.2}",
+        "toplvl G={count:<9} run {run:>8.2} ms | reload {reload:>8.2} ms | reload/run {:>5.2} | {}",
         reload / run,
-        t.load_ms,
-        t.stage_ms,
-        t.plan_ms,
-        t.apply_ms,
-        t.switch_ms,
+        phases(&last.unwrap().timings),
     );
 }
 
@@ -373,42 +350,29 @@ fn data_module_workload(records: usize) {
     source += "} }\nfunction M.count() return #M.items end\nreturn M\n";
     ws.write("records", &source);
     ws.lua.load("records = require 'records'").exec().unwrap();
-    let run = median(
-        (0..RUNS)
-            .map(|_| {
-                let started = Instant::now();
-                ws.lua.load(&source).call::<mlua::Value>(()).unwrap();
-                ms(started)
-            })
-            .collect(),
+    let run = median_ms(
+        |_| {},
+        |_| ws.lua.load(&source).call::<mlua::Value>(()).unwrap(),
     );
     let mut last = None;
-    let reload = median(
-        (0..RUNS)
-            .map(|_| {
-                let started = Instant::now();
-                last = Some(
-                    ws.reloader
-                        .reload(&["records"], &Options::default())
-                        .unwrap(),
-                );
-                ms(started)
-            })
-            .collect(),
+    let reload = median_ms(
+        |_| {},
+        |_| {
+            last = Some(
+                ws.reloader
+                    .reload(&["records"], &Options::default())
+                    .unwrap(),
+            )
+        },
     );
     let report = last.unwrap();
-    let t = report.timings;
     println!(
         "data   R={records:<9} {:>5.1} MB run {run:>8.2} ms | reload {reload:>8.2} ms | reload/run {:>5.2} \
-         | tables merged {} | phases ms: load {:.2} stage {:.2} plan {:.2} apply {:.2} switch {:.2}",
+         | tables merged {} | {}",
         source.len() as f64 / 1e6,
         reload / run,
         report.tables_merged,
-        t.load_ms,
-        t.stage_ms,
-        t.plan_ms,
-        t.apply_ms,
-        t.switch_ms,
+        phases(&report.timings),
     );
 }
 
