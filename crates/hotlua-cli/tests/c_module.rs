@@ -94,39 +94,29 @@ print("watch ok")
 /// (`function love.update`, `vim.notify = …`, `function string.trim`) reload; a failed reload
 /// leaves the host tables as they were.
 const HOST_TABLES: &str = r#"
-package.path = "./?.lua"
 love, vim = { graphics = {} }, { api = {} }
-local hotlua = require "hotlua"
-
-local function write(source)
-  local file = assert(io.open("game.lua", "w"))
-  file:write(source)
-  file:close()
-end
 local function version(word)
   return "local frames = 0\n" ..
     "function love.update(dt) frames = frames + 1 return '" .. word .. "', frames end\n" ..
     "vim.notify = function(message) return '" .. word .. " ' .. message end\n" ..
     "function string.trim(s) return '" .. word .. ":' .. s:match('^%s*(.-)%s*$') end\n"
 end
-write(version("v1"))
+write(version("v1"), "game")
 require "game"
 local update = love.update
 love.update(0); love.update(0)
-write(version("v2"))
+write(version("v2"), "game")
 local report, message = hotlua.reload("game")
 assert(report, message)
 local word, frames = update(0)
 assert(word == "v2" and frames == 3, ("stored callback: %s %s"):format(word, frames))
 assert(vim.notify("hi") == "v2 hi", vim.notify("hi"))
 assert(("  x "):trim() == "v2:x", ("  x "):trim())
-write(version("v3") .. "love.extra = true\nerror('boom')")
+write(version("v3") .. "love.extra = true\nerror('boom')", "game")
 report, message = hotlua.reload("game")
 assert(report == nil and message:find("boom", 1, true), message)
 assert(love.extra == nil and love.update(0) == "v2" and vim.notify("a") == "v2 a", "changed")
-local file = assert(io.open("string.lua", "w"))
-file:write("return { upper = function() return 'hijacked' end }")
-file:close()
+write("return { upper = function() return 'hijacked' end }", "string")
 report, message = hotlua.reload("string")
 assert(report == nil and message:find("C functions", 1, true), message)
 assert(string.upper("a") == "A", "string.upper was replaced")
@@ -136,21 +126,15 @@ print("host tables ok")
 /// LuaJIT with the JIT on: a function another module caches in a local runs its new code in
 /// a loop compiled before the reload.
 const JIT_TRACES: &str = r#"
-package.path = "./?.lua"
-local hotlua = require "hotlua"
-local function write(name, source)
-  local file = assert(io.open(name .. ".lua", "w"))
-  file:write(source)
-  file:close()
-end
-write("util", "local M = {} function M.weight(x) return 1 end return M")
-write("consumer", "local w = require('util').weight local M = {} " ..
-  "function M.run(n) local s = 0 for i = 1, n do s = s + w(i) end return s end return M")
+write("local M = {} function M.weight(x) return 1 end return M", "util")
+write("local w = require('util').weight local M = {} " ..
+  "function M.run(n) local s = 0 for i = 1, n do s = s + w(i) end return s end return M",
+  "consumer")
 local consumer = require "consumer"
 assert(jit and jit.status(), "the JIT is off")
 for _ = 1, 20 do consumer.run(1000) end
 assert(consumer.run(100000) == 100000)
-write("util", "local M = {} function M.weight(x) return 2 end return M")
+write("local M = {} function M.weight(x) return 2 end return M", "util")
 local report, message = hotlua.reload("util")
 assert(report, message)
 local sum = consumer.run(100000)
@@ -238,17 +222,17 @@ fn lua54_top_level_filling_memory_fails_the_reload_only() {
 
 #[test]
 fn luajit_compiled_loops_run_new_code() {
-    run_scenario("luajit", "luajit", JIT_TRACES, "jit ok");
+    run_scenario("luajit", "luajit", &scenario(JIT_TRACES), "jit ok");
 }
 
 #[test]
 fn luajit_host_tables_reload() {
-    run_scenario("luajit", "luajit", HOST_TABLES, "host tables ok");
+    run_scenario("luajit", "luajit", &scenario(HOST_TABLES), "host tables ok");
 }
 
 #[test]
 fn lua54_host_tables_reload() {
-    run_scenario("lua54", "lua5.4", HOST_TABLES, "host tables ok");
+    run_scenario("lua54", "lua5.4", &scenario(HOST_TABLES), "host tables ok");
 }
 
 /// Lua 5.5 has no distribution package: its host is built from the vendored sources.

@@ -2,20 +2,14 @@
 
 mod common;
 
-use common::TempDir;
+use common::{scenario, TempDir};
 
 /// Saves a broken `mod.lua`, lets the watcher fail on it, then saves a fixed one.
 const SCRIPT: &str = "\
-local hotlua = require 'hotlua'
 local m = require 'mod'
-local function save(source)
-  local file = assert(io.open('mod.lua', 'w'))
-  file:write(source)
-  file:close()
-end
-save('local M = {}\\nfunction M.f( return 2 end\\nreturn M\\n')
+write('local M = {}\\nfunction M.f( return 2 end\\nreturn M\\n', 'mod')
 for _ = 1, 20 do hotlua.sleep(0.05) end
-save('local M = {}\\nfunction M.f() return 2 end\\nreturn M\\n')
+write('local M = {}\\nfunction M.f() return 2 end\\nreturn M\\n', 'mod')
 for _ = 1, 100 do
   hotlua.sleep(0.05)
   if m.f() == 2 then break end
@@ -30,7 +24,7 @@ fn failed_and_successful_reloads_both_print_json() {
         "mod.lua",
         "local M = {}\nfunction M.f() return 1 end\nreturn M\n",
     );
-    dir.write("script.lua", SCRIPT);
+    dir.write("script.lua", &scenario(SCRIPT));
     let run = dir.hotlua(&["run", "--watch", ".", "--json", "script.lua"]);
     let (stdout, stderr) = (run.stdout, run.stderr);
     assert_eq!((run.code, &*stdout), (Some(0), "2\n"), "{stderr}");

@@ -14,11 +14,12 @@ pub mod system;
 pub const HOTLUA: &str = env!("CARGO_BIN_EXE_hotlua");
 
 /// The start of a Lua scenario (plain Lua 5.1, for every interpreter): modules from the
-/// current folder, `hotlua` required, and `write(source)` replacing the file of module `m`.
+/// current folder, `hotlua` required, and `write(source, module)` replacing the file of
+/// `module` (by default `m`).
 const SCENARIO_PRELUDE: &str = r#"package.path = "./?.lua"
 local hotlua = require "hotlua"
-local function write(source)
-  local file = assert(io.open("m.lua", "w"))
+local function write(source, module)
+  local file = assert(io.open((module or "m") .. ".lua", "w"))
   file:write(source)
   file:close()
 end
