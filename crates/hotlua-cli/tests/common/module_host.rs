@@ -53,17 +53,7 @@ pub fn build_module(version: &str) -> PathBuf {
     if let Some((_, path)) = built.iter().find(|(built, _)| built == version) {
         return path.clone();
     }
-    let output = Command::new(root().join("scripts/build-module"))
-        .arg(version)
-        .output()
-        .expect("cannot run scripts/build-module");
-    assert!(
-        output.status.success(),
-        "scripts/build-module {version} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let path = PathBuf::from(stdout.lines().last().expect("no path printed"));
+    let path = PathBuf::from(last_line_of("build-module", &[version]));
     built.push((version.to_owned(), path.clone()));
     path
 }
@@ -76,13 +66,19 @@ pub fn build_lua_host(args: &[&str]) -> String {
     let _building = BUILDING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let output = Command::new(root().join("scripts/build-lua-host"))
+    last_line_of("build-lua-host", args)
+}
+
+/// Runs `scripts/SCRIPT ARGS...`, which must succeed, and returns the last line it printed (the
+/// path of what it built).
+fn last_line_of(script: &str, args: &[&str]) -> String {
+    let output = Command::new(root().join("scripts").join(script))
         .args(args)
         .output()
-        .expect("cannot run scripts/build-lua-host");
+        .unwrap_or_else(|error| panic!("cannot run scripts/{script}: {error}"));
     assert!(
         output.status.success(),
-        "scripts/build-lua-host {args:?} failed:\n{}",
+        "scripts/{script} {args:?} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8(output.stdout).unwrap();
