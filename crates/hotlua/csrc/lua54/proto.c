@@ -85,6 +85,15 @@ static int sets_register_a(OpCode op) {
   }
 }
 
+/* The instruction that last wrote register `reg` before instruction `pc`, looking back at most
+** 16 instructions without following jumps, or -1. */
+static int last_writer(const Proto *p, int reg, int pc) {
+  int q;
+  for (q = pc - 1; q >= 0 && q >= pc - 16; q--)
+    if (sets_register_a(GET_OPCODE(p->code[q])) && GETARG_A(p->code[q]) == reg) return q;
+  return -1;
+}
+
 /* Names the value register `reg` holds before instruction `pc`: the instruction that last
 ** loaded it (a global, a field, a method, an upvalue, a local). Scans back at most 16
 ** instructions; jumps are not followed, so this is a name for pairing, not a proof. */
@@ -96,9 +105,8 @@ static size_t put_register_source(char *buf, size_t pos, size_t cap, const Proto
     pos = put_str(buf, pos, cap, "local ");
     return put_str(buf, pos, cap, local);
   }
-  for (q = pc - 1; q >= 0 && q >= pc - 16; q--) {
+  if ((q = last_writer(p, reg, pc)) >= 0) {
     Instruction i = p->code[q];
-    if (!sets_register_a(GET_OPCODE(i)) || GETARG_A(i) != reg) continue;
     switch (GET_OPCODE(i)) {
       case OP_GETTABUP:
         pos = put_upvalue(buf, pos, cap, p, GETARG_B(i));
@@ -132,10 +140,9 @@ static size_t put_register_constant(char *buf, size_t pos, size_t cap, const Pro
                                     int pc) {
   int q;
   char number[48];
-  for (q = pc - 1; q >= 0 && q >= pc - 16; q--) {
+  if ((q = last_writer(p, reg, pc)) >= 0) {
     Instruction i = p->code[q];
     const TValue *k = NULL;
-    if (!sets_register_a(GET_OPCODE(i)) || GETARG_A(i) != reg) continue;
     switch (GET_OPCODE(i)) {
       case OP_LOADK: k = &p->k[GETARG_Bx(i)]; break;
       case OP_LOADI:

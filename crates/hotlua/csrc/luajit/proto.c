@@ -105,6 +105,15 @@ static size_t put_upvalue(char *buf, size_t pos, size_t cap, const GCproto *p, B
                                     ? hotlua_upvalue_name_at(p, (int)i) : NULL);
 }
 
+/* The instruction that last wrote slot `slot` before instruction `pc`, looking back at most 16
+** instructions (the header at 0 excluded) without following jumps, or 0. */
+static BCPos last_writer(const GCproto *p, BCReg slot, BCPos pc) {
+  BCPos q;
+  for (q = pc; q-- > 1 && q + 16 >= pc;)
+    if (sets_slot_a(bc_op(proto_bc(p)[q])) && bc_a(proto_bc(p)[q]) == slot) return q;
+  return 0;
+}
+
 /* Names the value slot `slot` holds before instruction `pc`: the instruction that last loaded
 ** it (a global, a field, an upvalue, a local). Scans back at most 16 instructions; jumps are
 ** not followed, so this is a name for pairing, not a proof. */
@@ -116,9 +125,8 @@ static size_t put_slot_source(char *buf, size_t pos, size_t cap, const GCproto *
     pos = put_str(buf, pos, cap, "local ");
     return put_str(buf, pos, cap, local);
   }
-  for (q = pc; q-- > 1 && q + 16 >= pc;) {
+  if ((q = last_writer(p, slot, pc)) != 0) {
     BCIns i = proto_bc(p)[q];
-    if (!sets_slot_a(bc_op(i)) || bc_a(i) != slot) continue;
     switch (bc_op(i)) {
       case BC_GGET:
         pos = put_str(buf, pos, cap, "_ENV.");
@@ -146,9 +154,8 @@ static size_t put_slot_constant(char *buf, size_t pos, size_t cap, const GCproto
                                 BCReg slot, BCPos pc) {
   BCPos q;
   char number[48];
-  for (q = pc; q-- > 1 && q + 16 >= pc;) {
+  if ((q = last_writer(p, slot, pc)) != 0) {
     BCIns i = proto_bc(p)[q];
-    if (!sets_slot_a(bc_op(i)) || bc_a(i) != slot) continue;
     switch (bc_op(i)) {
       case BC_KSTR:
         pos = put_str(buf, pos, cap, "\"");
