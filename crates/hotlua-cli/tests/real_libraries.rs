@@ -1,6 +1,7 @@
 //! hotlua on libraries nobody here wrote, as Debian installs them (`lua-penlight`, `lua-busted`,
 //! `lua-filesystem`; `.ci/run` installs them): the scripts in `tests/real/` run under `lua5.4`
-//! and under `hotlua run`, with and without reloading the libraries' own modules mid-run. Each
+//! and under `hotlua run` (Penlight's also in `luajit` with the C module), with and without
+//! reloading the libraries' own modules mid-run. Each
 //! test skips when a package it needs is absent (`common::system`).
 //!
 //! Penlight's reload timings: `cargo test -p hotlua-cli --test real_libraries -- --nocapture`.
@@ -10,7 +11,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::system::{missing, on_path, BUSTED, LUA54, LUA_FILESYSTEM, PENLIGHT};
+use common::module_host::build_module;
+use common::system::{interpreter, missing, on_path, BUSTED, LUA54, LUA_FILESYSTEM, PENLIGHT};
 use common::{run_program, Run, HOTLUA};
 
 /// Penlight as its scripts here use it (`pl.path` needs LuaFileSystem).
@@ -130,6 +132,38 @@ fn penlight_keeps_behaving_after_every_module_is_reloaded_unchanged() {
 #[test]
 fn penlight_keeps_behaving_and_runs_new_code_after_every_module_is_edited() {
     penlight_reload_keeps_behaviour("edited");
+}
+
+/// The same in Debian's `luajit` through the C module (engine `inplace`): every pl.* module
+/// edited and reloaded mid-run, Penlight's output the same as without reloads.
+#[test]
+fn penlight_in_luajit_through_the_c_module_keeps_behaving_after_every_module_is_edited() {
+    if missing(&[interpreter("luajit"), PENLIGHT, LUA_FILESYSTEM]) {
+        return;
+    }
+    let module = build_module("luajit");
+    // The module's folder first, then luajit's own places (`;;`).
+    let cpath = [(
+        "LUA_CPATH",
+        format!("{}/?.so;;", module.parent().unwrap().display()),
+    )];
+    let script = "penlight_reload.lua";
+    let luajit = |mode: &str| run_program("luajit", &[script, mode], &real_dir(), &cpath);
+    let expected = luajit("none");
+    assert_eq!(
+        expected.code,
+        Some(0),
+        "luajit run failed: {}",
+        expected.stderr
+    );
+    let run = luajit("edited");
+    assert_eq!(problems(&run), Vec::<&str>::new(), "reloads went wrong");
+    assert_eq!(run.code, Some(0));
+    assert!(
+        run.stdout == expected.stdout,
+        "Penlight behaves differently after the reloads:\n{}",
+        first_difference(&expected.stdout, &run.stdout)
+    );
 }
 
 /// Modules whose top levels read the live world, reloaded unchanged: `stringx.import()`'s

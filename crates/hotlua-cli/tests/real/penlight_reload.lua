@@ -12,6 +12,10 @@
 -- The last stderr line gives the reload timings.
 
 local mode = arg[1] or "none"
+-- Before any module it reloads, as a host of the C module must: a module loaded earlier is
+-- reloaded only if its functions say it came from its file (pl.file's come from pl.utils,
+-- pl.dir and lfs; pl.text is pl.stringx).
+local hotlua = mode ~= "none" and require "hotlua" or nil
 PENLIGHT_NO_GLOBAL_STRICT = true
 
 -- Written at once, so that they are seen even if the process dies later.
@@ -197,10 +201,6 @@ end
 
 -- Reloads, with their timings.
 local timings = {}
-local hotlua
-if mode ~= "none" then
-  hotlua = require "hotlua"
-end
 local function reload(name)
   local report, message = hotlua.reload(name)
   if not report then
@@ -283,8 +283,9 @@ end
 
 if #timings > 0 then
   table.sort(timings)
-  local median = #timings % 2 == 1 and timings[(#timings + 1) // 2]
-    or (timings[#timings // 2] + timings[#timings // 2 + 1]) / 2
+  local half = math.floor(#timings / 2)  -- no `//`: the script runs in LuaJIT too
+  local median = #timings % 2 == 1 and timings[half + 1]
+    or (timings[half] + timings[half + 1]) / 2
   io.stderr:write(("penlight %s: %d reloads of %d modules, median %.2f ms, max %.2f ms\n")
     :format(mode, #timings, #names, median, timings[#timings]))
 end
