@@ -1,16 +1,19 @@
-//! Builds the C shim (csrc/: the `inplace` engine, and staging's slot-for-slot table copies)
-//! when the library is built for Lua 5.4, and sets `cfg(hotlua_inplace)`.
+//! Builds the C shim (csrc/: the `inplace` engine, and for Lua 5.4 staging's slot-for-slot
+//! table copies) when the library is built for Lua 5.4 or LuaJIT, and sets
+//! `cfg(hotlua_inplace)` (and `cfg(hotlua_lua54_shim)` for 5.4).
 //!
-//! The shim includes Lua's *internal* headers (lobject.h, lstate.h, ...). With the vendored
-//! Lua it is compiled against the very source folder mlua built its Lua from: mlua-sys
-//! (`links = "lua"`) exports the folder of the public headers it copied from that source
-//! (`DEP_LUA_INCLUDE`); the source folder itself is found among the `lua-src` crates cargo
-//! unpacked (or at `HOTLUA_LUA_SRC`), and accepted only when its `lua.h` and `luaconf.h` are
-//! byte-identical to the exported ones. Without the vendored Lua (the C module, loaded by a
-//! `lua5.4` of any release), it is compiled against the newest 5.4 folder of `lua-src` and
-//! proves at run time that the host lays its objects out the same way (csrc/layout.c). The
-//! shim refuses (`#error`) any release other than the folder's. Without such a folder the
-//! library builds with the `walk` engine only, and says so.
+//! The shim includes Lua's *internal* headers (lobject.h, lstate.h, lj_obj.h, ...). With the
+//! vendored Lua 5.4 it is compiled against the very source folder mlua built its Lua from:
+//! mlua-sys (`links = "lua"`) exports the folder of the public headers it copied from that
+//! source (`DEP_LUA_INCLUDE`); the source folder itself is found among the `lua-src` crates
+//! cargo unpacked (or at `HOTLUA_LUA_SRC`), and accepted only when its `lua.h` and
+//! `luaconf.h` are byte-identical to the exported ones. Without the vendored Lua (the C
+//! module, loaded by a `lua5.4` of any release), it is compiled against the newest 5.4 folder
+//! of `lua-src`; for LuaJIT, against the newest `luajit-src` (or `HOTLUA_LUAJIT_SRC`). In every
+//! build the shim proves at run time, before it reads anything, that the running Lua lays its
+//! objects out as those headers say (each backend's `layout.c`). The 5.4 shim
+//! refuses (`#error`) any release other than its folder's. Without such a folder the library
+//! builds with the `walk` engine only, and says so.
 
 use std::env;
 use std::fs;
@@ -137,7 +140,7 @@ fn vendored_source() -> Result<(PathBuf, u32), String> {
 
 /// For a library that runs in the Lua of its host (the C module): the newest Lua 5.4 source
 /// folder of the `lua-src` crates (a build dependency, so cargo unpacked one) and its
-/// release. The host's layout is proven at run time (csrc/layout.c).
+/// release. The host's layout is proven at run time (csrc/lua54/layout.c).
 fn newest_source() -> Result<(PathBuf, u32), String> {
     candidates()
         .into_iter()

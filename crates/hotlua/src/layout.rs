@@ -1,9 +1,10 @@
 //! Whether the Lua running this state lays its objects out as the C shim was compiled to
-//! expect (csrc/layout.c), proven once per state before anything reads them.
+//! expect (`layout.c` of csrc/lua54/ or csrc/luajit/), proven once per state before anything
+//! reads them.
 //!
-//! The program that vendors Lua 5.4 runs the very Lua the shim was compiled against; the C
-//! module may be loaded by any `lua5.4` (Debian's 5.4.4, a distribution's 5.4.6, skynet's
-//! patched 5.4). Where the proof fails, everything that reads Lua's structures is left out:
+//! A program that vendors Lua runs the very Lua the shim was compiled against; the C module
+//! may be loaded by any `lua5.4` or LuaJIT (Debian's 5.4.4, a distribution's 5.4.6, skynet's
+//! patched 5.4, a LuaJIT without GC64). Where the proof fails, everything that reads Lua's structures is left out:
 //! engine `inplace` gives way to `walk` (said once per process on stderr, and in each report's
 //! warnings), and staging compares tables by key. skynet 1.8.0's patched Lua 5.4.7 is refused
 //! (its prototypes keep their chunk names apart): its services reload with `walk`.
@@ -23,8 +24,9 @@ pub(crate) fn check(lua: &Lua) -> mlua::Result<()> {
         fn hotlua_layout_check(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int;
     }
     // SAFETY: a lua_CFunction taking no arguments; it reads only fields of objects it made
-    // and of the global state, each after the fields before it agreed (see csrc/layout.c),
-    // and the C module has checked that the Lua is a 5.4 before this runs.
+    // and of the global state, each after the fields before it agreed (see the backend's
+    // layout.c), and the C module has checked that the Lua is the version it was built for
+    // (5.4, or LuaJIT) before this runs.
     let probe = unsafe { lua.create_c_function(hotlua_layout_check)? };
     #[cfg(hotlua_lua54_shim)]
     let (proven, wrong): (bool, Option<String>) = crate::collector::unscheduled(
