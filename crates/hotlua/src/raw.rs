@@ -10,15 +10,17 @@
 //! [`lua_upvaluejoin`](https://www.lua.org/manual/5.4/manual.html#lua_upvaluejoin).
 
 use std::ffi::{c_int, CStr};
+use std::rc::Rc;
 
 use mlua::{ffi, Function, Lua, MultiValue, Result, Value, Variadic};
+use rustc_hash::FxHashMap;
 
 /// One upvalue of a function: its name, the identity of its cell, and its current value.
 pub(crate) struct Upvalue {
     /// 1-based index, as the C API counts.
     pub index: i32,
     /// The local's name; empty for C functions, `(no name)` for stripped Lua functions.
-    pub name: String,
+    pub name: Rc<str>,
     /// `lua_upvalueid`: equal for two closures exactly when they share the variable.
     pub cell: usize,
     pub value: Value,
@@ -39,10 +41,15 @@ pub(crate) struct FunctionFacts {
 
 /// Whether `function` was compiled from one of `sources` (chunk names), its prototype, and
 /// its upvalues if it is a Lua function.
-pub(crate) fn inspect(lua: &Lua, function: &Function, sources: &[String]) -> Result<FunctionFacts> {
+pub(crate) fn inspect(
+    lua: &Lua,
+    function: &Function,
+    sources: &[String],
+    names: &mut Names,
+) -> Result<FunctionFacts> {
     let mut from_sources = false;
     let mut prototype = None;
-    let mut named: Vec<(String, usize)> = Vec::new();
+    let mut named: Vec<(Rc<str>, usize)> = Vec::new();
     // SAFETY: index 1 is `function` (the only argument). lua_getinfo with '>' pops the copy
     // pushed for it and fills `ar`, whose `what` and `source` point at strings the function's
     // prototype keeps alive while it is on the stack. Then as in `upvalues`.
@@ -55,7 +62,7 @@ pub(crate) fn inspect(lua: &Lua, function: &Function, sources: &[String]) -> Res
                 let source = CStr::from_ptr(ar.source).to_bytes();
                 from_sources = sources.iter().any(|s| s.as_bytes() == source);
                 prototype = Some((ar.source as usize, ar.linedefined, ar.lastlinedefined));
-                push_upvalues(state, &mut named);
+                push_upvalues(state, &mut named, names);
             }
             ffi::lua_remove(state, 1);
         })?
@@ -121,12 +128,13 @@ pub(crate) fn metatable(lua: &Lua, table: &mlua::Table) -> Result<Option<mlua::T
 
 /// All upvalues of `function`, in index order.
 pub(crate) fn upvalues(lua: &Lua, function: &Function) -> Result<Vec<Upvalue>> {
-    let mut named: Vec<(String, usize)> = Vec::new();
+    let mut named: Vec<(Rc<str>, usize)> = Vec::new();
+    let mut names = Names::default();
     // SAFETY: index 1 is `function` (the only argument), as push_upvalues requires; the pushed
     // values stay on the frame and come back as the MultiValue, so exec_raw balances the stack.
     let values: MultiValue = unsafe {
         lua.exec_raw(function, |state| {
-            push_upvalues(state, &mut named);
+            push_upvalues(state, &mut named, &mut names);
             ffi::lua_remove(state, 1);
         })?
     };
@@ -179,7 +187,11 @@ unsafe fn cell_identity(state: *mut ffi::lua_State, function: c_int, n: c_int) -
 /// stack would pass `LUAI_MAXSTACK`, and then nothing more is pushed). lua_getupvalue pushes
 /// one value per existing upvalue and returns NULL past the last one, pushing nothing;
 /// lua_upvalueid is only called with an index lua_getupvalue just accepted.
-unsafe fn push_upvalues(state: *mut ffi::lua_State, named: &mut Vec<(String, usize)>) {
+unsafe fn push_upvalues(
+    state: *mut ffi::lua_State,
+    named: &mut Vec<(Rc<str>, usize)>,
+    names: &mut Names,
+) {
     let mut index = 1;
     while ffi::lua_checkstack(state, 1) != 0 {
         let name = ffi::lua_getupvalue(state, 1, index);
@@ -187,12 +199,31 @@ unsafe fn push_upvalues(state: *mut ffi::lua_State, named: &mut Vec<(String, usi
             break;
         }
         let cell = cell_identity(state, 1, index);
-        named.push((CStr::from_ptr(name).to_string_lossy().into_owned(), cell));
+        named.push((names.intern(CStr::from_ptr(name).to_bytes()), cell));
         index += 1;
     }
 }
 
-fn zip_upvalues(named: Vec<(String, usize)>, values: MultiValue) -> Vec<Upvalue> {
+/// Upvalue names, each held once however many functions carry it: a module of ten thousand
+/// functions that share four locals has four names, and comparing two is comparing pointers.
+#[derive(Default)]
+pub(crate) struct Names(FxHashMap<Box<[u8]>, Rc<str>>);
+
+impl Names {
+    fn intern(&mut self, bytes: &[u8]) -> Rc<str> {
+        if let Some(name) = self.0.get(bytes) {
+            return name.clone();
+        }
+        let name: Rc<str> = String::from_utf8_lossy(bytes).into();
+        // Out of memory the name is just not shared.
+        if self.0.try_reserve(1).is_ok() {
+            self.0.insert(bytes.into(), name.clone());
+        }
+        name
+    }
+}
+
+fn zip_upvalues(named: Vec<(Rc<str>, usize)>, values: MultiValue) -> Vec<Upvalue> {
     named
         .into_iter()
         .zip(values)

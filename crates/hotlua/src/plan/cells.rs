@@ -4,6 +4,7 @@ use mlua::{Function, Value};
 
 use super::{both_numbers, NewCell, OldCell, Planner};
 use crate::apply::Write;
+use crate::batch::Staged;
 use crate::fallible::{self, Grow, TryPush};
 use crate::report::Conflict;
 use crate::DataPolicy;
@@ -35,17 +36,35 @@ impl Planner<'_> {
         Ok(())
     }
 
-    pub(super) fn join_cells(&mut self) -> Result<()> {
+    pub(super) fn join_cells(&mut self, staged: &Staged) -> Result<()> {
         // Cells no paired function carries join the old module's only local of their name;
         // pairing their values may pair more functions, so repeat until nothing changes.
         loop {
+            if self.repeated_locals.is_none()
+                && self
+                    .new_cells
+                    .keys()
+                    .any(|cell| !self.cell_joins.contains_key(cell))
+            {
+                self.repeated_locals = Some(
+                    staged
+                        .texts
+                        .iter()
+                        .flatten()
+                        .flat_map(|text| {
+                            super::declarations::repeated_top_level_locals(&text.bytes)
+                        })
+                        .collect(),
+                );
+            }
+            let repeated = self.repeated_locals.as_ref();
             let unpaired = fallible::sorted_by_key(
                 self.new_cells
                     .iter()
                     .filter(|(cell, new)| {
                         !self.cell_joins.contains_key(cell)
-                            && new.name != "_ENV"
-                            && !self.repeated_locals.contains(&new.name)
+                            && &*new.name != "_ENV"
+                            && !repeated.is_some_and(|names| names.contains(&*new.name))
                     })
                     .map(|(cell, new)| (*cell, new.name.clone(), new.value.clone())),
                 |(cell, ..)| self.new_cells[cell].path.to_string(),
@@ -97,7 +116,7 @@ impl Planner<'_> {
                         target_index: old.index,
                         holders: new.holders,
                     })?;
-                    if new.name != "_ENV" {
+                    if &*new.name != "_ENV" {
                         self.report.locals_joined += 1;
                         if !crate::raw::CELLS_CAN_BE_JOINED {
                             self.report.locals_copied.try_push(new.path.to_string())?;
@@ -114,7 +133,7 @@ impl Planner<'_> {
                             value: new.value.clone(),
                         })?;
                     }
-                    if new.name != "_ENV" {
+                    if &*new.name != "_ENV" {
                         self.report.locals_new.try_push(new.path.to_string())?;
                     }
                 }

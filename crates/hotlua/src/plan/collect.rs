@@ -1,6 +1,8 @@
 //! Phase 1: everything the new versions created, and (last) pointing the new tables that go
 //! live as they are at live objects.
 
+use std::collections::hash_map::Entry;
+
 use mlua::{Table, Value};
 
 use super::tables::PendingValues;
@@ -99,22 +101,26 @@ impl Planner<'_> {
                         self.new_functions
                             .insert(identity, (function.clone(), path.clone()));
                         for upvalue in &facts.upvalues {
-                            let cell_path = path.upvalue(&upvalue.name);
                             self.new_cells.grow()?;
-                            let cell =
-                                self.new_cells
-                                    .entry(upvalue.cell)
-                                    .or_insert_with(|| NewCell {
+                            let cell = match self.new_cells.entry(upvalue.cell) {
+                                // A shared cell: its value was collected with its first holder.
+                                Entry::Occupied(cell) => cell.into_mut(),
+                                Entry::Vacant(cell) => {
+                                    let cell_path = path.upvalue(&upvalue.name);
+                                    if matches!(upvalue.value, Value::Table(_) | Value::Function(_))
+                                    {
+                                        pending.push(&upvalue.value, cell_path.clone())?;
+                                    }
+                                    cell.insert(NewCell {
                                         name: upvalue.name.clone(),
-                                        path: cell_path.clone(),
+                                        path: cell_path,
                                         value: upvalue.value.clone(),
                                         holders: Vec::new(),
                                         policy: self.policy,
-                                    });
+                                    })
+                                }
+                            };
                             cell.holders.try_push((function.clone(), upvalue.index))?;
-                            if matches!(upvalue.value, Value::Table(_) | Value::Function(_)) {
-                                pending.push(&upvalue.value, cell_path)?;
-                            }
                         }
                         // Lua 5.1 functions carry their own environment (the staging table,
                         // or the table `module()` made): point it at the live counterpart

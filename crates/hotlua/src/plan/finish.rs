@@ -1,7 +1,7 @@
 //! Phase 4: the plan itself — every planned write pointed at the live objects its values
 //! paired with, and the report's lists.
 
-use mlua::Table;
+use mlua::{Table, Value};
 use rustc_hash::FxHashSet;
 
 use super::{Plan, Planner};
@@ -76,13 +76,13 @@ impl Planner<'_> {
         Ok(match write {
             Write::Field { table, key, value } => Write::Field {
                 table,
-                key: self.resolve(&key)?,
-                value: self.resolve(&value)?,
+                key: self.resolve_owned(key)?,
+                value: self.resolve_owned(value)?,
             },
             Write::Assign { table, key, value } => Write::Assign {
                 table,
-                key: self.resolve(&key)?,
-                value: self.resolve(&value)?,
+                key: self.resolve_owned(key)?,
+                value: self.resolve_owned(value)?,
             },
             Write::Upvalue {
                 function,
@@ -91,7 +91,7 @@ impl Planner<'_> {
             } => Write::Upvalue {
                 function,
                 index,
-                value: self.resolve(&value)?,
+                value: self.resolve_owned(value)?,
             },
             Write::Metatable { table, metatable } => Write::Metatable {
                 table,
@@ -107,5 +107,13 @@ impl Planner<'_> {
             },
             join @ Write::Join { .. } => join,
         })
+    }
+
+    /// [`Planner::resolve`] for a value the caller gives up: data is returned as it is.
+    fn resolve_owned(&self, value: Value) -> Result<Value> {
+        match value {
+            Value::Table(_) | Value::Function(_) => self.resolve(&value),
+            data => Ok(data),
+        }
     }
 }

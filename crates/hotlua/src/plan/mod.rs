@@ -41,7 +41,7 @@ use crate::apply::Write;
 use crate::batch::Staged;
 use crate::fallible::{Grow, TryPush};
 use crate::load::StagedModule;
-use crate::raw::FunctionFacts;
+use crate::raw::{FunctionFacts, Names};
 use crate::report::ModuleFile;
 use crate::{baseline, DataPolicy, Report, Result};
 
@@ -101,7 +101,7 @@ impl Plan {
             }
             planner.pair_module(module, globals, base.as_ref())?;
         }
-        planner.join_cells()?;
+        planner.join_cells(staged)?;
         let mut baselines = Vec::new();
         for (module, globals) in staged.modules.iter().zip(&globals) {
             baselines.try_push((module.name.clone(), planner.baseline_of(module, globals)?))?;
@@ -128,7 +128,7 @@ struct OldCell {
 
 /// An upvalue cell of the new version and every new function that shares it.
 struct NewCell {
-    name: String,
+    name: Rc<str>,
     path: Path,
     value: Value,
     holders: Vec<(Function, i32)>,
@@ -195,14 +195,19 @@ struct Planner<'lua> {
     /// Old functions the pairing met (their cells are indexed by name).
     old_functions: FxHashSet<usize>,
     /// Upvalue name → the distinct old cells of that name.
-    old_cells_by_name: HashMap<String, FxHashMap<usize, OldCell>>,
+    old_cells_by_name: HashMap<Rc<str>, FxHashMap<usize, OldCell>>,
     /// New cell → the old cell it joins.
     cell_joins: FxHashMap<usize, OldCell>,
+    /// (old cell, new cell) pairs of paired functions whose values are paired already.
+    cell_values_paired: FxHashSet<(usize, usize)>,
     /// What each function seen is (from the batch's files? its upvalues), by identity.
     facts: FxHashMap<usize, Rc<FunctionFacts>>,
+    /// The upvalue names in `facts`, each held once.
+    names: Names,
     /// Local names a file of the batch declares more than once at module level: never joined
     /// by name alone.
-    repeated_locals: HashSet<String>,
+    /// Read from the files' text only when a cell has no paired holder to join by.
+    repeated_locals: Option<HashSet<String>>,
     /// The `locals` of the batch's baselines: each cell's value after the last load.
     local_bases: Vec<Table>,
     /// The `locals` of the new baselines: each cell's value as the new version set it.
@@ -272,13 +277,10 @@ impl<'lua> Planner<'lua> {
             old_functions: FxHashSet::default(),
             old_cells_by_name: HashMap::new(),
             cell_joins: FxHashMap::default(),
+            cell_values_paired: FxHashSet::default(),
             facts: FxHashMap::default(),
-            repeated_locals: staged
-                .texts
-                .iter()
-                .flatten()
-                .flat_map(|text| declarations::repeated_top_level_locals(&text.bytes))
-                .collect(),
+            names: Names::default(),
+            repeated_locals: None,
             local_bases: Vec::new(),
             new_local_bases: lua.create_table()?,
             exported_elsewhere: None,
@@ -312,7 +314,12 @@ impl<'lua> Planner<'lua> {
         if let Some(facts) = self.facts.get(&identity) {
             return Ok(facts.clone());
         }
-        let facts = Rc::new(crate::raw::inspect(self.lua, function, &self.sources)?);
+        let facts = Rc::new(crate::raw::inspect(
+            self.lua,
+            function,
+            &self.sources,
+            &mut self.names,
+        )?);
         self.facts.grow()?;
         self.facts.insert(identity, facts.clone());
         Ok(facts)

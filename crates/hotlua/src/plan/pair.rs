@@ -160,12 +160,28 @@ impl Planner<'_> {
         base: Option<&Table>,
     ) -> Result<()> {
         self.merge_fields(live, new, path, base)?;
-        for pair in live.pairs::<Value, Value>() {
-            let (key, value) = pair?;
-            if let Value::Function(function) = &value {
-                if new.raw_get::<Value>(&key)? == Value::Nil {
-                    self.keep_if_deleted(function, &path.field(&key))?;
-                }
+        // The live table's functions the new one lacks, found in Lua: a module of ten thousand
+        // functions is not ten thousand trips through mlua.
+        const DELETED: &str = r#"
+local next, rawget, type = next, rawget, type
+return function(live, new)
+  local deleted, n = {}, 0
+  for key, value in next, live do
+    if type(value) == "function" and rawget(new, key) == nil then
+      n = n + 1
+      deleted[n] = key
+    end
+  end
+  return deleted
+end
+"#;
+        let deleted_functions: Function =
+            crate::standard::cached(self.lua, "=hotlua deleted functions", DELETED)?;
+        let deleted: Table = deleted_functions.call((live, new))?;
+        for key in deleted.sequence_values::<Value>() {
+            let key = key?;
+            if let Value::Function(function) = live.raw_get::<Value>(&key)? {
+                self.keep_if_deleted(&function, &path.field(&key))?;
             }
         }
         self.merge_metatable(live, new, path)
@@ -384,6 +400,8 @@ impl Planner<'_> {
         self.remember_old_cells(old)?;
         let old_facts = self.facts(old)?;
         let new_facts = self.facts(new)?;
+        // Functions of one module share cells: the values of a pair of cells are paired once.
+        let mut values_to_pair = false;
         for upvalue in &new_facts.upvalues {
             let Some(old_upvalue) = old_facts.upvalues.iter().find(|u| u.name == upvalue.name)
             else {
@@ -398,12 +416,20 @@ impl Planner<'_> {
                     value: old_upvalue.value.clone(),
                     cell: old_upvalue.cell,
                 });
+            if matches!(upvalue.value, Value::Table(_) | Value::Function(_)) {
+                self.cell_values_paired.grow()?;
+                values_to_pair |= self
+                    .cell_values_paired
+                    .insert((old_upvalue.cell, upvalue.cell));
+            }
         }
-        self.tasks.push(Task::PairUpvalues {
-            old: old.clone(),
-            new: new.clone(),
-            path: path.clone(),
-        })?;
+        if values_to_pair {
+            self.tasks.push(Task::PairUpvalues {
+                old: old.clone(),
+                new: new.clone(),
+                path: path.clone(),
+            })?;
+        }
         Ok(())
     }
 

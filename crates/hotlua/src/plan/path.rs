@@ -1,8 +1,10 @@
 //! Paths: how Lua code reaches a value from the module (`combat.Monster.attack`,
-//! `combat.hit@count`, `combat.Monster#mt`), built once per value the planner meets.
+//! `combat.hit@count`, `combat.Monster#mt`), made for every value the planner meets and
+//! written out only for the few the report and its warnings name.
 //!
-//! Data can be a million levels deep, so a path shares its text with its parent's and stops
-//! growing past [`SHOWN`] steps: deeper paths show their first steps, `…`, and their last step.
+//! A path is its last step and a link to its parent path, so making one costs one small
+//! allocation and no formatting, however deep the data (it can be a million levels deep).
+//! Written out, a path of more than [`SHOWN`] steps shows its first steps, `…`, and its last.
 
 use std::fmt;
 use std::rc::Rc;
@@ -12,87 +14,181 @@ use mlua::Value;
 /// Steps written out in full before a path is shortened.
 const SHOWN: u32 = 24;
 
-#[derive(Clone, Debug)]
-pub(super) struct Path {
-    /// The first steps (all of them, for a path of at most [`SHOWN`] steps), shared with every
-    /// deeper path below the cut.
-    text: Rc<str>,
+#[derive(Clone)]
+pub(super) struct Path(Rc<Node>);
+
+struct Node {
+    parent: Option<Path>,
+    step: Step,
+    /// Steps from the root: 0 for the root itself.
     depth: u32,
-    /// The last step, for a path deeper than [`SHOWN`].
-    last: Option<Rc<str>>,
+    /// For a path deeper than [`SHOWN`]: its ancestor of that depth, whose steps are the ones
+    /// written out, so that writing out a deep path takes [`SHOWN`] steps, not its depth.
+    shown: Option<Path>,
+}
+
+enum Step {
+    /// A module's or a global's name (empty for `_G` itself).
+    Root(Rc<str>),
+    /// A field with a string key, as bytes: `.name`, or `["key"]` when it is not a name.
+    Text(Box<[u8]>),
+    Integer(i64),
+    Number(f64),
+    Boolean(bool),
+    /// A key that is neither: its type.
+    Other(&'static str),
+    Metatable,
+    /// An upvalue of the function at the parent path.
+    Upvalue(Rc<str>),
 }
 
 impl Path {
     /// The path of a module or a global: its name.
     pub(super) fn root(name: &str) -> Path {
-        Path {
-            text: name.into(),
+        Path(Rc::new(Node {
+            parent: None,
+            step: Step::Root(name.into()),
             depth: 0,
-            last: None,
-        }
+            shown: None,
+        }))
     }
 
-    /// This path followed by `step` (`.name`, `[1]`, `#mt`, `@local`).
-    pub(super) fn step(&self, step: &str) -> Path {
-        match self.depth {
-            depth if depth < SHOWN => Path {
-                text: format!("{}{step}", self.text).into(),
-                depth: depth + 1,
-                last: None,
-            },
-            depth if depth == SHOWN => Path {
-                text: format!("{}…", self.text).into(),
-                depth: depth + 1,
-                last: Some(step.into()),
-            },
-            depth => Path {
-                text: self.text.clone(),
-                depth: depth + 1,
-                last: Some(step.into()),
-            },
-        }
+    fn step(&self, step: Step) -> Path {
+        let shown = match self.0.depth {
+            SHOWN => Some(self.clone()),
+            _ => self.0.shown.clone(),
+        };
+        Path(Rc::new(Node {
+            parent: Some(self.clone()),
+            step,
+            depth: self.0.depth + 1,
+            shown,
+        }))
     }
 
     /// This path followed by the table field `key`: `.key` for a name, `[key]` otherwise.
     pub(super) fn field(&self, key: &Value) -> Path {
-        let dot = if self.text.is_empty() { "" } else { "." };
-        let step = match key {
-            Value::String(s) => {
-                let s = s.to_string_lossy();
-                let is_name = !s.is_empty()
-                    && !s.starts_with(|c: char| c.is_ascii_digit())
-                    && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if is_name {
-                    format!("{dot}{s}")
-                } else {
-                    format!("[{s:?}]")
-                }
-            }
-            Value::Integer(i) => format!("[{i}]"),
-            Value::Number(n) => format!("[{n}]"),
-            Value::Boolean(b) => format!("[{b}]"),
-            other => format!("[{}]", other.type_name()),
-        };
-        self.step(&step)
+        self.step(match key {
+            Value::String(s) => Step::Text(s.as_bytes().to_vec().into_boxed_slice()),
+            Value::Integer(i) => Step::Integer(*i),
+            Value::Number(n) => Step::Number(*n),
+            Value::Boolean(b) => Step::Boolean(*b),
+            other => Step::Other(other.type_name()),
+        })
     }
 
     /// The path of the metatable of the value at this path.
     pub(super) fn metatable(&self) -> Path {
-        self.step("#mt")
+        self.step(Step::Metatable)
     }
 
     /// The path of upvalue `name` of the function at this path.
-    pub(super) fn upvalue(&self, name: &str) -> Path {
-        self.step(&format!("@{name}"))
+    pub(super) fn upvalue(&self, name: &Rc<str>) -> Path {
+        self.step(Step::Upvalue(name.clone()))
+    }
+
+    /// True for the path of `_G` itself, whose fields are written without a leading dot.
+    fn is_globals(&self) -> bool {
+        matches!(&self.0.step, Step::Root(name) if name.is_empty())
+    }
+}
+
+impl Drop for Node {
+    /// Drops a chain of a million parents one at a time, not by a million nested drops.
+    fn drop(&mut self) {
+        let mut parent = self.parent.take();
+        while let Some(Path(node)) = parent {
+            parent = match Rc::try_unwrap(node) {
+                Ok(mut node) => node.parent.take(),
+                Err(_) => None,
+            };
+        }
+    }
+}
+
+fn write_step(f: &mut fmt::Formatter<'_>, node: &Node) -> fmt::Result {
+    let dot = if node.parent.as_ref().is_some_and(Path::is_globals) {
+        ""
+    } else {
+        "."
+    };
+    match &node.step {
+        Step::Root(name) => f.write_str(name),
+        Step::Text(bytes) => {
+            let text = String::from_utf8_lossy(bytes);
+            let is_name = !text.is_empty()
+                && !text.starts_with(|c: char| c.is_ascii_digit())
+                && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if is_name {
+                write!(f, "{dot}{text}")
+            } else {
+                write!(f, "[{text:?}]")
+            }
+        }
+        Step::Integer(i) => write!(f, "[{i}]"),
+        Step::Number(n) => write!(f, "[{n}]"),
+        Step::Boolean(b) => write!(f, "[{b}]"),
+        Step::Other(kind) => write!(f, "[{kind}]"),
+        Step::Metatable => f.write_str("#mt"),
+        Step::Upvalue(name) => write!(f, "@{name}"),
     }
 }
 
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)?;
-        if let Some(last) = &self.last {
-            f.write_str(last)?;
+        let shown = self.0.shown.as_ref().unwrap_or(self);
+        let mut nodes = Vec::new();
+        let mut node = Some(&*shown.0);
+        while let Some(current) = node {
+            nodes.push(current);
+            node = current.parent.as_ref().map(|parent| &*parent.0);
+        }
+        for current in nodes.into_iter().rev() {
+            write_step(f, current)?;
+        }
+        if self.0.shown.is_some() {
+            f.write_str("…")?;
+            write_step(f, &self.0)?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Path({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_keys_metatables_and_upvalues() {
+        let lua = mlua::Lua::new();
+        let module = Path::root("combat");
+        let key = |s: &str| Value::String(lua.create_string(s).unwrap());
+        let path = module
+            .field(&key("Monster"))
+            .metatable()
+            .field(&key("not a name"))
+            .field(&Value::Integer(3))
+            .upvalue(&"count".into());
+        assert_eq!(
+            path.to_string(),
+            r#"combat.Monster#mt["not a name"][3]@count"#
+        );
+        assert_eq!(Path::root("").field(&key("love")).to_string(), "love");
+    }
+
+    #[test]
+    fn a_deep_path_shows_its_first_steps_and_its_last() {
+        let mut path = Path::root("m");
+        for depth in 1..=1_000_000 {
+            path = path.field(&Value::Integer(depth));
+        }
+        let first: String = (1..=SHOWN).map(|i| format!("[{i}]")).collect();
+        assert_eq!(path.to_string(), format!("m{first}…[1000000]"));
     }
 }
