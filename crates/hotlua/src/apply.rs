@@ -56,6 +56,15 @@ impl Write {
     /// Makes the write and returns the one that undoes it.
     fn perform(&self, lua: &Lua) -> mlua::Result<Option<Write>> {
         let inverse = self.inverse(lua)?;
+        // A field that holds its value already (under `inplace`, every field of a module
+        // function: the old function stays and runs the new code) needs neither write nor undo.
+        if let (Write::Field { value, .. }, Some(Write::Field { value: before, .. })) =
+            (self, &inverse)
+        {
+            if value == before {
+                return Ok(None);
+            }
+        }
         self.make(lua)?;
         Ok(inverse)
     }
