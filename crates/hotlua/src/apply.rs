@@ -42,6 +42,13 @@ pub(crate) enum Write {
         function: Function,
         environment: Table,
     },
+    /// `rawset(table, key, value)` for each (table, key, value) of a Lua list (3 slots a
+    /// write, `list.n` slots), in order: the writes of data tables, which can be a million,
+    /// held in Lua rather than as three mlua handles each.
+    Fields { list: Table },
+    /// Puts back what a [`Write::Fields`] replaced, newest first: a list of the same shape
+    /// holding the values before.
+    Restore { list: Table },
     /// Make new functions' upvalues share an old function's cell. Only ever changes
     /// functions of the new version, which nothing live references before the reload
     /// succeeds, so it needs no undo.
@@ -53,8 +60,28 @@ pub(crate) enum Write {
 }
 
 impl Write {
-    /// Makes the write and returns the one that undoes it.
-    fn perform(&self, lua: &Lua) -> mlua::Result<Option<Write>> {
+    /// Makes the write and returns the one that undoes it. If the write fails, returns what
+    /// undoes the part of it made (a [`Write::Fields`] fails after some of its fields).
+    fn perform(&self, lua: &Lua) -> Result<Option<Write>, (Option<Write>, mlua::Error)> {
+        if let Write::Fields { list } = self {
+            let before = (|| {
+                let before = lua.create_table()?;
+                before.raw_set("n", 0)?;
+                Ok(before)
+            })()
+            .map_err(|error| (None, error))?;
+            let restore = Write::Restore {
+                list: before.clone(),
+            };
+            return match fields_walk(lua, "write").and_then(|write| write.call((list, before))) {
+                Ok(()) => Ok(Some(restore)),
+                Err(error) => Err((Some(restore), error)),
+            };
+        }
+        self.perform_one(lua).map_err(|error| (None, error))
+    }
+
+    fn perform_one(&self, lua: &Lua) -> mlua::Result<Option<Write>> {
         let inverse = self.inverse(lua)?;
         // A field that holds its value already (under `inplace`, every field of a module
         // function: the old function stays and runs the new code) needs neither write nor undo.
@@ -105,7 +132,7 @@ impl Write {
                         environment,
                     })
             }
-            Write::Join { .. } => None,
+            Write::Join { .. } | Write::Fields { .. } | Write::Restore { .. } => None,
         })
     }
 
@@ -130,8 +157,40 @@ impl Write {
                 target_index,
                 holders,
             } => raw::join_upvalues(lua, target, *target_index, holders),
+            Write::Fields { list } => fields_walk(lua, "write")?.call((list, Value::Nil)),
+            Write::Restore { list } => fields_walk(lua, "restore")?.call(list),
         }
     }
+}
+
+/// `write(list, before)` makes the writes of a [`Write::Fields`] list in order, first noting
+/// each field's value in `before` (when given) as a [`Write::Restore`] list: the slots, then
+/// their count, so that a write failing half-way leaves `before` exact. `restore(list)` puts
+/// those values back, newest first; it allocates nothing (each key is still there).
+fn fields_walk(lua: &Lua, name: &str) -> mlua::Result<Function> {
+    const FIELDS: &str = r#"
+local rawget, rawset = rawget, rawset
+local function write(list, before)
+  local n = 0
+  for i = 1, list.n, 3 do
+    local table, key = list[i], list[i + 1]
+    if before then
+      before[n + 1], before[n + 2], before[n + 3] = table, key, rawget(table, key)
+      n = n + 3
+      before.n = n
+    end
+    rawset(table, key, list[i + 2])
+  end
+end
+local function restore(list)
+  for i = list.n - 2, 1, -3 do
+    rawset(list[i], list[i + 1], list[i + 2])
+  end
+end
+return { write = write, restore = restore }
+"#;
+    let walks: Table = crate::standard::cached(lua, "=hotlua fields", FIELDS)?;
+    walks.raw_get(name)
 }
 
 /// The writes that undo an applied plan, newest first.
@@ -160,7 +219,8 @@ pub(crate) fn apply(lua: &Lua, writes: &[Write]) -> mlua::Result<Undo> {
     for write in writes {
         match write.perform(lua) {
             Ok(inverse) => undo.0.extend(inverse),
-            Err(error) => {
+            Err((inverse, error)) => {
+                undo.0.extend(inverse);
                 undo.undo(lua);
                 return Err(error);
             }

@@ -185,3 +185,40 @@ fn the_first_reload_compiles_a_file_once() {
 fn slots_available() -> bool {
     cfg!(feature = "lua54") && Engine::inplace_available()
 }
+
+/// More changed fields than mlua can hold handles to at once (about a million values on Lua
+/// 5.2+, 8000 on Lua 5.1 and LuaJIT): `overwrite` writes them all and a failed reload would
+/// put them all back.
+#[test]
+fn overwriting_more_fields_than_mlua_holds_handles_to() {
+    const FIELDS: usize = if SMALL_STACK { 10_000 } else { 400_000 };
+    let fields = |tag: &str, store: &str| {
+        let mut source = String::from("return {\n");
+        for i in 0..FIELDS {
+            source += &format!("  k{i} = '{tag}{i}',\n");
+        }
+        source + &format!("  store = {{ {store} }},\n}}\n")
+    };
+    let overwrite = Options::with_data(DataPolicy::Overwrite);
+    let f = Fixture::new();
+    f.write("fields", &fields("a", ""));
+    f.lua::<()>(
+        "fields = require 'fields' \
+         setmetatable(fields.store, { __newindex = function() error('refused') end })",
+    );
+    let all_hold = |tag: &str| {
+        f.lua::<bool>(&format!(
+            "return fields.k0 == '{tag}0' and fields.k{last} == '{tag}{last}'",
+            last = FIELDS - 1
+        ))
+    };
+    f.write("fields", &fields("b", ""));
+    f.reloader.reload(&["fields"], &overwrite).unwrap();
+    assert!(all_hold("b"));
+    // Every field is written before the field added through `__newindex`, which fails: every
+    // one is put back.
+    f.write("fields", &fields("c", "added = 1"));
+    let error = f.reloader.reload(&["fields"], &overwrite).unwrap_err();
+    assert!(error.to_string().contains("refused"), "{error}");
+    assert!(all_hold("b"));
+}

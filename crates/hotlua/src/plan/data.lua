@@ -100,13 +100,15 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
   -- that is not a data table. `base`: the new table's load-time values, or false.
   -- `policy`: "keep", "overwrite" or "merge3".
   --
-  -- Returns `writes` (table, key, value, assign: 4 slots a write, in order), `events` (in
-  -- order: a kind, then its path from `new` as `append_path` writes it, then its values:
-  -- "elsewhere"; "conflict", live, new; "deleted", function), the number of fields added, the
-  -- number of tables paired, and the merges left (live, new, base, then the path, for each,
-  -- the next to do last).
+  -- Returns `writes` (table, key, value: 3 slots a raw write, in order; `writes.n` slots),
+  -- `assigns` (the same for fields added to a table whose `__newindex` must see them),
+  -- `events` (in order: a kind, then its path from `new` as `append_path` writes it, then its
+  -- values: "elsewhere"; "conflict", live, new; "deleted", function), the number of fields
+  -- added, the number of tables paired, and the merges left (live, new, base, then the path,
+  -- for each, the next to do last).
   local function merge(root_live, root_new, root_base, policy)
     local writes, nwrites, events, nevents, added, merged = {}, 0, {}, 0, 0, 0
+    local assigns, nassigns = {}, 0
     -- the pending merges: live, new, base, step, and whether `new` is a data table
     local lives, news, bases, steps_of, datas, n = { root_live }, { root_new }, { root_base },
       { 1 }, { true }, 1
@@ -128,11 +130,13 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
         local collected = kind == "table" and data[value]
         if current == nil then
           added = added + 1
-          writes[nwrites + 1], writes[nwrites + 2], writes[nwrites + 3] = live, k, value
-          -- added to a table whose `__newindex` must see it
-          writes[nwrites + 4] = getmetatable(live) ~= nil and not rawequal(live, G)
-            and has_newindex(live)
-          nwrites = nwrites + 4
+          if getmetatable(live) ~= nil and not rawequal(live, G) and has_newindex(live) then
+            assigns[nassigns + 1], assigns[nassigns + 2], assigns[nassigns + 3] = live, k, value
+            nassigns = nassigns + 3
+          else
+            writes[nwrites + 1], writes[nwrites + 2], writes[nwrites + 3] = live, k, value
+            nwrites = nwrites + 3
+          end
         elseif collected or (kind == "table" and not rawequal(current, value))
             or (kind ~= "table" and current ~= value) then
           local write = false
@@ -178,8 +182,7 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
           end
           if write then
             writes[nwrites + 1], writes[nwrites + 2], writes[nwrites + 3] = live, k, value
-            writes[nwrites + 4] = false
-            nwrites = nwrites + 4
+            nwrites = nwrites + 3
           end
         end
       end
@@ -198,11 +201,13 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
       nleft = append_path(left, nleft + 3, parent_of, key_of, parent_of[steps_of[i]],
         key_of[steps_of[i]])
     end
-    return writes, events, added, merged, left
+    writes.n = nwrites
+    return writes, assigns, events, added, merged, left
   end
 
   -- The fields of data tables that go live as they are (not merged into a live table) that
-  -- hold a new table merged into a live one: (table, key, value) for each, 3 slots a field.
+  -- hold a new table merged into a live one: (table, key, value) for each, 3 slots a field,
+  -- `n` slots in all.
   local function remap()
     local fields, n = {}, 0
     for i = 1, count do
@@ -217,8 +222,23 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
         end
       end
     end
+    fields.n = n
     return fields
   end
 
-  return { collect = collect, merge = merge, remap = remap }
+  -- Points the values of planned writes (as `merge` and `remap` list them) that are new
+  -- tables merged into live ones at those live tables, as the planner's `resolve` does for
+  -- its own writes. Keys of data tables are never tables.
+  local function resolve(list)
+    for i = 3, list.n, 3 do
+      local value = list[i]
+      if type(value) == "table" then
+        local live = data[value]
+        if type(live) ~= "table" then live = pairs[value] end
+        if type(live) == "table" then list[i] = live end
+      end
+    end
+  end
+
+  return { collect = collect, merge = merge, remap = remap, resolve = resolve }
 end

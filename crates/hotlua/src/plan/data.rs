@@ -24,6 +24,7 @@ pub(super) struct DataTables {
     collect: Function,
     merge: Function,
     remap: Function,
+    resolve: Function,
     /// Every data table collected → true, or the live table it merges into once paired; a
     /// table a data table reaches that is not one → false.
     members: Table,
@@ -63,6 +64,7 @@ impl DataTables {
             collect: walks.raw_get("collect")?,
             merge: walks.raw_get("merge")?,
             remap: walks.raw_get("remap")?,
+            resolve: walks.raw_get("resolve")?,
             members: members.clone(),
         })
     }
@@ -121,25 +123,29 @@ impl Planner<'_> {
         base: Option<&Table>,
     ) -> Result<()> {
         let policy = self.policy.name();
-        let (writes, events, added, merged, left): (Table, Table, usize, usize, Table) =
-            self.data.merge.call((
-                live,
-                new,
-                base.map_or(Value::Boolean(false), |b| Value::Table(b.clone())),
-                policy,
-            ))?;
+        let (writes, assigns, events, added, merged, left): (
+            Table,
+            Table,
+            Table,
+            usize,
+            usize,
+            Table,
+        ) = self.data.merge.call((
+            live,
+            new,
+            base.map_or(Value::Boolean(false), |b| Value::Table(b.clone())),
+            policy,
+        ))?;
         self.report.fields_added += added;
         self.report.tables_merged += merged;
-        // Read one write at a time: a merge can write a million fields, more than mlua can
-        // hold handles to at once beyond the writes themselves.
+        // A merge can write a million fields, more than mlua can hold handles to: the raw
+        // writes stay in their Lua list. Fields added through `__newindex` are few.
+        self.writes.try_push(Write::Fields { list: writes })?;
         let mut at = 1;
-        while let Some(table) = writes.raw_get::<Option<Table>>(at)? {
-            let (key, value) = (writes.raw_get(at + 1)?, writes.raw_get(at + 2)?);
-            self.writes.try_push(match writes.raw_get(at + 3)? {
-                true => Write::Assign { table, key, value },
-                false => Write::Field { table, key, value },
-            })?;
-            at += 4;
+        while let Some(table) = assigns.raw_get::<Option<Table>>(at)? {
+            let (key, value) = (assigns.raw_get(at + 1)?, assigns.raw_get(at + 2)?);
+            self.writes.try_push(Write::Assign { table, key, value })?;
+            at += 3;
         }
         let mut at = 1;
         while let Some(kind) = events.raw_get::<Option<String>>(at)? {
@@ -190,16 +196,13 @@ impl Planner<'_> {
     /// merged into.
     pub(super) fn remap_data_tables(&mut self) -> Result<()> {
         let fields: Table = self.data.remap.call(())?;
-        let mut at = 1;
-        while let Some(table) = fields.raw_get::<Option<Table>>(at)? {
-            self.writes.try_push(Write::Field {
-                table,
-                key: fields.raw_get(at + 1)?,
-                value: fields.raw_get(at + 2)?,
-            })?;
-            at += 3;
-        }
+        self.writes.try_push(Write::Fields { list: fields })?;
         Ok(())
+    }
+
+    /// Points the values of a list of writes the walks made at the live tables they pair with.
+    pub(super) fn resolve_data_writes(&self, list: &Table) -> Result<()> {
+        Ok(self.data.resolve.call(list)?)
     }
 }
 

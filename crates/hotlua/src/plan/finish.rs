@@ -105,7 +105,11 @@ impl Planner<'_> {
                 function,
                 environment: live_table(environment)?,
             },
-            join @ Write::Join { .. } => join,
+            Write::Fields { list } => {
+                self.resolve_data_writes(&list)?;
+                Write::Fields { list }
+            }
+            other @ (Write::Join { .. } | Write::Restore { .. }) => other,
         })
     }
 
