@@ -60,27 +60,22 @@ pub(crate) enum Write {
 }
 
 impl Write {
-    /// Makes the write and returns the one that undoes it. If the write fails, returns what
-    /// undoes the part of it made (a [`Write::Fields`] fails after some of its fields).
-    fn perform(&self, lua: &Lua) -> Result<Option<Write>, (Option<Write>, mlua::Error)> {
+    /// Makes the write and records in `undo` the one that undoes it, which has room for it.
+    /// A [`Write::Fields`] that fails half-way records what undoes the fields it wrote.
+    fn perform(&self, lua: &Lua, undo: &mut Vec<Write>) -> mlua::Result<()> {
         if let Write::Fields { list } = self {
-            let before = (|| {
-                let before = lua.create_table()?;
-                before.raw_set("n", 0)?;
-                Ok(before)
-            })()
-            .map_err(|error| (None, error))?;
-            let restore = Write::Restore {
+            let before = lua.create_table()?;
+            before.raw_set("n", 0)?;
+            undo.push(Write::Restore {
                 list: before.clone(),
-            };
-            return match fields_walk(lua, "write").and_then(|write| write.call((list, before))) {
-                Ok(()) => Ok(Some(restore)),
-                Err(error) => Err((Some(restore), error)),
-            };
+            });
+            return fields_walk(lua, "write")?.call((list, before));
         }
-        self.perform_one(lua).map_err(|error| (None, error))
+        undo.extend(self.perform_one(lua)?);
+        Ok(())
     }
 
+    /// Any write but [`Write::Fields`]: reads what undoes it, then makes it.
     fn perform_one(&self, lua: &Lua) -> mlua::Result<Option<Write>> {
         let inverse = self.inverse(lua)?;
         // A field that holds its value already (under `inplace`, every field of a module
@@ -217,13 +212,9 @@ pub(crate) fn apply(lua: &Lua, writes: &[Write]) -> mlua::Result<Undo> {
     // Room for every inverse before the first write: recording one never fails.
     undo.0.grow_by(writes.len())?;
     for write in writes {
-        match write.perform(lua) {
-            Ok(inverse) => undo.0.extend(inverse),
-            Err((inverse, error)) => {
-                undo.0.extend(inverse);
-                undo.undo(lua);
-                return Err(error);
-            }
+        if let Err(error) = write.perform(lua, &mut undo.0) {
+            undo.undo(lua);
+            return Err(error);
         }
     }
     Ok(undo)

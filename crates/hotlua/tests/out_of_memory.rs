@@ -23,7 +23,7 @@ fn version(tag: &str) -> String {
         r#"
 local M = {{}}
 local count = 0
-M.data = {{ n = 1 }}
+M.data = {{ n = 1{added} }}
 MODGLOBAL = "{tag}"
 function M.version() return "{tag}" end
 function M.count() return count end
@@ -39,7 +39,14 @@ M.Class.__index = M.Class
 function M.Class.name() return "{tag} object" end
 M.{tag}_only = {{ added = true }}
 return M
-"#
+"#,
+        // Fields the new version adds to a live data table: written in one batch
+        // (`Write::Fields`), which can fail after some of them as the table grows.
+        added = if tag == "v1" {
+            ""
+        } else {
+            ", a = 1, b = 2, c = 3, d = 4, e = 5, f = 6, g = 7, h = 8, i = 9"
+        }
     )
 }
 
@@ -71,6 +78,9 @@ function snapshot()
   local same = 0
   for i = 1, #refs do if refs[i].f == m.reload_from_inside then same = same + 1 end end
   add(same)
+  local data_keys = 0
+  for _ in pairs(m.data) do data_keys = data_keys + 1 end
+  add(data_keys)
   return table.concat(out, ' ')
 end
 "#;
@@ -183,7 +193,7 @@ fn sweep(
         let closure = if inplace { "v2 closure" } else { "v1 closure" };
         let reloaded = format!(
             "v2 true v2 true v2 true seen v2 true {closure} 1 5 v1 true suspended false v2 \
-             object true true true 1000"
+             object true true true 1000 10"
         );
         let after: String = f.lua("return snapshot()");
         let succeeded = match &result {
