@@ -134,23 +134,25 @@ fn write_step(f: &mut fmt::Formatter<'_>, node: &Node) -> fmt::Result {
     }
 }
 
+/// Writes `node`'s steps from the root: at most [`SHOWN`] levels of recursion, as `node` is
+/// never deeper than that.
+fn write_from_root(f: &mut fmt::Formatter<'_>, node: &Node) -> fmt::Result {
+    if let Some(parent) = &node.parent {
+        write_from_root(f, &parent.0)?;
+    }
+    write_step(f, node)
+}
+
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = self.0.shown.as_ref().unwrap_or(self);
-        let mut nodes = Vec::new();
-        let mut node = Some(&*shown.0);
-        while let Some(current) = node {
-            nodes.push(current);
-            node = current.parent.as_ref().map(|parent| &*parent.0);
+        match &self.0.shown {
+            None => write_from_root(f, &self.0),
+            Some(shown) => {
+                write_from_root(f, &shown.0)?;
+                f.write_str("…")?;
+                write_step(f, &self.0)
+            }
         }
-        for current in nodes.into_iter().rev() {
-            write_step(f, current)?;
-        }
-        if self.0.shown.is_some() {
-            f.write_str("…")?;
-            write_step(f, &self.0)?;
-        }
-        Ok(())
     }
 }
 
