@@ -294,21 +294,20 @@ fn check_source(name: &str, file: &Path, bytes: &[u8]) -> Result<()> {
 const LUA_FILE_SEARCHER: &str = "hotlua.lua_file_searcher";
 
 /// Which of `searchers` is Lua's own file searcher, found without letting it compile a module
-/// (a big file would be compiled twice on the first reload): each C searcher is asked for a
-/// one-line module in a folder of hotlua's, with `package.path` pointing there for the moment.
-/// Lua's searcher answers with a chunk named after that file; the others (`package.preload`,
-/// C modules, a host's) find nothing. `package.path` is put back whatever happens.
+/// (a big file would be compiled twice on the first reload) and without touching the disk:
+/// with `package.path` set for the moment to one template in a folder that does not exist,
+/// each C searcher is asked for a module. Lua's searcher answers that it tried that file
+/// ("no file '…/hotlua_probe.lua'"); the others (`package.preload`, C modules, which search
+/// `package.cpath`, a host's) do not name it. `package.path` is put back whatever happens.
 fn identify_lua_file_searcher(package: &Table, searchers: &Table) -> Result<Option<Function>> {
     static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let probe = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("hotlua-probe-{}-{probe}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "hotlua-no-such-folder-{}-{probe}",
+        std::process::id()
+    ));
     let file = dir.join("hotlua_probe.lua");
-    if std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(&file, "return true"))
-        .is_err()
-    {
-        return Ok(None);
-    }
+    let file_text = file.display().to_string();
     let path: Value = package.raw_get("path")?;
     let found = package
         .raw_set("path", format!("{}/?.lua", dir.display()))
@@ -318,17 +317,21 @@ fn identify_lua_file_searcher(package: &Table, searchers: &Table) -> Result<Opti
                 if searcher.info().what != "C" {
                     continue;
                 }
-                if let Ok(Value::Function(loader)) = searcher.call::<Value>("hotlua_probe") {
-                    if loader.info().source.as_deref() == Some(chunk_name(&file).as_str()) {
-                        return Ok(Some(searcher));
+                let named_the_file = match searcher.call::<Value>("hotlua_probe") {
+                    Ok(Value::String(message)) => message.to_string_lossy().contains(&file_text),
+                    // Someone made the folder and the file after all: Lua's searcher loads it.
+                    Ok(Value::Function(loader)) => {
+                        loader.info().source.as_deref() == Some(chunk_name(&file).as_str())
                     }
+                    _ => false,
+                };
+                if named_the_file {
+                    return Ok(Some(searcher));
                 }
             }
             Ok(None)
         });
-    let restored = package.raw_set("path", path);
-    let _ = std::fs::remove_dir_all(&dir);
-    restored?;
+    package.raw_set("path", path)?;
     Ok(found?)
 }
 
