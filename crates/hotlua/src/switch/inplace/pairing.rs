@@ -330,28 +330,26 @@ unsafe fn child_key(parent: *const Proto, i: c_int) -> Vec<u8> {
 }
 
 /// For each upvalue of `new`, `old`'s upvalue of the same name, or `Unknown`. `None` when
-/// either has no names (stripped code).
+/// either has no names (stripped code). Names are read in place: a module of ten thousand
+/// functions is remapped without a list per function.
 unsafe fn remap(old: *const Proto, new: *const Proto) -> Option<Vec<Slot>> {
-    let names = |p: *const Proto| -> Option<Vec<&[u8]>> {
-        (0..hotlua_proto_nupvalues(p))
-            .map(|i| {
-                let mut len = 0;
-                let name = hotlua_proto_upvalue_name(p, i, &mut len);
-                (!name.is_null()).then(|| std::slice::from_raw_parts(name.cast::<u8>(), len))
-            })
-            .collect()
+    let name = |p: *const Proto, i: c_int| -> Option<&[u8]> {
+        let mut len = 0;
+        let name = hotlua_proto_upvalue_name(p, i, &mut len);
+        (!name.is_null()).then(|| std::slice::from_raw_parts(name.cast::<u8>(), len))
     };
-    let (old_names, new_names) = (names(old)?, names(new)?);
-    Some(
-        new_names
-            .iter()
-            .map(|name| {
-                let mut found = old_names.iter().enumerate().filter(|(_, n)| *n == name);
-                match (found.next(), found.next()) {
-                    (Some((index, _)), None) => Slot::Old(index as c_int),
-                    _ => Slot::Unknown,
-                }
+    let old_count = hotlua_proto_nupvalues(old);
+    if (0..old_count).any(|i| name(old, i).is_none()) {
+        return None;
+    }
+    (0..hotlua_proto_nupvalues(new))
+        .map(|i| {
+            let wanted = name(new, i)?;
+            let mut found = (0..old_count).filter(|&j| name(old, j) == Some(wanted));
+            Some(match (found.next(), found.next()) {
+                (Some(index), None) => Slot::Old(index),
+                _ => Slot::Unknown,
             })
-            .collect(),
-    )
+        })
+        .collect()
 }
