@@ -64,7 +64,11 @@ impl Write {
     /// A [`Write::Fields`] that fails half-way records what undoes the fields it wrote.
     fn perform(&self, lua: &Lua, undo: &mut Vec<Write>) -> mlua::Result<()> {
         if let Write::Fields { list } = self {
-            let before = lua.create_table()?;
+            // Sized for every value it will hold, so that noting one never grows it: Lua 5.1
+            // and 5.2 lose entries of a table whose growth runs out of memory half-way (the
+            // array part grown, the hash part not yet rebuilt), and the undo would lose them.
+            let slots: usize = list.raw_get("n")?;
+            let before = lua.create_table_with_capacity(slots, 1)?;
             before.raw_set("n", 0)?;
             undo.push(Write::Restore {
                 list: before.clone(),
