@@ -140,7 +140,7 @@ impl Planner<'_> {
         self.report.tables_merged += merged;
         // A merge can write a million fields, more than mlua can hold handles to: the raw
         // writes stay in their Lua list. Fields added through `__newindex` are few.
-        self.writes.try_push(Write::Fields { list: writes })?;
+        self.push_fields(writes)?;
         let mut at = 1;
         while let Some(table) = assigns.raw_get::<Option<Table>>(at)? {
             let (key, value) = (assigns.raw_get(at + 1)?, assigns.raw_get(at + 2)?);
@@ -196,7 +196,14 @@ impl Planner<'_> {
     /// merged into.
     pub(super) fn remap_data_tables(&mut self) -> Result<()> {
         let fields: Table = self.data.remap.call(())?;
-        self.writes.try_push(Write::Fields { list: fields })?;
+        self.push_fields(fields)
+    }
+
+    /// Plans the writes of a list the walks made, if it has any.
+    fn push_fields(&mut self, list: Table) -> Result<()> {
+        if list.raw_get::<usize>("n")? > 0 {
+            self.writes.try_push(Write::Fields { list })?;
+        }
         Ok(())
     }
 
