@@ -6,6 +6,23 @@
 
 #include "backend.h"
 
+/* The probe chunk's functions, the same for every backend; each layout.c ends the chunk with
+** its own `return` line (Lua 5.4's also returns a table). A long constant too: strings longer
+** than forty bytes are kept apart from short ones. */
+#define PROBE_LONG_CONSTANT \
+  "hotlua-layout-probe: a constant longer than the forty bytes of a short string"
+#define PROBE_FUNCTIONS                                                               \
+  "local yield = ...\n"                                                              \
+  "local shared = 12345\n"                                                           \
+  "local function probe(a, b, ...)\n"                                                \
+  "  local c = a + 1\n"                                                              \
+  "  return function() return shared, c, 'hotlua-probe', '" PROBE_LONG_CONSTANT "' end\n" \
+  "end\n"                                                                            \
+  "local function suspended(x)\n"                                                    \
+  "  local y = x\n"                                                                  \
+  "  yield(y)\n"                                                                     \
+  "end\n"
+
 /* A C function the probe's Lua function calls to suspend its coroutine inside it. */
 static int probe_yield(lua_State *L) { return lua_yield(L, lua_gettop(L)); }
 

@@ -15,20 +15,8 @@
 #include "ltable.h"
 #include "ltm.h"
 
-#define LONG_CONSTANT "hotlua-layout-probe: a constant longer than the forty bytes of a short string"
-
 static const char probe_source[] =
-    "local yield = ...\n"
-    "local shared = 12345\n"
-    "local function probe(a, b, ...)\n"
-    "  local c = a + 1\n"
-    "  return function() return shared, c, 'hotlua-probe', '" LONG_CONSTANT "' end\n"
-    "end\n"
-    "local function suspended(x)\n"
-    "  local y = x\n"
-    "  yield(y)\n"
-    "end\n"
-    "return probe, probe(1, 2), suspended, {10, 20, 30, key = true}\n";
+    PROBE_FUNCTIONS "return probe, probe(1, 2), suspended, {10, 20, 30, key = true}\n";
 
 static int same_string(const TString *s, const char *text) {
   size_t len = strlen(text);
@@ -105,7 +93,8 @@ static const char *check_nesting(lua_State *L) {
       !same_string(p->upvalues[1].name, "c") || p->upvalues[1].instack != 1 ||
       p->upvalues[1].idx != 2)
     return "the upvalue descriptions of a prototype";
-  if (!has_string_constant(p, "hotlua-probe") || !has_string_constant(p, LONG_CONSTANT))
+  if (!has_string_constant(p, "hotlua-probe") ||
+      !has_string_constant(p, PROBE_LONG_CONSTANT))
     return "the constants of a prototype";
   shared = inner->upvals[0];
   c = inner->upvals[1];

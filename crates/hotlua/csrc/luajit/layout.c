@@ -12,20 +12,8 @@
 #include "backend.h"
 #include "probe.h"
 
-#define LONG_CONSTANT "hotlua-layout-probe: a constant longer than the forty bytes of a short string"
-
 static const char probe_source[] =
-    "local yield = ...\n"
-    "local shared = 12345\n"
-    "local function probe(a, b, ...)\n"
-    "  local c = a + 1\n"
-    "  return function() return shared, c, 'hotlua-probe', '" LONG_CONSTANT "' end\n"
-    "end\n"
-    "local function suspended(x)\n"
-    "  local y = x\n"
-    "  yield(y)\n"
-    "end\n"
-    "return probe, probe(1, 2), suspended\n";
+    PROBE_FUNCTIONS "return probe, probe(1, 2), suspended\n";
 
 static int same_string(GCstr *s, const char *text) {
   size_t len = strlen(text);
@@ -114,7 +102,8 @@ static const char *check_nesting(lua_State *L) {
       strcmp(hotlua_upvalue_name_at(p, 1), "c") != 0 ||
       (proto_uv(p)[1] & ~PROTO_UV_IMMUTABLE) != (PROTO_UV_LOCAL | 2))
     return "the upvalue descriptions of a prototype";
-  if (!has_string_constant(p, "hotlua-probe") || !has_string_constant(p, LONG_CONSTANT))
+  if (!has_string_constant(p, "hotlua-probe") ||
+      !has_string_constant(p, PROBE_LONG_CONSTANT))
     return "the constants of a prototype";
   shared = closure_cell(inner, 0);
   c = closure_cell(inner, 1);
