@@ -95,6 +95,19 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
     return found
   end
 
+  -- The keys of `live` that hold a function and that `new` lacks: the old functions a new
+  -- version no longer has (for any table, not only data tables).
+  local function deleted(live, new)
+    local keys, n = {}, 0
+    for key, value in next, live do
+      if type(value) == "function" and rawget(new, key) == nil then
+        n = n + 1
+        keys[n] = key
+      end
+    end
+    return keys
+  end
+
   -- The planner's pending merges (`Task::MergeTables`) from one of a data table `new` into
   -- `live`, done as the planner does them, until none is left or the next one is of a table
   -- that is not a data table. `base`: the new table's load-time values, or false.
@@ -187,12 +200,11 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
         end
       end
       -- old functions the new version no longer has (the planner keeps those of the batch)
-      for k, current in next, live do
-        if type(current) == "function" and rawget(new, k) == nil then
-          event("deleted", step, k)
-          nevents = nevents + 1
-          events[nevents] = current
-        end
+      local gone = deleted(live, new)
+      for i = 1, #gone do
+        event("deleted", step, gone[i])
+        nevents = nevents + 1
+        events[nevents] = rawget(live, gone[i])
       end
     end
     local left, nleft = {}, 0
@@ -240,5 +252,5 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
     end
   end
 
-  return { collect = collect, merge = merge, remap = remap, resolve = resolve }
+  return { collect = collect, merge = merge, remap = remap, resolve = resolve, deleted = deleted }
 end

@@ -25,6 +25,7 @@ pub(super) struct DataTables {
     merge: Function,
     remap: Function,
     resolve: Function,
+    deleted: Function,
     /// Every data table collected → true, or the live table it merges into once paired; a
     /// table a data table reaches that is not one → false.
     members: Table,
@@ -65,8 +66,20 @@ impl DataTables {
             merge: walks.raw_get("merge")?,
             remap: walks.raw_get("remap")?,
             resolve: walks.raw_get("resolve")?,
+            deleted: walks.raw_get("deleted")?,
             members: members.clone(),
         })
+    }
+
+    /// The keys of `live` that hold a function and that `new` lacks, as a sequence.
+    pub(super) fn deleted_functions(&self, live: &Table, new: &Table) -> Result<Table> {
+        Ok(self.deleted.call((live, new))?)
+    }
+
+    /// Points the values of a list of writes the walks made (3 slots a write, `n` slots) at
+    /// the live tables they pair with.
+    pub(super) fn resolve_writes(&self, list: &Table) -> Result<()> {
+        Ok(self.resolve.call(list)?)
     }
 
     /// True for a data table.
@@ -205,11 +218,6 @@ impl Planner<'_> {
             self.writes.try_push(Write::Fields { list })?;
         }
         Ok(())
-    }
-
-    /// Points the values of a list of writes the walks made at the live tables they pair with.
-    pub(super) fn resolve_data_writes(&self, list: &Table) -> Result<()> {
-        Ok(self.data.resolve.call(list)?)
     }
 }
 

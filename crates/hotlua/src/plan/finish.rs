@@ -106,7 +106,7 @@ impl Planner<'_> {
                 environment: live_table(environment)?,
             },
             Write::Fields { list } => {
-                self.resolve_data_writes(&list)?;
+                self.data.resolve_writes(&list)?;
                 Write::Fields { list }
             }
             other @ (Write::Join { .. } | Write::Restore { .. }) => other,

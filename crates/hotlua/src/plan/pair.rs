@@ -162,22 +162,7 @@ impl Planner<'_> {
         self.merge_fields(live, new, path, base)?;
         // The live table's functions the new one lacks, found in Lua: a module of ten thousand
         // functions is not ten thousand trips through mlua.
-        const DELETED: &str = r#"
-local next, rawget, type = next, rawget, type
-return function(live, new)
-  local deleted, n = {}, 0
-  for key, value in next, live do
-    if type(value) == "function" and rawget(new, key) == nil then
-      n = n + 1
-      deleted[n] = key
-    end
-  end
-  return deleted
-end
-"#;
-        let deleted_functions: Function =
-            crate::standard::cached(self.lua, "=hotlua deleted functions", DELETED)?;
-        let deleted: Table = deleted_functions.call((live, new))?;
+        let deleted = self.data.deleted_functions(live, new)?;
         for key in deleted.sequence_values::<Value>() {
             let key = key?;
             if let Value::Function(function) = live.raw_get::<Value>(&key)? {
