@@ -62,7 +62,7 @@ pub(crate) fn inspect(
                 let source = CStr::from_ptr(ar.source).to_bytes();
                 from_sources = sources.iter().any(|s| s.as_bytes() == source);
                 prototype = Some((ar.source as usize, ar.linedefined, ar.lastlinedefined));
-                push_upvalues(state, &mut named, names);
+                push_upvalues(state, &mut named, Some(&mut *names));
             }
             ffi::lua_remove(state, 1);
         })?
@@ -129,12 +129,11 @@ pub(crate) fn metatable(lua: &Lua, table: &mlua::Table) -> Result<Option<mlua::T
 /// All upvalues of `function`, in index order.
 pub(crate) fn upvalues(lua: &Lua, function: &Function) -> Result<Vec<Upvalue>> {
     let mut named: Vec<(Rc<str>, usize)> = Vec::new();
-    let mut names = Names::default();
     // SAFETY: index 1 is `function` (the only argument), as push_upvalues requires; the pushed
     // values stay on the frame and come back as the MultiValue, so exec_raw balances the stack.
     let values: MultiValue = unsafe {
         lua.exec_raw(function, |state| {
-            push_upvalues(state, &mut named, &mut names);
+            push_upvalues(state, &mut named, None);
             ffi::lua_remove(state, 1);
         })?
     };
@@ -179,7 +178,8 @@ unsafe fn cell_identity(state: *mut ffi::lua_State, function: c_int, n: c_int) -
     }
 }
 
-/// Pushes every upvalue of the function at index 1 and records its name and cell.
+/// Pushes every upvalue of the function at index 1 and records its name (shared through
+/// `names` when the caller keeps them across functions) and cell.
 ///
 /// SAFETY (for callers): index 1 must hold a function. A C function frame is only promised
 /// `LUA_MINSTACK` free slots, so room for each upvalue is made with lua_checkstack before it
@@ -190,7 +190,7 @@ unsafe fn cell_identity(state: *mut ffi::lua_State, function: c_int, n: c_int) -
 unsafe fn push_upvalues(
     state: *mut ffi::lua_State,
     named: &mut Vec<(Rc<str>, usize)>,
-    names: &mut Names,
+    mut names: Option<&mut Names>,
 ) {
     let mut index = 1;
     while ffi::lua_checkstack(state, 1) != 0 {
@@ -199,7 +199,12 @@ unsafe fn push_upvalues(
             break;
         }
         let cell = cell_identity(state, 1, index);
-        named.push((names.intern(CStr::from_ptr(name).to_bytes()), cell));
+        let name = CStr::from_ptr(name).to_bytes();
+        let name = match names.as_deref_mut() {
+            Some(names) => names.intern(name),
+            None => String::from_utf8_lossy(name).into(),
+        };
+        named.push((name, cell));
         index += 1;
     }
 }
