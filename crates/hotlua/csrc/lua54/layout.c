@@ -1,5 +1,5 @@
 /* The proof that the Lua running this code lays its objects out as the headers the shim was
-** compiled with say (see inplace.h).
+** compiled with say (see backend.h).
 **
 ** A C module built against Lua 5.4.9's headers may be loaded by a `lua5.4` of another release
 ** or build. Before the shim touches a structure, hotlua_layout_check builds objects whose every

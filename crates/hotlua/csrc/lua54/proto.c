@@ -1,4 +1,4 @@
-/* Reading the prototypes of old and new functions, for the pairing (see inplace.h). */
+/* Reading the prototypes of old and new functions, for the pairing (see backend.h). */
 
 #include "backend.h"
 #include "key.h"

@@ -8,7 +8,7 @@
 ** resized, or an insertion displaced a key), the comparison touches nothing and says so, and
 ** the caller compares by key in Lua instead.
 **
-** Compiled like proto.c and scan.c (see inplace.h); unlike them it also runs while the
+** Compiled like proto.c and scan.c (see backend.h); unlike them it also runs while the
 ** collector runs, so every write goes through the API or the collector's barrier.
 */
 
