@@ -4,9 +4,9 @@
 //!
 //! A program that vendors Lua runs the very Lua the shim was compiled against; the C module
 //! may be loaded by any `lua5.4` or LuaJIT (Debian's 5.4.4, a distribution's 5.4.6, skynet's
-//! patched 5.4, a LuaJIT without GC64). Where the proof fails, everything that reads Lua's structures is left out:
-//! engine `inplace` gives way to `walk` (said once per process on stderr, and in each report's
-//! warnings), and staging compares tables by key. skynet 1.8.0's patched Lua 5.4.7 is refused
+//! patched 5.4, a LuaJIT without GC64). Where the proof fails, everything that reads Lua's
+//! structures is left out: engine `inplace` gives way to `walk` (said once per process on
+//! stderr, and in each report's warnings), and staging compares tables by key. skynet 1.8.0's patched Lua 5.4.7 is refused
 //! (its prototypes keep their chunk names apart): its services reload with `walk`.
 
 use mlua::Lua;
