@@ -104,9 +104,16 @@ pub(crate) fn store(lua: &Lua, name: &str, baseline: Value) -> mlua::Result<()> 
     all(lua)?.raw_set(name, baseline)
 }
 
-/// Replaces the baselines of a reload's modules; the result puts the old ones back if the
-/// reload fails later. All or nothing.
-pub(crate) fn replace(lua: &Lua, baselines: &[(String, Value)]) -> mlua::Result<Replaced> {
+/// Replaces the baselines of a reload's modules, once the fields `copies` lists hold copies;
+/// the result puts the old ones back if the reload fails later. All or nothing.
+pub(crate) fn replace(
+    lua: &Lua,
+    baselines: &[(String, Value)],
+    copies: Option<&FieldsToCopy>,
+) -> mlua::Result<Replaced> {
+    if let Some(copies) = copies {
+        copy_fields(lua, copies)?;
+    }
     let mut replaced = Replaced {
         all: all(lua)?,
         before: Vec::with_capacity(baselines.len()),
@@ -148,15 +155,50 @@ pub(crate) fn snapshot(lua: &Lua, value: &Value, foreign: &Table) -> mlua::Resul
     copy.call((value, foreign))
 }
 
+/// Fields of new tables that a baseline holds as they are but that hold tables that go live
+/// (or were live already): the planner lists the fields of the new tables merged into live
+/// ones, which are never live and are their own baseline.
+pub(crate) struct FieldsToCopy {
+    /// A table, then a key, for each field; `n` slots.
+    pub(crate) fields: Table,
+    /// Tables a [`snapshot`] keeps as they are.
+    pub(crate) foreign: Table,
+}
+
+/// Replaces the value of each field `copies` lists with a [`snapshot`] of it; tables reached
+/// from two fields are copied once. Done when the baselines are recorded, not when planned:
+/// a plan can be made twice from one new version (when an `on_reload` hook ran).
+fn copy_fields(lua: &Lua, copies: &FieldsToCopy) -> mlua::Result<()> {
+    let copy: Function = crate::standard::cached(lua, "=hotlua snapshot", SNAPSHOT)?;
+    let replace: Function = crate::standard::cached(lua, "=hotlua copy fields", COPY_FIELDS)?;
+    replace.call((&copies.fields, &copies.foreign, copy))
+}
+
+const COPY_FIELDS: &str = r#"
+local rawget, rawset = rawget, rawset
+return function(fields, foreign, snapshot)
+  local copies = {}
+  for i = 1, fields.n, 2 do
+    local t, k = fields[i], fields[i + 1]
+    rawset(t, k, snapshot(rawget(t, k), foreign, copies))
+  end
+end
+"#;
+
 // `copy_slots` ([`crate::slots`]), where the build has it, copies a table's entries with its
 // sizes: no table grows entry by entry.
 const SNAPSHOT: &str = r#"
 local next, type, copy_slots = next, type, copy_slots
 local function empty() return {} end
 local copy = copy_slots or empty
-return function(root, foreign)
+-- `copies`: the copies made so far (new table -> copy), shared by calls that copy tables of
+-- one version, or nil.
+return function(root, foreign, copies)
   if type(root) ~= "table" or foreign[root] then return root end
-  local copies, pending, count = { [root] = copy(root) }, { root }, 1
+  copies = copies or {}
+  if copies[root] then return copies[root] end
+  copies[root] = copy(root)
+  local pending, count = { root }, 1
   while count > 0 do
     local t = pending[count]
     pending[count] = nil

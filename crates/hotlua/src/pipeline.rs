@@ -105,8 +105,9 @@ impl Reloader {
                     message: load::lua_error_text(&error),
                 };
                 let apply_started = Instant::now();
-                let baselines = baseline::replace(&self.lua, &plan.baselines)
-                    .map_err(|error| failed(ApplyStep::Baselines, error))?;
+                let baselines =
+                    baseline::replace(&self.lua, &plan.baselines, plan.baseline_copies.as_ref())
+                        .map_err(|error| failed(ApplyStep::Baselines, error))?;
                 let undo = match apply::apply(&self.lua, &plan.writes) {
                     Ok(undo) => undo,
                     Err(error) => {

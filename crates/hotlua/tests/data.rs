@@ -143,6 +143,44 @@ fn module_metatable_is_merged() {
     assert!(f.lua::<bool>("return m() == 'two' and getmetatable(m) == mt"));
 }
 
+/// A reload's baseline holds the new tables merged into live ones as they are (they are
+/// never live) but copies of the tables that go live: a record the reload added and the
+/// program then changed is the program's, not the file's, at the next merge.
+#[test]
+fn merge3_baseline_is_not_changed_by_the_program_changing_a_table_a_reload_added() {
+    let f = Fixture::new();
+    f.reloader.set_policy("m", DataPolicy::Merge3);
+    f.write("m", "return { items = { a = { hp = 1 } } }");
+    f.lua::<()>("m = require 'm'");
+    let v2 = "return { items = { a = { hp = 1 }, b = { hp = 2, tags = { 'x' } } } }";
+    f.write("m", v2);
+    f.reload_ok("m");
+    f.lua::<()>("b = m.items.b; b.hp = 99; b.tags[1] = 'mine'; m.items.a.hp = 5");
+    f.write("m", &format!("{v2} -- unchanged"));
+    f.reload_ok("m");
+    assert_eq!(
+        f.lua::<(bool, i64, String, i64)>(
+            "return m.items.b == b, m.items.b.hp, m.items.b.tags[1], m.items.a.hp"
+        ),
+        (true, 99, "mine".into(), 5)
+    );
+}
+
+/// An `on_reload` hook makes the reload plan again from the same new version: the first plan
+/// must not have changed it (a new table that goes live holds the module, not a copy of it).
+#[test]
+fn a_plan_made_again_after_a_hook_sees_the_new_version_unchanged() {
+    let f = Fixture::new();
+    f.write("m", "local M = { a = {} }\nreturn M");
+    f.lua::<()>("m = require 'm'; require('hotlua').on_reload(function() end)");
+    f.write(
+        "m",
+        "local M = { a = {} }\nM.h = { up = M, f = function() return M end }\nreturn M",
+    );
+    f.reload_ok("m");
+    assert!(f.lua::<bool>("return m.h.up == m and m.h.f() == m"));
+}
+
 #[test]
 fn new_table_referring_to_the_module_points_at_the_live_module() {
     let f = Fixture::new();

@@ -10,26 +10,16 @@ local next, type, rawget, rawequal, getmetatable = next, type, rawget, rawequal,
 -- foreign, live_modules: tables the planner never collects or merges into (sets).
 -- pairs: every other new table -> the live table it merges into (shared with the planner).
 -- general: the new tables the planner collected itself (shared, read only here).
+-- unmerged: filled here and by the planner: (new table, key) for each field of a new table
+-- merged into a live one that holds a table not merged into the live table's field (2 slots
+-- a field, `n` slots): where the new version's tables go live, for its baseline.
 -- G: `_G`. has_newindex(t): whether t's raw metatable has a `__newindex`.
-return function(data, foreign, live_modules, pairs, general, G, has_newindex)
-  -- the data tables in the order collected
-  local order, count = {}, 0
+return function(data, foreign, live_modules, pairs, general, unmerged, G, has_newindex)
+  -- the data tables in the order collected, and how many of them the merge paired
+  local order, count, paired_here = {}, 0, 0
   local skip = {}
   for t in next, foreign do skip[t] = true end
   for t in next, live_modules do skip[t] = true end
-
-  local function is_data(t)
-    if getmetatable(t) ~= nil then return false end
-    for k, v in next, t do
-      local kind = type(k)
-      if kind ~= "string" and kind ~= "number" and kind ~= "boolean" then return false end
-      kind = type(v)
-      if kind ~= "string" and kind ~= "number" and kind ~= "table" and kind ~= "boolean" then
-        return false
-      end
-    end
-    return true
-  end
 
   -- The keys from the walk's root to step `step`, then `key`, appended to `out` after their
   -- number. `parent_of[s]`, `key_of[s]`: how step s was reached (step 1 is the root).
@@ -55,40 +45,62 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
   -- the planner skips, for the planner to collect, in the order reached: each table followed
   -- by its path from `root` (the number of keys, then the keys). Those tables are marked
   -- `data[t] = false`: reached, and left to the planner.
+  --
+  -- Each table is read once: whether it is a data table and the tables it holds are found in
+  -- one pass, its tables waiting on a stack in reverse so that the first is walked next.
   local function collect(root)
     local known = data[root]
     if known then return {} end
-    if known == false or not is_data(root) then return false end
-    data[root] = true
-    count = count + 1
-    order[count] = root
+    if known == false then return false end
     local found, nfound = {}, 0
-    -- the tables being walked and the key each is at: the keys are the path
-    local tables, keys, n = { root }, {}, 1
+    -- the tables waiting and the step each was reached by: step s was reached from step
+    -- parent_of[s] by key key_of[s] (step 1 is the root)
+    local stack, stack_steps, n = { root }, { 1 }, 1
+    local parent_of, key_of, steps = { 0 }, { false }, 1
     while n > 0 do
-      local k, v = next(tables[n], keys[n])
-      if k == nil then
-        tables[n], keys[n] = nil, nil
-        n = n - 1
-      else
-        keys[n] = k
-        if type(v) == "table" and data[v] == nil and not skip[v] and pairs[v] == nil
-            and general[v] == nil then
-          if is_data(v) then
-            data[v] = true
-            count = count + 1
-            order[count] = v
-            n = n + 1
-            tables[n] = v
-          else
-            data[v] = false
-            found[nfound + 1], found[nfound + 2] = v, n
-            nfound = nfound + 2
-            for i = 1, n do
-              found[nfound + i] = keys[i]
+      local t, step = stack[n], stack_steps[n]
+      n = n - 1
+      if data[t] == nil then
+        local top, is_data = n, getmetatable(t) == nil
+        if is_data then
+          for k, v in next, t do
+            local kind = type(k)
+            if kind ~= "string" and kind ~= "number" and kind ~= "boolean" then
+              is_data = false
+              break
             end
-            nfound = nfound + n
+            kind = type(v)
+            if kind == "table" then
+              if data[v] == nil and not skip[v] and pairs[v] == nil and general[v] == nil then
+                steps = steps + 1
+                parent_of[steps], key_of[steps] = step, k
+                n = n + 1
+                stack[n], stack_steps[n] = v, steps
+              end
+            elseif kind ~= "string" and kind ~= "number" and kind ~= "boolean" then
+              is_data = false
+              break
+            end
           end
+        end
+        if is_data then
+          data[t] = true
+          count = count + 1
+          order[count] = t
+          local i, j = top + 1, n
+          while i < j do
+            stack[i], stack[j] = stack[j], stack[i]
+            stack_steps[i], stack_steps[j] = stack_steps[j], stack_steps[i]
+            i, j = i + 1, j - 1
+          end
+        elseif step == 1 then
+          return false
+        else
+          n = top
+          data[t] = false
+          found[nfound + 1] = t
+          nfound = append_path(found, nfound + 1, parent_of, key_of, parent_of[step],
+            key_of[step])
         end
       end
     end
@@ -135,15 +147,18 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
       local live, new, base, step = lives[n], news[n], bases[n], steps_of[n]
       lives[n], news[n], bases[n], steps_of[n], datas[n] = nil, nil, nil, nil, nil
       n = n - 1
-      -- merge_fields
+      -- merge_fields; a live table with no metatable is read without a call
+      local plain = getmetatable(live) == nil
       for k, value in next, new do
-        local current = rawget(live, k)
+        local current
+        if plain then current = live[k] else current = rawget(live, k) end
         local kind = type(value)
         -- a data table (new) is never a live value; `==` is raw but for two tables (`__eq`)
         local collected = kind == "table" and data[value]
+        local merging = false
         if current == nil then
           added = added + 1
-          if getmetatable(live) ~= nil and not rawequal(live, G) and has_newindex(live) then
+          if not plain and not rawequal(live, G) and has_newindex(live) then
             assigns[nassigns + 1], assigns[nassigns + 2], assigns[nassigns + 3] = live, k, value
             nassigns = nassigns + 3
           else
@@ -158,23 +173,34 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
             or (kind == "table" and general[value] ~= nil)
           if live_kind == "table" and is_new and not foreign[current] then
             local paired
-            if type(collected) == "table" then
+            if collected == true then
+              paired = nil
+            elseif collected then
               paired = collected
-            elseif collected ~= true then
+            else
               paired = pairs[value]
             end
             if paired ~= nil and not rawequal(paired, current) then
               event("elsewhere", step, k)
               write = true
             elseif paired == nil then
-              if collected == true then data[value] = current else pairs[value] = current end
+              if collected == true then
+                data[value] = current
+                paired_here = paired_here + 1
+              else
+                pairs[value] = current
+              end
+              merging = true
               merged = merged + 1
               steps = steps + 1
               parent_of[steps], key_of[steps] = step, k
-              local child_base = base and rawget(base, k)
               n = n + 1
               lives[n], news[n], steps_of[n], datas[n] = current, value, steps, collected == true
-              bases[n] = type(child_base) == "table" and child_base
+              bases[n] = false
+              if base then
+                local child_base = rawget(base, k)
+                bases[n] = type(child_base) == "table" and child_base
+              end
             end
           elseif live_kind == "table" and is_new then
             -- a foreign table: replaced only if the file put it there
@@ -198,13 +224,19 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
             nwrites = nwrites + 3
           end
         end
+        if kind == "table" and not merging then
+          local at = unmerged.n
+          unmerged[at + 1], unmerged[at + 2], unmerged.n = new, k, at + 2
+        end
       end
-      -- old functions the new version no longer has (the planner keeps those of the batch)
-      local gone = deleted(live, new)
-      for i = 1, #gone do
-        event("deleted", step, gone[i])
-        nevents = nevents + 1
-        events[nevents] = rawget(live, gone[i])
+      -- old functions the new version no longer has (the planner keeps those of the batch);
+      -- `new`, a data table, is read without a call
+      for key, old in next, live do
+        if new[key] == nil and type(old) == "function" then
+          event("deleted", step, key)
+          nevents = nevents + 1
+          events[nevents] = old
+        end
       end
     end
     local left, nleft = {}, 0
@@ -219,9 +251,12 @@ return function(data, foreign, live_modules, pairs, general, G, has_newindex)
 
   -- The fields of data tables that go live as they are (not merged into a live table) that
   -- hold a new table merged into a live one: (table, key, value) for each, 3 slots a field,
-  -- `n` slots in all.
-  local function remap()
+  -- `n` slots in all. `paired_elsewhere`: how many data tables the planner paired.
+  local function remap(paired_elsewhere)
     local fields, n = {}, 0
+    fields.n = 0
+    -- each data table merged into a live one: none goes live as it is
+    if count - paired_here - paired_elsewhere == 0 then return fields end
     for i = 1, count do
       local t = order[i]
       if data[t] == true then

@@ -33,7 +33,8 @@ pub(super) struct DataTables {
 
 impl DataTables {
     /// `pairs` and `general` are the planner's table pairs and the new tables it collected
-    /// itself: the walks read both and add pairs.
+    /// itself: the walks read both and add pairs. `unmerged`: where new tables go live
+    /// ([`super::Planner::note_unmerged`]), which the walks add to.
     pub(super) fn new(
         lua: &Lua,
         members: &Table,
@@ -41,6 +42,7 @@ impl DataTables {
         live_modules: &Table,
         pairs: &Table,
         general: &Table,
+        unmerged: &Table,
     ) -> Result<DataTables> {
         let make: Function =
             crate::standard::cached(lua, "=hotlua data tables", include_str!("data.lua"))?;
@@ -58,6 +60,7 @@ impl DataTables {
             live_modules,
             pairs,
             general,
+            unmerged,
             lua.globals(),
             has_newindex,
         ))?;
@@ -208,7 +211,7 @@ impl Planner<'_> {
     /// The writes that point fields of data tables going live at the live tables their values
     /// merged into.
     pub(super) fn remap_data_tables(&mut self) -> Result<()> {
-        let fields: Table = self.data.remap.call(())?;
+        let fields: Table = self.data.remap.call(self.table_pairs.data_paired())?;
         self.push_fields(fields)
     }
 

@@ -63,6 +63,7 @@ impl Planner<'_> {
             report: self.report,
             writes,
             baselines: Vec::new(),
+            baseline_copies: None,
             replaced: replaced_functions,
             known,
             sources: self.sources,

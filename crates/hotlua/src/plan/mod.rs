@@ -52,6 +52,9 @@ pub struct Plan {
     pub(crate) writes: Vec<Write>,
     /// Baselines to record once the plan is applied, module by module.
     pub(crate) baselines: Vec<(String, Value)>,
+    /// Fields of the baselines' tables that must hold copies before they are recorded
+    /// ([`baseline::copy_fields`]): the tables there go live.
+    pub(crate) baseline_copies: Option<baseline::FieldsToCopy>,
     /// Every old function of the batch and its new version: what the switching engine
     /// replaces everywhere else.
     pub(crate) replaced: Vec<(Function, Function)>,
@@ -107,8 +110,13 @@ impl Plan {
             baselines.try_push((module.name.clone(), planner.baseline_of(module, globals)?))?;
         }
         planner.remap_new_tables()?;
+        let baseline_copies = baseline::FieldsToCopy {
+            fields: planner.unmerged.clone(),
+            foreign: planner.foreign_set.clone(),
+        };
         let mut plan = planner.finish()?;
         plan.baselines = baselines;
+        plan.baseline_copies = Some(baseline_copies);
         plan.report.timings.plan_ms = started.elapsed().as_secs_f64() * 1e3;
         plan.report.timings.load_ms = staged.load_ms;
         plan.report.timings.stage_ms = staged.stage_ms;
@@ -212,6 +220,8 @@ struct Planner<'lua> {
     local_bases: Vec<Table>,
     /// The `locals` of the new baselines: each cell's value as the new version set it.
     new_local_bases: Table,
+    /// Where the new version's tables go live: see `unmerged` in `data.lua`.
+    unmerged: Table,
     /// Functions that other modules and `_G` export as fields, by identity; read on first need.
     exported_elsewhere: Option<FxHashSet<usize>>,
     tasks: Tasks,
@@ -248,6 +258,8 @@ impl<'lua> Planner<'lua> {
             .map(|table| table.to_pointer() as usize)
             .collect();
         let new_tables = TableMap::new(lua)?;
+        let unmerged = lua.create_table()?;
+        unmerged.raw_set("n", 0)?;
         let data = DataTables::new(
             lua,
             &data_members,
@@ -255,6 +267,7 @@ impl<'lua> Planner<'lua> {
             &data::table_set(lua, live_module_tables)?,
             table_pairs.entries(),
             new_tables.entries(),
+            &unmerged,
         )?;
         Ok(Planner {
             lua,
@@ -283,6 +296,7 @@ impl<'lua> Planner<'lua> {
             repeated_locals: None,
             local_bases: Vec::new(),
             new_local_bases: lua.create_table()?,
+            unmerged,
             exported_elsewhere: None,
             tasks: Tasks::new(lua)?,
             kept_deleted: Vec::new(),
@@ -403,24 +417,31 @@ impl<'lua> Planner<'lua> {
         })
     }
 
-    /// The module's new baseline: a copy of what its file just produced.
+    /// The module's new baseline: what its file just produced, where the program cannot
+    /// change it. A new table merged into a live one is never live and is its own baseline
+    /// (the tables that go live from its fields are replaced with copies when the baseline
+    /// is recorded: [`baseline::copy_fields`]); a new table that goes live is copied.
     /// `sifted` holds every table `module`'s top level wrote into `_G` ([`sift_globals`]).
     fn baseline_of(&self, module: &StagedModule, sifted: &Table) -> Result<Value> {
-        let foreign = &self.foreign_set;
         let baseline = self.lua.create_table()?;
-        baseline.raw_set(
-            "module",
-            baseline::snapshot(self.lua, &module.new, foreign)?,
-        )?;
+        baseline.raw_set("module", self.baseline_value(&module.new)?)?;
         let (globals, _): (Table, usize) = crate::staging::copy_table(self.lua, &module.globals)?;
         for pair in sifted.pairs::<Value, Value>() {
             if let (key, value @ Value::Table(_)) = pair? {
-                globals.raw_set(key, baseline::snapshot(self.lua, &value, foreign)?)?;
+                globals.raw_set(key, self.baseline_value(&value)?)?;
             }
         }
         baseline.raw_set("globals", globals)?;
         baseline.raw_set("locals", &self.new_local_bases)?;
         Ok(Value::Table(baseline))
+    }
+
+    /// `value` if it is a new table merged into a live one, else a copy of it.
+    fn baseline_value(&self, value: &Value) -> Result<Value> {
+        Ok(match value {
+            Value::Table(table) if self.table_pairs.contains(table)? => value.clone(),
+            _ => baseline::snapshot(self.lua, value, &self.foreign_set)?,
+        })
     }
 }
 

@@ -199,6 +199,7 @@ impl Planner<'_> {
                 // Not a path: add the entry if the live table lacks it, never merge.
                 let live_key = self.resolve(&key)?;
                 if live.raw_get::<Value>(&live_key)? == Value::Nil {
+                    self.note_unmerged(new, &key, &new_value, None)?;
                     self.writes.try_push(Write::Field {
                         table: live.clone(),
                         key,
@@ -214,7 +215,13 @@ impl Planner<'_> {
                 None => None,
             };
             let added = live_value == Value::Nil;
-            if self.merge_field(live_value, &new_value, base_value, &field_path)? {
+            let live_table = match &live_value {
+                Value::Table(table) => Some(table.clone()),
+                _ => None,
+            };
+            let replaced = self.merge_field(live_value, &new_value, base_value, &field_path)?;
+            self.note_unmerged(new, &key, &new_value, live_table.as_ref())?;
+            if replaced {
                 let write = if added && live != &self.globals && self.has_newindex(live)? {
                     Write::Assign {
                         table: live.clone(),
@@ -231,6 +238,29 @@ impl Planner<'_> {
                 self.writes.try_push(write)?;
             }
         }
+        Ok(())
+    }
+
+    /// Notes `new[key]` (a field of a new table merged into a live one) if it holds a table
+    /// that did not merge into `live`, the live table at that field: a table that goes live,
+    /// or one the program holds already, which the baseline must copy.
+    fn note_unmerged(
+        &mut self,
+        new: &Table,
+        key: &Value,
+        value: &Value,
+        live: Option<&Table>,
+    ) -> Result<()> {
+        let Value::Table(table) = value else {
+            return Ok(());
+        };
+        if live.is_some() && self.table_pairs.get(table)?.as_ref() == live {
+            return Ok(());
+        }
+        let at: usize = self.unmerged.raw_get("n")?;
+        self.unmerged.raw_set(at + 1, new)?;
+        self.unmerged.raw_set(at + 2, key)?;
+        self.unmerged.raw_set("n", at + 2)?;
         Ok(())
     }
 

@@ -17,6 +17,8 @@ pub(super) struct TableMap {
     /// where a data table maps to a table once paired (see `data.lua`). A table missing from
     /// `identities` may then be in `entries` or there.
     data: Option<Table>,
+    /// How many data tables [`TableMap::insert`] paired.
+    data_paired: usize,
 }
 
 impl TableMap {
@@ -25,6 +27,7 @@ impl TableMap {
             identities: FxHashSet::default(),
             entries: lua.create_table()?,
             data: None,
+            data_paired: 0,
         })
     }
 
@@ -44,6 +47,11 @@ impl TableMap {
     pub(super) fn contains(&self, table: &Table) -> Result<bool> {
         Ok(self.identities.contains(&(table.to_pointer() as usize))
             || self.lua_side(table)?.is_some())
+    }
+
+    /// How many data tables this map paired (the data walks pair others themselves).
+    pub(super) fn data_paired(&self) -> usize {
+        self.data_paired
     }
 
     /// What the data walks mapped `table` to, if they did.
@@ -69,6 +77,7 @@ impl TableMap {
             // A data table's pair is kept where the data walks keep it.
             if data.raw_get::<Value>(table)? == Value::Boolean(true) {
                 data.raw_set(table, value)?;
+                self.data_paired += 1;
                 return Ok(true);
             }
         }
