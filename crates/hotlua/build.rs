@@ -1,6 +1,7 @@
-//! Builds the C shim (csrc/: the `inplace` engine, and for Lua 5.4 staging's slot-for-slot
-//! table copies) when the library is built for Lua 5.4 or LuaJIT, and sets
-//! `cfg(hotlua_inplace)` (and `cfg(hotlua_lua54_shim)` for 5.4).
+//! Builds the planner's data walks (csrc/data.c, public C API only) for every Lua, and the C
+//! shim (csrc/: the `inplace` engine, and for Lua 5.4 staging's slot-for-slot table copies)
+//! when the library is built for Lua 5.4 or LuaJIT, and sets `cfg(hotlua_inplace)` (and
+//! `cfg(hotlua_lua54_shim)` for 5.4).
 //!
 //! The shim includes Lua's *internal* headers (lobject.h, lstate.h, lj_obj.h, ...). With the
 //! vendored Lua 5.4 it is compiled against the very source folder mlua built its Lua from:
@@ -26,6 +27,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=HOTLUA_LUA_SRC");
     println!("cargo:rerun-if-env-changed=HOTLUA_LUAJIT_SRC");
     println!("cargo:rerun-if-env-changed=HOTLUA_NO_INPLACE");
+    build_data_walks();
     if env::var_os("HOTLUA_NO_INPLACE").is_some() {
         return;
     }
@@ -80,20 +82,65 @@ fn build_lua54() -> Result<(), String> {
 /// `luajit-src` crate unpacked (or `HOTLUA_LUAJIT_SRC`): the LuaJIT that runs it proves its
 /// layout at run time, the vendored one included.
 fn build_luajit() -> Result<(), String> {
-    let source = match env::var_os("HOTLUA_LUAJIT_SRC") {
-        Some(dir) => PathBuf::from(dir),
-        None => crate_folders("luajit-src")
-            .into_iter()
-            .flat_map(|krate| [krate.join("luajit2/src"), krate.join("luajit/src")])
-            .find(|dir| dir.join("lj_obj.h").is_file())
-            .ok_or("no LuaJIT source folder was found (set HOTLUA_LUAJIT_SRC to one)")?,
-    };
+    let source = luajit_source()?;
     let target_width = env::var("CARGO_CFG_TARGET_POINTER_WIDTH").unwrap_or_default();
     if target_width != "64" {
         return Err("the LuaJIT backend is written for 64-bit targets (GC64)".to_owned());
     }
     shim("luajit", &["proto.c", "internals.c", "layout.c"], &source).compile("hotlua_inplace");
     Ok(())
+}
+
+/// The source folder of LuaJIT: `HOTLUA_LUAJIT_SRC`, or the newest `luajit-src` unpacked.
+fn luajit_source() -> Result<PathBuf, String> {
+    match env::var_os("HOTLUA_LUAJIT_SRC") {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => crate_folders("luajit-src")
+            .into_iter()
+            .flat_map(|krate| [krate.join("luajit2/src"), krate.join("luajit/src")])
+            .find(|dir| dir.join("lj_obj.h").is_file())
+            .ok_or_else(|| {
+                "no LuaJIT source folder was found (set HOTLUA_LUAJIT_SRC to one)".to_owned()
+            }),
+    }
+}
+
+/// csrc/data.c, the planner's walks over data tables, for every Lua: it uses only the public
+/// C API, whose headers any release of the same Lua version provides.
+fn build_data_walks() {
+    let headers = public_headers().unwrap_or_else(|why| panic!("hotlua: {why}"));
+    println!("cargo:rerun-if-changed={}", headers.display());
+    cc::Build::new()
+        .file("csrc/data.c")
+        .include(headers)
+        .warnings(true)
+        .compile("hotlua_data");
+}
+
+/// The folder of `lua.h` for the Lua this build is for: the vendored Lua's (exported by
+/// mlua-sys), else LuaJIT's or that version's in the `lua-src` crates.
+fn public_headers() -> Result<PathBuf, String> {
+    if env::var_os("CARGO_FEATURE_LUAJIT").is_some() {
+        return luajit_source();
+    }
+    if let Some(include) = env::var_os("DEP_LUA_INCLUDE") {
+        return Ok(PathBuf::from(include));
+    }
+    let versions = [
+        ("CARGO_FEATURE_LUA55", "lua-5.5"),
+        ("CARGO_FEATURE_LUA54", "lua-5.4"),
+        ("CARGO_FEATURE_LUA53", "lua-5.3"),
+        ("CARGO_FEATURE_LUA52", "lua-5.2"),
+        ("CARGO_FEATURE_LUA51", "lua-5.1"),
+    ];
+    let (_, prefix) = versions
+        .iter()
+        .find(|(feature, _)| env::var_os(feature).is_some())
+        .ok_or("no Lua version feature is on")?;
+    lua_src_folders(prefix)
+        .into_iter()
+        .find(|dir| dir.join("lua.h").is_file())
+        .ok_or_else(|| format!("no {prefix} folder with lua.h among the lua-src crates"))
 }
 
 /// A C build of csrc/scan.c and the `backend` folder's `files`, with Lua's internal headers
@@ -182,6 +229,14 @@ fn candidates() -> Vec<PathBuf> {
         .map(PathBuf::from)
         .into_iter()
         .collect();
+    found.extend(lua_src_folders("lua-5.4"));
+    found
+}
+
+/// The folders of the `lua-src` crates cargo unpacked whose names start with `prefix`
+/// (`lua-5.4`), newest crate first.
+fn lua_src_folders(prefix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
     for krate in crate_folders("lua-src") {
         let Ok(dirs) = fs::read_dir(&krate) else {
             continue;
@@ -189,7 +244,7 @@ fn candidates() -> Vec<PathBuf> {
         found.extend(dirs.flatten().map(|entry| entry.path()).filter(|path| {
             path.file_name()
                 .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("lua-5.4"))
+                .is_some_and(|name| name.starts_with(prefix))
         }));
     }
     found

@@ -1,14 +1,15 @@
-//! Data tables, walked in Lua: a module of a million records must not cost a million trips
-//! between Rust and Lua.
+//! Data tables, walked in one call each: a module of a million records must not cost a
+//! million trips between Rust and Lua.
 //!
 //! A *data table* is a new table with no metatable whose keys are strings, numbers or booleans
 //! and whose values are those or tables: nothing in it needs Rust (no function to inspect, no
-//! metatable to pair, no key to resolve). The planner hands each such table to `data.lua`,
-//! which collects every data table it reaches in one call, merges a data table and the merges
-//! that follow from it in one call, and lists the few fields of data tables that go live and
-//! must point at live tables. The walks follow the planner's own rules and order exactly; what
-//! needs the planner (a table that is not a data table, an old function, a path for the
-//! report) comes back to it.
+//! metatable to pair, no key to resolve). The planner hands each such table to the walks,
+//! which collect every data table it reaches in one call, merge a data table and the merges
+//! that follow from it in one call (both in C over Lua's public API, `csrc/data.c`: they read
+//! every table of the data), and list the few fields of data tables that go live and must
+//! point at live tables (in Lua, `data.lua`, which also holds the walks' state). The walks
+//! follow the planner's own rules and order exactly; what needs the planner (a table that is
+//! not a data table, an old function, a path for the report) comes back to it.
 
 use mlua::{Function, Lua, Table, Value};
 
@@ -46,14 +47,7 @@ impl DataTables {
     ) -> Result<DataTables> {
         let make: Function =
             crate::standard::cached(lua, "=hotlua data tables", include_str!("data.lua"))?;
-        let has_newindex = lua.create_function(|lua, table: Table| {
-            Ok(
-                match crate::raw::metatable(lua, &table).map_err(mlua::Error::external)? {
-                    Some(metatable) => metatable.raw_get::<Value>("__newindex")? != Value::Nil,
-                    None => false,
-                },
-            )
-        })?;
+        let [collect_data, merge_data] = walks_in_c(lua)?;
         let walks: Table = make.call((
             members,
             foreign,
@@ -62,7 +56,8 @@ impl DataTables {
             general,
             unmerged,
             lua.globals(),
-            has_newindex,
+            collect_data,
+            merge_data,
         ))?;
         Ok(DataTables {
             collect: walks.raw_get("collect")?,
@@ -94,8 +89,26 @@ impl DataTables {
     }
 }
 
-/// Reads a path written by `data.lua`'s `append_path` at `at` (1-based), below `from`; returns
-/// it and the index after it.
+/// csrc/data.c's `collect` and `merge` walks, as Lua functions.
+fn walks_in_c(lua: &Lua) -> mlua::Result<[Function; 2]> {
+    extern "C-unwind" {
+        fn hotlua_collect_data(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int;
+        fn hotlua_merge_data(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int;
+    }
+    // SAFETY: both are lua_CFunctions of the public C API that index their table arguments
+    // without checking their types; only data.lua calls them, with the tables the planner
+    // made and the new and live tables it pairs (a base is a table or false, which they
+    // check).
+    unsafe {
+        Ok([
+            lua.create_c_function(hotlua_collect_data)?,
+            lua.create_c_function(hotlua_merge_data)?,
+        ])
+    }
+}
+
+/// Reads a path the walks wrote (the number of keys, then the keys) at `at` (1-based), below
+/// `from`; returns it and the index after it.
 fn read_path(list: &Table, at: usize, from: &Path) -> Result<(Path, usize)> {
     let steps: usize = list.raw_get(at)?;
     let mut path = from.clone();

@@ -1,0 +1,464 @@
+/* The planner's two walks over data tables (crates/hotlua/src/plan/data.lua says what a data
+** table is and what each walk returns): in C because a module of a million records is a
+** million tables, and the Lua versions of these loops spent most of their time dispatching
+** instructions and calls, not reading tables.
+**
+** Only Lua's public C API is used, so this file is the same for Lua 5.1 to 5.5 and LuaJIT.
+** Every function below runs as (or inside) a lua_CFunction called in protected mode: a
+** memory error raised by the API unwinds through these frames, which own nothing outside the
+** Lua stack (every list they build is a Lua table), so nothing leaks and nothing is left
+** half-written that the caller keeps. Each walk declares the stack slots it uses up front
+** (luaL_checkstack) and keeps its working values at fixed slots. */
+
+#include <string.h>
+
+#include "lauxlib.h"
+#include "lua.h"
+
+/* The stack slots each walk needs beyond its arguments: its lists, its working values and
+** the temporaries of the helpers below (fewer than 30 in all). */
+#define WALK_SLOTS 40
+
+typedef lua_Integer Slot;
+
+static int is_data_kind(int kind) {
+  return kind == LUA_TSTRING || kind == LUA_TNUMBER || kind == LUA_TBOOLEAN;
+}
+
+/* list[at] = the value at the top (popped). */
+static void set_at(lua_State *L, int list, Slot at) { lua_rawseti(L, list, (int)at); }
+
+static Slot integer_at(lua_State *L, int list, Slot at) {
+  Slot value;
+  lua_rawgeti(L, list, (int)at);
+  value = (Slot)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return value;
+}
+
+static void set_integer(lua_State *L, int list, Slot at, Slot value) {
+  lua_pushinteger(L, (lua_Integer)value);
+  set_at(L, list, at);
+}
+
+/* Whether table[value at `index`] is nil. */
+static int absent_from(lua_State *L, int table, int index) {
+  int absent;
+  lua_pushvalue(L, index);
+  lua_rawget(L, table);
+  absent = lua_isnil(L, -1);
+  lua_pop(L, 1);
+  return absent;
+}
+
+/* Appends to list `out` after slot n: the number of keys from the walk's root to step `step`
+** followed by the key at stack index `key`, then those keys, root first. Step s was reached
+** from step parent_of[s] by key key_of[s]; step 1 is the root. As `append_path` in data.lua.
+** Returns the last slot written. */
+static Slot append_path(lua_State *L, int out, Slot n, int parent_of, int key_of, Slot step,
+                        int key) {
+  Slot depth = 1, s, at;
+  for (s = step; s > 1; s = integer_at(L, parent_of, s)) depth++;
+  set_integer(L, out, n + 1, depth);
+  lua_pushvalue(L, key);
+  set_at(L, out, n + 1 + depth);
+  at = n + depth;
+  for (s = step; s > 1; s = integer_at(L, parent_of, s)) {
+    lua_rawgeti(L, key_of, (int)s);
+    set_at(L, out, at--);
+  }
+  return n + 1 + depth;
+}
+
+/* collect(root, data, skip, pairs, general, order, count) -> found | false, count
+**
+** `collect` of data.lua: collects `root` and every data table it reaches, depth first in
+** `next` order, appending each to `order` (`count` entries so far; the new count is
+** returned). Tables are read once: whether a table is a data table and the tables it holds
+** are found in one pass, the tables waiting on a stack in reverse so that the first is
+** walked next. */
+int hotlua_collect_data(lua_State *L) {
+  enum { ROOT = 1, DATA, SKIP, PAIRS, GENERAL, ORDER, COUNT,
+         FOUND, STACK, STACK_STEPS, PARENT_OF, KEY_OF, TABLE };
+  Slot count, n = 1, steps = 1, nfound = 0;
+  luaL_checkstack(L, WALK_SLOTS, "hotlua: data walk");
+  lua_settop(L, COUNT);
+  count = (Slot)lua_tointeger(L, COUNT);
+  lua_pushvalue(L, ROOT);
+  lua_rawget(L, DATA);
+  if (!lua_isnil(L, -1)) {
+    /* true or a table: collected already; false: not a data table */
+    if (lua_toboolean(L, -1)) lua_newtable(L); else lua_pushboolean(L, 0);
+    lua_pushinteger(L, (lua_Integer)count);
+    return 2;
+  }
+  lua_settop(L, COUNT);
+  lua_newtable(L);                                   /* FOUND */
+  lua_newtable(L);                                   /* STACK */
+  lua_newtable(L);                                   /* STACK_STEPS */
+  lua_newtable(L);                                   /* PARENT_OF */
+  lua_newtable(L);                                   /* KEY_OF */
+  lua_pushvalue(L, ROOT);
+  set_at(L, STACK, 1);
+  set_integer(L, STACK_STEPS, 1, 1);
+  set_integer(L, PARENT_OF, 1, 0);
+  lua_pushboolean(L, 0);
+  set_at(L, KEY_OF, 1);
+  while (n > 0) {
+    Slot step = integer_at(L, STACK_STEPS, n), below = n - 1;
+    int is_data;
+    lua_settop(L, KEY_OF);
+    lua_rawgeti(L, STACK, (int)n);                   /* TABLE */
+    n--;
+    if (!absent_from(L, DATA, TABLE)) continue;
+    is_data = !lua_getmetatable(L, TABLE);
+    if (!is_data) lua_pop(L, 1);
+    if (is_data) {
+      lua_pushnil(L);
+      while (lua_next(L, TABLE)) {
+        int kind = lua_type(L, -1);
+        if (!is_data_kind(lua_type(L, -2))) {
+          is_data = 0;
+          break;
+        }
+        if (kind == LUA_TTABLE) {
+          int value = lua_gettop(L);
+          lua_pushvalue(L, value);
+          lua_rawget(L, SKIP);
+          /* (whether it was collected already is looked up once, when it is walked) */
+          if (!lua_toboolean(L, -1) && absent_from(L, PAIRS, value) &&
+              absent_from(L, GENERAL, value)) {
+            steps++;
+            set_integer(L, PARENT_OF, steps, step);
+            lua_pushvalue(L, value - 1);
+            set_at(L, KEY_OF, steps);
+            n++;
+            lua_pushvalue(L, value);
+            set_at(L, STACK, n);
+            set_integer(L, STACK_STEPS, n, steps);
+          }
+          lua_pop(L, 1);
+        } else if (!is_data_kind(kind)) {
+          is_data = 0;
+          break;
+        }
+        lua_pop(L, 1);
+      }
+    }
+    lua_settop(L, TABLE);
+    if (is_data) {
+      Slot i = below + 1, j = n;
+      lua_pushvalue(L, TABLE);
+      lua_pushboolean(L, 1);
+      lua_rawset(L, DATA);
+      count++;
+      lua_pushvalue(L, TABLE);
+      set_at(L, ORDER, count);
+      for (; i < j; i++, j--) {
+        Slot step_i = integer_at(L, STACK_STEPS, i), step_j = integer_at(L, STACK_STEPS, j);
+        lua_rawgeti(L, STACK, (int)i);
+        lua_rawgeti(L, STACK, (int)j);
+        set_at(L, STACK, i);
+        set_at(L, STACK, j);
+        set_integer(L, STACK_STEPS, i, step_j);
+        set_integer(L, STACK_STEPS, j, step_i);
+      }
+    } else if (step == 1) {
+      lua_pushboolean(L, 0);
+      lua_pushinteger(L, (lua_Integer)count);
+      return 2;
+    } else {
+      n = below;
+      lua_pushvalue(L, TABLE);
+      lua_pushboolean(L, 0);
+      lua_rawset(L, DATA);
+      lua_pushvalue(L, TABLE);
+      set_at(L, FOUND, ++nfound);
+      lua_rawgeti(L, KEY_OF, (int)step);
+      nfound = append_path(L, FOUND, nfound, PARENT_OF, KEY_OF, integer_at(L, PARENT_OF, step),
+                           lua_gettop(L));
+    }
+  }
+  lua_settop(L, FOUND);
+  lua_pushinteger(L, (lua_Integer)count);
+  return 2;
+}
+
+/* The lists and counters of one merge. */
+typedef struct Merge {
+  Slot writes, assigns, events, unmerged, pending, steps, added, merged, paired;
+  int overwrite, merge3;
+} Merge;
+
+enum { LIVE_ROOT = 1, NEW_ROOT, BASE_ROOT, POLICY, M_DATA, M_FOREIGN, M_PAIRS, M_GENERAL,
+       M_UNMERGED, M_G, M_PAIRED,
+       WRITES, ASSIGNS, EVENTS, LIVES, NEWS, BASES, STEPS_OF, DATAS, M_PARENT_OF, M_KEY_OF,
+       LIVE, NEW, BASE, KEY, VALUE, CURRENT, COLLECTED };
+
+/* Appends (table, key, value) at the given stack indices to `list`, 3 slots, after *n. */
+static void append_triple(lua_State *L, int list, Slot *n, int table, int key, int value) {
+  lua_pushvalue(L, table);
+  set_at(L, list, ++*n);
+  lua_pushvalue(L, key);
+  set_at(L, list, ++*n);
+  lua_pushvalue(L, value);
+  set_at(L, list, ++*n);
+}
+
+/* Appends an event of `kind` at the field KEY of the table of `step` to the events list. */
+static void event(lua_State *L, Merge *m, const char *kind, Slot step) {
+  lua_pushstring(L, kind);
+  set_at(L, EVENTS, ++m->events);
+  m->events = append_path(L, EVENTS, m->events, M_PARENT_OF, M_KEY_OF, step, KEY);
+}
+
+/* Whether `live` (a table at that index) has a metatable with a `__newindex` and is not
+** `_G`: a field added to it must go through its `__newindex`. */
+static int assigns_through_newindex(lua_State *L, int live) {
+  int has;
+  if (lua_rawequal(L, live, M_G) || !lua_getmetatable(L, live)) return 0;
+  lua_pushliteral(L, "__newindex");
+  lua_rawget(L, -2);
+  has = !lua_isnil(L, -1);
+  lua_pop(L, 2);
+  return has;
+}
+
+/* Whether value at `index` is truthy in table `set`. */
+static int member_of(lua_State *L, int set, int index) {
+  int member;
+  lua_pushvalue(L, index);
+  lua_rawget(L, set);
+  member = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return member;
+}
+
+/* Queues the merge of CURRENT (live) with VALUE (new) at field KEY of step `step`. */
+static void queue_merge(lua_State *L, Merge *m, Slot step, int is_data) {
+  m->steps++;
+  set_integer(L, M_PARENT_OF, m->steps, step);
+  lua_pushvalue(L, KEY);
+  set_at(L, M_KEY_OF, m->steps);
+  m->pending++;
+  lua_pushvalue(L, CURRENT);
+  set_at(L, LIVES, m->pending);
+  lua_pushvalue(L, VALUE);
+  set_at(L, NEWS, m->pending);
+  set_integer(L, STEPS_OF, m->pending, m->steps);
+  lua_pushboolean(L, is_data);
+  set_at(L, DATAS, m->pending);
+  lua_pushboolean(L, 0);
+  if (lua_istable(L, BASE)) {
+    lua_pushvalue(L, KEY);
+    lua_rawget(L, BASE);
+    if (lua_istable(L, -1)) lua_replace(L, -2); else lua_pop(L, 1);
+  }
+  set_at(L, BASES, m->pending);
+}
+
+/* Merges field KEY: CURRENT (the live value, not nil) and VALUE (the new one), at step
+** `step`, as data.lua's merge does; returns whether VALUE was queued to merge into CURRENT. */
+static int merge_field(lua_State *L, Merge *m, Slot step) {
+  int kind = lua_type(L, VALUE), live_kind = lua_type(L, CURRENT), write = 0, is_new;
+  /* COLLECTED: data[VALUE] for a table (nil, false, true or the live table it merged into);
+  ** false for any other value. `collected`: a data table. */
+  int collected = lua_toboolean(L, COLLECTED);
+  int collected_true = lua_isboolean(L, COLLECTED) && collected;
+  /* Unchanged. For a string, number or boolean VALUE, Lua's `==` is raw. */
+  if (!collected && lua_rawequal(L, CURRENT, VALUE)) return 0;
+  is_new = collected || (kind == LUA_TTABLE && !absent_from(L, M_GENERAL, VALUE));
+  if (live_kind == LUA_TTABLE && is_new && !member_of(L, M_FOREIGN, CURRENT)) {
+    /* the live table VALUE merges into already, if any */
+    if (collected_true) lua_pushnil(L);
+    else if (collected) lua_pushvalue(L, COLLECTED);
+    else {
+      lua_pushvalue(L, VALUE);
+      lua_rawget(L, M_PAIRS);
+    }
+    if (!lua_isnil(L, -1) && !lua_rawequal(L, -1, CURRENT)) {
+      lua_pop(L, 1);
+      event(L, m, "elsewhere", step);
+      write = 1;
+    } else if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushvalue(L, VALUE);
+      lua_pushvalue(L, CURRENT);
+      if (collected_true) {
+        lua_rawset(L, M_DATA);
+        m->paired++;
+      } else {
+        lua_rawset(L, M_PAIRS);
+      }
+      m->merged++;
+      queue_merge(L, m, step, collected_true);
+      return 1;
+    } else {
+      lua_pop(L, 1);
+    }
+  } else if (live_kind == LUA_TTABLE && is_new) {
+    /* a foreign table: replaced only if the file put it there */
+    if (lua_istable(L, BASE)) {
+      lua_pushvalue(L, KEY);
+      lua_rawget(L, BASE);
+      write = lua_rawequal(L, -1, CURRENT);
+      lua_pop(L, 1);
+    } else {
+      write = 1;
+    }
+  } else if (live_kind != kind) {
+    write = 1;
+  } else if (m->overwrite) {
+    write = 1;
+  } else if (m->merge3 && lua_istable(L, BASE)) {
+    int before;
+    lua_pushvalue(L, KEY);
+    lua_rawget(L, BASE);
+    before = lua_gettop(L);
+    if (lua_rawequal(L, before, CURRENT)) {
+      write = 1;
+    } else if (!lua_rawequal(L, before, VALUE)) {
+      event(L, m, "conflict", step);
+      lua_pushvalue(L, CURRENT);
+      set_at(L, EVENTS, ++m->events);
+      lua_pushvalue(L, VALUE);
+      set_at(L, EVENTS, ++m->events);
+    }
+    lua_pop(L, 1);
+  }
+  if (write) append_triple(L, WRITES, &m->writes, LIVE, KEY, VALUE);
+  return 0;
+}
+
+/* merge(live, new, base, policy, data, foreign, pairs, general, unmerged, G, paired)
+**   -> writes, assigns, events, added, merged, left, paired
+**
+** `merge` of data.lua: the pending merges from one of data table `new` into `live`, until
+** none is left or the next is of a table that is not a data table. `paired` counts the data
+** tables merged so far (the new count is returned). */
+int hotlua_merge_data(lua_State *L) {
+  Merge m;
+  Slot i;
+  const char *policy;
+  luaL_checkstack(L, WALK_SLOTS, "hotlua: data walk");
+  lua_settop(L, M_PAIRED);
+  policy = lua_tostring(L, POLICY);
+  memset(&m, 0, sizeof m);
+  m.overwrite = policy != NULL && strcmp(policy, "overwrite") == 0;
+  m.merge3 = policy != NULL && strcmp(policy, "merge3") == 0;
+  m.paired = (Slot)lua_tointeger(L, M_PAIRED);
+  lua_pushliteral(L, "n");
+  lua_rawget(L, M_UNMERGED);
+  m.unmerged = (Slot)lua_tointeger(L, -1);
+  lua_settop(L, M_PAIRED);
+  lua_newtable(L);                                   /* WRITES */
+  lua_newtable(L);                                   /* ASSIGNS */
+  lua_newtable(L);                                   /* EVENTS */
+  lua_newtable(L);                                   /* LIVES */
+  lua_newtable(L);                                   /* NEWS */
+  lua_newtable(L);                                   /* BASES */
+  lua_newtable(L);                                   /* STEPS_OF */
+  lua_newtable(L);                                   /* DATAS */
+  lua_newtable(L);                                   /* M_PARENT_OF */
+  lua_newtable(L);                                   /* M_KEY_OF */
+  lua_pushvalue(L, LIVE_ROOT);
+  set_at(L, LIVES, 1);
+  lua_pushvalue(L, NEW_ROOT);
+  set_at(L, NEWS, 1);
+  lua_pushvalue(L, BASE_ROOT);
+  set_at(L, BASES, 1);
+  set_integer(L, STEPS_OF, 1, 1);
+  lua_pushboolean(L, 1);
+  set_at(L, DATAS, 1);
+  set_integer(L, M_PARENT_OF, 1, 0);
+  lua_pushboolean(L, 0);
+  set_at(L, M_KEY_OF, 1);
+  m.pending = 1;
+  m.steps = 1;
+  for (;;) {
+    Slot step;
+    lua_settop(L, M_KEY_OF);
+    if (m.pending == 0) break;
+    lua_rawgeti(L, DATAS, (int)m.pending);
+    if (!lua_toboolean(L, -1)) break;
+    lua_pop(L, 1);
+    lua_rawgeti(L, LIVES, (int)m.pending);           /* LIVE */
+    lua_rawgeti(L, NEWS, (int)m.pending);            /* NEW */
+    lua_rawgeti(L, BASES, (int)m.pending);           /* BASE */
+    step = integer_at(L, STEPS_OF, m.pending);
+    /* (the slots are not cleared: the next merge queued overwrites them) */
+    m.pending--;
+    lua_pushnil(L);
+    while (lua_next(L, NEW)) {                       /* KEY, VALUE */
+      int merging = 0;
+      lua_pushvalue(L, KEY);
+      lua_rawget(L, LIVE);                           /* CURRENT */
+      if (lua_istable(L, VALUE)) {
+        lua_pushvalue(L, VALUE);
+        lua_rawget(L, M_DATA);                       /* COLLECTED */
+      } else {
+        lua_pushboolean(L, 0);
+      }
+      if (lua_isnil(L, CURRENT)) {
+        m.added++;
+        if (assigns_through_newindex(L, LIVE))
+          append_triple(L, ASSIGNS, &m.assigns, LIVE, KEY, VALUE);
+        else
+          append_triple(L, WRITES, &m.writes, LIVE, KEY, VALUE);
+      } else {
+        merging = merge_field(L, &m, step);
+      }
+      if (lua_istable(L, VALUE) && !merging) {
+        lua_pushvalue(L, NEW);
+        set_at(L, M_UNMERGED, ++m.unmerged);
+        lua_pushvalue(L, KEY);
+        set_at(L, M_UNMERGED, ++m.unmerged);
+      }
+      lua_settop(L, KEY);
+    }
+    /* old functions the new version no longer has (the planner keeps those of the batch) */
+    lua_pushnil(L);
+    while (lua_next(L, LIVE)) {                      /* KEY, VALUE (the old one) */
+      if (lua_type(L, VALUE) == LUA_TFUNCTION && absent_from(L, NEW, KEY)) {
+        event(L, &m, "deleted", step);
+        lua_pushvalue(L, VALUE);
+        set_at(L, EVENTS, ++m.events);
+      }
+      lua_settop(L, KEY);
+    }
+  }
+  lua_settop(L, M_KEY_OF);
+  lua_pushliteral(L, "n");
+  lua_pushinteger(L, (lua_Integer)m.unmerged);
+  lua_rawset(L, M_UNMERGED);
+  lua_pushliteral(L, "n");
+  lua_pushinteger(L, (lua_Integer)m.writes);
+  lua_rawset(L, WRITES);
+  /* the merges left, the next to do last: live, new, base, then the path */
+  lua_newtable(L);
+  {
+    int left = lua_gettop(L);
+    Slot nleft = 0;
+    for (i = 1; i <= m.pending; i++) {
+      Slot step = integer_at(L, STEPS_OF, i);
+      lua_rawgeti(L, LIVES, (int)i);
+      set_at(L, left, ++nleft);
+      lua_rawgeti(L, NEWS, (int)i);
+      set_at(L, left, ++nleft);
+      lua_rawgeti(L, BASES, (int)i);
+      set_at(L, left, ++nleft);
+      lua_rawgeti(L, M_KEY_OF, (int)step);
+      nleft = append_path(L, left, nleft, M_PARENT_OF, M_KEY_OF,
+                          integer_at(L, M_PARENT_OF, step), lua_gettop(L));
+      lua_pop(L, 1);
+    }
+    lua_pushvalue(L, WRITES);
+    lua_pushvalue(L, ASSIGNS);
+    lua_pushvalue(L, EVENTS);
+    lua_pushinteger(L, (lua_Integer)m.added);
+    lua_pushinteger(L, (lua_Integer)m.merged);
+    lua_pushvalue(L, left);
+    lua_pushinteger(L, (lua_Integer)m.paired);
+  }
+  return 7;
+}
