@@ -28,12 +28,35 @@ static int is_data_kind(int kind) {
 /* list[at] = the value at the top (popped). */
 static void set_at(lua_State *L, int list, Slot at) { lua_rawseti(L, list, (int)at); }
 
-static Slot integer_at(lua_State *L, int list, Slot at) {
-  Slot value;
-  lua_rawgeti(L, list, (int)at);
-  value = (Slot)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  return value;
+/* A growable array of integers kept in a full userdata at a stack slot: Lua owns the memory,
+** so a memory error while it grows (raised by lua_newuserdata) leaks nothing. Read
+** `items[at]` only where ints_set wrote. */
+typedef struct Ints {
+  int slot;
+  Slot capacity;
+  Slot *items;
+} Ints;
+
+/* Pushes a new, empty array. */
+static void ints_push(lua_State *L, Ints *ints) {
+  ints->capacity = 64;
+  ints->items = (Slot *)lua_newuserdata(L, sizeof(Slot) * 64);
+  ints->slot = lua_gettop(L);
+}
+
+/* items[at] = value (at >= 0), growing the array as needed. */
+static void ints_set(lua_State *L, Ints *ints, Slot at, Slot value) {
+  if (at >= ints->capacity) {
+    Slot capacity = ints->capacity;
+    Slot *items;
+    while (capacity <= at) capacity *= 2;
+    items = (Slot *)lua_newuserdata(L, sizeof(Slot) * (size_t)capacity);
+    memcpy(items, ints->items, sizeof(Slot) * (size_t)ints->capacity);
+    lua_replace(L, ints->slot);
+    ints->items = items;
+    ints->capacity = capacity;
+  }
+  ints->items[at] = value;
 }
 
 static void set_integer(lua_State *L, int list, Slot at, Slot value) {
@@ -55,15 +78,15 @@ static int absent_from(lua_State *L, int table, int index) {
 ** followed by the key at stack index `key`, then those keys, root first. Step s was reached
 ** from step parent_of[s] by key key_of[s]; step 1 is the root. As `append_path` in data.lua.
 ** Returns the last slot written. */
-static Slot append_path(lua_State *L, int out, Slot n, int parent_of, int key_of, Slot step,
-                        int key) {
+static Slot append_path(lua_State *L, int out, Slot n, const Ints *parent_of, int key_of,
+                        Slot step, int key) {
   Slot depth = 1, s, at;
-  for (s = step; s > 1; s = integer_at(L, parent_of, s)) depth++;
+  for (s = step; s > 1; s = parent_of->items[s]) depth++;
   set_integer(L, out, n + 1, depth);
   lua_pushvalue(L, key);
   set_at(L, out, n + 1 + depth);
   at = n + depth;
-  for (s = step; s > 1; s = integer_at(L, parent_of, s)) {
+  for (s = step; s > 1; s = parent_of->items[s]) {
     lua_rawgeti(L, key_of, (int)s);
     set_at(L, out, at--);
   }
@@ -81,6 +104,7 @@ int hotlua_collect_data(lua_State *L) {
   enum { ROOT = 1, DATA, SKIP, PAIRS, GENERAL, ORDER, COUNT,
          FOUND, STACK, STACK_STEPS, PARENT_OF, KEY_OF, TABLE };
   Slot count, n = 1, steps = 1, nfound = 0;
+  Ints stack_steps, parent_of;
   luaL_checkstack(L, WALK_SLOTS, "hotlua: data walk");
   lua_settop(L, COUNT);
   count = (Slot)lua_tointeger(L, COUNT);
@@ -95,17 +119,17 @@ int hotlua_collect_data(lua_State *L) {
   lua_settop(L, COUNT);
   lua_newtable(L);                                   /* FOUND */
   lua_newtable(L);                                   /* STACK */
-  lua_newtable(L);                                   /* STACK_STEPS */
-  lua_newtable(L);                                   /* PARENT_OF */
+  ints_push(L, &stack_steps);                        /* STACK_STEPS */
+  ints_push(L, &parent_of);                          /* PARENT_OF */
   lua_newtable(L);                                   /* KEY_OF */
   lua_pushvalue(L, ROOT);
   set_at(L, STACK, 1);
-  set_integer(L, STACK_STEPS, 1, 1);
-  set_integer(L, PARENT_OF, 1, 0);
+  ints_set(L, &stack_steps, 1, 1);
+  ints_set(L, &parent_of, 1, 0);
   lua_pushboolean(L, 0);
   set_at(L, KEY_OF, 1);
   while (n > 0) {
-    Slot step = integer_at(L, STACK_STEPS, n), below = n - 1;
+    Slot step = stack_steps.items[n], below = n - 1;
     int is_data;
     lua_settop(L, KEY_OF);
     lua_rawgeti(L, STACK, (int)n);                   /* TABLE */
@@ -129,13 +153,13 @@ int hotlua_collect_data(lua_State *L) {
           if (!lua_toboolean(L, -1) && absent_from(L, PAIRS, value) &&
               absent_from(L, GENERAL, value)) {
             steps++;
-            set_integer(L, PARENT_OF, steps, step);
+            ints_set(L, &parent_of, steps, step);
             lua_pushvalue(L, value - 1);
             set_at(L, KEY_OF, steps);
             n++;
             lua_pushvalue(L, value);
             set_at(L, STACK, n);
-            set_integer(L, STACK_STEPS, n, steps);
+            ints_set(L, &stack_steps, n, steps);
           }
           lua_pop(L, 1);
         } else if (!is_data_kind(kind)) {
@@ -155,13 +179,13 @@ int hotlua_collect_data(lua_State *L) {
       lua_pushvalue(L, TABLE);
       set_at(L, ORDER, count);
       for (; i < j; i++, j--) {
-        Slot step_i = integer_at(L, STACK_STEPS, i), step_j = integer_at(L, STACK_STEPS, j);
+        Slot step_i = stack_steps.items[i];
         lua_rawgeti(L, STACK, (int)i);
         lua_rawgeti(L, STACK, (int)j);
         set_at(L, STACK, i);
         set_at(L, STACK, j);
-        set_integer(L, STACK_STEPS, i, step_j);
-        set_integer(L, STACK_STEPS, j, step_i);
+        stack_steps.items[i] = stack_steps.items[j];
+        stack_steps.items[j] = step_i;
       }
     } else if (step == 1) {
       lua_pushboolean(L, 0);
@@ -175,7 +199,7 @@ int hotlua_collect_data(lua_State *L) {
       lua_pushvalue(L, TABLE);
       set_at(L, FOUND, ++nfound);
       lua_rawgeti(L, KEY_OF, (int)step);
-      nfound = append_path(L, FOUND, nfound, PARENT_OF, KEY_OF, integer_at(L, PARENT_OF, step),
+      nfound = append_path(L, FOUND, nfound, &parent_of, KEY_OF, parent_of.items[step],
                            lua_gettop(L));
     }
   }
@@ -188,6 +212,10 @@ int hotlua_collect_data(lua_State *L) {
 typedef struct Merge {
   Slot writes, assigns, events, unmerged, pending, steps, added, merged, paired;
   int overwrite, merge3;
+  /* for each merge pending: its step, and whether its new table is a data table */
+  Ints steps_of, datas;
+  /* for each step: the step it was reached from (the key it was reached by is in KEY_OF) */
+  Ints parent_of;
 } Merge;
 
 enum { LIVE_ROOT = 1, NEW_ROOT, BASE_ROOT, POLICY, M_DATA, M_FOREIGN, M_PAIRS, M_GENERAL,
@@ -209,7 +237,7 @@ static void append_triple(lua_State *L, int list, Slot *n, int table, int key, i
 static void event(lua_State *L, Merge *m, const char *kind, Slot step) {
   lua_pushstring(L, kind);
   set_at(L, EVENTS, ++m->events);
-  m->events = append_path(L, EVENTS, m->events, M_PARENT_OF, M_KEY_OF, step, KEY);
+  m->events = append_path(L, EVENTS, m->events, &m->parent_of, M_KEY_OF, step, KEY);
 }
 
 /* Whether `live` (a table at that index) has a metatable with a `__newindex` and is not
@@ -237,7 +265,7 @@ static int member_of(lua_State *L, int set, int index) {
 /* Queues the merge of CURRENT (live) with VALUE (new) at field KEY of step `step`. */
 static void queue_merge(lua_State *L, Merge *m, Slot step, int is_data) {
   m->steps++;
-  set_integer(L, M_PARENT_OF, m->steps, step);
+  ints_set(L, &m->parent_of, m->steps, step);
   lua_pushvalue(L, KEY);
   set_at(L, M_KEY_OF, m->steps);
   m->pending++;
@@ -245,9 +273,8 @@ static void queue_merge(lua_State *L, Merge *m, Slot step, int is_data) {
   set_at(L, LIVES, m->pending);
   lua_pushvalue(L, VALUE);
   set_at(L, NEWS, m->pending);
-  set_integer(L, STEPS_OF, m->pending, m->steps);
-  lua_pushboolean(L, is_data);
-  set_at(L, DATAS, m->pending);
+  ints_set(L, &m->steps_of, m->pending, m->steps);
+  ints_set(L, &m->datas, m->pending, is_data);
   lua_pushboolean(L, 0);
   if (lua_istable(L, BASE)) {
     lua_pushvalue(L, KEY);
@@ -357,9 +384,9 @@ int hotlua_merge_data(lua_State *L) {
   lua_newtable(L);                                   /* LIVES */
   lua_newtable(L);                                   /* NEWS */
   lua_newtable(L);                                   /* BASES */
-  lua_newtable(L);                                   /* STEPS_OF */
-  lua_newtable(L);                                   /* DATAS */
-  lua_newtable(L);                                   /* M_PARENT_OF */
+  ints_push(L, &m.steps_of);                         /* STEPS_OF */
+  ints_push(L, &m.datas);                            /* DATAS */
+  ints_push(L, &m.parent_of);                        /* M_PARENT_OF */
   lua_newtable(L);                                   /* M_KEY_OF */
   lua_pushvalue(L, LIVE_ROOT);
   set_at(L, LIVES, 1);
@@ -367,10 +394,9 @@ int hotlua_merge_data(lua_State *L) {
   set_at(L, NEWS, 1);
   lua_pushvalue(L, BASE_ROOT);
   set_at(L, BASES, 1);
-  set_integer(L, STEPS_OF, 1, 1);
-  lua_pushboolean(L, 1);
-  set_at(L, DATAS, 1);
-  set_integer(L, M_PARENT_OF, 1, 0);
+  ints_set(L, &m.steps_of, 1, 1);
+  ints_set(L, &m.datas, 1, 1);
+  ints_set(L, &m.parent_of, 1, 0);
   lua_pushboolean(L, 0);
   set_at(L, M_KEY_OF, 1);
   m.pending = 1;
@@ -378,14 +404,11 @@ int hotlua_merge_data(lua_State *L) {
   for (;;) {
     Slot step;
     lua_settop(L, M_KEY_OF);
-    if (m.pending == 0) break;
-    lua_rawgeti(L, DATAS, (int)m.pending);
-    if (!lua_toboolean(L, -1)) break;
-    lua_pop(L, 1);
+    if (m.pending == 0 || !m.datas.items[m.pending]) break;
     lua_rawgeti(L, LIVES, (int)m.pending);           /* LIVE */
     lua_rawgeti(L, NEWS, (int)m.pending);            /* NEW */
     lua_rawgeti(L, BASES, (int)m.pending);           /* BASE */
-    step = integer_at(L, STEPS_OF, m.pending);
+    step = m.steps_of.items[m.pending];
     /* (the slots are not cleared: the next merge queued overwrites them) */
     m.pending--;
     lua_pushnil(L);
@@ -440,7 +463,7 @@ int hotlua_merge_data(lua_State *L) {
     int left = lua_gettop(L);
     Slot nleft = 0;
     for (i = 1; i <= m.pending; i++) {
-      Slot step = integer_at(L, STEPS_OF, i);
+      Slot step = m.steps_of.items[i];
       lua_rawgeti(L, LIVES, (int)i);
       set_at(L, left, ++nleft);
       lua_rawgeti(L, NEWS, (int)i);
@@ -448,8 +471,8 @@ int hotlua_merge_data(lua_State *L) {
       lua_rawgeti(L, BASES, (int)i);
       set_at(L, left, ++nleft);
       lua_rawgeti(L, M_KEY_OF, (int)step);
-      nleft = append_path(L, left, nleft, M_PARENT_OF, M_KEY_OF,
-                          integer_at(L, M_PARENT_OF, step), lua_gettop(L));
+      nleft = append_path(L, left, nleft, &m.parent_of, M_KEY_OF, m.parent_of.items[step],
+                          lua_gettop(L));
       lua_pop(L, 1);
     }
     lua_pushvalue(L, WRITES);
