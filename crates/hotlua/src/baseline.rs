@@ -1,9 +1,11 @@
 //! What each module's file set when it was last loaded: the base of the three-way merge
 //! ([`crate::DataPolicy::Merge3`]).
 //!
-//! A baseline is a copy of the module's value taken right after its top level ran, before the
-//! program could change anything: tables are copied (so later writes to the live tables do not
-//! show in it), every other value is kept as is. Baselines live in one registry table, keyed by
+//! A baseline is the module's value as its top level left it, where the program cannot change
+//! it: at `require`, a copy (tables are copied, so later writes to the live tables do not show
+//! in it; every other value is kept as is); after a reload, the new version itself, whose
+//! tables that merged into live ones are never live, with copies of the tables that went live
+//! ([`FieldsToCopy`]). Baselines live in one registry table, keyed by
 //! module name, as `{ module = <copy>, globals = <copy of the staged globals>, locals = <cell
 //! identity → value> }`. `locals` holds the data values (not tables or functions, which pair
 //! by path) of the upvalue cells of the module's functions, keyed by the cell's identity
