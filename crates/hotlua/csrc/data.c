@@ -64,14 +64,16 @@ static void set_integer(lua_State *L, int list, Slot at, Slot value) {
   set_at(L, list, at);
 }
 
-/* Whether table[value at `index`] is nil. */
-static int absent_from(lua_State *L, int table, int index) {
-  int absent;
+/* What table[value at `index`] holds: nil, false, or any other value. */
+enum Found { ABSENT, FALSE_VALUE, TRUTHY };
+
+static enum Found look_up(lua_State *L, int table, int index) {
+  enum Found found;
   lua_pushvalue(L, index);
   lua_rawget(L, table);
-  absent = lua_isnil(L, -1);
+  found = lua_isnil(L, -1) ? ABSENT : lua_toboolean(L, -1) ? TRUTHY : FALSE_VALUE;
   lua_pop(L, 1);
-  return absent;
+  return found;
 }
 
 /* Appends to list `out` after slot n: the number of keys from the walk's root to step `step`
@@ -134,7 +136,7 @@ int hotlua_collect_data(lua_State *L) {
     lua_settop(L, KEY_OF);
     lua_rawgeti(L, STACK, (int)n);                   /* TABLE */
     n--;
-    if (!absent_from(L, DATA, TABLE)) continue;
+    if (look_up(L, DATA, TABLE) != ABSENT) continue;
     is_data = !lua_getmetatable(L, TABLE);
     if (!is_data) lua_pop(L, 1);
     if (is_data) {
@@ -147,11 +149,9 @@ int hotlua_collect_data(lua_State *L) {
         }
         if (kind == LUA_TTABLE) {
           int value = lua_gettop(L);
-          lua_pushvalue(L, value);
-          lua_rawget(L, SKIP);
           /* (whether it was collected already is looked up once, when it is walked) */
-          if (!lua_toboolean(L, -1) && absent_from(L, PAIRS, value) &&
-              absent_from(L, GENERAL, value)) {
+          if (look_up(L, SKIP, value) != TRUTHY && look_up(L, PAIRS, value) == ABSENT &&
+              look_up(L, GENERAL, value) == ABSENT) {
             steps++;
             ints_set(L, &parent_of, steps, step);
             lua_pushvalue(L, value - 1);
@@ -161,7 +161,6 @@ int hotlua_collect_data(lua_State *L) {
             set_at(L, STACK, n);
             ints_set(L, &stack_steps, n, steps);
           }
-          lua_pop(L, 1);
         } else if (!is_data_kind(kind)) {
           is_data = 0;
           break;
@@ -252,16 +251,6 @@ static int assigns_through_newindex(lua_State *L, int live) {
   return has;
 }
 
-/* Whether value at `index` is truthy in table `set`. */
-static int member_of(lua_State *L, int set, int index) {
-  int member;
-  lua_pushvalue(L, index);
-  lua_rawget(L, set);
-  member = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return member;
-}
-
 /* Queues the merge of CURRENT (live) with VALUE (new) at field KEY of step `step`. */
 static void queue_merge(lua_State *L, Merge *m, Slot step, int is_data) {
   m->steps++;
@@ -294,8 +283,8 @@ static int merge_field(lua_State *L, Merge *m, Slot step) {
   int collected_true = lua_isboolean(L, COLLECTED) && collected;
   /* Unchanged. For a string, number or boolean VALUE, Lua's `==` is raw. */
   if (!collected && lua_rawequal(L, CURRENT, VALUE)) return 0;
-  is_new = collected || (kind == LUA_TTABLE && !absent_from(L, M_GENERAL, VALUE));
-  if (live_kind == LUA_TTABLE && is_new && !member_of(L, M_FOREIGN, CURRENT)) {
+  is_new = collected || (kind == LUA_TTABLE && look_up(L, M_GENERAL, VALUE) != ABSENT);
+  if (live_kind == LUA_TTABLE && is_new && look_up(L, M_FOREIGN, CURRENT) != TRUTHY) {
     /* the live table VALUE merges into already, if any */
     if (collected_true) lua_pushnil(L);
     else if (collected) lua_pushvalue(L, COLLECTED);
@@ -442,7 +431,7 @@ int hotlua_merge_data(lua_State *L) {
     /* old functions the new version no longer has (the planner keeps those of the batch) */
     lua_pushnil(L);
     while (lua_next(L, LIVE)) {                      /* KEY, VALUE (the old one) */
-      if (lua_type(L, VALUE) == LUA_TFUNCTION && absent_from(L, NEW, KEY)) {
+      if (lua_type(L, VALUE) == LUA_TFUNCTION && look_up(L, NEW, KEY) == ABSENT) {
         event(L, &m, "deleted", step);
         lua_pushvalue(L, VALUE);
         set_at(L, EVENTS, ++m.events);
