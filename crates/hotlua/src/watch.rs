@@ -35,7 +35,9 @@
 //! runs now: the one it was loaded or last reloaded from. The module is reloaded, from exactly the bytes compared, when
 //! they differ: a save that goes back to an older version reloads it, a save of what already
 //! runs does not, and a save whose reload failed or an `on_reload` hook vetoed is retried when
-//! saved again, changed or not. A file that is blank at that moment is skipped: it is most
+//! saved again, changed or not; the events of one save (a write and its close, a rename, a
+//! `chmod` afterwards) try it once: a save is the bytes with the file's modification time,
+//! size and inode. A file that is blank at that moment is skipped: it is most
 //! likely caught between a truncate and a write, and the write that completes it is seen.
 //!
 //! # Known problems

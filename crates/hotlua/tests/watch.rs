@@ -272,6 +272,34 @@ fn a_vetoed_save_is_retried_when_saved_again_unchanged() {
     assert_eq!(w.version(), 2);
 }
 
+/// One save is tried once: another event of the same save (here a `chmod`, as editors and
+/// sync tools make; a rename seen in two batches is the same) does not try a failed file
+/// again, a new save of the same bytes does.
+#[cfg(unix)]
+#[test]
+fn a_failed_save_is_not_tried_again_by_another_event_of_the_same_save() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Watched::new("same-save", &module(1));
+    w.save("return {");
+    let failed = w.poll(WAIT).expect("an attempt").unwrap_err();
+    assert!(failed.to_string().contains("m.lua"), "{failed}");
+    let file = w.dir.path("m.lua");
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let again = w.poll(AFTER);
+    assert!(
+        again.is_none(),
+        "tried again: {:?}",
+        again.map(|r| r.map(|_| ()))
+    );
+    // Saved again, the same bytes: tried again.
+    w.save("return {");
+    assert!(w.poll(WAIT).expect("a retry").is_err());
+    w.save(&module(2));
+    assert!(w.poll(WAIT).expect("a reload").is_ok());
+    assert_eq!(w.version(), 2);
+}
+
 #[test]
 fn a_module_a_host_searcher_loaded_is_reloaded_from_its_own_file() {
     // As Neovim's runtime-path loader: its own folder, not on `package.path`, loaded with

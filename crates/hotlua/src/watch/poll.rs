@@ -2,10 +2,11 @@
 //! concerns, and whether each now differs from the source the module runs.
 
 use std::collections::{HashMap, HashSet};
+use std::fs;
 use std::io::ErrorKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mlua::Value;
 
@@ -24,6 +25,37 @@ pub(crate) struct Watching {
     files: FileWatcher,
     /// Modules whose file was missing when a save touched it, said once until it is back.
     gone: HashSet<String>,
+    /// Modules whose last watch reload failed (or was vetoed), with the save it read: a
+    /// second event of that same save is not retried, a new save is.
+    failed: HashMap<String, Save>,
+}
+
+/// One save of a file: what it holds and when and where it was written. A file saved again
+/// with the same bytes has a new modification time (or, written to a temporary file and
+/// renamed, a new inode); two events of one save, or a `chmod`, do not change this.
+#[derive(Clone, PartialEq)]
+struct Save {
+    sha256: String,
+    stamp: Option<(SystemTime, u64, Option<(u64, u64)>)>,
+}
+
+impl Save {
+    fn of(path: &Path, sha256: String) -> Save {
+        let stamp = fs::metadata(path).ok().and_then(|metadata| {
+            Some((
+                metadata.modified().ok()?,
+                metadata.len(),
+                super::identity(path),
+            ))
+        });
+        Save { sha256, stamp }
+    }
+
+    /// Whether `other` is this save, seen again (never when the time it was written is not
+    /// known).
+    fn seen_again_as(&self, other: &Save) -> bool {
+        self.stamp.is_some() && self == other
+    }
 }
 
 impl Reloader {
@@ -39,6 +71,7 @@ impl Reloader {
         *self.shared.watcher.borrow_mut() = Some(Watching {
             files,
             gone: HashSet::new(),
+            failed: HashMap::new(),
         });
         Ok(())
     }
@@ -67,16 +100,29 @@ impl Reloader {
                 let mut names: Vec<String> = due.keys().cloned().collect();
                 names.sort_unstable();
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let mut saves = Vec::new();
                 // A module whose chunk name is not known is found again as `require` finds it
                 // (its host's searcher names the chunk).
                 let read = due
                     .into_iter()
-                    .filter_map(|(name, source)| Some((name, source?)))
+                    .filter_map(|(name, (source, save))| {
+                        saves.push((name.clone(), save));
+                        Some((name, source?))
+                    })
                     .collect();
                 let source = Ok(NewSource::Read(read));
-                return Some(self.with_trigger(Trigger::Watch, |r| {
+                let result = self.with_trigger(Trigger::Watch, |r| {
                     r.attempt(&names, &Options::default(), source)
-                }));
+                });
+                if let Some(watching) = self.shared.watcher.borrow_mut().as_mut() {
+                    for (name, save) in saves {
+                        match result {
+                            Ok(_) => watching.failed.remove(&name),
+                            Err(_) => watching.failed.insert(name, save),
+                        };
+                    }
+                }
+                return Some(result);
             }
             if Instant::now() >= deadline {
                 return None;
@@ -85,10 +131,11 @@ impl Reloader {
     }
 
     /// The loaded modules among those loaded from `files` (canonical paths) whose file differs
-    /// from the source they run, with the bytes read.
+    /// from the source they run, with the bytes read and the save they come from; a save
+    /// whose reload failed is not tried again until the file is saved again.
     /// A module whose chunk name is not known (no function of it names its file) has `None`:
     /// it is found again as `require` finds it.
-    fn differing(&self, files: &[PathBuf]) -> HashMap<String, Option<GivenSource>> {
+    fn differing(&self, files: &[PathBuf]) -> HashMap<String, (Option<GivenSource>, Save)> {
         let mut due = HashMap::new();
         if files.is_empty() {
             return due;
@@ -130,14 +177,19 @@ impl Reloader {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            if sha256_hex(&bytes) != known.sha256 {
+            let sha256 = sha256_hex(&bytes);
+            if sha256 != known.sha256 {
+                let save = Save::of(&known.path, sha256);
+                if (watching.failed.get(&known.module)).is_some_and(|f| f.seen_again_as(&save)) {
+                    continue;
+                }
                 let named = self.chunks_name_their_file(&known.module);
                 let source = GivenSource {
                     file: known.file,
                     path: known.path,
                     bytes,
                 };
-                due.insert(known.module, named.then_some(source));
+                due.insert(known.module, (named.then_some(source), save));
             }
         }
         due
