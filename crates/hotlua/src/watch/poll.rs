@@ -33,20 +33,28 @@ pub(crate) struct Watching {
 /// One save of a file: what it holds and when and where it was written. A file saved again
 /// with the same bytes has a new modification time (or, written to a temporary file and
 /// renamed, a new inode); two events of one save, or a `chmod`, do not change this.
-#[derive(Clone, PartialEq)]
+#[derive(PartialEq)]
 struct Save {
     sha256: String,
-    stamp: Option<(SystemTime, u64, Option<(u64, u64)>)>,
+    stamp: Option<Stamp>,
+}
+
+/// When a file was last written, its size, and what it is (device and inode).
+#[derive(PartialEq)]
+struct Stamp {
+    modified: SystemTime,
+    len: u64,
+    identity: Option<(u64, u64)>,
 }
 
 impl Save {
     fn of(path: &Path, sha256: String) -> Save {
         let stamp = fs::metadata(path).ok().and_then(|metadata| {
-            Some((
-                metadata.modified().ok()?,
-                metadata.len(),
-                super::identity(path),
-            ))
+            Some(Stamp {
+                modified: metadata.modified().ok()?,
+                len: metadata.len(),
+                identity: super::identity(path),
+            })
         });
         Save { sha256, stamp }
     }
