@@ -76,6 +76,35 @@ static enum Found look_up(lua_State *L, int table, int index) {
   return found;
 }
 
+/* Like lua_next over table `live`, but stops only at the keys whose value is a function and
+** that table `new` lacks (raw): the old functions a new version no longer has. The key and
+** the function are pushed as lua_next pushes them; 0 and nothing pushed after the last. */
+static int next_deleted(lua_State *L, int live, int new) {
+  while (lua_next(L, live)) {
+    if (lua_type(L, -1) == LUA_TFUNCTION && look_up(L, new, lua_gettop(L) - 1) == ABSENT)
+      return 1;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* deleted(live, new) -> list: key, function for each old function `new` lacks (2 slots a
+** function), for the planner's merge of any table (not only data tables). */
+int hotlua_deleted_functions(lua_State *L) {
+  enum { LIVE_TABLE = 1, NEW_TABLE, LIST };
+  int n = 0;
+  luaL_checkstack(L, WALK_SLOTS, "hotlua: data walk");
+  lua_settop(L, NEW_TABLE);
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (next_deleted(L, LIVE_TABLE, NEW_TABLE)) {
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, LIST, ++n);
+    lua_rawseti(L, LIST, ++n);
+  }
+  return 1;
+}
+
 /* Appends to list `out` after slot n: the number of keys from the walk's root to step `step`
 ** followed by the key at stack index `key`, then those keys, root first. Step s was reached
 ** from step parent_of[s] by key key_of[s]; step 1 is the root. As `append_path` in data.lua.
@@ -430,12 +459,10 @@ int hotlua_merge_data(lua_State *L) {
     }
     /* old functions the new version no longer has (the planner keeps those of the batch) */
     lua_pushnil(L);
-    while (lua_next(L, LIVE)) {                      /* KEY, VALUE (the old one) */
-      if (lua_type(L, VALUE) == LUA_TFUNCTION && look_up(L, NEW, KEY) == ABSENT) {
-        event(L, &m, "deleted", step);
-        lua_pushvalue(L, VALUE);
-        set_at(L, EVENTS, ++m.events);
-      }
+    while (next_deleted(L, LIVE, NEW)) {             /* KEY, VALUE (the old function) */
+      event(L, &m, "deleted", step);
+      lua_pushvalue(L, VALUE);
+      set_at(L, EVENTS, ++m.events);
       lua_settop(L, KEY);
     }
   }

@@ -111,11 +111,9 @@ pub(crate) fn store(lua: &Lua, name: &str, baseline: Value) -> mlua::Result<()> 
 pub(crate) fn replace(
     lua: &Lua,
     baselines: &[(String, Value)],
-    copies: Option<&FieldsToCopy>,
+    copies: &FieldsToCopy,
 ) -> mlua::Result<Replaced> {
-    if let Some(copies) = copies {
-        copy_fields(lua, copies)?;
-    }
+    copy_fields(lua, copies)?;
     let mut replaced = Replaced {
         all: all(lua)?,
         before: Vec::with_capacity(baselines.len()),

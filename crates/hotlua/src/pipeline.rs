@@ -106,7 +106,7 @@ impl Reloader {
                 };
                 let apply_started = Instant::now();
                 let baselines =
-                    baseline::replace(&self.lua, &plan.baselines, plan.baseline_copies.as_ref())
+                    baseline::replace(&self.lua, &plan.baselines, &plan.baseline_copies)
                         .map_err(|error| failed(ApplyStep::Baselines, error))?;
                 let undo = match apply::apply(&self.lua, &plan.writes) {
                     Ok(undo) => undo,

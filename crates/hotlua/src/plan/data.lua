@@ -4,7 +4,7 @@
 -- code does with any table (collect.rs, pair.rs), so that which path reaches a value first,
 -- which field is written and what is reported stay the same. The two walks over every table,
 -- collecting and merging, are C functions (csrc/data.c); this file holds their state.
-local next, type, rawget = next, type, rawget
+local next, type = next, type
 
 -- data: filled here: every data table collected -> true, or the live table it merges into
 -- once paired; a table a data table reaches that is not one -> false (left to the planner).
@@ -33,19 +33,6 @@ return function(data, foreign, live_modules, pairs, general, unmerged, G, collec
     local found
     found, count = collect_data(root, data, skip, pairs, general, order, count)
     return found
-  end
-
-  -- The keys of `live` that hold a function and that `new` lacks: the old functions a new
-  -- version no longer has (for any table, not only data tables).
-  local function deleted(live, new)
-    local keys, n = {}, 0
-    for key, value in next, live do
-      if type(value) == "function" and rawget(new, key) == nil then
-        n = n + 1
-        keys[n] = key
-      end
-    end
-    return keys
   end
 
   -- The planner's pending merges (`Task::MergeTables`) from one of a data table `new` into
@@ -104,5 +91,5 @@ return function(data, foreign, live_modules, pairs, general, unmerged, G, collec
     end
   end
 
-  return { collect = collect, merge = merge, remap = remap, resolve = resolve, deleted = deleted }
+  return { collect = collect, merge = merge, remap = remap, resolve = resolve }
 end

@@ -47,7 +47,7 @@ impl DataTables {
     ) -> Result<DataTables> {
         let make: Function =
             crate::standard::cached(lua, "=hotlua data tables", include_str!("data.lua"))?;
-        let [collect_data, merge_data] = walks_in_c(lua)?;
+        let [collect_data, merge_data, deleted] = walks_in_c(lua)?;
         let walks: Table = make.call((
             members,
             foreign,
@@ -64,12 +64,12 @@ impl DataTables {
             merge: walks.raw_get("merge")?,
             remap: walks.raw_get("remap")?,
             resolve: walks.raw_get("resolve")?,
-            deleted: walks.raw_get("deleted")?,
+            deleted,
             members: members.clone(),
         })
     }
 
-    /// The keys of `live` that hold a function and that `new` lacks, as a sequence.
+    /// The old functions of `live` that `new` lacks: each key, then its function, in a list.
     pub(super) fn deleted_functions(&self, live: &Table, new: &Table) -> Result<Table> {
         Ok(self.deleted.call((live, new))?)
     }
@@ -89,20 +89,22 @@ impl DataTables {
     }
 }
 
-/// csrc/data.c's `collect` and `merge` walks, as Lua functions.
-fn walks_in_c(lua: &Lua) -> mlua::Result<[Function; 2]> {
+/// csrc/data.c's `collect` and `merge` walks and its `deleted`, as Lua functions.
+fn walks_in_c(lua: &Lua) -> mlua::Result<[Function; 3]> {
     extern "C-unwind" {
         fn hotlua_collect_data(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int;
         fn hotlua_merge_data(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int;
+        fn hotlua_deleted_functions(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int;
     }
-    // SAFETY: both are lua_CFunctions of the public C API that index their table arguments
-    // without checking their types; only data.lua calls them, with the tables the planner
-    // made and the new and live tables it pairs (a base is a table or false, which they
-    // check).
+    // SAFETY: all are lua_CFunctions of the public C API that index their table arguments
+    // without checking their types; only data.lua and `deleted_functions` call them, with the
+    // tables the planner made and the new and live tables it pairs (a base is a table or
+    // false, which they check).
     unsafe {
         Ok([
             lua.create_c_function(hotlua_collect_data)?,
             lua.create_c_function(hotlua_merge_data)?,
+            lua.create_c_function(hotlua_deleted_functions)?,
         ])
     }
 }

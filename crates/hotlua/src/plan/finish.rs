@@ -63,7 +63,10 @@ impl Planner<'_> {
             report: self.report,
             writes,
             baselines: Vec::new(),
-            baseline_copies: None,
+            baseline_copies: crate::baseline::FieldsToCopy {
+                fields: self.unmerged,
+                foreign: self.foreign_set,
+            },
             replaced: replaced_functions,
             known,
             sources: self.sources,

@@ -14,7 +14,8 @@
 //!   `_G` itself) are never paired, merged into or rewritten.
 //!
 //! One phase a file: [`collect`] finds what the new versions created, [`pair`] pairs it with
-//! the live program and merges data, [`cells`] joins upvalue cells ([`declarations`] tells
+//! the live program and merges data ([`functions`] pairs functions and their cells, [`data`]
+//! walks data tables), [`cells`] joins upvalue cells ([`declarations`] tells
 //! which local names a file declares twice), [`finish`] points every write at live objects.
 //! Every traversal keeps its pending work in a Lua table or a list on the heap, never on the
 //! native stack, so data of any depth and size plans.
@@ -24,6 +25,7 @@ mod collect;
 mod data;
 mod declarations;
 mod finish;
+mod functions;
 mod pair;
 mod path;
 mod tables;
@@ -54,7 +56,7 @@ pub struct Plan {
     pub(crate) baselines: Vec<(String, Value)>,
     /// Fields of the baselines' tables that must hold copies before they are recorded
     /// ([`baseline::copy_fields`]): the tables there go live.
-    pub(crate) baseline_copies: Option<baseline::FieldsToCopy>,
+    pub(crate) baseline_copies: baseline::FieldsToCopy,
     /// Every old function of the batch and its new version: what the switching engine
     /// replaces everywhere else.
     pub(crate) replaced: Vec<(Function, Function)>,
@@ -110,13 +112,8 @@ impl Plan {
             baselines.try_push((module.name.clone(), planner.baseline_of(module, globals)?))?;
         }
         planner.remap_new_tables()?;
-        let baseline_copies = baseline::FieldsToCopy {
-            fields: planner.unmerged.clone(),
-            foreign: planner.foreign_set.clone(),
-        };
         let mut plan = planner.finish()?;
         plan.baselines = baselines;
-        plan.baseline_copies = Some(baseline_copies);
         plan.report.timings.plan_ms = started.elapsed().as_secs_f64() * 1e3;
         plan.report.timings.load_ms = staged.load_ms;
         plan.report.timings.stage_ms = staged.stage_ms;

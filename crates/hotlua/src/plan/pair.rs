@@ -2,9 +2,9 @@
 
 use mlua::{Function, Table, Value};
 
-use super::{both_numbers, OldCell, Path, Planner, Task};
+use super::{both_numbers, Path, Planner, Task};
 use crate::apply::Write;
-use crate::fallible::{Grow, TryPush};
+use crate::fallible::TryPush;
 use crate::load::StagedModule;
 use crate::report::Conflict;
 use crate::{DataPolicy, Result};
@@ -115,7 +115,7 @@ impl Planner<'_> {
     }
 
     /// Pairs a new table with the live one at its path; the merge itself is a [`Task`].
-    fn pair_tables(
+    pub(super) fn pair_tables(
         &mut self,
         live: &Table,
         new: &Table,
@@ -160,14 +160,14 @@ impl Planner<'_> {
         base: Option<&Table>,
     ) -> Result<()> {
         self.merge_fields(live, new, path, base)?;
-        // The live table's functions the new one lacks, found in Lua: a module of ten thousand
-        // functions is not ten thousand trips through mlua.
+        // The live table's functions the new one lacks, found in one call: a module of ten
+        // thousand functions is not ten thousand trips through mlua.
         let deleted = self.data.deleted_functions(live, new)?;
-        for key in deleted.sequence_values::<Value>() {
-            let key = key?;
-            if let Value::Function(function) = live.raw_get::<Value>(&key)? {
-                self.keep_if_deleted(&function, &path.field(&key))?;
-            }
+        let mut at = 1;
+        while let Some(key) = deleted.raw_get::<Option<Value>>(at)? {
+            let function: Function = deleted.raw_get(at + 1)?;
+            self.keep_if_deleted(&function, &path.field(&key))?;
+            at += 2;
         }
         self.merge_metatable(live, new, path)
     }
@@ -369,118 +369,6 @@ impl Planner<'_> {
                 None => false,
             },
         }
-    }
-
-    pub(super) fn pair_values(&mut self, live: &Value, new: &Value, path: &Path) -> Result<()> {
-        match (live, new) {
-            (Value::Table(live), Value::Table(new))
-                if live != new && self.is_new_table(new)? && !self.is_foreign(live) =>
-            {
-                self.pair_tables(live, new, path, None)?;
-            }
-            (Value::Function(old), Value::Function(new)) if old != new => {
-                if self.owned(old)? && self.is_new_function(new) {
-                    self.pair_functions(old, new, path)?;
-                } else if self.same_foreign_prototype(old, new)? {
-                    self.pair_foreign_closures(old, new, path)?;
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Pairs an old function of the batch with its new version, and each upvalue cell of the
-    /// new one with the old one's cell of the same name.
-    pub(super) fn pair_functions(
-        &mut self,
-        old: &Function,
-        new: &Function,
-        path: &Path,
-    ) -> Result<()> {
-        let identity = old.to_pointer() as usize;
-        if self.function_pairs.contains_key(&identity) {
-            return Ok(());
-        }
-        self.function_pairs.grow()?;
-        self.function_pairs
-            .insert(identity, (old.clone(), new.clone(), path.clone()));
-        // A new function paired with two old ones (`M.b = M.a` in the new file) has no single
-        // old counterpart: the live program then gets the new function itself.
-        self.new_to_old.grow()?;
-        self.new_to_old
-            .entry(new.to_pointer() as usize)
-            .and_modify(|entry| *entry = None)
-            .or_insert_with(|| Some(old.clone()));
-        self.remember_old_cells(old)?;
-        let old_facts = self.facts(old)?;
-        let new_facts = self.facts(new)?;
-        // Functions of one module share cells: the values of a pair of cells are paired once.
-        let mut values_to_pair = false;
-        for upvalue in &new_facts.upvalues {
-            let Some(old_upvalue) = old_facts.upvalues.iter().find(|u| u.name == upvalue.name)
-            else {
-                continue;
-            };
-            self.cell_joins.grow()?;
-            self.cell_joins
-                .entry(upvalue.cell)
-                .or_insert_with(|| OldCell {
-                    function: old.clone(),
-                    index: old_upvalue.index,
-                    value: old_upvalue.value.clone(),
-                    cell: old_upvalue.cell,
-                });
-            if matches!(upvalue.value, Value::Table(_) | Value::Function(_)) {
-                self.cell_values_paired.grow()?;
-                values_to_pair |= self
-                    .cell_values_paired
-                    .insert((old_upvalue.cell, upvalue.cell));
-            }
-        }
-        if values_to_pair {
-            self.tasks.push(Task::PairUpvalues {
-                old: old.clone(),
-                new: new.clone(),
-                path: path.clone(),
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Two closures of one function of other code (say a class library's constructor, made
-    /// once for the live class and once for the new version's): the live closure stays, and
-    /// the tables the new one captured pair with those the live one captured, by upvalue name.
-    fn pair_foreign_closures(
-        &mut self,
-        live: &Function,
-        new: &Function,
-        path: &Path,
-    ) -> Result<()> {
-        self.foreign_closure_pairs.grow()?;
-        if self.foreign_closure_pairs.insert(new.to_pointer() as usize) {
-            self.tasks.push(Task::PairUpvalues {
-                old: live.clone(),
-                new: new.clone(),
-                path: path.clone(),
-            })?;
-        }
-        Ok(())
-    }
-
-    fn pair_upvalues(&mut self, old: &Function, new: &Function, path: &Path) -> Result<()> {
-        let old_facts = self.facts(old)?;
-        let new_facts = self.facts(new)?;
-        for upvalue in &new_facts.upvalues {
-            if let Some(old_upvalue) = old_facts.upvalues.iter().find(|u| u.name == upvalue.name) {
-                self.pair_values(
-                    &old_upvalue.value,
-                    &upvalue.value,
-                    &path.upvalue(&upvalue.name),
-                )?;
-            }
-        }
-        Ok(())
     }
 }
 
