@@ -360,7 +360,9 @@ fn timeout(seconds: f64) -> std::result::Result<Duration, String> {
 fn outcome(lua: &Lua, result: Result<Report>) -> mlua::Result<MultiValue> {
     Ok(match result {
         // The reload is done; if memory ran out building its report, `true` still says so.
-        Ok(report) => MultiValue::from_iter([report.to_lua(lua).unwrap_or(Value::Boolean(true))]),
+        Ok(report) => {
+            MultiValue::from_iter([report.into_lua_table(lua).unwrap_or(Value::Boolean(true))])
+        }
         Err(error) => MultiValue::from_iter([
             Value::Nil,
             Value::String(lua.create_string(error.to_string())?),

@@ -15,15 +15,24 @@ use std::rc::Rc;
 use mlua::{ffi, Function, Lua, MultiValue, Result, Value, Variadic};
 use rustc_hash::FxHashMap;
 
-/// One upvalue of a function: its name, the identity of its cell, and its current value.
+use crate::fallible::Grow;
+
+/// One upvalue of a function: the identity of its cell, and its current value.
 pub(crate) struct Upvalue {
-    /// 1-based index, as the C API counts.
-    pub index: i32,
-    /// The local's name; empty for C functions, `(no name)` for stripped Lua functions.
-    pub name: Rc<str>,
     /// `lua_upvalueid`: equal for two closures exactly when they share the variable.
     pub cell: usize,
     pub value: Value,
+}
+
+/// An upvalue of a function as the planner keeps it: its value is read once per cell, not once
+/// per function (ten thousand functions of a module share a handful of cells).
+pub(crate) struct UpvalueFact {
+    /// 1-based index, as the C API counts.
+    pub index: i32,
+    /// The local's name; `(no name)` for stripped Lua functions.
+    pub name: Rc<str>,
+    /// `lua_upvalueid`: equal for two closures exactly when they share the variable.
+    pub cell: usize,
 }
 
 /// What the planner needs to know of a function, read in one call.
@@ -36,23 +45,28 @@ pub(crate) struct FunctionFacts {
     /// prototype are two instances of one function of the source.
     pub prototype: Option<(usize, i32, i32)>,
     /// Its upvalues, read for every Lua function.
-    pub upvalues: Vec<Upvalue>,
+    pub upvalues: Vec<UpvalueFact>,
 }
 
 /// Whether `function` was compiled from one of `sources` (chunk names), its prototype, and
-/// its upvalues if it is a Lua function.
+/// its upvalues if it is a Lua function. The value of each cell not in `cell_values` yet is
+/// added there: a cell's value is one variable's, whichever closure it is read through.
 pub(crate) fn inspect(
     lua: &Lua,
     function: &Function,
     sources: &[String],
     names: &mut Names,
+    cell_values: &mut FxHashMap<usize, Value>,
 ) -> Result<FunctionFacts> {
     let mut from_sources = false;
     let mut prototype = None;
-    let mut named: Vec<(Rc<str>, usize)> = Vec::new();
+    let mut upvalues = Vec::new();
+    let mut read = Vec::new();
     // SAFETY: index 1 is `function` (the only argument). lua_getinfo with '>' pops the copy
     // pushed for it and fills `ar`, whose `what` and `source` point at strings the function's
-    // prototype keeps alive while it is on the stack. Then as in `upvalues`.
+    // prototype keeps alive while it is on the stack. Then lua_getupvalue as in
+    // `push_upvalues`: each value it pushes is popped at once unless its cell is unknown, so
+    // the frame holds one slot per unknown cell (room made by lua_checkstack first).
     let values: MultiValue = unsafe {
         lua.exec_raw(function, |state| {
             let mut ar: ffi::lua_Debug = std::mem::zeroed();
@@ -62,15 +76,32 @@ pub(crate) fn inspect(
                 let source = CStr::from_ptr(ar.source).to_bytes();
                 from_sources = sources.iter().any(|s| s.as_bytes() == source);
                 prototype = Some((ar.source as usize, ar.linedefined, ar.lastlinedefined));
-                push_upvalues(state, &mut named, Some(&mut *names));
+                let mut index = 1;
+                while ffi::lua_checkstack(state, 1) != 0 {
+                    let name = ffi::lua_getupvalue(state, 1, index);
+                    if name.is_null() {
+                        break;
+                    }
+                    let cell = cell_identity(state, 1, index);
+                    if cell_values.contains_key(&cell) || read.contains(&cell) {
+                        ffi::lua_pop(state, 1);
+                    } else {
+                        read.push(cell);
+                    }
+                    let name = names.intern(CStr::from_ptr(name).to_bytes());
+                    upvalues.push(UpvalueFact { index, name, cell });
+                    index += 1;
+                }
             }
             ffi::lua_remove(state, 1);
         })?
     };
+    cell_values.grow_by(read.len())?;
+    cell_values.extend(read.into_iter().zip(values));
     Ok(FunctionFacts {
         from_sources,
         prototype,
-        upvalues: zip_upvalues(named, values),
+        upvalues,
     })
 }
 
@@ -128,16 +159,20 @@ pub(crate) fn metatable(lua: &Lua, table: &mlua::Table) -> Result<Option<mlua::T
 
 /// All upvalues of `function`, in index order.
 pub(crate) fn upvalues(lua: &Lua, function: &Function) -> Result<Vec<Upvalue>> {
-    let mut named: Vec<(Rc<str>, usize)> = Vec::new();
+    let mut cells = Vec::new();
     // SAFETY: index 1 is `function` (the only argument), as push_upvalues requires; the pushed
     // values stay on the frame and come back as the MultiValue, so exec_raw balances the stack.
     let values: MultiValue = unsafe {
         lua.exec_raw(function, |state| {
-            push_upvalues(state, &mut named, None);
+            push_upvalues(state, &mut cells);
             ffi::lua_remove(state, 1);
         })?
     };
-    Ok(zip_upvalues(named, values))
+    Ok(cells
+        .into_iter()
+        .zip(values)
+        .map(|(cell, value)| Upvalue { cell, value })
+        .collect())
 }
 
 /// `lua_upvalueid` and `lua_upvaluejoin`: LuaJIT exports them, but mlua declares them only for
@@ -178,8 +213,7 @@ unsafe fn cell_identity(state: *mut ffi::lua_State, function: c_int, n: c_int) -
     }
 }
 
-/// Pushes every upvalue of the function at index 1 and records its name (shared through
-/// `names` when the caller keeps them across functions) and cell.
+/// Pushes every upvalue of the function at index 1 and records its cell.
 ///
 /// SAFETY (for callers): index 1 must hold a function. A C function frame is only promised
 /// `LUA_MINSTACK` free slots, so room for each upvalue is made with lua_checkstack before it
@@ -187,24 +221,14 @@ unsafe fn cell_identity(state: *mut ffi::lua_State, function: c_int, n: c_int) -
 /// stack would pass `LUAI_MAXSTACK`, and then nothing more is pushed). lua_getupvalue pushes
 /// one value per existing upvalue and returns NULL past the last one, pushing nothing;
 /// lua_upvalueid is only called with an index lua_getupvalue just accepted.
-unsafe fn push_upvalues(
-    state: *mut ffi::lua_State,
-    named: &mut Vec<(Rc<str>, usize)>,
-    mut names: Option<&mut Names>,
-) {
+unsafe fn push_upvalues(state: *mut ffi::lua_State, cells: &mut Vec<usize>) {
     let mut index = 1;
     while ffi::lua_checkstack(state, 1) != 0 {
         let name = ffi::lua_getupvalue(state, 1, index);
         if name.is_null() {
             break;
         }
-        let cell = cell_identity(state, 1, index);
-        let name = CStr::from_ptr(name).to_bytes();
-        let name = match names.as_deref_mut() {
-            Some(names) => names.intern(name),
-            None => String::from_utf8_lossy(name).into(),
-        };
-        named.push((name, cell));
+        cells.push(cell_identity(state, 1, index));
         index += 1;
     }
 }
@@ -226,20 +250,6 @@ impl Names {
         }
         name
     }
-}
-
-fn zip_upvalues(named: Vec<(Rc<str>, usize)>, values: MultiValue) -> Vec<Upvalue> {
-    named
-        .into_iter()
-        .zip(values)
-        .zip(1..)
-        .map(|(((name, cell), value), index)| Upvalue {
-            index,
-            name,
-            cell,
-            value,
-        })
-        .collect()
 }
 
 /// Sets the value of upvalue `index` of `function`: every closure sharing that cell sees it.

@@ -206,17 +206,82 @@ impl Report {
     /// The report as a Lua table, the form `hotlua.reload` returns, with the one-line
     /// [`Report::summary`] in its field `summary` (what a host logs).
     ///
+    /// The lists of functions (one path per function: ten thousand for a big module) are made
+    /// Lua strings only when the table is first read by a key it lacks, or iterated with
+    /// `pairs` (Lua 5.2 and later: Lua 5.1 and LuaJIT's `pairs` ignores `__pairs`, so there
+    /// read a list by name first). Until then they cost the program nothing; reading them
+    /// fills them in and removes the table's metatable.
+    ///
     /// Serialized straight into Lua tables: running out of memory is Lua's error, not an
     /// abort, however long the report's lists.
     pub fn to_lua(&self, lua: &Lua) -> mlua::Result<Value> {
+        self.clone().into_lua_table(lua)
+    }
+
+    /// [`Report::to_lua`] for a report the caller gives up: its lists are moved, not copied.
+    pub(crate) fn into_lua_table(mut self, lua: &Lua) -> mlua::Result<Value> {
+        let summary = self.summary();
+        let lists: [Vec<String>; 3] = [
+            std::mem::take(&mut self.functions_replaced),
+            std::mem::take(&mut self.functions_added),
+            std::mem::take(&mut self.functions_kept_deleted),
+        ];
         let options = mlua::serde::SerializeOptions::new()
             .serialize_none_to_null(false)
             .serialize_unit_to_null(false)
             .set_array_metatable(false);
-        let report = lua.to_value_with(self, options)?;
+        let report = lua.to_value_with(&self, options)?;
         if let Value::Table(table) = &report {
-            table.raw_set("summary", self.summary())?;
+            table.raw_set("summary", summary)?;
+            for name in LAZY_LISTS {
+                table.raw_set(name, Value::Nil)?;
+            }
+            table.set_metatable(Some(lazy_lists(lua, lists)?))?;
         }
         Ok(report)
     }
+}
+
+/// The report's fields [`Report::into_lua_table`] fills in on first read, in the order of its
+/// `lists`.
+const LAZY_LISTS: [&str; 3] = [
+    "functions_replaced",
+    "functions_added",
+    "functions_kept_deleted",
+];
+
+/// The metatable of a report table whose [`LAZY_LISTS`] are still Rust strings: `__index` and
+/// `__pairs` fill them all in, then remove the metatable.
+fn lazy_lists(lua: &Lua, lists: [Vec<String>; 3]) -> mlua::Result<mlua::Table> {
+    let lists = std::sync::Arc::new(lists);
+    let fill = move |lua: &Lua, report: &mlua::Table| -> mlua::Result<()> {
+        for (name, list) in LAZY_LISTS.iter().zip(lists.iter()) {
+            let sequence = lua.create_table_with_capacity(list.len(), 0)?;
+            for (at, path) in list.iter().enumerate() {
+                sequence.raw_set(at + 1, path.as_str())?;
+            }
+            report.raw_set(*name, sequence)?;
+        }
+        report.set_metatable(None)?;
+        Ok(())
+    };
+    let fill = std::sync::Arc::new(fill);
+    let metatable = lua.create_table()?;
+    let on_index = fill.clone();
+    metatable.raw_set(
+        "__index",
+        lua.create_function(move |lua, (report, key): (mlua::Table, Value)| {
+            on_index(lua, &report)?;
+            report.raw_get::<Value>(key)
+        })?,
+    )?;
+    metatable.raw_set(
+        "__pairs",
+        lua.create_function(move |lua, report: mlua::Table| {
+            fill(lua, &report)?;
+            let next: mlua::Function = lua.globals().raw_get("next")?;
+            Ok((next, report, Value::Nil))
+        })?,
+    )?;
+    Ok(metatable)
 }

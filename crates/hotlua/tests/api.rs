@@ -21,6 +21,42 @@ fn reload_returns_a_report_table() {
     ));
 }
 
+/// The lists of functions become Lua strings only when read: by name, or by `pairs` where it
+/// honours `__pairs`; either way the table then holds them as plain fields.
+#[test]
+fn the_report_lists_are_filled_in_when_read() {
+    let f = Fixture::new();
+    f.write(
+        "m",
+        "return { f = function() return 1 end, g = function() end }",
+    );
+    f.lua::<()>("m = require 'm'");
+    f.write(
+        "m",
+        "return { f = function() return 2 end, h = function() end }",
+    );
+    let by_pairs = if cfg!(any(feature = "lua51", feature = "luajit")) {
+        "local r = r2 local _ = r.functions_added"
+    } else {
+        "local r = r2"
+    };
+    assert!(f.lua::<bool>(&format!(
+        "local hotlua = require('hotlua') \
+         local r = hotlua.check('m') \
+         assert(rawget(r, 'functions_replaced') == nil, 'filled in before it was read') \
+         assert(getmetatable(r) ~= nil) \
+         assert(r.functions_kept_deleted[1] == 'm.g') \
+         assert(rawget(r, 'functions_replaced')[1] == 'm.f' and getmetatable(r) == nil) \
+         assert(r.no_such_field == nil) \
+         r2 = hotlua.check('m') \
+         {by_pairs} \
+         local seen = {{}} \
+         for key, value in pairs(r) do seen[key] = value end \
+         return seen.functions_added[1] == 'm.h' and seen.functions_replaced[1] == 'm.f' \
+           and seen.functions_kept_deleted[1] == 'm.g' and seen.summary ~= nil"
+    )));
+}
+
 #[test]
 fn check_plans_without_applying() {
     let f = Fixture::new();

@@ -29,7 +29,11 @@ impl Planner<'_> {
             cells.entry(upvalue.cell).or_insert_with(|| OldCell {
                 function: old.clone(),
                 index: upvalue.index,
-                value: upvalue.value.clone(),
+                value: self
+                    .cell_values
+                    .get(&upvalue.cell)
+                    .cloned()
+                    .unwrap_or(Value::Nil),
                 cell: upvalue.cell,
             });
         }
@@ -154,9 +158,7 @@ impl Planner<'_> {
         }
         let new_wins = match (live, new) {
             (Value::Function(live_fn), Value::Function(new_fn)) => {
-                let paired = self
-                    .function_pairs
-                    .contains_key(&(live_fn.to_pointer() as usize));
+                let paired = self.function_pairs.contains(live_fn.to_pointer() as usize);
                 if paired || self.owned(live_fn)? || !self.is_new_function(new_fn) {
                     true
                 } else if self.same_foreign_prototype(live_fn, new_fn)? {

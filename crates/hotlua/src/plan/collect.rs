@@ -74,7 +74,7 @@ impl Planner<'_> {
                 }
                 Value::Function(function) => {
                     let identity = function.to_pointer() as usize;
-                    if self.new_functions.contains_key(&identity) {
+                    if self.new_functions.contains(identity) {
                         continue;
                     }
                     let facts = self.facts(function)?;
@@ -90,16 +90,16 @@ impl Planner<'_> {
                             .is_none()
                         {
                             for upvalue in &facts.upvalues {
-                                if matches!(upvalue.value, Value::Table(_)) {
+                                let value = self.cell_value(upvalue.cell);
+                                if matches!(value, Value::Table(_)) {
                                     let cell_path = path.upvalue(&upvalue.name);
-                                    pending.push(&upvalue.value, cell_path)?;
+                                    pending.push(&value, cell_path)?;
                                 }
                             }
                         }
                     } else {
-                        self.new_functions.grow()?;
                         self.new_functions
-                            .insert(identity, (function.clone(), path.clone()));
+                            .insert(identity, (function.clone(), path.clone()))?;
                         for upvalue in &facts.upvalues {
                             self.new_cells.grow()?;
                             let cell = match self.new_cells.entry(upvalue.cell) {
@@ -107,14 +107,15 @@ impl Planner<'_> {
                                 Entry::Occupied(cell) => cell.into_mut(),
                                 Entry::Vacant(cell) => {
                                     let cell_path = path.upvalue(&upvalue.name);
-                                    if matches!(upvalue.value, Value::Table(_) | Value::Function(_))
-                                    {
-                                        pending.push(&upvalue.value, cell_path.clone())?;
+                                    let value = (self.cell_values.get(&upvalue.cell).cloned())
+                                        .unwrap_or(Value::Nil);
+                                    if matches!(value, Value::Table(_) | Value::Function(_)) {
+                                        pending.push(&value, cell_path.clone())?;
                                     }
                                     cell.insert(NewCell {
                                         name: upvalue.name.clone(),
                                         path: cell_path,
-                                        value: upvalue.value.clone(),
+                                        value,
                                         holders: Vec::new(),
                                         policy: self.policy,
                                     })
@@ -190,11 +191,12 @@ impl Planner<'_> {
         let closures = fallible::collect(self.foreign_closures.values().cloned())?;
         for closure in closures {
             for upvalue in &self.facts(&closure)?.upvalues {
-                if self.resolve(&upvalue.value)? != upvalue.value {
+                let value = self.cell_value(upvalue.cell);
+                if self.resolve(&value)? != value {
                     self.writes.try_push(Write::Upvalue {
                         function: closure.clone(),
                         index: upvalue.index,
-                        value: upvalue.value.clone(),
+                        value,
                     })?;
                 }
             }

@@ -49,7 +49,7 @@ impl Planner<'_> {
         self.report.functions_replaced = replaced;
         let mut known = FxHashSet::default();
         known.grow_by(self.new_functions.len() + self.old_functions.len())?;
-        known.extend(self.new_functions.keys().copied());
+        known.extend(self.new_functions.iter().map(|(identity, _)| identity));
         known.extend(self.old_functions.iter().copied());
         let replaced_functions = fallible::collect(
             self.function_pairs

@@ -36,19 +36,21 @@ impl Planner<'_> {
         path: &Path,
     ) -> Result<()> {
         let identity = old.to_pointer() as usize;
-        if self.function_pairs.contains_key(&identity) {
+        if !self
+            .function_pairs
+            .insert(identity, (old.clone(), new.clone(), path.clone()))?
+        {
             return Ok(());
         }
-        self.function_pairs.grow()?;
-        self.function_pairs
-            .insert(identity, (old.clone(), new.clone(), path.clone()));
         // A new function paired with two old ones (`M.b = M.a` in the new file) has no single
         // old counterpart: the live program then gets the new function itself.
-        self.new_to_old.grow()?;
-        self.new_to_old
-            .entry(new.to_pointer() as usize)
-            .and_modify(|entry| *entry = None)
-            .or_insert_with(|| Some(old.clone()));
+        match self.new_to_old.get_mut(new.to_pointer() as usize) {
+            Some(entry) => *entry = None,
+            None => {
+                self.new_to_old
+                    .insert(new.to_pointer() as usize, Some(old.clone()))?;
+            }
+        }
         self.remember_old_cells(old)?;
         let old_facts = self.facts(old)?;
         let new_facts = self.facts(new)?;
@@ -65,10 +67,13 @@ impl Planner<'_> {
                 .or_insert_with(|| OldCell {
                     function: old.clone(),
                     index: old_upvalue.index,
-                    value: old_upvalue.value.clone(),
+                    value: (self.cell_values.get(&old_upvalue.cell).cloned()).unwrap_or(Value::Nil),
                     cell: old_upvalue.cell,
                 });
-            if matches!(upvalue.value, Value::Table(_) | Value::Function(_)) {
+            if matches!(
+                self.cell_values.get(&upvalue.cell),
+                Some(Value::Table(_) | Value::Function(_))
+            ) {
                 self.cell_values_paired.grow()?;
                 values_to_pair |= self
                     .cell_values_paired
@@ -116,8 +121,8 @@ impl Planner<'_> {
         for upvalue in &new_facts.upvalues {
             if let Some(old_upvalue) = old_facts.upvalues.iter().find(|u| u.name == upvalue.name) {
                 self.pair_values(
-                    &old_upvalue.value,
-                    &upvalue.value,
+                    &self.cell_value(old_upvalue.cell),
+                    &self.cell_value(upvalue.cell),
                     &path.upvalue(&upvalue.name),
                 )?;
             }

@@ -26,6 +26,7 @@ mod data;
 mod declarations;
 mod finish;
 mod functions;
+mod indexed;
 mod pair;
 mod path;
 mod tables;
@@ -37,6 +38,7 @@ use mlua::{Function, Lua, Table, Value};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use self::data::DataTables;
+use self::indexed::Indexed;
 use self::path::Path;
 use self::tables::{TableMap, Tasks};
 use crate::apply::Write;
@@ -179,14 +181,14 @@ struct Planner<'lua> {
     /// The data tables the new versions created, walked in Lua.
     data: DataTables,
     /// Every function of the new versions, with the path it was first found at.
-    new_functions: FxHashMap<usize, (Function, Path)>,
+    new_functions: Indexed<(Function, Path)>,
     new_cells: FxHashMap<usize, NewCell>,
     /// New table → the live table it merges into.
     table_pairs: TableMap,
     /// Old function identity → the old function, its new version, and the path they paired at.
-    function_pairs: FxHashMap<usize, (Function, Function, Path)>,
+    function_pairs: Indexed<(Function, Function, Path)>,
     /// New function identity → the old function it is paired with (`None`: several).
-    new_to_old: FxHashMap<usize, Option<Function>>,
+    new_to_old: Indexed<Option<Function>>,
     /// The engine gives old functions the new code in place (`inplace`): the live program
     /// keeps the old functions and every write that would store a new function stores the
     /// old one it is paired with.
@@ -206,9 +208,11 @@ struct Planner<'lua> {
     /// (old cell, new cell) pairs of paired functions whose values are paired already.
     cell_values_paired: FxHashSet<(usize, usize)>,
     /// What each function seen is (from the batch's files? its upvalues), by identity.
-    facts: FxHashMap<usize, Rc<FunctionFacts>>,
+    facts: Indexed<Rc<FunctionFacts>>,
     /// The upvalue names in `facts`, each held once.
     names: Names,
+    /// The value of every upvalue cell in `facts`, by cell identity.
+    cell_values: FxHashMap<usize, Value>,
     /// Local names a file of the batch declares more than once at module level: never joined
     /// by name alone.
     /// Read from the files' text only when a cell has no paired holder to join by.
@@ -276,11 +280,11 @@ impl<'lua> Planner<'lua> {
             globals,
             new_tables,
             data,
-            new_functions: FxHashMap::default(),
+            new_functions: Indexed::default(),
             new_cells: FxHashMap::default(),
             table_pairs,
-            function_pairs: FxHashMap::default(),
-            new_to_old: FxHashMap::default(),
+            function_pairs: Indexed::default(),
+            new_to_old: Indexed::default(),
             keep_identity: false,
             foreign_closures: FxHashMap::default(),
             foreign_closure_pairs: FxHashSet::default(),
@@ -288,8 +292,9 @@ impl<'lua> Planner<'lua> {
             old_cells_by_name: HashMap::new(),
             cell_joins: FxHashMap::default(),
             cell_values_paired: FxHashSet::default(),
-            facts: FxHashMap::default(),
+            facts: Indexed::default(),
             names: Names::default(),
+            cell_values: FxHashMap::default(),
             repeated_locals: None,
             local_bases: Vec::new(),
             new_local_bases: lua.create_table()?,
@@ -322,7 +327,7 @@ impl<'lua> Planner<'lua> {
 
     fn facts(&mut self, function: &Function) -> Result<Rc<FunctionFacts>> {
         let identity = function.to_pointer() as usize;
-        if let Some(facts) = self.facts.get(&identity) {
+        if let Some(facts) = self.facts.get(identity) {
             return Ok(facts.clone());
         }
         let facts = Rc::new(crate::raw::inspect(
@@ -330,10 +335,15 @@ impl<'lua> Planner<'lua> {
             function,
             &self.sources,
             &mut self.names,
+            &mut self.cell_values,
         )?);
-        self.facts.grow()?;
-        self.facts.insert(identity, facts.clone());
+        self.facts.insert(identity, facts.clone())?;
         Ok(facts)
+    }
+
+    /// The value of an upvalue cell of a function the planner inspected.
+    fn cell_value(&self, cell: usize) -> Value {
+        self.cell_values.get(&cell).cloned().unwrap_or(Value::Nil)
     }
 
     /// True for a Lua function compiled from one of the batch's files.
@@ -379,8 +389,7 @@ impl<'lua> Planner<'lua> {
     }
 
     fn is_new_function(&self, function: &Function) -> bool {
-        self.new_functions
-            .contains_key(&(function.to_pointer() as usize))
+        self.new_functions.contains(function.to_pointer() as usize)
     }
 
     fn is_new_table(&self, table: &Table) -> Result<bool> {
@@ -403,12 +412,12 @@ impl<'lua> Planner<'lua> {
                 .map_or_else(|| value.clone(), Value::Table),
             Value::Function(function) if self.keep_identity => self
                 .new_to_old
-                .get(&(function.to_pointer() as usize))
+                .get(function.to_pointer() as usize)
                 .and_then(Option::as_ref)
                 .map_or_else(|| value.clone(), |old| Value::Function(old.clone())),
             Value::Function(function) => self
                 .function_pairs
-                .get(&(function.to_pointer() as usize))
+                .get(function.to_pointer() as usize)
                 .map_or_else(|| value.clone(), |(_, new, _)| Value::Function(new.clone())),
             _ => value.clone(),
         })
