@@ -149,14 +149,26 @@ impl Reloader {
             }
             report.rolled_back = rolled_back && apply;
             for (module, text) in staged.modules.iter().zip(&staged.texts) {
+                let old_sha256 = self.shared.sources.live_sha256(&module.name);
+                // Hashed once: remembering the source hashes it (a big file takes a while).
+                let new_sha256 = match text {
+                    Some(_) if apply => {
+                        self.remember_reloaded(module, text.as_ref());
+                        self.shared.sources.live_sha256(&module.name)
+                    }
+                    Some(text) => Some(sha256_hex(&text.bytes)),
+                    None => {
+                        if apply {
+                            self.remember_reloaded(module, None);
+                        }
+                        None
+                    }
+                };
                 report.sources.push(SourceChange {
                     module: module.name.clone(),
-                    old_sha256: self.shared.sources.live_sha256(&module.name),
-                    new_sha256: text.as_ref().map(|text| sha256_hex(&text.bytes)),
+                    old_sha256,
+                    new_sha256,
                 });
-                if apply {
-                    self.remember_reloaded(module, text.as_ref());
-                }
             }
             Ok(report)
         })();

@@ -9,100 +9,15 @@
 //! [`lua_upvalueid`](https://www.lua.org/manual/5.4/manual.html#lua_upvalueid),
 //! [`lua_upvaluejoin`](https://www.lua.org/manual/5.4/manual.html#lua_upvaluejoin).
 
-use std::ffi::{c_int, CStr};
-use std::rc::Rc;
+use std::ffi::c_int;
 
 use mlua::{ffi, Function, Lua, MultiValue, Result, Value, Variadic};
-use rustc_hash::FxHashMap;
-
-use crate::fallible::Grow;
 
 /// One upvalue of a function: the identity of its cell, and its current value.
 pub(crate) struct Upvalue {
     /// `lua_upvalueid`: equal for two closures exactly when they share the variable.
     pub cell: usize,
     pub value: Value,
-}
-
-/// An upvalue of a function as the planner keeps it: its value is read once per cell, not once
-/// per function (ten thousand functions of a module share a handful of cells).
-pub(crate) struct UpvalueFact {
-    /// 1-based index, as the C API counts.
-    pub index: i32,
-    /// The local's name; `(no name)` for stripped Lua functions.
-    pub name: Rc<str>,
-    /// `lua_upvalueid`: equal for two closures exactly when they share the variable.
-    pub cell: usize,
-}
-
-/// What the planner needs to know of a function, read in one call.
-pub(crate) struct FunctionFacts {
-    /// A Lua function (not a C function, not a main chunk) compiled from one of the sources
-    /// asked about.
-    pub from_sources: bool,
-    /// For a Lua function: its prototype's identity (the address of its source string, which
-    /// every prototype of one chunk shares, and the lines it spans). Two closures with the same
-    /// prototype are two instances of one function of the source.
-    pub prototype: Option<(usize, i32, i32)>,
-    /// Its upvalues, read for every Lua function.
-    pub upvalues: Vec<UpvalueFact>,
-}
-
-/// Whether `function` was compiled from one of `sources` (chunk names), its prototype, and
-/// its upvalues if it is a Lua function. The value of each cell not in `cell_values` yet is
-/// added there: a cell's value is one variable's, whichever closure it is read through.
-pub(crate) fn inspect(
-    lua: &Lua,
-    function: &Function,
-    sources: &[String],
-    names: &mut Names,
-    cell_values: &mut FxHashMap<usize, Value>,
-) -> Result<FunctionFacts> {
-    let mut from_sources = false;
-    let mut prototype = None;
-    let mut upvalues = Vec::new();
-    let mut read = Vec::new();
-    // SAFETY: index 1 is `function` (the only argument). lua_getinfo with '>' pops the copy
-    // pushed for it and fills `ar`, whose `what` and `source` point at strings the function's
-    // prototype keeps alive while it is on the stack. Then lua_getupvalue as in
-    // `push_upvalues`: each value it pushes is popped at once unless its cell is unknown, so
-    // the frame holds one slot per unknown cell (room made by lua_checkstack first).
-    let values: MultiValue = unsafe {
-        lua.exec_raw(function, |state| {
-            let mut ar: ffi::lua_Debug = std::mem::zeroed();
-            ffi::lua_pushvalue(state, 1);
-            ffi::lua_getinfo(state, c">S".as_ptr(), &mut ar);
-            if CStr::from_ptr(ar.what).to_bytes() == b"Lua" {
-                let source = CStr::from_ptr(ar.source).to_bytes();
-                from_sources = sources.iter().any(|s| s.as_bytes() == source);
-                prototype = Some((ar.source as usize, ar.linedefined, ar.lastlinedefined));
-                let mut index = 1;
-                while ffi::lua_checkstack(state, 1) != 0 {
-                    let name = ffi::lua_getupvalue(state, 1, index);
-                    if name.is_null() {
-                        break;
-                    }
-                    let cell = cell_identity(state, 1, index);
-                    if cell_values.contains_key(&cell) || read.contains(&cell) {
-                        ffi::lua_pop(state, 1);
-                    } else {
-                        read.push(cell);
-                    }
-                    let name = names.intern(CStr::from_ptr(name).to_bytes());
-                    upvalues.push(UpvalueFact { index, name, cell });
-                    index += 1;
-                }
-            }
-            ffi::lua_remove(state, 1);
-        })?
-    };
-    cell_values.grow_by(read.len())?;
-    cell_values.extend(read.into_iter().zip(values));
-    Ok(FunctionFacts {
-        from_sources,
-        prototype,
-        upvalues,
-    })
 }
 
 /// The environment of a Lua 5.1 or LuaJIT function (`getfenv`), as an error rather than a
@@ -200,7 +115,7 @@ pub(crate) const CELLS_CAN_BE_JOINED: bool = !cfg!(feature = "lua51");
 /// The identity of upvalue `n`'s cell of the function at `function`.
 ///
 /// SAFETY (for callers): `function` holds a function with at least `n` upvalues.
-unsafe fn cell_identity(state: *mut ffi::lua_State, function: c_int, n: c_int) -> usize {
+pub(crate) unsafe fn cell_identity(state: *mut ffi::lua_State, function: c_int, n: c_int) -> usize {
     #[cfg(not(feature = "lua51"))]
     {
         lua_upvalueid(state, function, n) as usize
@@ -230,25 +145,6 @@ unsafe fn push_upvalues(state: *mut ffi::lua_State, cells: &mut Vec<usize>) {
         }
         cells.push(cell_identity(state, 1, index));
         index += 1;
-    }
-}
-
-/// Upvalue names, each held once however many functions carry it: a module of ten thousand
-/// functions that share four locals has four names, and comparing two is comparing pointers.
-#[derive(Default)]
-pub(crate) struct Names(FxHashMap<Box<[u8]>, Rc<str>>);
-
-impl Names {
-    fn intern(&mut self, bytes: &[u8]) -> Rc<str> {
-        if let Some(name) = self.0.get(bytes) {
-            return name.clone();
-        }
-        let name: Rc<str> = String::from_utf8_lossy(bytes).into();
-        // Out of memory the name is just not shared.
-        if self.0.try_reserve(1).is_ok() {
-            self.0.insert(bytes.into(), name.clone());
-        }
-        name
     }
 }
 

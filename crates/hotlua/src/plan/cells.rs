@@ -29,11 +29,7 @@ impl Planner<'_> {
             cells.entry(upvalue.cell).or_insert_with(|| OldCell {
                 function: old.clone(),
                 index: upvalue.index,
-                value: self
-                    .cell_values
-                    .get(&upvalue.cell)
-                    .cloned()
-                    .unwrap_or(Value::Nil),
+                value: self.facts.cell_value(upvalue.cell),
                 cell: upvalue.cell,
             });
         }

@@ -62,6 +62,7 @@ impl Planner<'_> {
                         continue;
                     }
                     self.new_tables.insert(table, true)?;
+                    self.facts.read_fields(self.lua, table)?;
                     for pair in table.pairs::<Value, Value>() {
                         let (key, field) = pair?;
                         let field_path = path.field(&key);
@@ -107,8 +108,7 @@ impl Planner<'_> {
                                 Entry::Occupied(cell) => cell.into_mut(),
                                 Entry::Vacant(cell) => {
                                     let cell_path = path.upvalue(&upvalue.name);
-                                    let value = (self.cell_values.get(&upvalue.cell).cloned())
-                                        .unwrap_or(Value::Nil);
+                                    let value = self.facts.cell_value(upvalue.cell);
                                     if matches!(value, Value::Table(_) | Value::Function(_)) {
                                         pending.push(&value, cell_path.clone())?;
                                     }

@@ -69,7 +69,7 @@ impl Planner<'_> {
             },
             replaced: replaced_functions,
             known,
-            sources: self.sources,
+            sources: self.facts.into_sources(),
             kept_deleted: self.kept_deleted,
         })
     }

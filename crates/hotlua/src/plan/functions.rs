@@ -67,13 +67,10 @@ impl Planner<'_> {
                 .or_insert_with(|| OldCell {
                     function: old.clone(),
                     index: old_upvalue.index,
-                    value: (self.cell_values.get(&old_upvalue.cell).cloned()).unwrap_or(Value::Nil),
+                    value: self.facts.cell_value(old_upvalue.cell),
                     cell: old_upvalue.cell,
                 });
-            if matches!(
-                self.cell_values.get(&upvalue.cell),
-                Some(Value::Table(_) | Value::Function(_))
-            ) {
+            if self.facts.cell_holds_object(upvalue.cell) {
                 self.cell_values_paired.grow()?;
                 values_to_pair |= self
                     .cell_values_paired

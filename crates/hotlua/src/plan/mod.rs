@@ -24,6 +24,7 @@ mod cells;
 mod collect;
 mod data;
 mod declarations;
+mod facts;
 mod finish;
 mod functions;
 mod indexed;
@@ -38,6 +39,7 @@ use mlua::{Function, Lua, Table, Value};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use self::data::DataTables;
+use self::facts::{Facts, FunctionFacts};
 use self::indexed::Indexed;
 use self::path::Path;
 use self::tables::{TableMap, Tasks};
@@ -45,7 +47,6 @@ use crate::apply::Write;
 use crate::batch::Staged;
 use crate::fallible::{Grow, TryPush};
 use crate::load::StagedModule;
-use crate::raw::{FunctionFacts, Names};
 use crate::report::ModuleFile;
 use crate::{baseline, DataPolicy, Report, Result};
 
@@ -165,9 +166,6 @@ enum Task {
 struct Planner<'lua> {
     lua: &'lua Lua,
     policy: DataPolicy,
-    /// Chunk names of the batch's files: a Lua function with one of these sources belongs to
-    /// the batch.
-    sources: Vec<String>,
     /// Tables never paired or merged into: `_G`, the registry's modules other than the
     /// batch's (the standard library among them).
     foreign: HashSet<usize>,
@@ -207,12 +205,9 @@ struct Planner<'lua> {
     cell_joins: FxHashMap<usize, OldCell>,
     /// (old cell, new cell) pairs of paired functions whose values are paired already.
     cell_values_paired: FxHashSet<(usize, usize)>,
-    /// What each function seen is (from the batch's files? its upvalues), by identity.
-    facts: Indexed<Rc<FunctionFacts>>,
-    /// The upvalue names in `facts`, each held once.
-    names: Names,
-    /// The value of every upvalue cell in `facts`, by cell identity.
-    cell_values: FxHashMap<usize, Value>,
+    /// What each function seen is (from the batch's files? its upvalues), by identity; a
+    /// Lua function with one of the batch's chunk names as its source belongs to the batch.
+    facts: Facts,
     /// Local names a file of the batch declares more than once at module level: never joined
     /// by name alone.
     /// Read from the files' text only when a cell has no paired holder to join by.
@@ -273,7 +268,6 @@ impl<'lua> Planner<'lua> {
         Ok(Planner {
             lua,
             policy: DataPolicy::default(),
-            sources: staged.modules.iter().map(|m| m.source.clone()).collect(),
             foreign,
             foreign_set,
             live_modules,
@@ -292,9 +286,7 @@ impl<'lua> Planner<'lua> {
             old_cells_by_name: HashMap::new(),
             cell_joins: FxHashMap::default(),
             cell_values_paired: FxHashSet::default(),
-            facts: Indexed::default(),
-            names: Names::default(),
-            cell_values: FxHashMap::default(),
+            facts: Facts::new(staged.modules.iter().map(|m| m.source.clone()).collect()),
             repeated_locals: None,
             local_bases: Vec::new(),
             new_local_bases: lua.create_table()?,
@@ -326,24 +318,12 @@ impl<'lua> Planner<'lua> {
     }
 
     fn facts(&mut self, function: &Function) -> Result<Rc<FunctionFacts>> {
-        let identity = function.to_pointer() as usize;
-        if let Some(facts) = self.facts.get(identity) {
-            return Ok(facts.clone());
-        }
-        let facts = Rc::new(crate::raw::inspect(
-            self.lua,
-            function,
-            &self.sources,
-            &mut self.names,
-            &mut self.cell_values,
-        )?);
-        self.facts.insert(identity, facts.clone())?;
-        Ok(facts)
+        self.facts.of(self.lua, function)
     }
 
     /// The value of an upvalue cell of a function the planner inspected.
     fn cell_value(&self, cell: usize) -> Value {
-        self.cell_values.get(&cell).cloned().unwrap_or(Value::Nil)
+        self.facts.cell_value(cell)
     }
 
     /// True for a Lua function compiled from one of the batch's files.

@@ -159,6 +159,8 @@ impl Planner<'_> {
         path: &Path,
         base: Option<&Table>,
     ) -> Result<()> {
+        // The new table's functions were read when it was collected.
+        self.facts.read_fields(self.lua, live)?;
         self.merge_fields(live, new, path, base)?;
         // The live table's functions the new one lacks, found in one call: a module of ten
         // thousand functions is not ten thousand trips through mlua.

@@ -1,0 +1,246 @@
+//! What the planner knows of each function it meets: whether the batch's files made it, its
+//! prototype, its upvalues' names and cells; and each cell's value, read once per cell.
+//!
+//! Read through the C API (`lua_getinfo`, `lua_getupvalue`, `lua_upvalueid`), either for one
+//! function or for every function a table holds in one call ([`Facts::read_fields`]): a
+//! module table of ten thousand functions is then one protected call, not ten thousand, and
+//! its closures are read while the table's walk has them in the cache.
+
+use std::ffi::{c_int, CStr};
+use std::rc::Rc;
+
+use mlua::{ffi, Function, Lua, MultiValue, Table, Value};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::indexed::Indexed;
+use crate::fallible::{Grow, TryPush};
+use crate::raw::cell_identity;
+use crate::Result;
+
+/// An upvalue of a function as the planner keeps it: its value is in [`Facts::cell_value`],
+/// read once per cell, not once per function (ten thousand functions of a module share a
+/// handful of cells).
+pub(crate) struct UpvalueFact {
+    /// 1-based index, as the C API counts.
+    pub index: i32,
+    /// The local's name; `(no name)` for stripped Lua functions.
+    pub name: Rc<str>,
+    /// `lua_upvalueid`: equal for two closures exactly when they share the variable.
+    pub cell: usize,
+}
+
+/// What the planner needs to know of a function.
+pub(crate) struct FunctionFacts {
+    /// A Lua function (not a C function, not a main chunk) compiled from one of the batch's
+    /// files.
+    pub from_sources: bool,
+    /// For a Lua function: its prototype's identity (the address of its source string, which
+    /// every prototype of one chunk shares, and the lines it spans). Two closures with the same
+    /// prototype are two instances of one function of the source.
+    pub prototype: Option<(usize, i32, i32)>,
+    /// Its upvalues, read for every Lua function.
+    pub upvalues: Vec<UpvalueFact>,
+}
+
+/// The facts of every function met, by identity, and the value of every cell they carry.
+pub(super) struct Facts {
+    /// Chunk names of the batch's files.
+    sources: Vec<String>,
+    by_function: Indexed<Rc<FunctionFacts>>,
+    /// Upvalue names, each held once: comparing two is comparing pointers.
+    names: FxHashMap<Box<[u8]>, Rc<str>>,
+    cell_values: FxHashMap<usize, Value>,
+}
+
+impl Facts {
+    pub(super) fn new(sources: Vec<String>) -> Facts {
+        Facts {
+            sources,
+            by_function: Indexed::default(),
+            names: FxHashMap::default(),
+            cell_values: FxHashMap::default(),
+        }
+    }
+
+    pub(super) fn into_sources(self) -> Vec<String> {
+        self.sources
+    }
+
+    /// The facts of `function`, read now if they were not yet.
+    pub(super) fn of(&mut self, lua: &Lua, function: &Function) -> Result<Rc<FunctionFacts>> {
+        let identity = function.to_pointer() as usize;
+        if let Some(facts) = self.by_function.get(identity) {
+            return Ok(facts.clone());
+        }
+        let mut read = Read::default();
+        // SAFETY: index 1 is `function` (the only argument), at the top as `read_top` needs;
+        // the values it keeps go below it, and popping it leaves exactly them on the frame.
+        let values: MultiValue = unsafe {
+            lua.exec_raw(function, |state| {
+                read.top(state, self, -2);
+                ffi::lua_pop(state, 1);
+            })?
+        };
+        self.take(read, values)?;
+        Ok(self
+            .by_function
+            .get(identity)
+            .cloned()
+            .expect("the facts just read"))
+    }
+
+    /// Reads the facts of every function `table` holds as a value that were not read yet, in
+    /// one call; [`Facts::of`] then finds them.
+    pub(super) fn read_fields(&mut self, lua: &Lua, table: &Table) -> Result<()> {
+        let mut read = Read::default();
+        let mut order: Vec<c_int> = Vec::new();
+        let mut met = FxHashSet::default();
+        // SAFETY: index 1 is `table` (the only argument). First every function value not read
+        // yet is moved onto the stack: lua_next pops the key at the top and pushes the next
+        // key and its value (nothing at the end), and lua_insert puts the value below the key
+        // (room for both made first), so the key is at the top again. Then each function,
+        // copied to the top, is read by `read_top`, which keeps cell values below the copy.
+        // Last the kept values are copied down over the table and the functions (each source
+        // slot is above the slot it is copied into, and no slot is written before it is read)
+        // and the rest dropped, so the frame holds exactly the kept values, in order.
+        let values: MultiValue = unsafe {
+            lua.exec_raw(table, |state| {
+                ffi::lua_pushnil(state);
+                while ffi::lua_next(state, 1) != 0 {
+                    let identity = ffi::lua_topointer(state, -1) as usize;
+                    if ffi::lua_type(state, -1) == ffi::LUA_TFUNCTION
+                        && !self.by_function.contains(identity)
+                        && !met.contains(&identity)
+                        && ffi::lua_checkstack(state, 3) != 0
+                        && met.grow().is_ok()
+                        && order.try_push(ffi::lua_gettop(state) - 1).is_ok()
+                    {
+                        met.insert(identity);
+                        ffi::lua_insert(state, -2);
+                    } else {
+                        ffi::lua_pop(state, 1);
+                    }
+                }
+                for &slot in &order {
+                    if ffi::lua_checkstack(state, 3) == 0 {
+                        break;
+                    }
+                    ffi::lua_pushvalue(state, slot);
+                    read.top(state, self, -2);
+                    ffi::lua_pop(state, 1);
+                }
+                let below = ffi::lua_gettop(state) - read.cells.len() as c_int;
+                for kept in 1..=read.cells.len() as c_int {
+                    ffi::lua_pushvalue(state, below + kept);
+                    ffi::lua_replace(state, kept);
+                }
+                ffi::lua_settop(state, read.cells.len() as c_int);
+            })?
+        };
+        self.take(read, values)
+    }
+
+    /// The value of a cell of a function whose facts were read.
+    pub(super) fn cell_value(&self, cell: usize) -> Value {
+        self.cell_values.get(&cell).cloned().unwrap_or(Value::Nil)
+    }
+
+    /// True if the cell holds a table or a function (whose values the planner pairs).
+    pub(super) fn cell_holds_object(&self, cell: usize) -> bool {
+        matches!(
+            self.cell_values.get(&cell),
+            Some(Value::Table(_) | Value::Function(_))
+        )
+    }
+
+    /// Stores what `read` found, with the values of the cells it met first, in order.
+    fn take(&mut self, read: Read, values: MultiValue) -> Result<()> {
+        if read.failed {
+            return Err(crate::fallible::out_of_memory().into());
+        }
+        self.cell_values.grow_by(read.cells.len())?;
+        self.cell_values.extend(read.cells.into_iter().zip(values));
+        for (identity, facts) in read.functions {
+            self.by_function.insert(identity, Rc::new(facts))?;
+        }
+        Ok(())
+    }
+
+    fn name(&mut self, bytes: &[u8]) -> Rc<str> {
+        if let Some(name) = self.names.get(bytes) {
+            return name.clone();
+        }
+        let name: Rc<str> = String::from_utf8_lossy(bytes).into();
+        // Out of memory the name is just not shared.
+        if self.names.try_reserve(1).is_ok() {
+            self.names.insert(bytes.into(), name.clone());
+        }
+        name
+    }
+}
+
+/// What one call read: functions and their facts, and the cells whose values it kept on the
+/// stack, in the order it kept them (each function once).
+#[derive(Default)]
+struct Read {
+    functions: Vec<(usize, FunctionFacts)>,
+    cells: Vec<usize>,
+    cells_kept: FxHashSet<usize>,
+    /// The first error of memory, reported once the C frame is left.
+    failed: bool,
+}
+
+impl Read {
+    /// Reads the function at the top of the stack. The value of each cell neither `facts` nor
+    /// this read knows is moved to `keep_at` (relative to the top once it is pushed, so that
+    /// the function stays at the top); every other value pushed is popped.
+    ///
+    /// SAFETY (for callers): the top of the stack holds a function and there is room for two
+    /// more values. lua_getinfo with '>' pops the copy pushed for it and fills `ar`, whose
+    /// `what` and `source` point at strings the function's prototype keeps alive while it is
+    /// on the stack. lua_getupvalue pushes one value per existing upvalue (room is made for
+    /// each first: a function has at most 255) and returns NULL past the last, pushing
+    /// nothing; lua_upvalueid is called with an index lua_getupvalue just accepted, while the
+    /// function is just below the value it pushed.
+    unsafe fn top(&mut self, state: *mut ffi::lua_State, facts: &mut Facts, keep_at: c_int) {
+        let identity = ffi::lua_topointer(state, -1) as usize;
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        ffi::lua_pushvalue(state, -1);
+        ffi::lua_getinfo(state, c">S".as_ptr(), &mut ar);
+        let mut function = FunctionFacts {
+            from_sources: false,
+            prototype: None,
+            upvalues: Vec::new(),
+        };
+        if CStr::from_ptr(ar.what).to_bytes() == b"Lua" {
+            let source = CStr::from_ptr(ar.source).to_bytes();
+            function.from_sources = facts.sources.iter().any(|s| s.as_bytes() == source);
+            function.prototype = Some((ar.source as usize, ar.linedefined, ar.lastlinedefined));
+            let mut index = 1;
+            while ffi::lua_checkstack(state, 2) != 0 {
+                let name = ffi::lua_getupvalue(state, -1, index);
+                if name.is_null() {
+                    break;
+                }
+                let cell = cell_identity(state, -2, index);
+                if facts.cell_values.contains_key(&cell)
+                    || self.cells_kept.contains(&cell)
+                    || self.cells_kept.grow().is_err()
+                    || self.cells.try_push(cell).is_err()
+                {
+                    ffi::lua_pop(state, 1);
+                } else {
+                    self.cells_kept.insert(cell);
+                    ffi::lua_insert(state, keep_at);
+                }
+                let name = facts.name(CStr::from_ptr(name).to_bytes());
+                self.failed |= function
+                    .upvalues
+                    .try_push(UpvalueFact { index, name, cell })
+                    .is_err();
+                index += 1;
+            }
+        }
+        self.failed |= self.functions.try_push((identity, function)).is_err();
+    }
+}
