@@ -177,14 +177,14 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
         lua,
         &fallible::collect(plan.kept_deleted.iter().map(|f| (f, f)))?,
     )?;
-    let sources: FxHashSet<&[u8]> = plan.sources.iter().map(|s| s.as_bytes()).collect();
+    let mut sources = Sources::new(&plan.sources);
     let mut walked: Vec<usize> = Vec::new();
     let mut pairs = Vec::new();
     for (index, pair) in raw.iter().enumerate() {
         match pair {
             // SAFETY: both prototypes belong to closures `plan.replaced` holds.
             Some(pair)
-                if unsafe { from(pair.old_proto, &sources) && from(pair.new_proto, &sources) } =>
+                if unsafe { sources.made(pair.old_proto) && sources.made(pair.new_proto) } =>
             {
                 pairs.try_push(*pair)?
             }
@@ -330,12 +330,41 @@ fn raw_pairs(lua: &Lua, pairs: &[(&Function, &Function)]) -> mlua::Result<Vec<Op
     Ok(raw)
 }
 
-/// True when prototype `p` was compiled from one of `sources`.
-///
-/// # Safety
-/// `p` is a live prototype.
-unsafe fn from(p: *const Proto, sources: &FxHashSet<&[u8]>) -> bool {
-    let mut len = 0;
-    let source = hotlua_proto_source(p, &mut len);
-    !source.is_null() && sources.contains(std::slice::from_raw_parts(source.cast::<u8>(), len))
+/// The batch's chunk names, and which source strings met so far are one of them: every
+/// prototype of a chunk shares one source string, so ten thousand prototypes compare a
+/// pointer or two, not ten thousand names.
+struct Sources<'a> {
+    names: &'a [String],
+    met: Vec<(*const c_char, bool)>,
+}
+
+impl<'a> Sources<'a> {
+    fn new(names: &'a [String]) -> Sources<'a> {
+        Sources {
+            names,
+            met: Vec::new(),
+        }
+    }
+
+    /// True when prototype `p` was compiled from one of the batch's files.
+    ///
+    /// # Safety
+    /// `p` is a live prototype (its source string then lives as long).
+    unsafe fn made(&mut self, p: *const Proto) -> bool {
+        let mut len = 0;
+        let source = hotlua_proto_source(p, &mut len);
+        if source.is_null() {
+            return false;
+        }
+        if let Some(&(_, from)) = self.met.iter().find(|(met, _)| *met == source) {
+            return from;
+        }
+        let bytes = std::slice::from_raw_parts(source.cast::<u8>(), len);
+        let from = self.names.iter().any(|name| name.as_bytes() == bytes);
+        // A few distinct sources at most; past that, compare names each time.
+        if self.met.len() < 64 {
+            self.met.push((source, from));
+        }
+        from
+    }
 }

@@ -52,6 +52,11 @@ impl Pairing {
     /// # Safety
     /// Every prototype of `pairs` is live; children of live prototypes are live.
     pub(super) unsafe fn pair(&mut self, pairs: &[RawPair]) -> mlua::Result<()> {
+        // Sized once for the planner's pairs (most have no nested functions): ten thousand
+        // pairs would otherwise rehash each map a dozen times.
+        self.map.grow_by(pairs.len())?;
+        self.seeds.grow_by(pairs.len())?;
+        self.remaps.grow_by(pairs.len())?;
         for pair in pairs {
             self.insert(pair.old_proto, pair.new_proto)?;
             self.seeds.grow()?;
