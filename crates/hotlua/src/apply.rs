@@ -36,15 +36,18 @@ pub(crate) enum Write {
         index: i32,
         value: Value,
     },
-    /// Set a function's environment (Lua 5.1 and LuaJIT, where each function has its own).
+    /// Set the environment of each function of a Lua list (Lua 5.1 and LuaJIT, where each
+    /// function has its own): the new functions of a module, which share one environment
+    /// before the write as after it.
     #[cfg(any(feature = "lua51", feature = "luajit"))]
     Environment {
-        function: Function,
+        functions: Table,
         environment: Table,
     },
     /// `rawset(table, key, value)` for each (table, key, value) of a Lua list (3 slots a
-    /// write, `list.n` slots), in order: the writes of data tables, which can be a million,
-    /// held in Lua rather than as three mlua handles each.
+    /// write, `list.n` slots) whose field does not hold that value already, in order: the
+    /// writes of data tables, which can be a million, and of a module's functions, held in
+    /// Lua rather than as three mlua handles each.
     Fields { list: Table },
     /// Puts back what a [`Write::Fields`] replaced, newest first: a list of the same shape
     /// holding the values before.
@@ -55,7 +58,7 @@ pub(crate) enum Write {
     Join {
         target: Function,
         target_index: i32,
-        holders: Vec<(Function, i32)>,
+        holders: raw::UpvalueList,
     },
 }
 
@@ -123,14 +126,13 @@ impl Write {
                     .map_or(Value::Nil, |upvalue| upvalue.value),
             }),
             #[cfg(any(feature = "lua51", feature = "luajit"))]
-            Write::Environment { function, .. } => {
-                function
-                    .environment()
-                    .map(|environment| Write::Environment {
-                        function: function.clone(),
-                        environment,
-                    })
-            }
+            Write::Environment { functions, .. } => functions
+                .raw_get::<Option<Function>>(1)?
+                .and_then(|first| first.environment())
+                .map(|environment| Write::Environment {
+                    functions: functions.clone(),
+                    environment,
+                }),
             Write::Join { .. } | Write::Fields { .. } | Write::Restore { .. } => None,
         })
     }
@@ -148,9 +150,9 @@ impl Write {
             } => raw::set_upvalue(lua, function, *index, value.clone()),
             #[cfg(any(feature = "lua51", feature = "luajit"))]
             Write::Environment {
-                function,
+                functions,
                 environment,
-            } => function.set_environment(environment.clone()).map(drop),
+            } => raw::set_environments(lua, functions, environment),
             Write::Join {
                 target,
                 target_index,
@@ -162,8 +164,9 @@ impl Write {
     }
 }
 
-/// `write(list, before)` makes the writes of a [`Write::Fields`] list in order, first noting
-/// each field's value in `before` (when given) as a [`Write::Restore`] list: the slots, then
+/// `write(list, before)` makes the writes of a [`Write::Fields`] list in order (those whose
+/// field holds the value already are not made), first noting each field's value in `before`
+/// (when given) as a [`Write::Restore`] list: the slots, then
 /// their count, so that a write failing half-way leaves `before` exact. `restore(list)` puts
 /// those values back, newest first; it allocates nothing (each key is still there).
 fn fields_walk(lua: &Lua, name: &str) -> mlua::Result<Function> {
@@ -172,13 +175,18 @@ local rawget, rawset = rawget, rawset
 local function write(list, before)
   local n = 0
   for i = 1, list.n, 3 do
-    local table, key = list[i], list[i + 1]
-    if before then
-      before[n + 1], before[n + 2], before[n + 3] = table, key, rawget(table, key)
-      n = n + 3
-      before.n = n
+    local table, key, value = list[i], list[i + 1], list[i + 2]
+    local was = rawget(table, key)
+    -- Under `inplace` every module function's field holds its value already: the old
+    -- function stays and runs the new code. Such a field needs neither write nor undo.
+    if was ~= value then
+      if before then
+        before[n + 1], before[n + 2], before[n + 3] = table, key, was
+        n = n + 3
+        before.n = n
+      end
+      rawset(table, key, value)
     end
-    rawset(table, key, list[i + 2])
   end
 end
 local function restore(list)

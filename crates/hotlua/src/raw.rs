@@ -11,7 +11,9 @@
 
 use std::ffi::c_int;
 
-use mlua::{ffi, Function, Lua, MultiValue, Result, Value, Variadic};
+use mlua::{ffi, Function, Lua, MultiValue, Result, Value};
+
+use crate::fallible::Grow;
 
 /// One upvalue of a function: the identity of its cell, and its current value.
 pub(crate) struct Upvalue {
@@ -36,6 +38,31 @@ pub(crate) fn environment(lua: &Lua, function: &Function) -> Result<Option<mlua:
         Value::Table(table) => Some(table),
         _ => None,
     })
+}
+
+/// Sets the environment of every function of the Lua list `functions` (`setfenv`).
+#[cfg(any(feature = "lua51", feature = "luajit"))]
+pub(crate) fn set_environments(
+    lua: &Lua,
+    functions: &mlua::Table,
+    environment: &mlua::Table,
+) -> Result<()> {
+    // SAFETY: index 1 is `functions`, index 2 `environment`. Each slot of the list is pushed
+    // (index 3), and with a copy of the environment above it lua_setfenv pops the copy and
+    // sets it (a value that is not a function is left alone); popping the slot's value leaves
+    // the frame as it was, until the first empty slot ends the list.
+    unsafe {
+        lua.exec_raw::<()>((functions, environment), |state| {
+            let mut at = 1;
+            while ffi::lua_rawgeti(state, 1, at) != ffi::LUA_TNIL {
+                ffi::lua_pushvalue(state, 2);
+                ffi::lua_setfenv(state, -2);
+                ffi::lua_pop(state, 1);
+                at += 1;
+            }
+            ffi::lua_settop(state, 0);
+        })
+    }
 }
 
 /// Flushes LuaJIT's whole trace cache (`jit.flush()`): compiled code may have folded an
@@ -161,32 +188,67 @@ pub(crate) fn set_upvalue(lua: &Lua, function: &Function, index: i32, value: Val
     }
 }
 
-/// Makes each `(function, index)` upvalue of `holders` refer to the cell of upvalue
-/// `target_index` of `target`: from then on all these closures read and write one variable.
-/// On Lua 5.1, which cannot share cells, each holder gets a copy of the cell's current value.
+/// Upvalues of Lua closures, `(function, index)`: the ten thousand functions of a module that
+/// share a local, held in one Lua table rather than as an mlua handle each.
+#[derive(Clone)]
+pub(crate) struct UpvalueList {
+    functions: mlua::Table,
+    indices: Vec<i32>,
+}
+
+impl UpvalueList {
+    pub(crate) fn new(lua: &Lua) -> Result<UpvalueList> {
+        Ok(UpvalueList {
+            functions: lua.create_table()?,
+            indices: Vec::new(),
+        })
+    }
+
+    /// Adds upvalue `index` (1-based) of the Lua closure `function`.
+    pub(crate) fn push(&mut self, function: &Function, index: i32) -> Result<()> {
+        self.indices.grow()?;
+        self.functions.raw_set(self.indices.len() + 1, function)?;
+        self.indices.push(index);
+        Ok(())
+    }
+
+    /// The first upvalue added.
+    pub(crate) fn first(&self) -> Result<Option<(Function, i32)>> {
+        Ok(match self.indices.first() {
+            Some(&index) => Some((self.functions.raw_get(1)?, index)),
+            None => None,
+        })
+    }
+}
+
+/// Makes each upvalue of `holders` refer to the cell of upvalue `target_index` of `target`:
+/// from then on all these closures read and write one variable. On Lua 5.1, which cannot
+/// share cells, each holder gets a copy of the cell's current value.
 pub(crate) fn join_upvalues(
     lua: &Lua,
     target: &Function,
     target_index: i32,
-    holders: &[(Function, i32)],
+    holders: &UpvalueList,
 ) -> Result<()> {
-    let functions: Variadic<Function> =
-        crate::fallible::collect(holders.iter().map(|(f, _)| f.clone()))?.into();
-    // SAFETY: index 1 is `target`, indices 2.. the holders in order (exec_raw checks the stack
-    // has room for them). Callers pass upvalue indices read from these same Lua closures, as
+    // SAFETY: index 1 is `target`, index 2 the table of holders, whose slot i + 1 holds the
+    // Lua closure whose upvalue `indices[i]` is joined (`UpvalueList::push`): each is pushed
+    // (index 3, or 4 above the value copied on 5.1), joined and popped, so the frame never
+    // holds more than five values. The indices were read from these same closures, as
     // lua_upvaluejoin requires (it checks neither the indices nor that both are Lua closures).
     unsafe {
-        lua.exec_raw::<()>((target, functions), |state| {
+        lua.exec_raw::<()>((target, &holders.functions), |state| {
             #[cfg(feature = "lua51")]
             ffi::lua_getupvalue(state, 1, target_index);
-            for (offset, (_, index)) in holders.iter().enumerate() {
+            for (at, index) in holders.indices.iter().enumerate() {
+                ffi::lua_rawgeti(state, 2, at as ffi::lua_Integer + 1);
                 #[cfg(not(feature = "lua51"))]
-                lua_upvaluejoin(state, offset as c_int + 2, *index, 1, target_index);
+                lua_upvaluejoin(state, -1, *index, 1, target_index);
                 #[cfg(feature = "lua51")]
                 {
-                    ffi::lua_pushvalue(state, -1);
-                    ffi::lua_setupvalue(state, offset as c_int + 2, *index);
+                    ffi::lua_pushvalue(state, -2);
+                    ffi::lua_setupvalue(state, -2, *index);
                 }
+                ffi::lua_pop(state, 1);
             }
             ffi::lua_settop(state, 0);
         })

@@ -126,12 +126,13 @@ impl Planner<'_> {
                 None => {
                     let resolved = self.resolve(&new.value)?;
                     if resolved != new.value {
-                        let (function, index) = &new.holders[0];
-                        writes.try_push(Write::Upvalue {
-                            function: function.clone(),
-                            index: *index,
-                            value: new.value.clone(),
-                        })?;
+                        if let Some((function, index)) = new.holders.first()? {
+                            writes.try_push(Write::Upvalue {
+                                function,
+                                index,
+                                value: new.value.clone(),
+                            })?;
+                        }
                     }
                     if &*new.name != "_ENV" {
                         self.report.locals_new.try_push(new.path.to_string())?;

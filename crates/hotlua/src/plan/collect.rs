@@ -10,6 +10,7 @@ use super::{NewCell, Path, Planner};
 use crate::apply::Write;
 use crate::fallible::{self, Grow, TryPush};
 use crate::load::StagedModule;
+use crate::raw::UpvalueList;
 use crate::Result;
 
 impl Planner<'_> {
@@ -99,8 +100,7 @@ impl Planner<'_> {
                             }
                         }
                     } else {
-                        self.new_functions
-                            .insert(identity, (function.clone(), path.clone()))?;
+                        self.new_functions.insert(identity, path.clone())?;
                         for upvalue in &facts.upvalues {
                             self.new_cells.grow()?;
                             let cell = match self.new_cells.entry(upvalue.cell) {
@@ -116,12 +116,12 @@ impl Planner<'_> {
                                         name: upvalue.name.clone(),
                                         path: cell_path,
                                         value,
-                                        holders: Vec::new(),
+                                        holders: UpvalueList::new(self.lua)?,
                                         policy: self.policy,
                                     })
                                 }
                             };
-                            cell.holders.try_push((function.clone(), upvalue.index))?;
+                            cell.holders.push(function, upvalue.index)?;
                         }
                         // Lua 5.1 functions carry their own environment (the staging table,
                         // or the table `module()` made): point it at the live counterpart
@@ -129,16 +129,27 @@ impl Planner<'_> {
                         #[cfg(any(feature = "lua51", feature = "luajit"))]
                         if let Some(environment) = crate::raw::environment(self.lua, function)? {
                             pending.push(&Value::Table(environment.clone()), path.clone())?;
-                            self.writes.try_push(Write::Environment {
-                                function: function.clone(),
-                                environment,
-                            })?;
+                            self.environments.add(self.lua, function, environment)?;
                         }
                     }
                 }
                 _ => {}
             }
             pending.reverse_since(siblings)?;
+        }
+        Ok(())
+    }
+
+    /// The environment writes [`Planner::collect`] gathered, one for each environment.
+    #[cfg(any(feature = "lua51", feature = "luajit"))]
+    pub(super) fn plan_environments(&mut self) -> Result<()> {
+        let groups = std::mem::take(&mut self.environments.groups);
+        self.writes.grow_by(groups.len())?;
+        for (environment, functions) in groups {
+            self.writes.push(Write::Environment {
+                functions,
+                environment,
+            });
         }
         Ok(())
     }
@@ -201,6 +212,42 @@ impl Planner<'_> {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+/// The new functions by the environment they have (Lua 5.1 and LuaJIT): a module's functions
+/// share one, and each group becomes one write, its functions waiting in a Lua list rather
+/// than as an mlua handle each.
+#[cfg(any(feature = "lua51", feature = "luajit"))]
+#[derive(Default)]
+pub(super) struct Environments {
+    /// Environment identity → its index in `groups`.
+    at: rustc_hash::FxHashMap<usize, usize>,
+    groups: Vec<(Table, Table)>,
+}
+
+#[cfg(any(feature = "lua51", feature = "luajit"))]
+impl Environments {
+    fn add(
+        &mut self,
+        lua: &mlua::Lua,
+        function: &mlua::Function,
+        environment: Table,
+    ) -> Result<()> {
+        let identity = environment.to_pointer() as usize;
+        let at = match self.at.get(&identity) {
+            Some(&at) => at,
+            None => {
+                self.groups.grow()?;
+                self.at.grow()?;
+                self.groups.push((environment, lua.create_table()?));
+                self.at.insert(identity, self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
+        let functions = &self.groups[at].1;
+        functions.raw_set(functions.raw_len() + 1, function)?;
         Ok(())
     }
 }

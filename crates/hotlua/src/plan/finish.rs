@@ -9,6 +9,17 @@ use crate::apply::Write;
 use crate::fallible::{self, Grow, TryPush};
 use crate::Result;
 
+/// `resolve(list, new_to_old)`: points each value of a `Fields` list (3 slots a write) that
+/// is a new function paired with one old function at that old function.
+const OLD_FUNCTIONS: &str = r#"
+return function(list, new_to_old)
+  for i = 3, list.n, 3 do
+    local old = new_to_old[list[i]]
+    if old then list[i] = old end
+  end
+end
+"#;
+
 impl Planner<'_> {
     /// The plan: every write pointed at live objects, and the report.
     pub(super) fn finish(mut self) -> Result<Plan> {
@@ -24,6 +35,18 @@ impl Planner<'_> {
                 write => writes.push(write),
             }
         }
+        if self.function_writes.raw_get::<usize>("n")? > 0 {
+            if self.keep_identity {
+                // The live program keeps the old functions (which will run the new code).
+                let resolve: mlua::Function =
+                    crate::standard::cached(self.lua, "=hotlua old functions", OLD_FUNCTIONS)?;
+                resolve.call::<()>((&self.function_writes, &self.new_to_old))?;
+            }
+            writes.try_push(Write::Fields {
+                list: self.function_writes.clone(),
+            })?;
+        }
+        writes.grow_by(assignments.len())?;
         writes.extend(assignments);
 
         let mut replaced = fallible::collect(
@@ -34,16 +57,12 @@ impl Planner<'_> {
         replaced.sort_unstable();
         let mut paired_new = FxHashSet::default();
         paired_new.grow_by(self.function_pairs.len())?;
-        paired_new.extend(
-            self.function_pairs
-                .values()
-                .map(|(_, new, _)| new.to_pointer() as usize),
-        );
+        paired_new.extend(self.function_pairs.values().map(|&(_, new, _)| new));
         let mut added = fallible::collect(
             self.new_functions
                 .iter()
                 .filter(|(identity, _)| !paired_new.contains(identity))
-                .map(|(_, (_, path))| path.to_string()),
+                .map(|(_, path)| path.to_string()),
         )?;
         added.sort_unstable();
         self.report.functions_replaced = replaced;
@@ -51,11 +70,6 @@ impl Planner<'_> {
         known.grow_by(self.new_functions.len() + self.old_functions.len())?;
         known.extend(self.new_functions.iter().map(|(identity, _)| identity));
         known.extend(self.old_functions.iter().copied());
-        let replaced_functions = fallible::collect(
-            self.function_pairs
-                .into_values()
-                .map(|(old, new, _)| (old, new)),
-        )?;
         self.report.functions_added = added;
         self.report.functions_kept_deleted.sort_unstable();
         self.report.locals_new.sort_unstable();
@@ -67,7 +81,7 @@ impl Planner<'_> {
                 fields: self.unmerged,
                 foreign: self.foreign_set,
             },
-            replaced: replaced_functions,
+            replaced: self.replaced,
             known,
             sources: self.facts.into_sources(),
             kept_deleted: self.kept_deleted,
@@ -103,10 +117,10 @@ impl Planner<'_> {
             },
             #[cfg(any(feature = "lua51", feature = "luajit"))]
             Write::Environment {
-                function,
+                functions,
                 environment,
             } => Write::Environment {
-                function,
+                functions,
                 environment: live_table(environment)?,
             },
             Write::Fields { list } => {

@@ -36,19 +36,24 @@ impl Planner<'_> {
         path: &Path,
     ) -> Result<()> {
         let identity = old.to_pointer() as usize;
-        if !self
-            .function_pairs
-            .insert(identity, (old.clone(), new.clone(), path.clone()))?
-        {
+        if self.function_pairs.contains(identity) {
             return Ok(());
         }
+        let at = self.replaced.push(old, new)?;
+        self.function_pairs
+            .insert(identity, (at, new.to_pointer() as usize, path.clone()))?;
         // A new function paired with two old ones (`M.b = M.a` in the new file) has no single
         // old counterpart: the live program then gets the new function itself.
-        match self.new_to_old.get_mut(new.to_pointer() as usize) {
-            Some(entry) => *entry = None,
-            None => {
-                self.new_to_old
-                    .insert(new.to_pointer() as usize, Some(old.clone()))?;
+        self.new_paired_twice.grow()?;
+        match self.new_paired_twice.entry(new.to_pointer() as usize) {
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                self.new_to_old.raw_set(new, old)?;
+                entry.insert(false);
+            }
+            std::collections::hash_map::Entry::Occupied(mut entry) => {
+                if !entry.insert(true) {
+                    self.new_to_old.raw_set(new, false)?;
+                }
             }
         }
         self.remember_old_cells(old)?;

@@ -38,10 +38,6 @@ impl<T> Indexed<T> {
         self.at.get(&identity).map(|&at| &self.items[at].1)
     }
 
-    pub(super) fn get_mut(&mut self, identity: usize) -> Option<&mut T> {
-        self.at.get(&identity).map(|&at| &mut self.items[at].1)
-    }
-
     /// Adds `value` for `identity` unless it has one already; true if it was added.
     pub(super) fn insert(&mut self, identity: usize, value: T) -> Result<bool> {
         if self.contains(identity) {
@@ -66,9 +62,5 @@ impl<T> Indexed<T> {
 
     pub(super) fn values(&self) -> impl Iterator<Item = &T> {
         self.items.iter().map(|(_, value)| value)
-    }
-
-    pub(super) fn into_values(self) -> impl Iterator<Item = T> {
-        self.items.into_iter().map(|(_, value)| value)
     }
 }

@@ -30,6 +30,7 @@ mod functions;
 mod indexed;
 mod pair;
 mod path;
+mod replaced;
 mod tables;
 
 use std::collections::{HashMap, HashSet};
@@ -42,6 +43,7 @@ use self::data::DataTables;
 use self::facts::{Facts, FunctionFacts};
 use self::indexed::Indexed;
 use self::path::Path;
+pub(crate) use self::replaced::Replaced;
 use self::tables::{TableMap, Tasks};
 use crate::apply::Write;
 use crate::batch::Staged;
@@ -62,7 +64,7 @@ pub struct Plan {
     pub(crate) baseline_copies: baseline::FieldsToCopy,
     /// Every old function of the batch and its new version: what the switching engine
     /// replaces everywhere else.
-    pub(crate) replaced: Vec<(Function, Function)>,
+    pub(crate) replaced: Replaced,
     /// Identities of every function the planner met, old or new.
     pub(crate) known: FxHashSet<usize>,
     /// Chunk names of the batch's files.
@@ -94,6 +96,8 @@ impl Plan {
             planner.policy = policy_of(&module.name);
             planner.collect_module(module, globals)?;
         }
+        #[cfg(any(feature = "lua51", feature = "luajit"))]
+        planner.plan_environments()?;
         for (module, globals) in staged.modules.iter().zip(&globals) {
             planner.policy = policy_of(&module.name);
             let base = baseline::get(lua, &module.name)?;
@@ -139,7 +143,7 @@ struct NewCell {
     name: Rc<str>,
     path: Path,
     value: Value,
-    holders: Vec<(Function, i32)>,
+    holders: crate::raw::UpvalueList,
     /// The data policy of the module whose functions hold it.
     policy: DataPolicy,
 }
@@ -179,14 +183,24 @@ struct Planner<'lua> {
     /// The data tables the new versions created, walked in Lua.
     data: DataTables,
     /// Every function of the new versions, with the path it was first found at.
-    new_functions: Indexed<(Function, Path)>,
+    new_functions: Indexed<Path>,
     new_cells: FxHashMap<usize, NewCell>,
     /// New table → the live table it merges into.
     table_pairs: TableMap,
     /// Old function identity → the old function, its new version, and the path they paired at.
-    function_pairs: Indexed<(Function, Function, Path)>,
+    function_pairs: Indexed<(usize, usize, Path)>,
+    /// The pairs themselves, in a Lua list: `function_pairs` holds the index of each and the
+    /// identity of its new function.
+    replaced: Replaced,
     /// New function identity → the old function it is paired with (`None`: several).
-    new_to_old: Indexed<Option<Function>>,
+    new_to_old: Table,
+    /// New function identity → whether it paired with several old ones (`new_to_old` holds
+    /// `false` for it then).
+    new_paired_twice: FxHashMap<usize, bool>,
+    /// Writes of new functions into fields of live tables (table, key, function: a `Fields`
+    /// list, see [`Write::Fields`]): one for each function of a module, held in Lua rather than
+    /// as three mlua handles each.
+    function_writes: Table,
     /// The engine gives old functions the new code in place (`inplace`): the live program
     /// keeps the old functions and every write that would store a new function stores the
     /// old one it is paired with.
@@ -205,6 +219,9 @@ struct Planner<'lua> {
     cell_joins: FxHashMap<usize, OldCell>,
     /// (old cell, new cell) pairs of paired functions whose values are paired already.
     cell_values_paired: FxHashSet<(usize, usize)>,
+    /// The new functions' environments, to point at the live tables (Lua 5.1 and LuaJIT).
+    #[cfg(any(feature = "lua51", feature = "luajit"))]
+    environments: collect::Environments,
     /// What each function seen is (from the batch's files? its upvalues), by identity; a
     /// Lua function with one of the batch's chunk names as its source belongs to the batch.
     facts: Facts,
@@ -278,7 +295,14 @@ impl<'lua> Planner<'lua> {
             new_cells: FxHashMap::default(),
             table_pairs,
             function_pairs: Indexed::default(),
-            new_to_old: Indexed::default(),
+            replaced: Replaced::new(lua)?,
+            new_to_old: lua.create_table()?,
+            new_paired_twice: FxHashMap::default(),
+            function_writes: {
+                let list = lua.create_table()?;
+                list.raw_set("n", 0)?;
+                list
+            },
             keep_identity: false,
             foreign_closures: FxHashMap::default(),
             foreign_closure_pairs: FxHashSet::default(),
@@ -286,6 +310,8 @@ impl<'lua> Planner<'lua> {
             old_cells_by_name: HashMap::new(),
             cell_joins: FxHashMap::default(),
             cell_values_paired: FxHashSet::default(),
+            #[cfg(any(feature = "lua51", feature = "luajit"))]
+            environments: collect::Environments::default(),
             facts: Facts::new(staged.modules.iter().map(|m| m.source.clone()).collect()),
             repeated_locals: None,
             local_bases: Vec::new(),
@@ -390,15 +416,18 @@ impl<'lua> Planner<'lua> {
                 .table_pairs
                 .get(table)?
                 .map_or_else(|| value.clone(), Value::Table),
-            Value::Function(function) if self.keep_identity => self
-                .new_to_old
-                .get(function.to_pointer() as usize)
-                .and_then(Option::as_ref)
-                .map_or_else(|| value.clone(), |old| Value::Function(old.clone())),
-            Value::Function(function) => self
-                .function_pairs
-                .get(function.to_pointer() as usize)
-                .map_or_else(|| value.clone(), |(_, new, _)| Value::Function(new.clone())),
+            Value::Function(function) if self.keep_identity => {
+                match self.new_paired_twice.get(&(function.to_pointer() as usize)) {
+                    Some(false) => Value::Function(self.new_to_old.raw_get(function)?),
+                    _ => value.clone(),
+                }
+            }
+            Value::Function(function) => {
+                match self.function_pairs.get(function.to_pointer() as usize) {
+                    Some(&(at, ..)) => Value::Function(self.replaced.new_of(at)?),
+                    None => value.clone(),
+                }
+            }
             _ => value.clone(),
         })
     }

@@ -224,6 +224,12 @@ impl Planner<'_> {
             let replaced = self.merge_field(live_value, &new_value, base_value, &field_path)?;
             self.note_unmerged(new, &key, &new_value, live_table.as_ref())?;
             if replaced {
+                if let Value::Function(function) = &new_value {
+                    if !added && self.is_new_function(function) {
+                        self.push_function_write(live, &key, function)?;
+                        continue;
+                    }
+                }
                 let write = if added && live != &self.globals && self.has_newindex(live)? {
                     Write::Assign {
                         table: live.clone(),
@@ -240,6 +246,23 @@ impl Planner<'_> {
                 self.writes.try_push(write)?;
             }
         }
+        Ok(())
+    }
+
+    /// Plans `live[key] = function`, a new function of the batch replacing another function:
+    /// one for each function of a module, held in a Lua list (see [`Write::Fields`]).
+    fn push_function_write(
+        &mut self,
+        live: &Table,
+        key: &Value,
+        function: &Function,
+    ) -> Result<()> {
+        let list = &self.function_writes;
+        let at: usize = list.raw_get("n")?;
+        list.raw_set(at + 1, live)?;
+        list.raw_set(at + 2, key)?;
+        list.raw_set(at + 3, function)?;
+        list.raw_set("n", at + 3)?;
         Ok(())
     }
 

@@ -193,15 +193,16 @@ pub(crate) fn switch_references(
 }
 
 /// Runs the walk for the given old → new pairs of `plan`; all or nothing (see [`walk::walk`]).
-fn walk_pairs<'a>(
+fn walk_pairs(
     lua: &Lua,
     plan: &Plan,
-    pairs: impl Iterator<Item = &'a (mlua::Function, mlua::Function)>,
+    pairs: impl Iterator<Item = mlua::Result<(mlua::Function, mlua::Function)>>,
 ) -> mlua::Result<Switched> {
     let map = lua.create_table()?;
     let mut old = FxHashSet::default();
-    for (before, after) in pairs {
-        map.raw_set(before, after)?;
+    for pair in pairs {
+        let (before, after) = pair?;
+        map.raw_set(&before, after)?;
         old.grow()?;
         old.insert(before.to_pointer() as usize);
     }

@@ -159,10 +159,7 @@ impl Drop for Scan {
 
 /// Retargets the closures of the old version and records what it did in `report`.
 pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua::Result<()> {
-    let raw = raw_pairs(
-        lua,
-        &fallible::collect(plan.replaced.iter().map(|(o, n)| (o, n)))?,
-    )?;
+    let raw = raw_pairs_of(lua, plan.replaced.list(), plan.replaced.len())?;
     let (stale, anchors) = stale::read(lua, &plan.sources)?;
     // Each closure left old with the anchor of what it would take (itself when none).
     let stale_raw = raw_pairs(
@@ -255,8 +252,8 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
         // abandoned (dropped) before it retargeted anything.
         let pairs = walked
             .iter()
-            .map(|&index| &plan.replaced[index])
-            .chain(&replaced);
+            .map(|&index| plan.replaced.pair(index))
+            .chain(replaced.iter().map(|pair| Ok(pair.clone())));
         let switched = super::walk_pairs(lua, plan, pairs)?;
         report.references = switched.references;
         report.objects_visited += switched.objects_visited;
@@ -301,18 +298,22 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
 /// The closures and prototypes of pairs of functions (the planner's, or closures left old with
 /// their anchors); `None` where either side is not a Lua function.
 fn raw_pairs(lua: &Lua, pairs: &[(&Function, &Function)]) -> mlua::Result<Vec<Option<RawPair>>> {
-    let count = pairs.len();
-    let list = lua.create_table_with_capacity(count * 2, 0)?;
+    let list = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
     for &(old, new) in pairs {
         list.raw_push(old)?;
         list.raw_push(new)?;
     }
+    raw_pairs_of(lua, &list, pairs.len())
+}
+
+/// [`raw_pairs`] of the `count` pairs of a Lua list `old, new, old, new, ...`.
+fn raw_pairs_of(lua: &Lua, list: &mlua::Table, count: usize) -> mlua::Result<Vec<Option<RawPair>>> {
     let mut raw = Vec::new();
     raw.grow_by(count)?;
     // SAFETY: index 1 of the fresh C frame is `list`; each function read is pushed, inspected
     // and popped, so the stack never grows by more than two slots (LUA_MINSTACK is 20).
     unsafe {
-        lua.exec_raw::<()>(&list, |state| {
+        lua.exec_raw::<()>(list, |state| {
             for i in 0..count {
                 mlua::ffi::lua_rawgeti(state, 1, (2 * i + 1) as mlua::ffi::lua_Integer);
                 mlua::ffi::lua_rawgeti(state, 1, (2 * i + 2) as mlua::ffi::lua_Integer);

@@ -1,0 +1,62 @@
+//! [`Replaced`]: every old function of a batch and its new version, in one Lua list.
+//!
+//! A module of ten thousand functions makes ten thousand pairs: as two mlua handles each they
+//! would cost twenty thousand of the handles mlua has room for (about 8000 in all on Lua 5.1
+//! and LuaJIT, where such a reload used to fail), and the switching engines read them back
+//! into Lua anyway. Here they wait in a Lua table, and a pair becomes handles only when Rust
+//! code reads it.
+
+use mlua::{Function, Lua, Result, Table};
+
+/// Old functions and their new versions: slots `2i + 1` and `2i + 2` of a Lua list hold pair
+/// `i` (0-based).
+pub(crate) struct Replaced {
+    list: Table,
+    len: usize,
+}
+
+impl Replaced {
+    pub(crate) fn new(lua: &Lua) -> Result<Replaced> {
+        Ok(Replaced {
+            list: lua.create_table()?,
+            len: 0,
+        })
+    }
+
+    /// Adds a pair and returns its index.
+    pub(crate) fn push(&mut self, old: &Function, new: &Function) -> Result<usize> {
+        self.list.raw_set(2 * self.len + 1, old)?;
+        self.list.raw_set(2 * self.len + 2, new)?;
+        self.len += 1;
+        Ok(self.len - 1)
+    }
+
+    #[cfg_attr(not(hotlua_inplace), allow(dead_code))]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The Lua list: `old, new, old, new, ...`, [`Replaced::len`] pairs.
+    #[cfg_attr(not(hotlua_inplace), allow(dead_code))]
+    pub(crate) fn list(&self) -> &Table {
+        &self.list
+    }
+
+    /// Pair `at`.
+    pub(crate) fn pair(&self, at: usize) -> Result<(Function, Function)> {
+        Ok((
+            self.list.raw_get(2 * at + 1)?,
+            self.list.raw_get(2 * at + 2)?,
+        ))
+    }
+
+    /// The new function of pair `at`.
+    pub(crate) fn new_of(&self, at: usize) -> Result<Function> {
+        self.list.raw_get(2 * at + 2)
+    }
+
+    /// Every pair, in the order they were added.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Result<(Function, Function)>> + '_ {
+        (0..self.len).map(|at| self.pair(at))
+    }
+}
