@@ -9,17 +9,6 @@ use crate::apply::Write;
 use crate::fallible::{self, Grow, TryPush};
 use crate::Result;
 
-/// `resolve(list, new_to_old)`: points each value of a `Fields` list (3 slots a write) that
-/// is a new function paired with one old function at that old function.
-const OLD_FUNCTIONS: &str = r#"
-return function(list, new_to_old)
-  for i = 3, list.n, 3 do
-    local old = new_to_old[list[i]]
-    if old then list[i] = old end
-  end
-end
-"#;
-
 impl Planner<'_> {
     /// The plan: every write pointed at live objects, and the report.
     pub(super) fn finish(mut self) -> Result<Plan> {
@@ -35,12 +24,13 @@ impl Planner<'_> {
                 write => writes.push(write),
             }
         }
-        if self.function_writes.raw_get::<usize>("n")? > 0 {
+        if self.function_writes_len > 0 {
+            self.function_writes
+                .raw_set("n", self.function_writes_len)?;
             if self.keep_identity {
                 // The live program keeps the old functions (which will run the new code).
-                let resolve: mlua::Function =
-                    crate::standard::cached(self.lua, "=hotlua old functions", OLD_FUNCTIONS)?;
-                resolve.call::<()>((&self.function_writes, &self.new_to_old))?;
+                self.replaced
+                    .point_at_old(self.lua, &self.function_writes, &self.new_to_old)?;
             }
             writes.try_push(Write::Fields {
                 list: self.function_writes.clone(),

@@ -44,18 +44,11 @@ impl Planner<'_> {
             .insert(identity, (at, new.to_pointer() as usize, path.clone()))?;
         // A new function paired with two old ones (`M.b = M.a` in the new file) has no single
         // old counterpart: the live program then gets the new function itself.
-        self.new_paired_twice.grow()?;
-        match self.new_paired_twice.entry(new.to_pointer() as usize) {
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                self.new_to_old.raw_set(new, old)?;
-                entry.insert(false);
-            }
-            std::collections::hash_map::Entry::Occupied(mut entry) => {
-                if !entry.insert(true) {
-                    self.new_to_old.raw_set(new, false)?;
-                }
-            }
-        }
+        self.new_to_old.grow()?;
+        self.new_to_old
+            .entry(new.to_pointer() as usize)
+            .and_modify(|entry| *entry = None)
+            .or_insert(Some(at));
         self.remember_old_cells(old)?;
         let old_facts = self.facts(old)?;
         let new_facts = self.facts(new)?;

@@ -33,7 +33,7 @@ mod path;
 mod replaced;
 mod tables;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use mlua::{Function, Lua, Table, Value};
@@ -192,15 +192,15 @@ struct Planner<'lua> {
     /// The pairs themselves, in a Lua list: `function_pairs` holds the index of each and the
     /// identity of its new function.
     replaced: Replaced,
-    /// New function identity → the old function it is paired with (`None`: several).
-    new_to_old: Table,
-    /// New function identity → whether it paired with several old ones (`new_to_old` holds
-    /// `false` for it then).
-    new_paired_twice: FxHashMap<usize, bool>,
+    /// New function identity → the index in `replaced` of its pair (`None`: it paired with
+    /// several old functions).
+    new_to_old: FxHashMap<usize, Option<usize>>,
     /// Writes of new functions into fields of live tables (table, key, function: a `Fields`
     /// list, see [`Write::Fields`]): one for each function of a module, held in Lua rather than
     /// as three mlua handles each.
     function_writes: Table,
+    /// Slots of `function_writes` filled (its `n`, written there by [`Planner::finish`]).
+    function_writes_len: usize,
     /// The engine gives old functions the new code in place (`inplace`): the live program
     /// keeps the old functions and every write that would store a new function stores the
     /// old one it is paired with.
@@ -214,7 +214,7 @@ struct Planner<'lua> {
     /// Old functions the pairing met (their cells are indexed by name).
     old_functions: FxHashSet<usize>,
     /// Upvalue name → the distinct old cells of that name.
-    old_cells_by_name: HashMap<Rc<str>, FxHashMap<usize, OldCell>>,
+    old_cells_by_name: FxHashMap<Rc<str>, FxHashMap<usize, OldCell>>,
     /// New cell → the old cell it joins.
     cell_joins: FxHashMap<usize, OldCell>,
     /// (old cell, new cell) pairs of paired functions whose values are paired already.
@@ -296,18 +296,18 @@ impl<'lua> Planner<'lua> {
             table_pairs,
             function_pairs: Indexed::default(),
             replaced: Replaced::new(lua)?,
-            new_to_old: lua.create_table()?,
-            new_paired_twice: FxHashMap::default(),
+            new_to_old: FxHashMap::default(),
             function_writes: {
                 let list = lua.create_table()?;
                 list.raw_set("n", 0)?;
                 list
             },
+            function_writes_len: 0,
             keep_identity: false,
             foreign_closures: FxHashMap::default(),
             foreign_closure_pairs: FxHashSet::default(),
             old_functions: FxHashSet::default(),
-            old_cells_by_name: HashMap::new(),
+            old_cells_by_name: FxHashMap::default(),
             cell_joins: FxHashMap::default(),
             cell_values_paired: FxHashSet::default(),
             #[cfg(any(feature = "lua51", feature = "luajit"))]
@@ -417,8 +417,8 @@ impl<'lua> Planner<'lua> {
                 .get(table)?
                 .map_or_else(|| value.clone(), Value::Table),
             Value::Function(function) if self.keep_identity => {
-                match self.new_paired_twice.get(&(function.to_pointer() as usize)) {
-                    Some(false) => Value::Function(self.new_to_old.raw_get(function)?),
+                match self.new_to_old.get(&(function.to_pointer() as usize)) {
+                    Some(&Some(at)) => Value::Function(self.replaced.old_of(at)?),
                     _ => value.clone(),
                 }
             }

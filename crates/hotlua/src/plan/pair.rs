@@ -257,12 +257,11 @@ impl Planner<'_> {
         key: &Value,
         function: &Function,
     ) -> Result<()> {
-        let list = &self.function_writes;
-        let at: usize = list.raw_get("n")?;
+        let (list, at) = (&self.function_writes, self.function_writes_len);
         list.raw_set(at + 1, live)?;
         list.raw_set(at + 2, key)?;
         list.raw_set(at + 3, function)?;
-        list.raw_set("n", at + 3)?;
+        self.function_writes_len += 3;
         Ok(())
     }
 

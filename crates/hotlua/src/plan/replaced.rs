@@ -6,7 +6,8 @@
 //! into Lua anyway. Here they wait in a Lua table, and a pair becomes handles only when Rust
 //! code reads it.
 
-use mlua::{Function, Lua, Result, Table};
+use mlua::{ffi, Function, Lua, Result, Table};
+use rustc_hash::FxHashMap;
 
 /// Old functions and their new versions: slots `2i + 1` and `2i + 2` of a Lua list hold pair
 /// `i` (0-based).
@@ -48,6 +49,38 @@ impl Replaced {
             self.list.raw_get(2 * at + 1)?,
             self.list.raw_get(2 * at + 2)?,
         ))
+    }
+
+    /// The old function of pair `at`.
+    pub(crate) fn old_of(&self, at: usize) -> Result<Function> {
+        self.list.raw_get(2 * at + 1)
+    }
+
+    /// Points each value of a `Fields` list (3 slots a write, `list.n` slots) that is the new
+    /// function of pair `new_to_old[its identity]` at that pair's old function.
+    pub(crate) fn point_at_old(
+        &self,
+        lua: &Lua,
+        list: &Table,
+        new_to_old: &FxHashMap<usize, Option<usize>>,
+    ) -> Result<()> {
+        let slots: usize = list.raw_get("n")?;
+        // SAFETY: index 1 is `list`, index 2 the pairs' list. Each value read is pushed (index
+        // 3) and popped, or replaced by the old function pushed in its place, which
+        // lua_rawseti pops into a slot that exists already (nothing is allocated).
+        unsafe {
+            lua.exec_raw::<()>((list, &self.list), |state| {
+                for slot in (3..=slots).step_by(3) {
+                    ffi::lua_rawgeti(state, 1, slot as ffi::lua_Integer);
+                    let identity = ffi::lua_topointer(state, -1) as usize;
+                    ffi::lua_pop(state, 1);
+                    if let Some(&Some(at)) = new_to_old.get(&identity) {
+                        ffi::lua_rawgeti(state, 2, 2 * at as ffi::lua_Integer + 1);
+                        ffi::lua_rawseti(state, 1, slot as ffi::lua_Integer);
+                    }
+                }
+            })
+        }
     }
 
     /// The new function of pair `at`.
