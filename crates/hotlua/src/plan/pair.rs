@@ -212,10 +212,7 @@ impl Planner<'_> {
             }
             let field_path = path.field(&key);
             let live_value: Value = live.raw_get(&key)?;
-            let base_value: Option<Value> = match base {
-                Some(base) => Some(base.raw_get(&key)?),
-                None => None,
-            };
+            let base_value = BaseField { base, key: &key };
             let added = live_value == Value::Nil;
             let live_table = match &live_value {
                 Value::Table(table) => Some(table.clone()),
@@ -293,12 +290,15 @@ impl Planner<'_> {
         &mut self,
         live: Value,
         new: &Value,
-        base: Option<Value>,
+        base: BaseField<'_>,
         path: &Path,
     ) -> Result<bool> {
         if &live == new {
             return Ok(false);
         }
+        // Read only where the rules need it: not for the ten thousand function pairs of a
+        // module.
+        let base = || base.value();
         Ok(match (&live, new) {
             (Value::Nil, _) => {
                 self.report.fields_added += 1;
@@ -311,8 +311,8 @@ impl Planner<'_> {
                     self.report.warnings.try_push(elsewhere_warning(path))?;
                     return Ok(true);
                 }
-                let base_table = match &base {
-                    Some(Value::Table(base_table)) => Some(base_table.clone()),
+                let base_table = match base()? {
+                    Some(Value::Table(base_table)) => Some(base_table),
                     _ => None,
                 };
                 self.pair_tables(live_table, new_table, path, base_table)?;
@@ -329,20 +329,20 @@ impl Planner<'_> {
                     // The file points the field at different code.
                     true
                 } else {
-                    self.file_still_sets(&live, base.as_ref())?
+                    self.file_still_sets(&live, base()?.as_ref())?
                 }
             }
             (Value::Table(live_table), Value::Table(new_table))
                 if self.is_foreign(live_table) && self.is_new_table(new_table)? =>
             {
-                self.file_still_sets(&live, base.as_ref())?
+                self.file_still_sets(&live, base()?.as_ref())?
             }
             _ if std::mem::discriminant(&live) != std::mem::discriminant(new)
                 && !both_numbers(&live, new) =>
             {
                 true
             }
-            _ => self.merge_data(&live, new, base, path),
+            _ => self.merge_data(&live, new, base()?, path),
         })
     }
 
@@ -393,6 +393,22 @@ impl Planner<'_> {
                 None => false,
             },
         }
+    }
+}
+
+/// The load-time value of a field (`None` when no load-time values were recorded), read on
+/// demand.
+struct BaseField<'a> {
+    base: Option<&'a Table>,
+    key: &'a Value,
+}
+
+impl BaseField<'_> {
+    fn value(&self) -> Result<Option<Value>> {
+        Ok(match self.base {
+            Some(base) => Some(base.raw_get(self.key)?),
+            None => None,
+        })
     }
 }
 
