@@ -1,5 +1,6 @@
 //! Applying a [`Plan`](crate::plan::Plan): every write, with an undo log.
 
+use crate::standard::Chunk;
 use mlua::{Function, Lua, Table, Value};
 
 use crate::fallible::Grow;
@@ -170,33 +171,7 @@ impl Write {
 /// their count, so that a write failing half-way leaves `before` exact. `restore(list)` puts
 /// those values back, newest first; it allocates nothing (each key is still there).
 fn fields_walk(lua: &Lua, name: &str) -> mlua::Result<Function> {
-    const FIELDS: &str = r#"
-local rawget, rawset = rawget, rawset
-local function write(list, before)
-  local n = 0
-  for i = 1, list.n, 3 do
-    local table, key, value = list[i], list[i + 1], list[i + 2]
-    local was = rawget(table, key)
-    -- Under `inplace` every module function's field holds its value already: the old
-    -- function stays and runs the new code. Such a field needs neither write nor undo.
-    if was ~= value then
-      if before then
-        before[n + 1], before[n + 2], before[n + 3] = table, key, was
-        n = n + 3
-        before.n = n
-      end
-      rawset(table, key, value)
-    end
-  end
-end
-local function restore(list)
-  for i = list.n - 2, 1, -3 do
-    rawset(list[i], list[i + 1], list[i + 2])
-  end
-end
-return { write = write, restore = restore }
-"#;
-    let walks: Table = crate::standard::cached(lua, "=hotlua fields", FIELDS)?;
+    let walks: Table = crate::standard::cached(lua, &FIELDS)?;
     walks.raw_get(name)
 }
 
@@ -231,3 +206,34 @@ pub(crate) fn apply(lua: &Lua, writes: &[Write]) -> mlua::Result<Undo> {
     }
     Ok(undo)
 }
+
+/// The walks of [`fields_walk`].
+pub(crate) const FIELDS: Chunk = Chunk {
+    name: "=hotlua fields",
+    source: r#"
+local rawget, rawset = rawget, rawset
+local function write(list, before)
+  local n = 0
+  for i = 1, list.n, 3 do
+    local table, key, value = list[i], list[i + 1], list[i + 2]
+    local was = rawget(table, key)
+    -- Under `inplace` every module function's field holds its value already: the old
+    -- function stays and runs the new code. Such a field needs neither write nor undo.
+    if was ~= value then
+      if before then
+        before[n + 1], before[n + 2], before[n + 3] = table, key, was
+        n = n + 3
+        before.n = n
+      end
+      rawset(table, key, value)
+    end
+  end
+end
+local function restore(list)
+  for i = list.n - 2, 1, -3 do
+    rawset(list[i], list[i + 1], list[i + 2])
+  end
+end
+return { write = write, restore = restore }
+"#,
+};

@@ -11,6 +11,7 @@
 //! by path) of the upvalue cells of the module's functions, keyed by the cell's identity
 //! (`lua_upvalueid`), which a reload keeps: new functions are joined to the live cell.
 
+use crate::standard::Chunk;
 use mlua::{Function, Lua, Table, Value};
 
 use crate::memory::LimitLifted;
@@ -47,7 +48,7 @@ pub(crate) fn cell_key(cell: usize) -> i64 {
 /// and `merge3` keep its live value.
 fn locals_of(lua: &Lua, module: &Value, foreign: &Table) -> mlua::Result<Table> {
     let locals = lua.create_table()?;
-    let find: Function = crate::standard::cached(lua, "=hotlua module functions", FUNCTIONS)?;
+    let find: Function = crate::standard::cached(lua, &FUNCTIONS)?;
     // The functions still to look at, and every function met so far.
     let (pending, seen): (Table, Table) = find.call((module, foreign))?;
     while let Some(function) = pending.raw_pop::<Option<Function>>()? {
@@ -68,7 +69,9 @@ fn locals_of(lua: &Lua, module: &Value, foreign: &Table) -> mlua::Result<Table> 
 /// The functions a module holds in its fields and in fields of its tables (not deeper: data
 /// tables are not walked), found in one pass in Lua; foreign tables are not looked into.
 /// Returns them as a sequence, and the set of every function in it.
-const FUNCTIONS: &str = r#"
+pub(crate) const FUNCTIONS: Chunk = Chunk {
+    name: "=hotlua module functions",
+    source: r#"
 local next, type = next, type
 return function(module, foreign)
   local found, count, seen = {}, 0, {}
@@ -94,7 +97,8 @@ return function(module, foreign)
   end
   return found, seen
 end
-"#;
+"#,
+};
 
 /// The baseline of `name`, if hotlua saw it load.
 pub(crate) fn get(lua: &Lua, name: &str) -> mlua::Result<Option<Table>> {
@@ -151,7 +155,7 @@ impl Replaced {
 /// Any depth and any size, in one call of a Lua walk: the tables waiting to be copied wait in
 /// a Lua table, not on the native stack, and no mlua handle is taken per entry.
 pub(crate) fn snapshot(lua: &Lua, value: &Value, foreign: &Table) -> mlua::Result<Value> {
-    let copy: Function = crate::standard::cached(lua, "=hotlua snapshot", SNAPSHOT)?;
+    let copy: Function = crate::standard::cached(lua, &SNAPSHOT)?;
     copy.call((value, foreign))
 }
 
@@ -169,12 +173,14 @@ pub(crate) struct FieldsToCopy {
 /// from two fields are copied once. Done when the baselines are recorded, not when planned:
 /// a plan can be made twice from one new version (when an `on_reload` hook ran).
 fn copy_fields(lua: &Lua, copies: &FieldsToCopy) -> mlua::Result<()> {
-    let copy: Function = crate::standard::cached(lua, "=hotlua snapshot", SNAPSHOT)?;
-    let replace: Function = crate::standard::cached(lua, "=hotlua copy fields", COPY_FIELDS)?;
+    let copy: Function = crate::standard::cached(lua, &SNAPSHOT)?;
+    let replace: Function = crate::standard::cached(lua, &COPY_FIELDS)?;
     replace.call((&copies.fields, &copies.foreign, copy))
 }
 
-const COPY_FIELDS: &str = r#"
+pub(crate) const COPY_FIELDS: Chunk = Chunk {
+    name: "=hotlua copy fields",
+    source: r#"
 local rawget, rawset = rawget, rawset
 return function(fields, foreign, snapshot)
   local copies = {}
@@ -183,11 +189,14 @@ return function(fields, foreign, snapshot)
     rawset(t, k, snapshot(rawget(t, k), foreign, copies))
   end
 end
-"#;
+"#,
+};
 
 // `copy_slots` ([`crate::slots`]), where the build has it, copies a table's entries with its
 // sizes: no table grows entry by entry.
-const SNAPSHOT: &str = r#"
+pub(crate) const SNAPSHOT: Chunk = Chunk {
+    name: "=hotlua snapshot",
+    source: r#"
 local next, type, copy_slots = next, type, copy_slots
 local function empty() return {} end
 local copy = copy_slots or empty
@@ -221,7 +230,8 @@ return function(root, foreign, copies)
   end
   return copies[root]
 end
-"#;
+"#,
+};
 
 fn all(lua: &Lua) -> mlua::Result<Table> {
     if let Some(table) = lua.named_registry_value::<Option<Table>>(REGISTRY_KEY)? {

@@ -240,6 +240,9 @@ impl Reloader {
         #[cfg(hotlua_inplace)]
         let _ = layout::check(lua);
         standard::remember(lua)?;
+        // So that the first reload costs no more than the next ones; a chunk that cannot be
+        // compiled now (out of memory) is compiled when first needed.
+        let _ = standard::warm(lua);
         modules::remember_present(lua)?;
         tracking::track_loads(lua)?;
         // Only the shared state goes into app data: a `Lua` handle there would keep the state

@@ -16,6 +16,7 @@
 //! never see each other's limits. Coroutines the top level creates inherit the hook; once the
 //! run is over the hook finds nothing there and removes itself from them.
 
+use crate::standard::Chunk;
 use std::ffi::{c_int, c_void, CStr};
 use std::time::{Duration, Instant};
 
@@ -98,8 +99,7 @@ pub(crate) fn call_limited(
     });
     let protected = protected_call(lua)?;
     // Calling a Lua function fires the call hook, unless Lua runs no hooks here.
-    let probe: Function =
-        crate::standard::cached(lua, "=hotlua hook probe", "return function() end")?;
+    let probe: Function = crate::standard::cached(lua, &HOOK_PROBE)?;
     // From here to `uninstall` nothing returns early: the registry points at `limits`.
     let previous = install(lua, &mut limits)?;
     let probed = probe.call::<()>(());
@@ -146,28 +146,7 @@ pub(crate) fn call_limited(
 /// handler: an error value that is not a string shows through its `__tostring`, or as its type.
 /// Compiled once per state; written for Lua 5.1, whose `xpcall` passes no arguments.
 fn protected_call(lua: &Lua) -> mlua::Result<Function> {
-    crate::standard::cached(
-        lua,
-        "=hotlua protected call",
-        r##"
-        return function(chunk, ...)
-        local args, n = { ... }, select("#", ...)
-        -- LuaJIT's compiled loops never call hooks: the limits need the interpreter. (Inside
-        -- a `__gc` metamethod LuaJIT refuses to switch, and runs no hook either.)
-        local jit_turned_off = jit and jit.status and jit.status() and pcall(jit.off)
-        local function finish(...)
-          if jit_turned_off then jit.on() end
-          return ...
-        end
-        return finish(xpcall(function() return chunk(unpack(args, 1, n)) end, function(e)
-          if type(e) == "string" then return e end
-          local mt = getmetatable(e)
-          if type(mt) == "table" and mt.__tostring then return tostring(e) end
-          return "(error object is a " .. type(e) .. " value)"
-        end))
-        end
-        "##,
-    )
+    crate::standard::cached(lua, &PROTECTED_CALL)
 }
 
 /// The C function behind `function`, if it is one.
@@ -381,3 +360,32 @@ unsafe fn lossy(text: *const std::ffi::c_char) -> String {
     }
     CStr::from_ptr(text).to_string_lossy().into_owned()
 }
+
+/// An empty Lua function: calling it fires the call hook, unless Lua runs no hooks there.
+pub(crate) const HOOK_PROBE: Chunk = Chunk {
+    name: "=hotlua hook probe",
+    source: "return function() end",
+};
+
+/// See [`protected_call`].
+pub(crate) const PROTECTED_CALL: Chunk = Chunk {
+    name: "=hotlua protected call",
+    source: r##"
+        return function(chunk, ...)
+        local args, n = { ... }, select("#", ...)
+        -- LuaJIT's compiled loops never call hooks: the limits need the interpreter. (Inside
+        -- a `__gc` metamethod LuaJIT refuses to switch, and runs no hook either.)
+        local jit_turned_off = jit and jit.status and jit.status() and pcall(jit.off)
+        local function finish(...)
+          if jit_turned_off then jit.on() end
+          return ...
+        end
+        return finish(xpcall(function() return chunk(unpack(args, 1, n)) end, function(e)
+          if type(e) == "string" then return e end
+          local mt = getmetatable(e)
+          if type(mt) == "table" and mt.__tostring then return tostring(e) end
+          return "(error object is a " .. type(e) .. " value)"
+        end))
+        end
+        "##,
+};

@@ -33,6 +33,7 @@
 //! `Shop.config` already existed) is not copied, so such a nested write is live at once and is
 //! not undone.
 
+use crate::standard::Chunk;
 use std::sync::Arc;
 
 use mlua::{Function, Lua, Table, Value};
@@ -306,7 +307,9 @@ struct TableOps {
 // added has no value in it, which needs no `rawequal` call.
 // `copy_slots` and `take_slots` ([`crate::slots`]) do the same as `copy` and `take` slot for
 // slot, where the build has them.
-const TABLE_OPS: &str = r#"
+pub(crate) const TABLE_OPS: Chunk = Chunk {
+    name: "=hotlua staging",
+    source: r#"
 local next, rawget, rawset, rawequal = next, rawget, rawset, rawequal
 local copy_slots, take_slots = copy_slots, take_slots
 local function copy(t)
@@ -352,7 +355,8 @@ local function put_back(live, before)
   end
 end
 return { copy_slots or copy, take, put_back }
-"#;
+"#,
+};
 
 /// A raw shallow copy of `table` (not its metatable), and its number of entries.
 pub(crate) fn copy_table(lua: &Lua, table: &Table) -> Result<(Table, usize)> {
@@ -361,7 +365,7 @@ pub(crate) fn copy_table(lua: &Lua, table: &Table) -> Result<(Table, usize)> {
 
 /// The staging walks, compiled once per state.
 fn table_ops(lua: &Lua) -> Result<TableOps> {
-    let functions: Table = crate::standard::cached(lua, "=hotlua staging", TABLE_OPS)?;
+    let functions: Table = crate::standard::cached(lua, &TABLE_OPS)?;
     Ok(TableOps {
         copy: functions.raw_get(1)?,
         take: functions.raw_get(2)?,

@@ -11,6 +11,7 @@
 //! follow the planner's own rules and order exactly; what needs the planner (a table that is
 //! not a data table, an old function, a path for the report) comes back to it.
 
+use crate::standard::Chunk;
 use mlua::{Function, Lua, Table, Value};
 
 use super::path::Path;
@@ -45,8 +46,7 @@ impl DataTables {
         general: &Table,
         unmerged: &Table,
     ) -> Result<DataTables> {
-        let make: Function =
-            crate::standard::cached(lua, "=hotlua data tables", include_str!("data.lua"))?;
+        let make: Function = crate::standard::cached(lua, &DATA_TABLES)?;
         let [collect_data, merge_data, deleted] = walks_in_c(lua)?;
         let walks: Table = make.call((
             members,
@@ -88,6 +88,12 @@ impl DataTables {
         ))
     }
 }
+
+/// data.lua: the state of the walks over data tables.
+pub(crate) const DATA_TABLES: Chunk = Chunk {
+    name: "=hotlua data tables",
+    source: include_str!("data.lua"),
+};
 
 /// csrc/data.c's `collect` and `merge` walks and its `deleted`, as Lua functions.
 fn walks_in_c(lua: &Lua) -> mlua::Result<[Function; 3]> {

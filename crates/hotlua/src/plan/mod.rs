@@ -33,6 +33,7 @@ mod path;
 mod replaced;
 mod tables;
 
+use crate::standard::Chunk;
 use std::collections::HashSet;
 use std::rc::Rc;
 
@@ -40,10 +41,12 @@ use mlua::{Function, Lua, Table, Value};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use self::data::DataTables;
+pub(crate) use self::data::DATA_TABLES;
 use self::facts::{Facts, FunctionFacts};
 use self::indexed::Indexed;
 use self::path::Path;
 pub(crate) use self::replaced::Replaced;
+pub(crate) use self::tables::REVERSE;
 use self::tables::{TableMap, Tasks};
 use crate::apply::Write;
 use crate::batch::Staged;
@@ -478,7 +481,19 @@ fn sift_globals(lua: &Lua, written: &Table, keep: bool) -> Result<Table> {
     if !keep {
         return Ok(written.clone());
     }
-    const SIFT: &str = r#"
+    let sift: Function = crate::standard::cached(lua, &SIFT)?;
+    let sifted: Table = sift.call((written, lua.globals()))?;
+    // A metatable the top level gave `_G` is what it wrote too.
+    if let Some(metatable) = crate::raw::metatable(lua, written)? {
+        sifted.set_metatable(Some(metatable))?;
+    }
+    Ok(sifted)
+}
+
+/// `sift(written, live)`: see [`sift_globals`].
+pub(crate) const SIFT: Chunk = Chunk {
+    name: "=hotlua sift",
+    source: r#"
 local next, rawget, type = next, rawget, type
 return function(written, live)
   local out = {}
@@ -493,12 +508,5 @@ return function(written, live)
   end
   return out
 end
-"#;
-    let sift: Function = crate::standard::cached(lua, "=hotlua sift", SIFT)?;
-    let sifted: Table = sift.call((written, lua.globals()))?;
-    // A metatable the top level gave `_G` is what it wrote too.
-    if let Some(metatable) = crate::raw::metatable(lua, written)? {
-        sifted.set_metatable(Some(metatable))?;
-    }
-    Ok(sifted)
-}
+"#,
+};

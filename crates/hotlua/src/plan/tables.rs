@@ -2,6 +2,7 @@
 //! limited number of handles (about a million on Lua 5.2+, about 8000 on Lua 5.1 and LuaJIT),
 //! and a module's data can have more tables than that.
 
+use crate::standard::Chunk;
 use mlua::{Function, Lua, Table, Value};
 use rustc_hash::FxHashSet;
 
@@ -122,21 +123,24 @@ pub(super) struct PendingValues {
     reverse: Function,
 }
 
-const REVERSE: &str = r#"
+pub(crate) const REVERSE: Chunk = Chunk {
+    name: "=hotlua reverse",
+    source: r#"
 return function(values, low, high)
   while low < high do
     values[low], values[high] = values[high], values[low]
     low, high = low + 1, high - 1
   end
 end
-"#;
+"#,
+};
 
 impl PendingValues {
     pub(super) fn new(lua: &Lua) -> Result<PendingValues> {
         Ok(PendingValues {
             values: lua.create_table()?,
             paths: Vec::new(),
-            reverse: crate::standard::cached(lua, "=hotlua reverse", REVERSE)?,
+            reverse: crate::standard::cached(lua, &REVERSE)?,
         })
     }
 
