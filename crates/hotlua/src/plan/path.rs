@@ -115,14 +115,17 @@ fn write_step(f: &mut fmt::Formatter<'_>, node: &Node) -> fmt::Result {
     match &node.step {
         Step::Root(name) => f.write_str(name),
         Step::Text(bytes) => {
-            let text = String::from_utf8_lossy(bytes);
-            let is_name = !text.is_empty()
-                && !text.starts_with(|c: char| c.is_ascii_digit())
-                && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let is_name = bytes.first().is_some_and(|b| !b.is_ascii_digit())
+                && bytes
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'_');
             if is_name {
-                write!(f, "{dot}{text}")
+                // ASCII, as checked: the bytes are the text (ten thousand paths in a report
+                // are written this way, not through the formatter).
+                f.write_str(dot)?;
+                f.write_str(std::str::from_utf8(bytes).map_err(|_| fmt::Error)?)
             } else {
-                write!(f, "[{text:?}]")
+                write!(f, "[{:?}]", String::from_utf8_lossy(bytes))
             }
         }
         Step::Integer(i) => write!(f, "[{i}]"),
