@@ -143,6 +143,11 @@ impl Facts {
         self.take(read, values)
     }
 
+    /// The facts of the function of that identity, if they were read.
+    pub(super) fn known(&self, identity: usize) -> Option<&FunctionFacts> {
+        self.by_function.get(identity).map(|facts| &**facts)
+    }
+
     /// The value of a cell of a function whose facts were read.
     pub(super) fn cell_value(&self, cell: usize) -> Value {
         self.cell_values.get(&cell).cloned().unwrap_or(Value::Nil)

@@ -40,15 +40,7 @@ impl Planner<'_> {
             return Ok(());
         }
         let at = self.replaced.push(old, new)?;
-        self.function_pairs
-            .insert(identity, (at, new.to_pointer() as usize, path.clone()))?;
-        // A new function paired with two old ones (`M.b = M.a` in the new file) has no single
-        // old counterpart: the live program then gets the new function itself.
-        self.new_to_old.grow()?;
-        self.new_to_old
-            .entry(new.to_pointer() as usize)
-            .and_modify(|entry| *entry = None)
-            .or_insert(Some(at));
+        self.note_pair(identity, new.to_pointer() as usize, at, path.clone())?;
         self.remember_old_cells(old)?;
         let old_facts = self.facts(old)?;
         let new_facts = self.facts(new)?;
@@ -82,6 +74,26 @@ impl Planner<'_> {
                 path: path.clone(),
             })?;
         }
+        Ok(())
+    }
+
+    /// Records pair `at` of [`Replaced`](super::Replaced), of the old and new functions of
+    /// these identities, paired at `path`.
+    pub(super) fn note_pair(
+        &mut self,
+        old_id: usize,
+        new_id: usize,
+        at: usize,
+        path: Path,
+    ) -> Result<()> {
+        self.function_pairs.insert(old_id, (at, new_id, path))?;
+        // A new function paired with two old ones (`M.b = M.a` in the new file) has no single
+        // old counterpart: the live program then gets the new function itself.
+        self.new_to_old.grow()?;
+        self.new_to_old
+            .entry(new_id)
+            .and_modify(|entry| *entry = None)
+            .or_insert(Some(at));
         Ok(())
     }
 

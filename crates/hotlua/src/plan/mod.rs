@@ -26,6 +26,7 @@ mod data;
 mod declarations;
 mod facts;
 mod finish;
+mod function_fields;
 mod functions;
 mod indexed;
 mod pair;
@@ -101,6 +102,9 @@ impl Plan {
         }
         #[cfg(any(feature = "lua51", feature = "luajit"))]
         planner.plan_environments()?;
+        // Room for a pair and a write for each new function: the fast path of the merge
+        // (function_fields.rs) writes those lists only where they need not grow.
+        planner.make_room_for_functions()?;
         for (module, globals) in staged.modules.iter().zip(&globals) {
             planner.policy = policy_of(&module.name);
             let base = baseline::get(lua, &module.name)?;
@@ -204,6 +208,8 @@ struct Planner<'lua> {
     function_writes: Table,
     /// Slots of `function_writes` filled (its `n`, written there by [`Planner::finish`]).
     function_writes_len: usize,
+    /// Slots `function_writes` has room for without growing.
+    function_writes_capacity: usize,
     /// The engine gives old functions the new code in place (`inplace`): the live program
     /// keeps the old functions and every write that would store a new function stores the
     /// old one it is paired with.
@@ -298,14 +304,11 @@ impl<'lua> Planner<'lua> {
             new_cells: FxHashMap::default(),
             table_pairs,
             function_pairs: Indexed::default(),
-            replaced: Replaced::new(lua)?,
+            replaced: Replaced::new(lua, 0)?,
             new_to_old: FxHashMap::default(),
-            function_writes: {
-                let list = lua.create_table()?;
-                list.raw_set("n", 0)?;
-                list
-            },
+            function_writes: lua.create_table()?,
             function_writes_len: 0,
+            function_writes_capacity: 0,
             keep_identity: false,
             foreign_closures: FxHashMap::default(),
             foreign_closure_pairs: FxHashSet::default(),
@@ -344,6 +347,15 @@ impl<'lua> Planner<'lua> {
                 ..Report::default()
             },
         })
+    }
+
+    /// Lists of function pairs and function writes with room for each new function.
+    fn make_room_for_functions(&mut self) -> Result<()> {
+        let functions = self.new_functions.len();
+        self.replaced = Replaced::new(self.lua, functions)?;
+        self.function_writes = self.lua.create_table_with_capacity(3 * functions, 1)?;
+        self.function_writes_capacity = 3 * functions;
+        Ok(())
     }
 
     fn facts(&mut self, function: &Function) -> Result<Rc<FunctionFacts>> {

@@ -195,53 +195,71 @@ impl Planner<'_> {
         path: &Path,
         base: Option<&Table>,
     ) -> Result<()> {
-        for pair in new.pairs::<Value, Value>() {
-            let (key, new_value) = pair?;
-            if matches!(key, Value::Table(_) | Value::Function(_)) {
-                // Not a path: add the entry if the live table lacks it, never merge.
-                let live_key = self.resolve(&key)?;
-                if live.raw_get::<Value>(&live_key)? == Value::Nil {
-                    self.note_unmerged(new, &key, &new_value, None)?;
-                    self.writes.try_push(Write::Field {
-                        table: live.clone(),
-                        key,
-                        value: new_value,
-                    })?;
-                }
-                continue;
+        // The fields that hold a function of the batch replacing another go by the fast path
+        // (function_fields.rs); it stops at any other field, which is merged here.
+        let mut from = Value::Nil;
+        while let Some(key) = self.merge_function_fields(live, new, path, &from)? {
+            let new_value: Value = new.raw_get(&key)?;
+            self.merge_one_field(live, new, key.clone(), new_value, path, base)?;
+            from = key;
+        }
+        Ok(())
+    }
+
+    /// Merges `new[key]` into the live table.
+    fn merge_one_field(
+        &mut self,
+        live: &Table,
+        new: &Table,
+        key: Value,
+        new_value: Value,
+        path: &Path,
+        base: Option<&Table>,
+    ) -> Result<()> {
+        if matches!(key, Value::Table(_) | Value::Function(_)) {
+            // Not a path: add the entry if the live table lacks it, never merge.
+            let live_key = self.resolve(&key)?;
+            if live.raw_get::<Value>(&live_key)? == Value::Nil {
+                self.note_unmerged(new, &key, &new_value, None)?;
+                self.writes.try_push(Write::Field {
+                    table: live.clone(),
+                    key,
+                    value: new_value,
+                })?;
             }
-            let field_path = path.field(&key);
-            let live_value: Value = live.raw_get(&key)?;
-            let base_value = BaseField { base, key: &key };
-            let added = live_value == Value::Nil;
-            let live_table = match &live_value {
-                Value::Table(table) => Some(table.clone()),
-                _ => None,
+            return Ok(());
+        }
+        let field_path = path.field(&key);
+        let live_value: Value = live.raw_get(&key)?;
+        let base_value = BaseField { base, key: &key };
+        let added = live_value == Value::Nil;
+        let live_table = match &live_value {
+            Value::Table(table) => Some(table.clone()),
+            _ => None,
+        };
+        let replaced = self.merge_field(live_value, &new_value, base_value, &field_path)?;
+        self.note_unmerged(new, &key, &new_value, live_table.as_ref())?;
+        if replaced {
+            if let Value::Function(function) = &new_value {
+                if !added && self.is_new_function(function) {
+                    self.push_function_write(live, &key, function)?;
+                    return Ok(());
+                }
+            }
+            let write = if added && live != &self.globals && self.has_newindex(live)? {
+                Write::Assign {
+                    table: live.clone(),
+                    key,
+                    value: new_value,
+                }
+            } else {
+                Write::Field {
+                    table: live.clone(),
+                    key,
+                    value: new_value,
+                }
             };
-            let replaced = self.merge_field(live_value, &new_value, base_value, &field_path)?;
-            self.note_unmerged(new, &key, &new_value, live_table.as_ref())?;
-            if replaced {
-                if let Value::Function(function) = &new_value {
-                    if !added && self.is_new_function(function) {
-                        self.push_function_write(live, &key, function)?;
-                        continue;
-                    }
-                }
-                let write = if added && live != &self.globals && self.has_newindex(live)? {
-                    Write::Assign {
-                        table: live.clone(),
-                        key,
-                        value: new_value,
-                    }
-                } else {
-                    Write::Field {
-                        table: live.clone(),
-                        key,
-                        value: new_value,
-                    }
-                };
-                self.writes.try_push(write)?;
-            }
+            self.writes.try_push(write)?;
         }
         Ok(())
     }

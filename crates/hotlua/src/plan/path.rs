@@ -6,6 +6,7 @@
 //! allocation and no formatting, however deep the data (it can be a million levels deep).
 //! Written out, a path of more than [`SHOWN`] steps shows its first steps, `…`, and its last.
 
+use std::ffi::c_int;
 use std::fmt;
 use std::rc::Rc;
 
@@ -75,6 +76,17 @@ impl Path {
             Value::Boolean(b) => Step::Boolean(*b),
             other => Step::Other(other.type_name()),
         })
+    }
+
+    /// [`Path::field`] for the string key at stack index `key`, read without an mlua handle.
+    ///
+    /// # Safety
+    /// `key` is a valid stack index holding a string (lua_tolstring then converts nothing).
+    pub(super) unsafe fn field_at(&self, state: *mut mlua::ffi::lua_State, key: c_int) -> Path {
+        let mut len = 0;
+        let text = mlua::ffi::lua_tolstring(state, key, &mut len);
+        let bytes = std::slice::from_raw_parts(text.cast::<u8>(), len);
+        self.step(Step::Text(bytes.into()))
     }
 
     /// The path of the metatable of the value at this path.

@@ -14,14 +14,42 @@ use rustc_hash::FxHashMap;
 pub(crate) struct Replaced {
     list: Table,
     len: usize,
+    /// Pairs the list has room for without growing.
+    capacity: usize,
 }
 
 impl Replaced {
-    pub(crate) fn new(lua: &Lua) -> Result<Replaced> {
+    /// An empty list with room for `pairs` pairs.
+    pub(crate) fn new(lua: &Lua, pairs: usize) -> Result<Replaced> {
         Ok(Replaced {
-            list: lua.create_table()?,
+            list: lua.create_table_with_capacity(2 * pairs, 0)?,
             len: 0,
+            capacity: pairs,
         })
+    }
+
+    /// Adds the pair of functions at stack indices `old` and `new` and returns its index, if
+    /// the list (at stack index `list`) has room for it: a write that allocates nothing, so
+    /// it cannot raise.
+    ///
+    /// # Safety
+    /// `list` holds this list's table; `old` and `new` are valid indices; two slots are free.
+    pub(super) unsafe fn push_raw(
+        &mut self,
+        state: *mut ffi::lua_State,
+        list: std::ffi::c_int,
+        old: std::ffi::c_int,
+        new: std::ffi::c_int,
+    ) -> Option<usize> {
+        if self.len == self.capacity {
+            return None;
+        }
+        ffi::lua_pushvalue(state, old);
+        ffi::lua_rawseti(state, list, 2 * self.len as ffi::lua_Integer + 1);
+        ffi::lua_pushvalue(state, new);
+        ffi::lua_rawseti(state, list, 2 * self.len as ffi::lua_Integer + 2);
+        self.len += 1;
+        Some(self.len - 1)
     }
 
     /// Adds a pair and returns its index.

@@ -1,0 +1,178 @@
+//! Phase 2, the fast path: the fields of a table pair where a function of the batch replaces
+//! one of its old functions, the bulk of a module's fields, merged over the raw Lua stack.
+//!
+//! Such a field is paired exactly as [`Planner::merge_one_field`] would pair it (see
+//! `pair_functions`), but without an mlua handle for its key, its two functions or its write:
+//! one protected call walks the table, and stops at the first field it cannot merge so (any
+//! other kind of value, or a pair that meets a cell the planner has not seen yet, which needs
+//! handles to record), for the slow path to merge before the walk goes on from there. The
+//! fields are merged in the table's order either way.
+
+use std::ffi::c_int;
+
+use mlua::{ffi, Table, Value};
+
+use super::{Path, Planner};
+use crate::fallible::Grow;
+use crate::Result;
+
+/// Stack indices of the walk's frame.
+const LIVE: c_int = 1;
+const NEW: c_int = 2;
+const FROM: c_int = 3;
+const PAIRS: c_int = 4;
+const WRITES: c_int = 5;
+
+impl Planner<'_> {
+    /// Merges the fields of `new` after the key `from` (`nil`: from the first) that the fast
+    /// path can merge, and returns the key of the first one it cannot, if any.
+    pub(super) fn merge_function_fields(
+        &mut self,
+        live: &Table,
+        new: &Table,
+        path: &Path,
+        from: &Value,
+    ) -> Result<Option<Value>> {
+        let lua = self.lua;
+        let pairs = self.replaced.list().clone();
+        let writes = self.function_writes.clone();
+        let mut failed = None;
+        // SAFETY: the frame holds `live`, `new`, `from`, the pairs' list and the writes' list
+        // at the indices above. lua_next pops the key at the top and pushes the next key and
+        // its value (nothing at the end); the live value is pushed above them and popped, so
+        // between two calls the key is at the top (index 6). Nothing called raises: lua_rawget
+        // and lua_next read, and the two lists are only written within the room made for them
+        // (`push_raw`, `push_write_raw`), which allocates nothing. A field the fast path
+        // cannot merge ends the walk with its key alone on the frame, which is then returned.
+        let stopped: Value = unsafe {
+            lua.exec_raw((live, new, from, &pairs, &writes), |state| {
+                ffi::lua_pushvalue(state, FROM);
+                while ffi::lua_next(state, NEW) != 0 {
+                    match self.merge_function_field(state, path) {
+                        Ok(true) => ffi::lua_pop(state, 1),
+                        Ok(false) => {
+                            ffi::lua_pop(state, 1);
+                            ffi::lua_replace(state, 1);
+                            ffi::lua_settop(state, 1);
+                            return;
+                        }
+                        Err(error) => {
+                            failed = Some(error);
+                            break;
+                        }
+                    }
+                }
+                ffi::lua_settop(state, 0);
+            })?
+        };
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        Ok((stopped != Value::Nil).then_some(stopped))
+    }
+
+    /// Merges the field whose key and value are at the top of the stack (indices 6 and 7) if
+    /// the fast path can, and says whether it did. Leaves the stack as it found it.
+    ///
+    /// # Safety
+    /// As for [`Planner::merge_function_fields`]'s frame; one more slot is free.
+    unsafe fn merge_function_field(
+        &mut self,
+        state: *mut ffi::lua_State,
+        path: &Path,
+    ) -> Result<bool> {
+        let (key, value) = (ffi::lua_absindex(state, -2), ffi::lua_absindex(state, -1));
+        if ffi::lua_type(state, key) != ffi::LUA_TSTRING
+            || ffi::lua_type(state, value) != ffi::LUA_TFUNCTION
+        {
+            return Ok(false);
+        }
+        let new_id = ffi::lua_topointer(state, value) as usize;
+        if !self.new_functions.contains(new_id) {
+            return Ok(false);
+        }
+        ffi::lua_pushvalue(state, key);
+        ffi::lua_rawget(state, LIVE);
+        let old = ffi::lua_absindex(state, -1);
+        let merged = self.merge_function_pair(state, key, old, value, new_id, path);
+        ffi::lua_pop(state, 1);
+        merged
+    }
+
+    /// The field's live value is at `old`: a function of the batch the fast path can pair
+    /// with the new one at `new`, or false.
+    ///
+    /// # Safety
+    /// As for [`Planner::merge_function_field`]; `key`, `old` and `new` are valid indices.
+    unsafe fn merge_function_pair(
+        &mut self,
+        state: *mut ffi::lua_State,
+        key: c_int,
+        old: c_int,
+        new: c_int,
+        new_id: usize,
+        path: &Path,
+    ) -> Result<bool> {
+        if ffi::lua_type(state, old) != ffi::LUA_TFUNCTION {
+            return Ok(false);
+        }
+        let old_id = ffi::lua_topointer(state, old) as usize;
+        if old_id == new_id {
+            // The field holds it already: nothing to merge.
+            return Ok(true);
+        }
+        if !self
+            .facts
+            .known(old_id)
+            .is_some_and(|facts| facts.from_sources)
+            || self.function_writes_len + 3 > self.function_writes_capacity
+        {
+            return Ok(false);
+        }
+        if !self.function_pairs.contains(old_id) {
+            if !self.pairs_without_handles(old_id, new_id) {
+                return Ok(false);
+            }
+            let Some(at) = self.replaced.push_raw(state, PAIRS, old, new) else {
+                return Ok(false);
+            };
+            self.note_pair(old_id, new_id, at, path.field_at(state, key))?;
+            self.old_functions.grow()?;
+            self.old_functions.insert(old_id);
+        }
+        // The write `live[key] = new`, as `push_function_write` lists it.
+        for (offset, index) in [(1, LIVE), (2, key), (3, new)] {
+            ffi::lua_pushvalue(state, index);
+            let slot = self.function_writes_len + offset;
+            ffi::lua_rawseti(state, WRITES, slot as ffi::lua_Integer);
+        }
+        self.function_writes_len += 3;
+        Ok(true)
+    }
+
+    /// True when pairing these two functions (both read, the old one of the batch) meets only
+    /// cells the planner knows already: no cell to record, no values to pair, so nothing that
+    /// needs an mlua handle.
+    fn pairs_without_handles(&self, old_id: usize, new_id: usize) -> bool {
+        let (Some(old), Some(new)) = (self.facts.known(old_id), self.facts.known(new_id)) else {
+            return false;
+        };
+        let old_cells_known = self.old_functions.contains(&old_id)
+            || old.upvalues.iter().all(|upvalue| {
+                self.old_cells_by_name
+                    .get(&upvalue.name)
+                    .is_some_and(|cells| cells.contains_key(&upvalue.cell))
+            });
+        old_cells_known
+            && new.upvalues.iter().all(|upvalue| {
+                let Some(old_upvalue) = old.upvalues.iter().find(|u| u.name == upvalue.name) else {
+                    return true;
+                };
+                self.cell_joins.contains_key(&upvalue.cell)
+                    && (!self.facts.cell_holds_object(upvalue.cell)
+                        || self
+                            .cell_values_paired
+                            .contains(&(old_upvalue.cell, upvalue.cell)))
+            })
+    }
+}
