@@ -123,6 +123,7 @@ impl Facts {
                         ffi::lua_pop(state, 1);
                     }
                 }
+                read.failed |= read.functions.grow_by(order.len()).is_err();
                 for (at, &slot) in order.iter().enumerate() {
                     if ffi::lua_checkstack(state, 3) == 0 {
                         break;
@@ -168,6 +169,7 @@ impl Facts {
         }
         self.cell_values.grow_by(read.cells.len())?;
         self.cell_values.extend(read.cells.into_iter().zip(values));
+        self.by_function.reserve(read.functions.len())?;
         for (identity, facts) in read.functions {
             self.by_function.insert(identity, Rc::new(facts))?;
         }

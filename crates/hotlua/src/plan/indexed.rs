@@ -49,6 +49,12 @@ impl<T> Indexed<T> {
         Ok(true)
     }
 
+    /// Makes room for `additional` more values at once.
+    pub(super) fn reserve(&mut self, additional: usize) -> Result<()> {
+        self.at.grow_by(additional)?;
+        Ok(self.items.grow_by(additional)?)
+    }
+
     pub(super) fn len(&self) -> usize {
         self.items.len()
     }
