@@ -17,23 +17,6 @@ const void *hotlua_closure_of(lua_State *L, int idx) {
   return lua_topointer(L, idx);
 }
 
-/* Asks the cache for what reading the function at `idx` will touch: with `proto` 0 its closure
-** (reads nothing), with `proto` 1 its prototype's first lines and upvalue descriptions (reads
-** the closure, which an earlier call asked for). Prefetches never fault: any address is fine.
-** Invariant: `idx` is a valid stack index. */
-void hotlua_prefetch_function(lua_State *L, int idx, int proto) {
-  const Proto *p;
-  if (!proto) {
-    __builtin_prefetch(lua_topointer(L, idx));
-    return;
-  }
-  p = hotlua_proto_of(L, idx);
-  if (p == NULL) return;
-  __builtin_prefetch(p);
-  __builtin_prefetch((const char *)p + 64);
-  __builtin_prefetch(p->upvalues);
-}
-
 /* Number of prototypes nested directly in `p`. Invariant: `p` is a live Proto. */
 int hotlua_proto_nchildren(const Proto *p) { return p->sizep; }
 

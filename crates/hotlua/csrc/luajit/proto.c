@@ -20,22 +20,6 @@ const void *hotlua_closure_of(lua_State *L, int idx) {
   return hotlua_proto_of(L, idx) != NULL ? lua_topointer(L, idx) : NULL;
 }
 
-/* Asks the cache for what reading the function at `idx` will touch: with `proto` 0 its GCfunc
-** (reads nothing), with `proto` 1 its prototype's header (reads the GCfunc, which an earlier
-** call asked for). Prefetches never fault: any address is fine.
-** Invariant: `idx` is a valid stack index. */
-void hotlua_prefetch_function(lua_State *L, int idx, int proto) {
-  const GCproto *p;
-  if (!proto) {
-    __builtin_prefetch(lua_topointer(L, idx));
-    return;
-  }
-  p = hotlua_proto_of(L, idx);
-  if (p == NULL) return;
-  __builtin_prefetch(p);
-  __builtin_prefetch((const char *)p + 64);
-}
-
 /* The constant index (for proto_kgc) of child `i` of `p`: children are the prototypes among
 ** the collectable constants, counted from index -1 down; 0 when there is no such child. */
 static ptrdiff_t child_index(const GCproto *p, int i) {

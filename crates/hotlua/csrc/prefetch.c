@@ -1,0 +1,29 @@
+/* Cache hints for the planner, which reads every function of a module table in one pass
+** (plan/facts.rs): the same for every backend (backend.h). */
+
+#include "backend.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address) __builtin_prefetch(address)
+#else
+#define PREFETCH(address) ((void)(address))
+#endif
+
+/* Asks the cache for what reading the function at `idx` will touch: with `proto` 0 its
+** closure (reads nothing), with `proto` 1 the first lines of its prototype (reads the closure,
+** which an earlier call asked for). A prefetch never faults, whatever the address.
+** Invariant: `idx` is a valid stack index. */
+void hotlua_prefetch_function(lua_State *L, int idx, int proto) {
+  HClosure *cl;
+  const char *p;
+  if (lua_type(L, idx) != LUA_TFUNCTION || lua_iscfunction(L, idx)) return;
+  /* lua_topointer gives a collectable object's own address: here the Lua closure */
+  cl = (HClosure *)lua_topointer(L, idx);
+  if (!proto) {
+    PREFETCH(cl);
+    return;
+  }
+  p = (const char *)closure_proto(cl);
+  PREFETCH(p);
+  PREFETCH(p + 64);
+}
