@@ -75,12 +75,26 @@ impl Reloader {
             let _paused = CollectorPause::new(&self.lua);
             let batch = || quoted(modules.iter().copied());
             let build_plan = || {
-                plan::Plan::build(
-                    &self.lua,
-                    &staged,
-                    &policy_of,
-                    engine.keeps_identity(&self.lua),
-                )
+                let plan = || {
+                    plan::Plan::build(
+                        &self.lua,
+                        &staged,
+                        &policy_of,
+                        engine.keeps_identity(&self.lua),
+                    )
+                };
+                // Lua 5.1, 5.2 and LuaJIT collect in an emergency only while the collector
+                // runs, and it is paused here: garbage a failed reload left (a new top level
+                // that ran out of memory) can starve the plan. A plan writes nothing, so
+                // collect and plan again.
+                match plan() {
+                    // Lua's own words, which a memory error carries whatever raised it.
+                    Err(Error::Lua(message)) if message.ends_with("not enough memory") => {
+                        self.lua.gc_collect()?;
+                        plan()
+                    }
+                    planned => planned,
+                }
                 .map_err(|error| match error {
                     Error::Lua(message) => Error::Plan {
                         modules: batch(),
