@@ -83,10 +83,10 @@ impl Reloader {
                         engine.keeps_identity(&self.lua),
                     )
                 };
-                // Lua 5.1, 5.2 and LuaJIT collect in an emergency only while the collector
-                // runs, and it is paused here: garbage a failed reload left (a new top level
-                // that ran out of memory) can starve the plan. A plan writes nothing, so
-                // collect and plan again.
+                // Lua 5.2 collects in an emergency only while the collector runs (5.1 and
+                // LuaJIT never do), and it is paused here: garbage a failed reload left (a new
+                // top level that ran out of memory) can starve the plan. A plan writes
+                // nothing, so collect and plan again.
                 match plan() {
                     // Lua's own words, which a memory error carries whatever raised it.
                     Err(Error::Lua(message)) if message.ends_with("not enough memory") => {
