@@ -208,8 +208,8 @@ impl Planner<'_> {
                 Some(_) if edited => {
                     self.report.conflicts.try_push(Conflict {
                         path,
-                        live: super::pair::display(&old.value),
-                        file: super::pair::display(&new.value),
+                        live: super::fields::display(&old.value),
+                        file: super::fields::display(&new.value),
                     })?;
                     false
                 }

@@ -14,7 +14,7 @@ use crate::raw::UpvalueList;
 use crate::Result;
 
 impl Planner<'_> {
-    /// `globals`: what the top level wrote into `_G` that matters ([`super::sift_globals`]).
+    /// `globals`: what the top level wrote into `_G` that matters ([`super::globals::sift`]).
     pub(super) fn collect_module(&mut self, module: &StagedModule, globals: &Table) -> Result<()> {
         // What the top level wrote into `_G` and into other live tables: the values are new,
         // the tables they were written into are live.

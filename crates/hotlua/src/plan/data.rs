@@ -192,15 +192,15 @@ impl Planner<'_> {
                 "elsewhere" => self
                     .report
                     .warnings
-                    .try_push(super::pair::elsewhere_warning(&field))?,
+                    .try_push(super::fields::elsewhere_warning(&field))?,
                 "conflict" => {
                     let (live, new): (Value, Value) =
                         (events.raw_get(at)?, events.raw_get(at + 1)?);
                     at += 2;
                     self.report.conflicts.try_push(Conflict {
                         path: field.to_string(),
-                        live: super::pair::display(&live),
-                        file: super::pair::display(&new),
+                        live: super::fields::display(&live),
+                        file: super::fields::display(&new),
                     })?;
                 }
                 _ => {

@@ -13,28 +13,32 @@
 //! - tables and functions that belong to someone else (the standard library, other modules,
 //!   `_G` itself) are never paired, merged into or rewritten.
 //!
-//! One phase a file: [`collect`] finds what the new versions created, [`pair`] pairs it with
-//! the live program and merges data ([`functions`] pairs functions and their cells, [`data`]
-//! walks data tables), [`cells`] joins upvalue cells ([`declarations`] tells
-//! which local names a file declares twice), [`finish`] points every write at live objects.
-//! Every traversal keeps its pending work in a Lua table or a list on the heap, never on the
-//! native stack, so data of any depth and size plans.
+//! One phase a file: [`collect`] finds what the new versions created ([`globals`]: what they
+//! wrote into `_G`), [`pair`] pairs it with the live program and [`fields`] merges each table's
+//! fields by the rules and the policy ([`function_fields`]: the fast path for a module's
+//! functions; [`functions`] pairs functions and their cells, [`data`] walks data tables),
+//! [`cells`] joins upvalue cells ([`declarations`] tells which local names a file declares
+//! twice), [`finish`] points every write at live objects. What is known of each function is
+//! in [`facts`]; [`indexed`] and [`replaced`] hold per-function values without an mlua handle
+//! each. Every traversal keeps its pending work in a Lua table or a list on the heap, never on
+//! the native stack, so data of any depth and size plans.
 
 mod cells;
 mod collect;
 mod data;
 mod declarations;
 mod facts;
+mod fields;
 mod finish;
 mod function_fields;
 mod functions;
+mod globals;
 mod indexed;
 mod pair;
 mod path;
 mod replaced;
 mod tables;
 
-use crate::standard::Chunk;
 use std::collections::HashSet;
 use std::rc::Rc;
 
@@ -44,6 +48,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use self::data::DataTables;
 pub(crate) use self::data::DATA_TABLES;
 use self::facts::{Facts, FunctionFacts};
+pub(crate) use self::globals::SIFT;
 use self::indexed::Indexed;
 use self::path::Path;
 pub(crate) use self::replaced::Replaced;
@@ -94,7 +99,7 @@ impl Plan {
         let mut globals = Vec::new();
         for module in &staged.modules {
             let keep = policy_of(&module.name) == DataPolicy::Keep;
-            globals.try_push(sift_globals(lua, &module.globals, keep)?)?;
+            globals.try_push(globals::sift(lua, &module.globals, keep)?)?;
         }
         for (module, globals) in staged.modules.iter().zip(&globals) {
             planner.policy = policy_of(&module.name);
@@ -451,7 +456,7 @@ impl<'lua> Planner<'lua> {
     /// change it. A new table merged into a live one is never live and is its own baseline
     /// (the tables that go live from its fields are replaced with copies when the baseline
     /// is recorded: [`baseline::copy_fields`]); a new table that goes live is copied.
-    /// `sifted` holds every table `module`'s top level wrote into `_G` ([`sift_globals`]).
+    /// `sifted` holds every table `module`'s top level wrote into `_G` ([`globals::sift`]).
     fn baseline_of(&self, module: &StagedModule, sifted: &Table) -> Result<Value> {
         let baseline = self.lua.create_table()?;
         baseline.raw_set("module", self.baseline_value(&module.new)?)?;
@@ -484,41 +489,3 @@ fn both_numbers(a: &Value, b: &Value) -> bool {
         )
     )
 }
-
-/// What a top level wrote into `_G` (`written`) that the merge must look at: under `keep`,
-/// data whose type did not change keeps its live value and needs no look, which spares a
-/// top level that sets a million globals a million trips through the planner. Every table,
-/// function, new key and type change stays. Under the other policies, everything.
-fn sift_globals(lua: &Lua, written: &Table, keep: bool) -> Result<Table> {
-    if !keep {
-        return Ok(written.clone());
-    }
-    let sift: Function = crate::standard::cached(lua, &SIFT)?;
-    let sifted: Table = sift.call((written, lua.globals()))?;
-    // A metatable the top level gave `_G` is what it wrote too.
-    if let Some(metatable) = crate::raw::metatable(lua, written)? {
-        sifted.set_metatable(Some(metatable))?;
-    }
-    Ok(sifted)
-}
-
-/// `sift(written, live)`: see [`sift_globals`].
-pub(crate) const SIFT: Chunk = Chunk {
-    name: "=hotlua sift",
-    source: r#"
-local next, rawget, type = next, rawget, type
-return function(written, live)
-  local out = {}
-  for k, v in next, written do
-    local kind = type(v)
-    if kind == "table" or kind == "function" or type(k) == "table" or type(k) == "function" then
-      out[k] = v
-    else
-      local now = rawget(live, k)
-      if now == nil or type(now) ~= kind then out[k] = v end
-    end
-  end
-  return out
-end
-"#,
-};
