@@ -164,19 +164,14 @@ impl Reloader {
             report.rolled_back = rolled_back && apply;
             for (module, text) in staged.modules.iter().zip(&staged.texts) {
                 let old_sha256 = self.shared.sources.live_sha256(&module.name);
-                // Hashed once: remembering the source hashes it (a big file takes a while).
+                if apply {
+                    self.remember_reloaded(module, text.as_ref());
+                }
+                // Hashed once: remembering the source hashed it (a big file takes a while).
                 let new_sha256 = match text {
-                    Some(_) if apply => {
-                        self.remember_reloaded(module, text.as_ref());
-                        self.shared.sources.live_sha256(&module.name)
-                    }
+                    Some(_) if apply => self.shared.sources.live_sha256(&module.name),
                     Some(text) => Some(sha256_hex(&text.bytes)),
-                    None => {
-                        if apply {
-                            self.remember_reloaded(module, None);
-                        }
-                        None
-                    }
+                    None => None,
                 };
                 report.sources.push(SourceChange {
                     module: module.name.clone(),

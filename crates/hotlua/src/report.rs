@@ -279,7 +279,8 @@ fn lazy_lists(lua: &Lua, lists: [Vec<String>; 3]) -> mlua::Result<mlua::Table> {
         "__pairs",
         lua.create_function(move |lua, report: mlua::Table| {
             fill(lua, &report)?;
-            let next: mlua::Function = lua.globals().raw_get("next")?;
+            // `next` as hotlua first saw it, whatever the program did to its global.
+            let next: mlua::Function = crate::standard::functions(lua)?.raw_get("next")?;
             Ok((next, report, Value::Nil))
         })?,
     )?;

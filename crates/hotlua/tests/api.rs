@@ -50,8 +50,10 @@ fn the_report_lists_are_filled_in_when_read() {
          assert(r.no_such_field == nil) \
          r2 = hotlua.check('m') \
          {by_pairs} \
-         local seen = {{}} \
+         local seen, program_next = {{}}, next \
+         next = function() error('the program next') end \
          for key, value in pairs(r) do seen[key] = value end \
+         next = program_next \
          return seen.functions_added[1] == 'm.h' and seen.functions_replaced[1] == 'm.f' \
            and seen.functions_kept_deleted[1] == 'm.g' and seen.summary ~= nil"
     )));

@@ -92,7 +92,7 @@ impl Planner<'_> {
                             .is_none()
                         {
                             for upvalue in &facts.upvalues {
-                                let value = self.cell_value(upvalue.cell);
+                                let value = self.facts.cell_value(upvalue.cell);
                                 if matches!(value, Value::Table(_)) {
                                     let cell_path = path.upvalue(&upvalue.name);
                                     pending.push(&value, cell_path)?;
@@ -202,7 +202,7 @@ impl Planner<'_> {
         let closures = fallible::collect(self.foreign_closures.values().cloned())?;
         for closure in closures {
             for upvalue in &self.facts(&closure)?.upvalues {
-                let value = self.cell_value(upvalue.cell);
+                let value = self.facts.cell_value(upvalue.cell);
                 if self.resolve(&value)? != value {
                     self.writes.try_push(Write::Upvalue {
                         function: closure.clone(),

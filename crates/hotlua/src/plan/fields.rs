@@ -96,11 +96,9 @@ impl Planner<'_> {
         key: &Value,
         function: &Function,
     ) -> Result<()> {
-        let (list, at) = (&self.function_writes, self.function_writes_len);
-        list.raw_set(at + 1, live)?;
-        list.raw_set(at + 2, key)?;
-        list.raw_set(at + 3, function)?;
-        self.function_writes_len += 3;
+        self.function_writes.push(live)?;
+        self.function_writes.push(key)?;
+        self.function_writes.push(function)?;
         Ok(())
     }
 

@@ -24,17 +24,15 @@ impl Planner<'_> {
                 write => writes.push(write),
             }
         }
-        if self.function_writes_len > 0 {
-            self.function_writes
-                .raw_set("n", self.function_writes_len)?;
+        if self.function_writes.len() > 0 {
             if self.keep_identity {
                 // The live program keeps the old functions (which will run the new code).
                 self.replaced
                     .point_at_old(self.lua, &self.function_writes, &self.new_to_old)?;
             }
-            writes.try_push(Write::Fields {
-                list: self.function_writes.clone(),
-            })?;
+            let list = self.function_writes.table().clone();
+            list.raw_set("n", self.function_writes.len())?;
+            writes.try_push(Write::Fields { list })?;
         }
         writes.grow_by(assignments.len())?;
         writes.extend(assignments);

@@ -35,7 +35,7 @@ impl Planner<'_> {
     ) -> Result<Option<Value>> {
         let lua = self.lua;
         let pairs = self.replaced.list().clone();
-        let writes = self.function_writes.clone();
+        let writes = self.function_writes.table().clone();
         let mut failed = None;
         // SAFETY: the frame holds `live`, `new`, `from`, the pairs' list and the writes' list
         // at the indices above. lua_next pops the key at the top and pushes the next key and
@@ -125,7 +125,7 @@ impl Planner<'_> {
             .facts
             .known(old_id)
             .is_some_and(|facts| facts.from_sources)
-            || self.function_writes_len + 3 > self.function_writes_capacity
+            || !self.function_writes.has_room(3)
         {
             return Ok(false);
         }
@@ -140,14 +140,10 @@ impl Planner<'_> {
             self.old_functions.grow()?;
             self.old_functions.insert(old_id);
         }
-        // The write `live[key] = new`, as `push_function_write` lists it.
-        for (offset, index) in [(1, LIVE), (2, key), (3, new)] {
-            ffi::lua_pushvalue(state, index);
-            let slot = self.function_writes_len + offset;
-            ffi::lua_rawseti(state, WRITES, slot as ffi::lua_Integer);
-        }
-        self.function_writes_len += 3;
-        Ok(true)
+        // The write `live[key] = new`, as `push_function_write` lists it (room checked above).
+        Ok(self
+            .function_writes
+            .push_raw(state, WRITES, &[LIVE, key, new]))
     }
 
     /// True when pairing these two functions (both read, the old one of the batch) meets only

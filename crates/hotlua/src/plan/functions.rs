@@ -128,8 +128,8 @@ impl Planner<'_> {
         for upvalue in &new_facts.upvalues {
             if let Some(old_upvalue) = old_facts.upvalues.iter().find(|u| u.name == upvalue.name) {
                 self.pair_values(
-                    &self.cell_value(old_upvalue.cell),
-                    &self.cell_value(upvalue.cell),
+                    &self.facts.cell_value(old_upvalue.cell),
+                    &self.facts.cell_value(upvalue.cell),
                     &path.upvalue(&upvalue.name),
                 )?;
             }

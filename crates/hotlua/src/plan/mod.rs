@@ -37,6 +37,7 @@ mod indexed;
 mod pair;
 mod path;
 mod replaced;
+mod slots;
 mod tables;
 
 use std::collections::HashSet;
@@ -52,6 +53,7 @@ pub(crate) use self::globals::SIFT;
 use self::indexed::Indexed;
 use self::path::Path;
 pub(crate) use self::replaced::Replaced;
+use self::slots::Slots;
 pub(crate) use self::tables::REVERSE;
 use self::tables::{TableMap, Tasks};
 use crate::apply::Write;
@@ -210,11 +212,7 @@ struct Planner<'lua> {
     /// Writes of new functions into fields of live tables (table, key, function: a `Fields`
     /// list, see [`Write::Fields`]): one for each function of a module, held in Lua rather than
     /// as three mlua handles each.
-    function_writes: Table,
-    /// Slots of `function_writes` filled (its `n`, written there by [`Planner::finish`]).
-    function_writes_len: usize,
-    /// Slots `function_writes` has room for without growing.
-    function_writes_capacity: usize,
+    function_writes: Slots,
     /// The engine gives old functions the new code in place (`inplace`): the live program
     /// keeps the old functions and every write that would store a new function stores the
     /// old one it is paired with.
@@ -311,9 +309,7 @@ impl<'lua> Planner<'lua> {
             function_pairs: Indexed::default(),
             replaced: Replaced::new(lua, 0)?,
             new_to_old: FxHashMap::default(),
-            function_writes: lua.create_table()?,
-            function_writes_len: 0,
-            function_writes_capacity: 0,
+            function_writes: Slots::new(lua, 0)?,
             keep_identity: false,
             foreign_closures: FxHashMap::default(),
             foreign_closure_pairs: FxHashSet::default(),
@@ -358,18 +354,12 @@ impl<'lua> Planner<'lua> {
     fn make_room_for_functions(&mut self) -> Result<()> {
         let functions = self.new_functions.len();
         self.replaced = Replaced::new(self.lua, functions)?;
-        self.function_writes = self.lua.create_table_with_capacity(3 * functions, 1)?;
-        self.function_writes_capacity = 3 * functions;
+        self.function_writes = Slots::new(self.lua, 3 * functions)?;
         Ok(())
     }
 
     fn facts(&mut self, function: &Function) -> Result<Rc<FunctionFacts>> {
         self.facts.of(self.lua, function)
-    }
-
-    /// The value of an upvalue cell of a function the planner inspected.
-    fn cell_value(&self, cell: usize) -> Value {
-        self.facts.cell_value(cell)
     }
 
     /// True for a Lua function compiled from one of the batch's files.
