@@ -105,13 +105,13 @@ fn luajit_source() -> Result<PathBuf, String> {
     }
 }
 
-/// csrc/data.c, the planner's walks over data tables, for every Lua: it uses only the public
+/// csrc/data/, the planner's walks over data tables, for every Lua: they use only the public
 /// C API, whose headers any release of the same Lua version provides.
 fn build_data_walks() {
     let headers = public_headers().unwrap_or_else(|why| panic!("hotlua: {why}"));
     println!("cargo:rerun-if-changed={}", headers.display());
     cc::Build::new()
-        .file("csrc/data.c")
+        .files(["csrc/data/collect.c", "csrc/data/merge.c"])
         .include(headers)
         .warnings(true)
         .compile("hotlua_data");

@@ -3,7 +3,7 @@
 -- tables. Each walk follows, rule for rule and in the same order, what the planner's Rust
 -- code does with any table (collect.rs, pair.rs), so that which path reaches a value first,
 -- which field is written and what is reported stay the same. The two walks over every table,
--- collecting and merging, are C functions (csrc/data.c); this file holds their state.
+-- collecting and merging, are C functions (csrc/data/); this file holds their state.
 local next, type = next, type
 
 -- data: filled here: every data table collected -> true, or the live table it merges into
@@ -14,7 +14,7 @@ local next, type = next, type
 -- unmerged: filled here and by the planner: (new table, key) for each field of a new table
 -- merged into a live one that holds a table not merged into the live table's field (2 slots
 -- a field, `n` slots): where the new version's tables go live, for its baseline.
--- G: `_G`. collect_data, merge_data: csrc/data.c's walks.
+-- G: `_G`. collect_data, merge_data: the walks of csrc/data/.
 return function(data, foreign, live_modules, pairs, general, unmerged, G, collect_data,
                 merge_data)
   -- the data tables in the order collected, and how many of them the merge paired

@@ -5,7 +5,7 @@
 //! and whose values are those or tables: nothing in it needs Rust (no function to inspect, no
 //! metatable to pair, no key to resolve). The planner hands each such table to the walks,
 //! which collect every data table it reaches in one call, merge a data table and the merges
-//! that follow from it in one call (both in C over Lua's public API, `csrc/data.c`: they read
+//! that follow from it in one call (both in C over Lua's public API, `csrc/data/`: they read
 //! every table of the data), and list the few fields of data tables that go live and must
 //! point at live tables (in Lua, `data.lua`, which also holds the walks' state). The walks
 //! follow the planner's own rules and order exactly; what needs the planner (a table that is
@@ -95,7 +95,7 @@ pub(crate) const DATA_TABLES: Chunk = Chunk {
     source: include_str!("data.lua"),
 };
 
-/// csrc/data.c's `collect` and `merge` walks and its `deleted`, as Lua functions.
+/// csrc/data/'s `collect` and `merge` walks and its `deleted`, as Lua functions.
 fn walks_in_c(lua: &Lua) -> mlua::Result<[Function; 3]> {
     extern "C-unwind" {
         fn hotlua_collect_data(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int;
