@@ -147,7 +147,7 @@ impl Planner<'_> {
         self.writes.grow_by(groups.len())?;
         for (environment, functions) in groups {
             self.writes.push(Write::Environment {
-                functions,
+                functions: functions.table().clone(),
                 environment,
             });
         }
@@ -224,7 +224,7 @@ impl Planner<'_> {
 pub(super) struct Environments {
     /// Environment identity → its index in `groups`.
     at: rustc_hash::FxHashMap<usize, usize>,
-    groups: Vec<(Table, Table)>,
+    groups: Vec<(Table, super::slots::Slots)>,
 }
 
 #[cfg(any(feature = "lua51", feature = "luajit"))]
@@ -241,13 +241,12 @@ impl Environments {
             None => {
                 self.groups.grow()?;
                 self.at.grow()?;
-                self.groups.push((environment, lua.create_table()?));
+                self.groups
+                    .push((environment, super::slots::Slots::new(lua, 0)?));
                 self.at.insert(identity, self.groups.len() - 1);
                 self.groups.len() - 1
             }
         };
-        let functions = &self.groups[at].1;
-        functions.raw_set(functions.raw_len() + 1, function)?;
-        Ok(())
+        Ok(self.groups[at].1.push(function)?)
     }
 }
