@@ -224,7 +224,7 @@ impl Planner<'_> {
 pub(super) struct Environments {
     /// Environment identity → its index in `groups`.
     at: rustc_hash::FxHashMap<usize, usize>,
-    groups: Vec<(Table, super::slots::Slots)>,
+    groups: Vec<(Table, super::lua_list::LuaList)>,
 }
 
 #[cfg(any(feature = "lua51", feature = "luajit"))]
@@ -242,7 +242,7 @@ impl Environments {
                 self.groups.grow()?;
                 self.at.grow()?;
                 self.groups
-                    .push((environment, super::slots::Slots::new(lua, 0)?));
+                    .push((environment, super::lua_list::LuaList::new(lua, 0)?));
                 self.at.insert(identity, self.groups.len() - 1);
                 self.groups.len() - 1
             }

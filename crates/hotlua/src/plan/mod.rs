@@ -19,9 +19,9 @@
 //! functions; [`functions`] pairs functions and their cells, [`data`] walks data tables),
 //! [`cells`] joins upvalue cells ([`declarations`] tells which local names a file declares
 //! twice), [`finish`] points every write at live objects. What is known of each function is
-//! in [`facts`]; [`indexed`] and [`replaced`] hold per-function values without an mlua handle
-//! each. Every traversal keeps its pending work in a Lua table or a list on the heap, never on
-//! the native stack, so data of any depth and size plans.
+//! in [`facts`]; [`indexed`], [`replaced`] and [`lua_list`] hold per-function values without
+//! an mlua handle each. Every traversal keeps its pending work in a Lua table or a list on the
+//! heap, never on the native stack, so data of any depth and size plans.
 
 mod cells;
 mod collect;
@@ -34,10 +34,10 @@ mod function_fields;
 mod functions;
 mod globals;
 mod indexed;
+mod lua_list;
 mod pair;
 mod path;
 mod replaced;
-mod slots;
 mod tables;
 
 use std::collections::HashSet;
@@ -51,9 +51,9 @@ pub(crate) use self::data::DATA_TABLES;
 use self::facts::{Facts, FunctionFacts};
 pub(crate) use self::globals::SIFT;
 use self::indexed::Indexed;
+use self::lua_list::LuaList;
 use self::path::Path;
 pub(crate) use self::replaced::Replaced;
-use self::slots::Slots;
 pub(crate) use self::tables::REVERSE;
 use self::tables::{TableMap, Tasks};
 use crate::apply::Write;
@@ -212,7 +212,7 @@ struct Planner<'lua> {
     /// Writes of new functions into fields of live tables (table, key, function: a `Fields`
     /// list, see [`Write::Fields`]): one for each function of a module, held in Lua rather than
     /// as three mlua handles each.
-    function_writes: Slots,
+    function_writes: LuaList,
     /// The engine gives old functions the new code in place (`inplace`): the live program
     /// keeps the old functions and every write that would store a new function stores the
     /// old one it is paired with.
@@ -309,7 +309,7 @@ impl<'lua> Planner<'lua> {
             function_pairs: Indexed::default(),
             replaced: Replaced::new(lua, 0)?,
             new_to_old: FxHashMap::default(),
-            function_writes: Slots::new(lua, 0)?,
+            function_writes: LuaList::new(lua, 0)?,
             keep_identity: false,
             foreign_closures: FxHashMap::default(),
             foreign_closure_pairs: FxHashSet::default(),
@@ -354,7 +354,7 @@ impl<'lua> Planner<'lua> {
     fn make_room_for_functions(&mut self) -> Result<()> {
         let functions = self.new_functions.len();
         self.replaced = Replaced::new(self.lua, functions)?;
-        self.function_writes = Slots::new(self.lua, 3 * functions)?;
+        self.function_writes = LuaList::new(self.lua, 3 * functions)?;
         Ok(())
     }
 

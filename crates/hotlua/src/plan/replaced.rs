@@ -11,23 +11,23 @@ use std::ffi::c_int;
 use mlua::{ffi, Function, Lua, Result, Table};
 use rustc_hash::FxHashMap;
 
-use super::slots::Slots;
+use super::lua_list::LuaList;
 
 /// Old functions and their new versions: slots `2i + 1` and `2i + 2` of a Lua list hold pair
 /// `i` (0-based).
-pub(crate) struct Replaced(Slots);
+pub(crate) struct Replaced(LuaList);
 
 impl Replaced {
     /// An empty list with room for `pairs` pairs.
     pub(crate) fn new(lua: &Lua, pairs: usize) -> Result<Replaced> {
-        Ok(Replaced(Slots::new(lua, 2 * pairs)?))
+        Ok(Replaced(LuaList::new(lua, 2 * pairs)?))
     }
 
     /// Adds the pair of functions at stack indices `old` and `new` and returns its index, if
-    /// the list (at stack index `list`) has room for it ([`Slots::push_raw`]).
+    /// the list (at stack index `list`) has room for it ([`LuaList::push_raw`]).
     ///
     /// # Safety
-    /// As for [`Slots::push_raw`].
+    /// As for [`LuaList::push_raw`].
     pub(super) unsafe fn push_raw(
         &mut self,
         state: *mut ffi::lua_State,
@@ -81,7 +81,7 @@ impl Replaced {
     pub(crate) fn point_at_old(
         &self,
         lua: &Lua,
-        writes: &Slots,
+        writes: &LuaList,
         new_to_old: &FxHashMap<usize, Option<usize>>,
     ) -> Result<()> {
         let slots = writes.len();

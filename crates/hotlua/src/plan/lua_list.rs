@@ -1,4 +1,4 @@
-//! [`Slots`]: a Lua list the planner fills in entries of a few slots (a pair of functions, a
+//! [`LuaList`]: a Lua list the planner fills in entries of a few slots (a pair of functions, a
 //! write), so that ten thousand entries cost no mlua handle each; made with room for what it
 //! will likely hold, so that the fast path (`function_fields.rs`) can fill it over the raw
 //! stack without it growing, which could raise.
@@ -7,7 +7,7 @@ use std::ffi::c_int;
 
 use mlua::{ffi, IntoLua, Lua, Result, Table};
 
-pub(crate) struct Slots {
+pub(crate) struct LuaList {
     table: Table,
     /// Slots filled, from 1.
     len: usize,
@@ -15,10 +15,10 @@ pub(crate) struct Slots {
     capacity: usize,
 }
 
-impl Slots {
+impl LuaList {
     /// An empty list with room for `capacity` slots.
-    pub(crate) fn new(lua: &Lua, capacity: usize) -> Result<Slots> {
-        Ok(Slots {
+    pub(crate) fn new(lua: &Lua, capacity: usize) -> Result<LuaList> {
+        Ok(LuaList {
             table: lua.create_table_with_capacity(capacity, 1)?,
             len: 0,
             capacity,
