@@ -13,8 +13,6 @@ use std::ffi::c_int;
 
 use mlua::{ffi, Function, Lua, MultiValue, Result, Value};
 
-use crate::fallible::Grow;
-
 /// One upvalue of a function: the identity of its cell, and its current value.
 pub(crate) struct Upvalue {
     /// `lua_upvalueid`: equal for two closures exactly when they share the variable.
@@ -189,33 +187,28 @@ pub(crate) fn set_upvalue(lua: &Lua, function: &Function, index: i32, value: Val
 }
 
 /// Upvalues of Lua closures, `(function, index)`: the ten thousand functions of a module that
-/// share a local, held in one Lua table rather than as an mlua handle each.
+/// share a local, each in a slot of a Lua list (which the lists of one plan share) rather than
+/// as an mlua handle each.
 #[derive(Clone)]
 pub(crate) struct UpvalueList {
     functions: mlua::Table,
-    indices: Vec<i32>,
+    /// (slot of the closure in `functions`, 1-based; its upvalue's index, 1-based).
+    upvalues: Vec<(usize, i32)>,
 }
 
 impl UpvalueList {
-    pub(crate) fn new(lua: &Lua) -> Result<UpvalueList> {
-        Ok(UpvalueList {
-            functions: lua.create_table()?,
-            indices: Vec::new(),
-        })
-    }
-
-    /// Adds upvalue `index` (1-based) of the Lua closure `function`.
-    pub(crate) fn push(&mut self, function: &Function, index: i32) -> Result<()> {
-        self.indices.grow()?;
-        self.functions.raw_set(self.indices.len() + 1, function)?;
-        self.indices.push(index);
-        Ok(())
+    /// The upvalues `(slot, index)` of the closures in those slots of the list `functions`.
+    pub(crate) fn new(functions: mlua::Table, upvalues: Vec<(usize, i32)>) -> UpvalueList {
+        UpvalueList {
+            functions,
+            upvalues,
+        }
     }
 
     /// The first upvalue added.
     pub(crate) fn first(&self) -> Result<Option<(Function, i32)>> {
-        Ok(match self.indices.first() {
-            Some(&index) => Some((self.functions.raw_get(1)?, index)),
+        Ok(match self.upvalues.first() {
+            Some(&(slot, index)) => Some((self.functions.raw_get(slot)?, index)),
             None => None,
         })
     }
@@ -230,8 +223,8 @@ pub(crate) fn join_upvalues(
     target_index: i32,
     holders: &UpvalueList,
 ) -> Result<()> {
-    // SAFETY: index 1 is `target`, index 2 the table of holders, whose slot i + 1 holds the
-    // Lua closure whose upvalue `indices[i]` is joined (`UpvalueList::push`): each is pushed
+    // SAFETY: index 1 is `target`, index 2 the list of holders, whose slot `slot` holds the
+    // Lua closure whose upvalue `index` is joined, for each `(slot, index)`: each is pushed
     // (index 3, or 4 above the value copied on 5.1), joined and popped, so the frame never
     // holds more than five values. The indices were read from these same closures, as
     // lua_upvaluejoin requires (it checks neither the indices nor that both are Lua closures).
@@ -239,14 +232,14 @@ pub(crate) fn join_upvalues(
         lua.exec_raw::<()>((target, &holders.functions), |state| {
             #[cfg(feature = "lua51")]
             ffi::lua_getupvalue(state, 1, target_index);
-            for (at, index) in holders.indices.iter().enumerate() {
-                ffi::lua_rawgeti(state, 2, at as ffi::lua_Integer + 1);
+            for &(slot, index) in &holders.upvalues {
+                ffi::lua_rawgeti(state, 2, slot as ffi::lua_Integer);
                 #[cfg(not(feature = "lua51"))]
-                lua_upvaluejoin(state, -1, *index, 1, target_index);
+                lua_upvaluejoin(state, -1, index, 1, target_index);
                 #[cfg(feature = "lua51")]
                 {
                     ffi::lua_pushvalue(state, -2);
-                    ffi::lua_setupvalue(state, -2, *index);
+                    ffi::lua_setupvalue(state, -2, index);
                 }
                 ffi::lua_pop(state, 1);
             }

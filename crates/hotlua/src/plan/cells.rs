@@ -6,6 +6,7 @@ use super::{both_numbers, NewCell, OldCell, Planner};
 use crate::apply::Write;
 use crate::batch::Staged;
 use crate::fallible::{self, Grow, TryPush};
+use crate::raw::UpvalueList;
 use crate::report::Conflict;
 use crate::DataPolicy;
 use crate::Result;
@@ -114,7 +115,7 @@ impl Planner<'_> {
                     writes.try_push(Write::Join {
                         target: old.function.clone(),
                         target_index: old.index,
-                        holders: new.holders,
+                        holders: UpvalueList::new(self.cell_holders.table().clone(), new.holders),
                     })?;
                     if &*new.name != "_ENV" {
                         self.report.locals_joined += 1;
@@ -126,7 +127,9 @@ impl Planner<'_> {
                 None => {
                     let resolved = self.resolve(&new.value)?;
                     if resolved != new.value {
-                        if let Some((function, index)) = new.holders.first()? {
+                        let holders =
+                            UpvalueList::new(self.cell_holders.table().clone(), new.holders);
+                        if let Some((function, index)) = holders.first()? {
                             writes.try_push(Write::Upvalue {
                                 function,
                                 index,

@@ -3,14 +3,13 @@
 
 use std::collections::hash_map::Entry;
 
-use mlua::{Table, Value};
+use mlua::{Function, Table, Value};
 
-use super::tables::PendingValues;
+use super::tables::{Pending, PendingValues};
 use super::{NewCell, Path, Planner};
 use crate::apply::Write;
 use crate::fallible::{self, Grow, TryPush};
 use crate::load::StagedModule;
-use crate::raw::UpvalueList;
 use crate::Result;
 
 impl Planner<'_> {
@@ -43,8 +42,16 @@ impl Planner<'_> {
     /// Collects the values of `pending` (a stack: the last is visited first) and everything
     /// they reach, depth first, each at the path it is first reached by.
     fn collect(&mut self, mut pending: PendingValues) -> Result<()> {
-        while let Some((value, path)) = pending.pop()? {
+        while let Some(entry) = pending.pop()? {
             let siblings = pending.len();
+            let (value, path) = match entry {
+                Pending::Value(value, path) => (value, path),
+                Pending::FieldsAfter { table, key, path } => {
+                    self.collect_fields(&table, &path, &key, &mut pending)?;
+                    pending.reverse_since(siblings)?;
+                    continue;
+                }
+            };
             match &value {
                 Value::Table(table) => {
                     let identity = table.to_pointer() as usize;
@@ -63,79 +70,110 @@ impl Planner<'_> {
                         continue;
                     }
                     self.new_tables.insert(table, true)?;
-                    self.facts.read_fields(self.lua, table)?;
-                    for pair in table.pairs::<Value, Value>() {
-                        let (key, field) = pair?;
-                        let field_path = path.field(&key);
-                        pending.push(&key, path.clone())?;
-                        pending.push(&field, field_path)?;
-                    }
-                    if let Some(metatable) = crate::raw::metatable(self.lua, table)? {
-                        pending.push(&Value::Table(metatable), path.metatable())?;
-                    }
+                    let upvalues = self.facts.read_fields(self.lua, table)?;
+                    // Room for the fast path to list each function's cells at once.
+                    self.cell_holders.reserve(self.lua, upvalues)?;
+                    self.collect_fields(table, &path, &Value::Nil, &mut pending)?;
                 }
                 Value::Function(function) => {
-                    let identity = function.to_pointer() as usize;
-                    if self.new_functions.contains(identity) {
-                        continue;
-                    }
-                    let facts = self.facts(function)?;
-                    if !facts.from_sources {
-                        // Another file's closure, maybe made by the new top level (a class
-                        // library's constructor): the tables it captures are collected so
-                        // they can pair with the live closure's, but it is not the batch's
-                        // function.
-                        self.foreign_closures.grow()?;
-                        if self
-                            .foreign_closures
-                            .insert(identity, function.clone())
-                            .is_none()
-                        {
-                            for upvalue in &facts.upvalues {
-                                let value = self.facts.cell_value(upvalue.cell);
-                                if matches!(value, Value::Table(_)) {
-                                    let cell_path = path.upvalue(&upvalue.name);
-                                    pending.push(&value, cell_path)?;
-                                }
-                            }
-                        }
-                    } else {
-                        self.new_functions.insert(identity, path.clone())?;
-                        for upvalue in &facts.upvalues {
-                            self.new_cells.grow()?;
-                            let cell = match self.new_cells.entry(upvalue.cell) {
-                                // A shared cell: its value was collected with its first holder.
-                                Entry::Occupied(cell) => cell.into_mut(),
-                                Entry::Vacant(cell) => {
-                                    let cell_path = path.upvalue(&upvalue.name);
-                                    let value = self.facts.cell_value(upvalue.cell);
-                                    if matches!(value, Value::Table(_) | Value::Function(_)) {
-                                        pending.push(&value, cell_path.clone())?;
-                                    }
-                                    cell.insert(NewCell {
-                                        name: upvalue.name.clone(),
-                                        path: cell_path,
-                                        value,
-                                        holders: UpvalueList::new(self.lua)?,
-                                        policy: self.policy,
-                                    })
-                                }
-                            };
-                            cell.holders.push(function, upvalue.index)?;
-                        }
-                        // Lua 5.1 functions carry their own environment (the staging table,
-                        // or the table `module()` made): point it at the live counterpart
-                        // once all is paired.
-                        #[cfg(any(feature = "lua51", feature = "luajit"))]
-                        if let Some(environment) = crate::raw::environment(self.lua, function)? {
-                            pending.push(&Value::Table(environment.clone()), path.clone())?;
-                            self.environments.add(self.lua, function, environment)?;
-                        }
-                    }
+                    self.collect_function(function, &path, &mut pending)?
                 }
                 _ => {}
             }
             pending.reverse_since(siblings)?;
+        }
+        Ok(())
+    }
+
+    /// Collects the fields of the new `table` after `from` (`nil`: all), in order: those the
+    /// fast path can at once, then the first it cannot, whose value waits in `pending` above
+    /// the rest of the fields; the metatable after the last field.
+    fn collect_fields(
+        &mut self,
+        table: &Table,
+        path: &Path,
+        from: &Value,
+        pending: &mut PendingValues,
+    ) -> Result<()> {
+        match self.collect_function_fields(table, path, from)? {
+            Some(key) => {
+                let field: Value = table.raw_get(&key)?;
+                pending.push(&key, path.clone())?;
+                pending.push(&field, path.field(&key))?;
+                pending.push_fields_after(table, key, path.clone())?;
+            }
+            None => {
+                if let Some(metatable) = crate::raw::metatable(self.lua, table)? {
+                    pending.push(&Value::Table(metatable), path.metatable())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Collects a function the new versions reach (at `path`), and pushes what it reaches.
+    fn collect_function(
+        &mut self,
+        function: &Function,
+        path: &Path,
+        pending: &mut PendingValues,
+    ) -> Result<()> {
+        let identity = function.to_pointer() as usize;
+        if self.new_functions.contains(identity) {
+            return Ok(());
+        }
+        let facts = self.facts(function)?;
+        if !facts.from_sources {
+            // Another file's closure, maybe made by the new top level (a class library's
+            // constructor): the tables it captures are collected so they can pair with the
+            // live closure's, but it is not the batch's function.
+            self.foreign_closures.grow()?;
+            if self
+                .foreign_closures
+                .insert(identity, function.clone())
+                .is_none()
+            {
+                for upvalue in &facts.upvalues {
+                    let value = self.facts.cell_value(upvalue.cell);
+                    if matches!(value, Value::Table(_)) {
+                        pending.push(&value, path.upvalue(&upvalue.name))?;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        self.new_functions.insert(identity, path.clone())?;
+        self.cell_holders.reserve(self.lua, facts.upvalues.len())?;
+        for upvalue in &facts.upvalues {
+            self.new_cells.grow()?;
+            let cell = match self.new_cells.entry(upvalue.cell) {
+                // A shared cell: its value was collected with its first holder.
+                Entry::Occupied(cell) => cell.into_mut(),
+                Entry::Vacant(cell) => {
+                    let cell_path = path.upvalue(&upvalue.name);
+                    let value = self.facts.cell_value(upvalue.cell);
+                    if matches!(value, Value::Table(_) | Value::Function(_)) {
+                        pending.push(&value, cell_path.clone())?;
+                    }
+                    cell.insert(NewCell {
+                        name: upvalue.name.clone(),
+                        path: cell_path,
+                        value,
+                        holders: Vec::new(),
+                        policy: self.policy,
+                    })
+                }
+            };
+            cell.holders.grow()?;
+            cell.holders
+                .push((self.cell_holders.push(function)?, upvalue.index));
+        }
+        // Lua 5.1 functions carry their own environment (the staging table, or the table
+        // `module()` made): point it at the live counterpart once all is paired.
+        #[cfg(any(feature = "lua51", feature = "luajit"))]
+        if let Some(environment) = crate::raw::environment(self.lua, function)? {
+            pending.push(&Value::Table(environment.clone()), path.clone())?;
+            self.environments.add(self.lua, function, environment)?;
         }
         Ok(())
     }
@@ -225,16 +263,14 @@ pub(super) struct Environments {
     /// Environment identity → its index in `groups`.
     at: rustc_hash::FxHashMap<usize, usize>,
     groups: Vec<(Table, super::lua_list::LuaList)>,
+    /// The group a function was last added to: the one the fast path fills
+    /// (`collect_fields.rs`).
+    pub(super) last: Option<usize>,
 }
 
 #[cfg(any(feature = "lua51", feature = "luajit"))]
 impl Environments {
-    fn add(
-        &mut self,
-        lua: &mlua::Lua,
-        function: &mlua::Function,
-        environment: Table,
-    ) -> Result<()> {
+    fn add(&mut self, lua: &mlua::Lua, function: &Function, environment: Table) -> Result<()> {
         let identity = environment.to_pointer() as usize;
         let at = match self.at.get(&identity) {
             Some(&at) => at,
@@ -247,6 +283,21 @@ impl Environments {
                 self.groups.len() - 1
             }
         };
-        Ok(self.groups[at].1.push(function)?)
+        self.last = Some(at);
+        let functions = &mut self.groups[at].1;
+        functions.reserve(lua, 1)?;
+        functions.push(function)?;
+        Ok(())
+    }
+
+    /// The last group's environment identity and list.
+    pub(super) fn last_group(&self) -> Option<(usize, &super::lua_list::LuaList)> {
+        let (environment, functions) = &self.groups[self.last?];
+        Some((environment.to_pointer() as usize, functions))
+    }
+
+    /// The last group's list.
+    pub(super) fn last_group_mut(&mut self) -> Option<&mut super::lua_list::LuaList> {
+        Some(&mut self.groups[self.last?].1)
     }
 }

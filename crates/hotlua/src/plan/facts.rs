@@ -92,8 +92,8 @@ impl Facts {
     }
 
     /// Reads the facts of every function `table` holds as a value that were not read yet, in
-    /// one call; [`Facts::of`] then finds them.
-    pub(super) fn read_fields(&mut self, lua: &Lua, table: &Table) -> Result<()> {
+    /// one call; [`Facts::of`] then finds them. Returns how many upvalues those functions have.
+    pub(super) fn read_fields(&mut self, lua: &Lua, table: &Table) -> Result<usize> {
         let mut read = Read::default();
         let mut order: Vec<c_int> = Vec::new();
         let mut met = FxHashSet::default();
@@ -141,7 +141,9 @@ impl Facts {
                 ffi::lua_settop(state, read.cells.len() as c_int);
             })?
         };
-        self.take(read, values)
+        let upvalues = read.functions.iter().map(|(_, f)| f.upvalues.len()).sum();
+        self.take(read, values)?;
+        Ok(upvalues)
     }
 
     /// The facts of the function of that identity, if they were read.
@@ -152,6 +154,15 @@ impl Facts {
     /// The value of a cell of a function whose facts were read.
     pub(super) fn cell_value(&self, cell: usize) -> Value {
         self.cell_values.get(&cell).cloned().unwrap_or(Value::Nil)
+    }
+
+    /// For a cell holding a table or a function: whether it is a table, and its identity.
+    pub(super) fn cell_object(&self, cell: usize) -> Option<(bool, usize)> {
+        match self.cell_values.get(&cell) {
+            Some(Value::Table(table)) => Some((true, table.to_pointer() as usize)),
+            Some(Value::Function(function)) => Some((false, function.to_pointer() as usize)),
+            _ => None,
+        }
     }
 
     /// True if the cell holds a table or a function (whose values the planner pairs).

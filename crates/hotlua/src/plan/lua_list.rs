@@ -39,15 +39,41 @@ impl LuaList {
         self.len + slots <= self.capacity
     }
 
-    /// Fills the next slot (the table grows past its room if it must).
-    pub(crate) fn push(&mut self, value: impl IntoLua) -> Result<()> {
+    /// Fills the next slot (the table grows past its room if it must) and returns its index.
+    pub(crate) fn push(&mut self, value: impl IntoLua) -> Result<usize> {
         self.table.raw_set(self.len + 1, value)?;
         self.len += 1;
+        Ok(self.len)
+    }
+
+    /// Makes room for `slots` more slots, at least doubling the room when it grows: a list
+    /// filled a slot at a time by the general path still leaves room for the fast path.
+    pub(super) fn reserve(&mut self, lua: &Lua, slots: usize) -> Result<()> {
+        if self.has_room(slots) {
+            return Ok(());
+        }
+        let capacity = (self.len + slots).max(2 * self.capacity).max(16);
+        let table = lua.create_table_with_capacity(capacity, 1)?;
+        let len = self.len as ffi::lua_Integer;
+        // SAFETY: index 1 is the old list, index 2 the new one, with room for its first `len`
+        // slots: each is pushed (index 3) and set there, which allocates nothing.
+        unsafe {
+            lua.exec_raw::<()>((&self.table, &table), |state| {
+                for slot in 1..=len {
+                    ffi::lua_rawgeti(state, 1, slot);
+                    ffi::lua_rawseti(state, 2, slot);
+                }
+                ffi::lua_settop(state, 0);
+            })?;
+        }
+        self.table = table;
+        self.capacity = capacity;
         Ok(())
     }
 
     /// Fills the next slots with the values at stack indices `values`, if the table (at stack
-    /// index `table`) has room for them all, and says whether it did. Writing within the room
+    /// index `table`) has room for them all, and says whether it did (the last slot filled is
+    /// then [`LuaList::len`]). Writing within the room
     /// allocates nothing, so it cannot raise.
     ///
     /// # Safety

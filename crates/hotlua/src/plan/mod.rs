@@ -25,6 +25,7 @@
 
 mod cells;
 mod collect;
+mod collect_fields;
 mod data;
 mod declarations;
 mod facts;
@@ -157,7 +158,8 @@ struct NewCell {
     name: Rc<str>,
     path: Path,
     value: Value,
-    holders: crate::raw::UpvalueList,
+    /// `(slot in Planner::cell_holders, upvalue index)` of each function holding it.
+    holders: Vec<(usize, i32)>,
     /// The data policy of the module whose functions hold it.
     policy: DataPolicy,
 }
@@ -199,6 +201,9 @@ struct Planner<'lua> {
     /// Every function of the new versions, with the path it was first found at.
     new_functions: Indexed<Path>,
     new_cells: FxHashMap<usize, NewCell>,
+    /// The new functions holding those cells, a slot for each upvalue: a Lua list, not an mlua
+    /// handle each.
+    cell_holders: LuaList,
     /// New table → the live table it merges into.
     table_pairs: TableMap,
     /// Old function identity → the old function, its new version, and the path they paired at.
@@ -305,6 +310,7 @@ impl<'lua> Planner<'lua> {
             data,
             new_functions: Indexed::default(),
             new_cells: FxHashMap::default(),
+            cell_holders: LuaList::new(lua, 0)?,
             table_pairs,
             function_pairs: Indexed::default(),
             replaced: Replaced::new(lua, 0)?,

@@ -50,6 +50,12 @@ impl TableMap {
             || self.lua_side(table)?.is_some())
     }
 
+    /// True if the table of that identity is in the map as far as Rust knows (tables the data
+    /// walks mapped are not: only [`TableMap::contains`] finds those).
+    pub(super) fn holds(&self, identity: usize) -> bool {
+        self.identities.contains(&identity)
+    }
+
     /// How many data tables this map paired (the data walks pair others themselves).
     pub(super) fn data_paired(&self) -> usize {
         self.data_paired
@@ -112,23 +118,40 @@ impl TableMap {
     }
 }
 
+/// What [`PendingValues`] holds: a value to visit, or the rest of a new table's fields.
+pub(super) enum Pending {
+    Value(Value, Path),
+    /// The fields of the new table at `path` after `key`, where the fast path stopped
+    /// (`collect_fields.rs`): they are visited once everything that field reaches is.
+    FieldsAfter {
+        table: Table,
+        key: Value,
+        path: Path,
+    },
+}
+
 /// Values waiting to be visited, each with its path, as a stack: the values wait in a Lua
 /// table (one handle in all), the paths in Rust. Only tables and functions are kept: nothing
 /// else has anything to visit.
 pub(super) struct PendingValues {
+    /// The value of each entry, or the table of a [`Pending::FieldsAfter`].
     values: Table,
-    paths: Vec<Path>,
-    /// `reverse(values, low, high)`, in Lua: a table's ten thousand fields are reversed in one
-    /// call, not by forty thousand trips through mlua.
+    /// The key of each [`Pending::FieldsAfter`], at its entry's slot.
+    keys: Table,
+    /// Each entry's path, and whether it is a [`Pending::FieldsAfter`].
+    paths: Vec<(Path, bool)>,
+    /// `reverse(values, keys, low, high)`, in Lua: a table's ten thousand fields are reversed
+    /// in one call, not by forty thousand trips through mlua.
     reverse: Function,
 }
 
 pub(crate) const REVERSE: Chunk = Chunk {
     name: "=hotlua reverse",
     source: r#"
-return function(values, low, high)
+return function(values, keys, low, high)
   while low < high do
     values[low], values[high] = values[high], values[low]
+    keys[low], keys[high] = keys[high], keys[low]
     low, high = low + 1, high - 1
   end
 end
@@ -139,6 +162,7 @@ impl PendingValues {
     pub(super) fn new(lua: &Lua) -> Result<PendingValues> {
         Ok(PendingValues {
             values: lua.create_table()?,
+            keys: lua.create_table()?,
             paths: Vec::new(),
             reverse: crate::standard::cached(lua, &REVERSE)?,
         })
@@ -151,34 +175,62 @@ impl PendingValues {
     pub(super) fn push(&mut self, value: &Value, path: Path) -> Result<()> {
         if matches!(value, Value::Table(_) | Value::Function(_)) {
             self.values.raw_set(self.paths.len() + 1, value)?;
-            self.paths.try_push(path)?;
+            self.paths.try_push((path, false))?;
         }
         Ok(())
     }
 
-    pub(super) fn pop(&mut self) -> Result<Option<(Value, Path)>> {
-        let Some(path) = self.paths.pop() else {
+    /// Pushes [`Pending::FieldsAfter`] `table`'s `key`.
+    pub(super) fn push_fields_after(
+        &mut self,
+        table: &Table,
+        key: Value,
+        path: Path,
+    ) -> Result<()> {
+        self.values.raw_set(self.paths.len() + 1, table)?;
+        self.keys.raw_set(self.paths.len() + 1, key)?;
+        self.paths.try_push((path, true))?;
+        Ok(())
+    }
+
+    pub(super) fn pop(&mut self) -> Result<Option<Pending>> {
+        let Some((path, fields_after)) = self.paths.pop() else {
             return Ok(None);
         };
         let slot = self.paths.len() + 1;
         let value: Value = self.values.raw_get(slot)?;
         self.values.raw_set(slot, Value::Nil)?;
-        Ok(Some((value, path)))
+        if !fields_after {
+            return Ok(Some(Pending::Value(value, path)));
+        }
+        let key: Value = self.keys.raw_get(slot)?;
+        self.keys.raw_set(slot, Value::Nil)?;
+        match value {
+            Value::Table(table) => Ok(Some(Pending::FieldsAfter { table, key, path })),
+            _ => Err(mlua::Error::runtime("a pending table lost its table").into()),
+        }
     }
 
-    /// Reverses the values pushed since the stack held `from` of them, so that the first of
+    /// Reverses the entries pushed since the stack held `from` of them, so that the first of
     /// them is popped first.
     pub(super) fn reverse_since(&mut self, from: usize) -> Result<()> {
         let (mut low, mut high) = (from + 1, self.paths.len());
         self.paths[from..].reverse();
         if high - from > 8 {
-            return Ok(self.reverse.call((&self.values, low, high))?);
+            return Ok(self.reverse.call((&self.values, &self.keys, low, high))?);
         }
+        // Keys are there only for the tables whose rest waits.
+        let with_keys = self.paths[from..]
+            .iter()
+            .any(|(_, fields_after)| *fields_after);
+        let lists = [&self.values, &self.keys];
         while low < high {
-            let a: Value = self.values.raw_get(low)?;
-            let b: Value = self.values.raw_get(high)?;
-            self.values.raw_set(low, b)?;
-            self.values.raw_set(high, a)?;
+            for list in &lists[..1 + usize::from(with_keys)] {
+                let a: Value = list.raw_get(low)?;
+                let b: Value = list.raw_get(high)?;
+                list.raw_set(low, b)?;
+                list.raw_set(high, a)?;
+            }
             low += 1;
             high -= 1;
         }
