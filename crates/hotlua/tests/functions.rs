@@ -375,3 +375,43 @@ fn v1_v2_v3_in_a_row() {
     }
     assert_eq!(f.lua::<(String, i64)>("return m.f()"), ("v3".into(), 2));
 }
+
+/// Functions whose cells reach values not visited yet (a new local of each, a helper function),
+/// between table fields: the planner's fast path stops at each such field and goes on after
+/// it, and every function, local and table is still planned, each local at its function's path.
+#[test]
+fn functions_reaching_new_locals_between_tables_all_reload() {
+    let f = Fixture::new();
+    let source = |fresh: &str, body: &str| {
+        format!(
+            "local M = {{}}\nlocal function helper() return {body} end\n\
+             for i = 1, 300 do\n  local cache = {{ i = i }}\n  {fresh}\n\
+               M['f' .. i] = function() return helper() + cache.i{} end\n\
+               M['t' .. i] = {{ i = i }}\nend\nreturn M",
+            if fresh.is_empty() { "" } else { " + fresh.n" }
+        )
+    };
+    f.write("m", &source("", "0"));
+    f.lua::<()>("m = require 'm'; held = m.f7; m.t7.kept = true");
+    f.write("m", &source("local fresh = { n = 1000 * i }", "1000000"));
+    let report = f.reload_ok("m");
+    let mut locals = report.locals_new.clone();
+    locals.sort();
+    let mut expected: Vec<String> = (1..=300).map(|i| format!("m.f{i}@fresh")).collect();
+    expected.sort();
+    assert_eq!(locals, expected);
+    assert_eq!(
+        report.locals_joined,
+        300 + 1,
+        "each cache, and the helper's cell"
+    );
+    let total = "local total = 0 for i = 1, 300 do total = total + m['f' .. i]() end return total";
+    assert_eq!(
+        f.lua::<i64>(total),
+        (1..=300).map(|i| 1_000_000 + 1001 * i).sum::<i64>()
+    );
+    assert_eq!(
+        f.lua::<(i64, bool)>("return held(), m.t7.kept"),
+        (1_007_007, true)
+    );
+}
