@@ -1,5 +1,6 @@
 /* Cache hints for the planner, which reads every function of a module table in one pass
-** (plan/facts.rs): the same for every backend (backend.h). */
+** (plan/facts.rs), and for the pairing of prototypes (switch/inplace/pairing.rs): the same
+** for every backend (backend.h). */
 
 #include "backend.h"
 
@@ -26,4 +27,17 @@ void hotlua_prefetch_function(lua_State *L, int idx, int proto) {
   p = (const char *)closure_proto(cl);
   PREFETCH(p);
   PREFETCH(p + 64);
+}
+
+/* Asks the cache for what pairing the prototype `p` will touch: with `depth` 0 its first
+** lines, with `depth` 1 its upvalue descriptions (reads the prototype, which an earlier call
+** asked for). A prefetch never faults, whatever the address.
+** Invariant: `p` is a live prototype. */
+void hotlua_prefetch_proto(const HProto *p, int depth) {
+  if (!depth) {
+    PREFETCH(p);
+    PREFETCH((const char *)p + 64);
+    return;
+  }
+  PREFETCH(proto_upvalue_descriptions(p));
 }

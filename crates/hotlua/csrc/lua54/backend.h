@@ -78,6 +78,7 @@ typedef GCObject HObject;
 #define closure_proto(cl) ((cl)->p)
 #define closure_nupvalues(cl) ((int)(cl)->nupvalues)
 #define closure_cell(cl, j) ((cl)->upvals[j])
+#define proto_upvalue_descriptions(p) ((const void *)(p)->upvalues)
 #define proto_nupvalues(p) ((p)->sizeupvalues)
 /* Whether `cl` can take prototype `p` in place: it was allocated with enough upvalues (the
 ** slots past `p`'s are cleared). */

@@ -65,6 +65,8 @@ typedef GCobj HObject;
 #define closure_nupvalues(cl) ((int)(cl)->l.nupvalues)
 #define closure_cell(cl, j) (&gcref((cl)->l.uvptr[j])->uv)
 #define proto_nupvalues(p) ((int)(p)->sizeuv)
+/* the upvalues' origins and names, both in the prototype's own block */
+#define proto_upvalue_descriptions(p) ((const void *)proto_uvinfo(p))
 /* Whether `cl` can take prototype `p` in place: exactly as many upvalues (the collector asserts
 ** that a function has no more than its prototype, and its size cannot change). */
 #define closure_fits(cl, p) ((p)->sizeuv == (cl)->l.nupvalues)

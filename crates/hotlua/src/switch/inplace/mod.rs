@@ -60,6 +60,7 @@ extern "C" {
     fn hotlua_child_key(p: *const Proto, child: c_int, buf: *mut c_char, cap: usize) -> usize;
     fn hotlua_proto_same_body(a: *const Proto, b: *const Proto) -> c_int;
     fn hotlua_proto_params(p: *const Proto, buf: *mut c_char, cap: usize) -> usize;
+    fn hotlua_prefetch_proto(p: *const Proto, depth: c_int);
     fn hotlua_scan_new() -> *mut c_void;
     fn hotlua_scan_prepare(state: *mut lua_State, plan: *mut CPlan, scan: *mut c_void) -> c_int;
     fn hotlua_scan_commit(state: *mut lua_State, plan: *mut CPlan, scan: *mut c_void);

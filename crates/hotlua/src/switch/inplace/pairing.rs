@@ -7,9 +7,9 @@ use std::ffi::{c_int, c_void};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{
-    hotlua_child_key, hotlua_closure_cell, hotlua_proto_child, hotlua_proto_line,
-    hotlua_proto_nchildren, hotlua_proto_nupvalues, hotlua_proto_params, hotlua_proto_same_body,
-    hotlua_proto_upvalue_name, hotlua_proto_upvalue_origin, Proto, RawPair,
+    hotlua_child_key, hotlua_closure_cell, hotlua_prefetch_proto, hotlua_proto_child,
+    hotlua_proto_line, hotlua_proto_nchildren, hotlua_proto_nupvalues, hotlua_proto_params,
+    hotlua_proto_same_body, hotlua_proto_upvalue_name, hotlua_proto_upvalue_origin, Proto, RawPair,
 };
 use crate::fallible::{self, Grow, TryPush};
 
@@ -68,7 +68,9 @@ impl Pairing {
         let mut queue =
             fallible::collect(pairs.iter().map(|pair| (pair.old_proto, pair.new_proto)))?;
         let mut done = FxHashSet::default();
+        done.grow_by(queue.len())?;
         while let Some((old, new)) = queue.pop() {
+            prefetch_ahead(&queue);
             done.grow()?;
             if self.map.get(&(old as usize)) != Some(&Some(new as usize)) || !done.insert(old) {
                 continue;
@@ -86,45 +88,42 @@ impl Pairing {
                     None => self.keep_old(old_child)?,
                 }
             }
+            // Its parents are paired (they were before it was queued), as `scope` needs.
+            self.remap_pair(old, new)?;
         }
-        let paired = fallible::collect(
-            self.map
-                .iter()
-                .filter_map(|(&old, &new)| new.map(|new| (old, new))),
-        )?;
-        for (old, new) in paired {
-            match remap(old as *const Proto, new as *const Proto) {
-                Some(mut remap) => {
-                    let (old, new) = (old as *const Proto, new as *const Proto);
-                    for (j, slot) in remap.iter_mut().enumerate() {
-                        let j = j as c_int;
-                        match *slot {
-                            Slot::Unknown => *slot = self.live_cell(new, j),
-                            Slot::Old(i)
-                                if self.scope(old, i, true) != self.scope(new, j, false) =>
-                            {
-                                *slot = match self.live_cell(new, j) {
-                                    Slot::Unknown => Slot::ScopeChanged,
-                                    cell => cell,
-                                };
-                            }
-                            _ => {}
-                        }
-                    }
-                    let old = old as usize;
-                    self.remaps.grow()?;
-                    self.remaps.insert(old, remap);
+        // A pair that a later pair made ambiguous keeps its old code.
+        let map = &self.map;
+        self.remaps
+            .retain(|old, _| matches!(map.get(old), Some(Some(_))));
+        Ok(())
+    }
+
+    /// Where each upvalue of `new` comes from in the closures of `old` (see [`Slot`]).
+    unsafe fn remap_pair(&mut self, old: *const Proto, new: *const Proto) -> mlua::Result<()> {
+        let Some(mut remap) = remap(old, new) else {
+            self.map.insert(old as usize, None);
+            self.warnings.push(format!(
+                "the function at line {} has no upvalue names (stripped code): it keeps its old \
+                 code",
+                hotlua_proto_line(old)
+            ));
+            return Ok(());
+        };
+        for (j, slot) in remap.iter_mut().enumerate() {
+            let j = j as c_int;
+            match *slot {
+                Slot::Unknown => *slot = self.live_cell(new, j),
+                Slot::Old(i) if self.scope(old, i, true) != self.scope(new, j, false) => {
+                    *slot = match self.live_cell(new, j) {
+                        Slot::Unknown => Slot::ScopeChanged,
+                        cell => cell,
+                    };
                 }
-                None => {
-                    self.map.insert(old, None);
-                    self.warnings.push(format!(
-                        "the function at line {} has no upvalue names (stripped code): it keeps \
-                         its old code",
-                        hotlua_proto_line(old as *const Proto)
-                    ));
-                }
+                _ => {}
             }
         }
+        self.remaps.grow()?;
+        self.remaps.insert(old as usize, remap);
         Ok(())
     }
 
@@ -315,6 +314,21 @@ impl Pairing {
             }
         }
         Ok(result)
+    }
+}
+
+/// Asks the cache for the prototypes of the pairs a few places down `queue` (a stack: the last
+/// is paired next), so that pairing them does not wait on memory: a module's ten thousand
+/// prototypes were last read by the planner, long before.
+///
+/// # Safety
+/// Every prototype of `queue` is live.
+unsafe fn prefetch_ahead(queue: &[(*const Proto, *const Proto)]) {
+    for (distance, depth) in [(8, 0), (4, 1)] {
+        if let Some(&(old, new)) = queue.len().checked_sub(distance).map(|at| &queue[at]) {
+            hotlua_prefetch_proto(old, depth);
+            hotlua_prefetch_proto(new, depth);
+        }
     }
 }
 
