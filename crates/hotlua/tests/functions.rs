@@ -400,11 +400,9 @@ fn functions_reaching_new_locals_between_tables_all_reload() {
     let mut expected: Vec<String> = (1..=300).map(|i| format!("m.f{i}@fresh")).collect();
     expected.sort();
     assert_eq!(locals, expected);
-    assert_eq!(
-        report.locals_joined,
-        300 + 1,
-        "each cache, and the helper's cell"
-    );
+    // Each cache, and the helper's cell (on Lua 5.1 each closure has a cell of its own).
+    let helper_cells = if cfg!(feature = "lua51") { 300 } else { 1 };
+    assert_eq!(report.locals_joined, 300 + helper_cells);
     let total = "local total = 0 for i = 1, 300 do total = total + m['f' .. i]() end return total";
     assert_eq!(
         f.lua::<i64>(total),

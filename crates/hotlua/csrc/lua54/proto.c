@@ -11,6 +11,24 @@ const Proto *hotlua_proto_of(lua_State *L, int idx) {
   return ((const LClosure *)lua_topointer(L, idx))->p;
 }
 
+/* What lua_getinfo's 'S' gives of the Lua function at `idx`, read from its prototype without
+** writing the chunk id lua_getinfo formats (see src/plan/facts.rs): its prototype, chunk name
+** (`*source`, `*len`) and lines. Returns 0 for a C function or a main chunk, -1 for a
+** prototype with no chunk name (the caller asks lua_getinfo), 1 otherwise.
+** Invariant: `idx` is a valid stack index of L holding a function. */
+int hotlua_function_source(lua_State *L, int idx, const Proto **proto, const char **source,
+                           size_t *len, int *first, int *last) {
+  const Proto *p = hotlua_proto_of(L, idx);
+  if (p == NULL || p->linedefined == 0) return 0;
+  if (p->source == NULL) return -1;
+  *proto = p;
+  *source = getstr(p->source);
+  *len = hotlua_strlen(p->source);
+  *first = p->linedefined;
+  *last = p->lastlinedefined;
+  return 1;
+}
+
 /* The LClosure address of the Lua closure at `idx` (what lua_topointer returns), or NULL. */
 const void *hotlua_closure_of(lua_State *L, int idx) {
   if (lua_type(L, idx) != LUA_TFUNCTION || lua_iscfunction(L, idx)) return NULL;

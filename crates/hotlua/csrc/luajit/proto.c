@@ -15,6 +15,26 @@ const GCproto *hotlua_proto_of(lua_State *L, int idx) {
   return isluafunc(fn) ? funcproto(fn) : NULL;
 }
 
+/* What lua_getinfo's 'S' gives of the Lua function at `idx`, read from its prototype without
+** writing the chunk id lua_getinfo formats (see src/plan/facts.rs): its prototype, chunk name
+** (`*source`, `*len`) and lines (lj_debug_getinfo's). Returns 0 for a C function or a main
+** chunk, -1 for a prototype with no chunk name (the caller asks lua_getinfo), 1 otherwise.
+** Invariant: `idx` is a valid stack index of L holding a function. */
+int hotlua_function_source(lua_State *L, int idx, const GCproto **proto, const char **source,
+                           size_t *len, int *first, int *last) {
+  const GCproto *p = hotlua_proto_of(L, idx);
+  GCstr *name;
+  if (p == NULL || (p->firstline == 0 && p->numline != 0)) return 0;
+  name = proto_chunkname(p);
+  if (name == NULL) return -1;
+  *proto = p;
+  *source = strdata(name);
+  *len = name->len;
+  *first = (int)p->firstline;
+  *last = (int)(p->firstline + p->numline);
+  return 1;
+}
+
 /* The GCfunc address of the Lua function at `idx` (what lua_topointer returns), or NULL. */
 const void *hotlua_closure_of(lua_State *L, int idx) {
   return hotlua_proto_of(L, idx) != NULL ? lua_topointer(L, idx) : NULL;

@@ -325,7 +325,10 @@ impl<'lua> Planner<'lua> {
             cell_values_paired: FxHashSet::default(),
             #[cfg(any(feature = "lua51", feature = "luajit"))]
             environments: collect::Environments::default(),
-            facts: Facts::new(staged.modules.iter().map(|m| m.source.clone()).collect()),
+            facts: Facts::new(
+                lua,
+                staged.modules.iter().map(|m| m.source.clone()).collect(),
+            ),
             repeated_locals: None,
             local_bases: Vec::new(),
             new_local_bases: lua.create_table()?,
