@@ -70,8 +70,9 @@ impl Planner<'_> {
                         continue;
                     }
                     self.new_tables.insert(table, true)?;
-                    let upvalues = self.facts.read_fields(self.lua, table)?;
-                    // Room for the fast path to list each function's cells at once.
+                    let (functions, upvalues) = self.facts.read_fields(self.lua, table)?;
+                    // Room for the fast path to note each function and list its cells at once.
+                    self.new_functions.reserve(functions)?;
                     self.cell_holders.reserve(self.lua, upvalues)?;
                     self.collect_fields(table, &path, &Value::Nil, &mut pending)?;
                 }

@@ -96,8 +96,9 @@ impl Facts {
     }
 
     /// Reads the facts of every function `table` holds as a value that were not read yet, in
-    /// one call; [`Facts::of`] then finds them. Returns how many upvalues those functions have.
-    pub(super) fn read_fields(&mut self, lua: &Lua, table: &Table) -> Result<usize> {
+    /// one call; [`Facts::of`] then finds them. Returns how many functions it read, and how
+    /// many upvalues they have.
+    pub(super) fn read_fields(&mut self, lua: &Lua, table: &Table) -> Result<(usize, usize)> {
         let mut read = Read::default();
         let mut order: Vec<c_int> = Vec::new();
         let mut met = FxHashSet::default();
@@ -145,9 +146,15 @@ impl Facts {
                 ffi::lua_settop(state, read.cells.len() as c_int);
             })?
         };
+        let functions = read.functions.len();
         let upvalues = read.functions.iter().map(|(_, f)| f.upvalues.len()).sum();
         self.take(read, values)?;
-        Ok(upvalues)
+        Ok((functions, upvalues))
+    }
+
+    /// Makes room for the facts of `functions` more functions at once.
+    pub(super) fn reserve(&mut self, functions: usize) -> Result<()> {
+        self.by_function.reserve(functions)
     }
 
     /// The facts of the function of that identity, if they were read.

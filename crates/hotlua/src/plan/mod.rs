@@ -359,11 +359,17 @@ impl<'lua> Planner<'lua> {
         })
     }
 
-    /// Lists of function pairs and function writes with room for each new function.
+    /// Lists of function pairs and function writes with room for each new function, and
+    /// the maps of pairs and of the old functions sized for as many (most new functions pair
+    /// with one old one): ten thousand pairs would otherwise rehash each map a dozen times.
     fn make_room_for_functions(&mut self) -> Result<()> {
         let functions = self.new_functions.len();
         self.replaced = Replaced::new(self.lua, functions)?;
         self.function_writes = LuaList::new(self.lua, 3 * functions)?;
+        self.function_pairs.reserve(functions)?;
+        self.new_to_old.grow_by(functions)?;
+        self.old_functions.grow_by(functions)?;
+        self.facts.reserve(functions)?;
         Ok(())
     }
 
