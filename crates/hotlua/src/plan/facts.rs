@@ -30,6 +30,12 @@ pub(crate) struct UpvalueFact {
     pub cell: usize,
 }
 
+/// True for two upvalue names of [`Facts`]: held once each, they compare by address (by text
+/// when memory ran short and a name could not be shared).
+pub(super) fn same_name(a: &Rc<str>, b: &Rc<str>) -> bool {
+    Rc::ptr_eq(a, b) || a == b
+}
+
 /// What the planner needs to know of a function.
 pub(crate) struct FunctionFacts {
     /// A Lua function (not a C function, not a main chunk) compiled from one of the batch's

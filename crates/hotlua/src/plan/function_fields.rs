@@ -12,6 +12,7 @@ use std::ffi::c_int;
 
 use mlua::{ffi, Table, Value};
 
+use super::facts::{same_name, FunctionFacts};
 use super::{Path, Planner};
 use crate::fallible::Grow;
 use crate::Result;
@@ -121,16 +122,16 @@ impl Planner<'_> {
             // The field holds it already: nothing to merge.
             return Ok(true);
         }
-        if !self
-            .facts
-            .known(old_id)
-            .is_some_and(|facts| facts.from_sources)
-            || !self.function_writes.has_room(3)
-        {
+        let (Some(old_facts), Some(new_facts)) =
+            (self.facts.known(old_id), self.facts.known(new_id))
+        else {
+            return Ok(false);
+        };
+        if !old_facts.from_sources || !self.function_writes.has_room(3) {
             return Ok(false);
         }
         if !self.function_pairs.contains(old_id) {
-            if !self.pairs_without_handles(old_id, new_id) {
+            if !self.pairs_without_handles(old_id, old_facts, new_facts) {
                 return Ok(false);
             }
             let Some(at) = self.replaced.push_raw(state, PAIRS, old, new) else {
@@ -146,13 +147,15 @@ impl Planner<'_> {
             .push_raw(state, WRITES, &[LIVE, key, new]))
     }
 
-    /// True when pairing these two functions (both read, the old one of the batch) meets only
-    /// cells the planner knows already: no cell to record, no values to pair, so nothing that
-    /// needs an mlua handle.
-    fn pairs_without_handles(&self, old_id: usize, new_id: usize) -> bool {
-        let (Some(old), Some(new)) = (self.facts.known(old_id), self.facts.known(new_id)) else {
-            return false;
-        };
+    /// True when pairing these two functions (the old one, of identity `old_id`, of the batch)
+    /// meets only cells the planner knows already: no cell to record, no values to pair, so
+    /// nothing that needs an mlua handle.
+    fn pairs_without_handles(
+        &self,
+        old_id: usize,
+        old: &FunctionFacts,
+        new: &FunctionFacts,
+    ) -> bool {
         let old_cells_known = self.old_functions.contains(&old_id)
             || old.upvalues.iter().all(|upvalue| {
                 self.old_cells_by_name
@@ -161,7 +164,11 @@ impl Planner<'_> {
             });
         old_cells_known
             && new.upvalues.iter().all(|upvalue| {
-                let Some(old_upvalue) = old.upvalues.iter().find(|u| u.name == upvalue.name) else {
+                let Some(old_upvalue) = old
+                    .upvalues
+                    .iter()
+                    .find(|u| same_name(&u.name, &upvalue.name))
+                else {
                     return true;
                 };
                 self.cell_joins.contains_key(&upvalue.cell)

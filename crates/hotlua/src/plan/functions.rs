@@ -3,6 +3,7 @@
 
 use mlua::{Function, Value};
 
+use super::facts::same_name;
 use super::{OldCell, Path, Planner, Task};
 use crate::fallible::Grow;
 use crate::Result;
@@ -47,7 +48,10 @@ impl Planner<'_> {
         // Functions of one module share cells: the values of a pair of cells are paired once.
         let mut values_to_pair = false;
         for upvalue in &new_facts.upvalues {
-            let Some(old_upvalue) = old_facts.upvalues.iter().find(|u| u.name == upvalue.name)
+            let Some(old_upvalue) = old_facts
+                .upvalues
+                .iter()
+                .find(|u| same_name(&u.name, &upvalue.name))
             else {
                 continue;
             };
@@ -126,7 +130,11 @@ impl Planner<'_> {
         let old_facts = self.facts(old)?;
         let new_facts = self.facts(new)?;
         for upvalue in &new_facts.upvalues {
-            if let Some(old_upvalue) = old_facts.upvalues.iter().find(|u| u.name == upvalue.name) {
+            if let Some(old_upvalue) = old_facts
+                .upvalues
+                .iter()
+                .find(|u| same_name(&u.name, &upvalue.name))
+            {
                 self.pair_values(
                     &self.facts.cell_value(old_upvalue.cell),
                     &self.facts.cell_value(upvalue.cell),
