@@ -16,6 +16,7 @@ use std::ffi::c_int;
 
 use mlua::{ffi, Table, Value};
 
+use super::field_walk::walk_fields;
 use super::{NewCell, Path, Planner};
 use crate::fallible::{Grow, TryPush};
 use crate::Result;
@@ -46,36 +47,20 @@ impl Planner<'_> {
         };
         #[cfg(not(any(feature = "lua51", feature = "luajit")))]
         let environments = Value::Nil;
-        let mut failed = None;
         // Cells the walk made: their values are cloned (an mlua handle each) after it.
         let mut made = Vec::new();
         // SAFETY: the frame holds `table`, `from`, the holders' list and the environment list
-        // at the indices above. lua_next pops the key at the top and pushes the next key and its
-        // value (nothing at the end), so between two calls the key is at the top (index 6).
-        // Nothing called raises: lua_next, lua_getfenv and lua_topointer read, and the lists
-        // are only written within their room (`push_raw`), which allocates nothing. A field the
-        // fast path cannot collect ends the walk with its key alone on the frame, which is then
-        // returned.
-        let stopped: Value = unsafe {
-            lua.exec_raw((table, from, &holders, environments), |state| {
-                ffi::lua_pushvalue(state, FROM);
-                while ffi::lua_next(state, TABLE) != 0 {
-                    match self.collect_function_field(state, path, &mut made) {
-                        Ok(true) => ffi::lua_pop(state, 1),
-                        Ok(false) => {
-                            ffi::lua_pop(state, 1);
-                            ffi::lua_replace(state, 1);
-                            ffi::lua_settop(state, 1);
-                            return;
-                        }
-                        Err(error) => {
-                            failed = Some(error);
-                            break;
-                        }
-                    }
-                }
-                ffi::lua_settop(state, 0);
-            })?
+        // at the indices above; the key and value of each field are at 5 and 6. Nothing the
+        // step calls raises: lua_getfenv and lua_topointer read, and the lists are only
+        // written within their room (`push_raw`), which allocates nothing.
+        let stopped = unsafe {
+            walk_fields(
+                lua,
+                (table, from, &holders, environments),
+                TABLE,
+                FROM,
+                |state| self.collect_function_field(state, path, &mut made),
+            )
         };
         for cell in made {
             let value = self.facts.cell_value(cell);
@@ -83,10 +68,7 @@ impl Planner<'_> {
                 cell.value = value;
             }
         }
-        if let Some(error) = failed {
-            return Err(error);
-        }
-        Ok((stopped != Value::Nil).then_some(stopped))
+        stopped
     }
 
     /// Collects the field whose key and value are at the top of the stack (indices 5 and 6) if
@@ -150,9 +132,12 @@ impl Planner<'_> {
                     }
                 }
         });
-        if !reaches_nothing_new || !self.environment_has_room(state, value) {
+        if !reaches_nothing_new {
             return Ok(false);
         }
+        let Some(in_environment_group) = self.environment_group(state, value) else {
+            return Ok(false);
+        };
         let function_path = path.field_at(state, key);
         self.new_functions.insert(identity, function_path.clone())?;
         let facts = self.facts.known(identity).expect("read above");
@@ -176,11 +161,8 @@ impl Planner<'_> {
             self.cell_holders.push_raw(state, HOLDERS, &[value]);
             cell.holders.push((self.cell_holders.len(), upvalue.index));
         }
-        #[cfg(any(feature = "lua51", feature = "luajit"))]
-        if let Some(functions) = self.environments.last_group_mut() {
-            if ffi::lua_type(state, ENVIRONMENTS) == ffi::LUA_TTABLE {
-                functions.push_raw(state, ENVIRONMENTS, &[value]);
-            }
+        if in_environment_group {
+            self.add_to_environment_group(state, value);
         }
         Ok(true)
     }
@@ -193,27 +175,50 @@ impl Planner<'_> {
             || self.table_pairs.holds(identity)
     }
 
-    /// True if the function at `function` has no environment table (Lua 5.2+), or one visited
-    /// already whose group is the last one and has room for it.
+    /// Whether the function at `function` is to be added to the last environment group
+    /// (`Some(true)`), has no environment table (`Some(false)`, as on Lua 5.2+), or is left to
+    /// the general path (`None`: an environment not visited yet, or another group's, or no
+    /// room).
     ///
     /// # Safety
     /// `function` holds a function; one stack slot is free.
     #[cfg(any(feature = "lua51", feature = "luajit"))]
-    unsafe fn environment_has_room(&self, state: *mut ffi::lua_State, function: c_int) -> bool {
+    unsafe fn environment_group(
+        &self,
+        state: *mut ffi::lua_State,
+        function: c_int,
+    ) -> Option<bool> {
         ffi::lua_getfenv(state, function);
         let environment = (ffi::lua_type(state, -1) == ffi::LUA_TTABLE)
             .then(|| ffi::lua_topointer(state, -1) as usize);
         ffi::lua_pop(state, 1);
         let Some(environment) = environment else {
-            return true;
+            return Some(false);
         };
-        self.visited_table(environment)
-            && matches!(self.environments.last_group(),
-                Some((last, functions)) if last == environment && functions.has_room(1))
+        let (last, functions) = self.environments.last_group()?;
+        (self.visited_table(environment) && last == environment && functions.has_room(1))
+            .then_some(true)
+    }
+
+    /// Adds the function at `function` to the last environment group, which
+    /// [`Planner::environment_group`] found has room.
+    ///
+    /// # Safety
+    /// As for [`Planner::collect_function_fields`]'s frame: the group's list is at
+    /// ENVIRONMENTS (the last group existed when the walk began, and only the general path
+    /// adds groups).
+    #[cfg(any(feature = "lua51", feature = "luajit"))]
+    unsafe fn add_to_environment_group(&mut self, state: *mut ffi::lua_State, function: c_int) {
+        if let Some(functions) = self.environments.last_group_mut() {
+            functions.push_raw(state, ENVIRONMENTS, &[function]);
+        }
     }
 
     #[cfg(not(any(feature = "lua51", feature = "luajit")))]
-    unsafe fn environment_has_room(&self, _: *mut ffi::lua_State, _: c_int) -> bool {
-        true
+    unsafe fn add_to_environment_group(&mut self, _: *mut ffi::lua_State, _: c_int) {}
+
+    #[cfg(not(any(feature = "lua51", feature = "luajit")))]
+    unsafe fn environment_group(&self, _: *mut ffi::lua_State, _: c_int) -> Option<bool> {
+        Some(false)
     }
 }

@@ -13,6 +13,7 @@ use std::ffi::c_int;
 use mlua::{ffi, Table, Value};
 
 use super::facts::{same_name, FunctionFacts};
+use super::field_walk::walk_fields;
 use super::{Path, Planner};
 use crate::fallible::Grow;
 use crate::Result;
@@ -37,39 +38,19 @@ impl Planner<'_> {
         let lua = self.lua;
         let pairs = self.replaced.list().clone();
         let writes = self.function_writes.table().clone();
-        let mut failed = None;
         // SAFETY: the frame holds `live`, `new`, `from`, the pairs' list and the writes' list
-        // at the indices above. lua_next pops the key at the top and pushes the next key and
-        // its value (nothing at the end); the live value is pushed above them and popped, so
-        // between two calls the key is at the top (index 6). Nothing called raises: lua_rawget
-        // and lua_next read, and the two lists are only written within the room made for them
-        // (`push_raw`, `push_write_raw`), which allocates nothing. A field the fast path
-        // cannot merge ends the walk with its key alone on the frame, which is then returned.
-        let stopped: Value = unsafe {
-            lua.exec_raw((live, new, from, &pairs, &writes), |state| {
-                ffi::lua_pushvalue(state, FROM);
-                while ffi::lua_next(state, NEW) != 0 {
-                    match self.merge_function_field(state, path) {
-                        Ok(true) => ffi::lua_pop(state, 1),
-                        Ok(false) => {
-                            ffi::lua_pop(state, 1);
-                            ffi::lua_replace(state, 1);
-                            ffi::lua_settop(state, 1);
-                            return;
-                        }
-                        Err(error) => {
-                            failed = Some(error);
-                            break;
-                        }
-                    }
-                }
-                ffi::lua_settop(state, 0);
-            })?
-        };
-        if let Some(error) = failed {
-            return Err(error);
+        // at the indices above; the key and value of each field are at 6 and 7. Nothing the
+        // step calls raises: lua_rawget reads, and the two lists are only written within the
+        // room made for them (`push_raw`), which allocates nothing.
+        unsafe {
+            walk_fields(
+                lua,
+                (live, new, from, &pairs, &writes),
+                NEW,
+                FROM,
+                |state| self.merge_function_field(state, path),
+            )
         }
-        Ok((stopped != Value::Nil).then_some(stopped))
     }
 
     /// Merges the field whose key and value are at the top of the stack (indices 6 and 7) if

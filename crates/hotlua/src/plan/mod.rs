@@ -29,6 +29,7 @@ mod collect_fields;
 mod data;
 mod declarations;
 mod facts;
+mod field_walk;
 mod fields;
 mod finish;
 mod function_fields;
