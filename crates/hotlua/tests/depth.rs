@@ -110,10 +110,11 @@ fn wide_table_of_records_reloads() {
 }
 
 /// How many functions [`module_of_many_functions_reloads`] reloads. Lua 5.1 cannot share a
-/// local between closures: each function has a cell of its own, which the planner holds an
-/// mlua handle to (about 8000 in all there).
+/// local between closures: each function has cells of its own, and each cell's join still
+/// takes mlua handles (about 8000 in all there): 6 000 reload, 8 000 fail (4 000 failed while
+/// each cell also held a Lua table of its holders).
 const FUNCTIONS: usize = if cfg!(feature = "lua51") {
-    2_000
+    5_000
 } else {
     20_000
 };
