@@ -71,10 +71,16 @@ impl Planner<'_> {
                     }
                     self.new_tables.insert(table, true)?;
                     let (functions, upvalues) = self.facts.read_fields(self.lua, table)?;
-                    // Room for the fast path to note each function and list its cells at once.
-                    self.new_functions.reserve(functions)?;
-                    self.cell_holders.reserve(self.lua, upvalues)?;
-                    self.collect_fields(table, &path, &Value::Nil, &mut pending)?;
+                    if functions == 0 {
+                        // Nothing for the fast path (a list of records, say): it would stop at
+                        // each field.
+                        self.push_every_field(table, &path, &mut pending)?;
+                    } else {
+                        // Room for the fast path to note each function and list its cells.
+                        self.new_functions.reserve(functions)?;
+                        self.cell_holders.reserve(self.lua, upvalues)?;
+                        self.collect_fields(table, &path, &Value::Nil, &mut pending)?;
+                    }
                 }
                 Value::Function(function) => {
                     self.collect_function(function, &path, &mut pending)?
@@ -103,11 +109,35 @@ impl Planner<'_> {
                 pending.push(&field, path.field(&key))?;
                 pending.push_fields_after(table, key, path.clone())?;
             }
-            None => {
-                if let Some(metatable) = crate::raw::metatable(self.lua, table)? {
-                    pending.push(&Value::Table(metatable), path.metatable())?;
-                }
-            }
+            None => self.push_metatable(table, path, pending)?,
+        }
+        Ok(())
+    }
+
+    /// Pushes every field of the new `table` on `pending`, in order, then its metatable.
+    fn push_every_field(
+        &self,
+        table: &Table,
+        path: &Path,
+        pending: &mut PendingValues,
+    ) -> Result<()> {
+        for pair in table.pairs::<Value, Value>() {
+            let (key, field) = pair?;
+            let field_path = path.field(&key);
+            pending.push(&key, path.clone())?;
+            pending.push(&field, field_path)?;
+        }
+        self.push_metatable(table, path, pending)
+    }
+
+    fn push_metatable(
+        &self,
+        table: &Table,
+        path: &Path,
+        pending: &mut PendingValues,
+    ) -> Result<()> {
+        if let Some(metatable) = crate::raw::metatable(self.lua, table)? {
+            pending.push(&Value::Table(metatable), path.metatable())?;
         }
         Ok(())
     }
