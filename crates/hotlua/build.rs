@@ -1,4 +1,4 @@
-//! Builds the planner's data walks (csrc/data.c, public C API only) for every Lua, and the C
+//! Builds the planner's data walks (csrc/data/, public C API only) for every Lua, and the C
 //! shim (csrc/: the `inplace` engine, and for Lua 5.4 staging's slot-for-slot table copies)
 //! when the library is built for Lua 5.4 or LuaJIT, and sets `cfg(hotlua_inplace)` (and
 //! `cfg(hotlua_lua54_shim)` for 5.4).

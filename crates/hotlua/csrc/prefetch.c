@@ -3,12 +3,7 @@
 ** for every backend (backend.h). */
 
 #include "backend.h"
-
-#if defined(__GNUC__) || defined(__clang__)
-#define PREFETCH(address) __builtin_prefetch(address)
-#else
-#define PREFETCH(address) ((void)(address))
-#endif
+#include "prefetch.h"
 
 /* Asks the cache for what reading the function at `idx` will touch: with `proto` 0 its
 ** closure (reads nothing), with `proto` 1 the first lines of its prototype (reads the closure,

@@ -5,12 +5,7 @@
 
 #include "backend.h"
 #include "plan.h"
-
-#if defined(__GNUC__) || defined(__clang__)
-#define PREFETCH_LINE(address) __builtin_prefetch(address)
-#else
-#define PREFETCH_LINE(address) ((void)(address))
-#endif
+#include "prefetch.h"
 
 static int cmp_ptr(const void *a, const void *b);
 
@@ -55,7 +50,7 @@ static void prefetch_below(uintptr_t *ahead, const void *o) {
   if (*ahead < want || *ahead > at) *ahead = want + 64;
   while (*ahead > want && lines++ < PREFETCH_LINES) {
     *ahead -= 64;
-    PREFETCH_LINE((const void *)*ahead);
+    PREFETCH((const void *)*ahead);
   }
 }
 
@@ -360,10 +355,8 @@ void hotlua_scan_commit(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
   size_t i;
   for (i = 0; i + 2 < scan->todo.len; i += 3) {
     HClosure *cl = (HClosure *)scan->todo.items[i];
-#if defined(__GNUC__)
     /* The closures lie anywhere in the heap: ask for one a few entries ahead meanwhile. */
-    if (i + 24 < scan->todo.len) __builtin_prefetch(scan->todo.items[i + 24], 1);
-#endif
+    if (i + 24 < scan->todo.len) PREFETCH_FOR_WRITE(scan->todo.items[i + 24]);
     HProto *np = (HProto *)scan->todo.items[i + 1];
     uintptr_t tagged = (uintptr_t)scan->todo.items[i + 2];
     const void *source = (const void *)(tagged & ~(uintptr_t)1);

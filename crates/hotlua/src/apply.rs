@@ -1,11 +1,11 @@
 //! Applying a [`Plan`](crate::plan::Plan): every write, with an undo log.
 
-use crate::standard::Chunk;
 use mlua::{Function, Lua, Table, Value};
 
 use crate::fallible::Grow;
 use crate::memory::LimitLifted;
 use crate::raw;
+use crate::standard::Chunk;
 
 /// One change to make to the program. The planner produces a list of these; nothing else
 /// writes to live objects.

@@ -11,10 +11,10 @@
 //! by path) of the upvalue cells of the module's functions, keyed by the cell's identity
 //! (`lua_upvalueid`), which a reload keeps: new functions are joined to the live cell.
 
-use crate::standard::Chunk;
 use mlua::{Function, Lua, Table, Value};
 
 use crate::memory::LimitLifted;
+use crate::standard::Chunk;
 
 const REGISTRY_KEY: &str = "hotlua.baselines";
 

@@ -16,13 +16,13 @@
 //! never see each other's limits. Coroutines the top level creates inherit the hook; once the
 //! run is over the hook finds nothing there and removes itself from them.
 
-use crate::standard::Chunk;
 use std::ffi::{c_int, c_void, CStr};
 use std::time::{Duration, Instant};
 
 use mlua::{ffi, Function, Lua, MultiValue, Value};
 
 use crate::collector::CollectorState;
+use crate::standard::Chunk;
 
 /// The time a new top level gets when the call does not say ([`crate::Options::timeout`]).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -33,13 +33,13 @@
 //! `Shop.config` already existed) is not copied, so such a nested write is live at once and is
 //! not undone.
 
-use crate::standard::Chunk;
 use std::sync::Arc;
 
 use mlua::{Function, Lua, Table, Value};
 
 use crate::fallible::TryPush;
 use crate::memory::LimitLifted;
+use crate::standard::Chunk;
 use crate::sync::Slot;
 use crate::Result;
 

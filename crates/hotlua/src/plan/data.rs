@@ -11,7 +11,6 @@
 //! follow the planner's own rules and order exactly; what needs the planner (a table that is
 //! not a data table, an old function, a path for the report) comes back to it.
 
-use crate::standard::Chunk;
 use mlua::{Function, Lua, Table, Value};
 
 use super::path::Path;
@@ -19,6 +18,7 @@ use super::{Planner, Task};
 use crate::apply::Write;
 use crate::fallible::TryPush;
 use crate::report::Conflict;
+use crate::standard::Chunk;
 use crate::Result;
 
 /// The Lua walks of one plan and the data tables they collected.
