@@ -1,7 +1,8 @@
 //! [`LuaList`]: a Lua list the planner fills in entries of a few slots (a pair of functions, a
-//! write), so that ten thousand entries cost no mlua handle each; made with room for what it
-//! will likely hold, so that the fast path (`function_fields.rs`) can fill it over the raw
-//! stack without it growing, which could raise.
+//! write, the closures holding a cell), so that ten thousand entries cost no mlua handle
+//! each; made with room for what it will likely hold, so that the fast paths
+//! (`collect_fields.rs`, `function_fields.rs`) can fill it over the raw stack without it
+//! growing, which could raise.
 
 use std::ffi::c_int;
 
@@ -73,8 +74,7 @@ impl LuaList {
 
     /// Fills the next slots with the values at stack indices `values`, if the table (at stack
     /// index `table`) has room for them all, and says whether it did (the last slot filled is
-    /// then [`LuaList::len`]). Writing within the room
-    /// allocates nothing, so it cannot raise.
+    /// then [`LuaList::len`]). Writing within the room allocates nothing, so it cannot raise.
     ///
     /// # Safety
     /// `table` holds this list's table; `values` are valid indices; one stack slot is free.

@@ -13,10 +13,11 @@
 //! - tables and functions that belong to someone else (the standard library, other modules,
 //!   `_G` itself) are never paired, merged into or rewritten.
 //!
-//! One phase a file: [`collect`] finds what the new versions created ([`globals`]: what they
-//! wrote into `_G`), [`pair`] pairs it with the live program and [`fields`] merges each table's
-//! fields by the rules and the policy ([`function_fields`]: the fast path for a module's
-//! functions; [`functions`] pairs functions and their cells, [`data`] walks data tables),
+//! One phase a file: [`collect`] finds what the new versions created ([`collect_fields`]: the
+//! fast path for a module's functions; [`globals`]: what they wrote into `_G`), [`pair`]
+//! pairs it with the live program and [`fields`] merges each table's fields by the rules and
+//! the policy ([`function_fields`]: the fast path for a module's functions, sharing
+//! [`field_walk`] with collect's; [`functions`] pairs functions and their cells, [`data`] walks data tables),
 //! [`cells`] joins upvalue cells ([`declarations`] tells which local names a file declares
 //! twice), [`finish`] points every write at live objects. What is known of each function is
 //! in [`facts`]; [`indexed`], [`replaced`] and [`lua_list`] hold per-function values without
