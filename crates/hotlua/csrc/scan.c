@@ -78,7 +78,10 @@ static void copy_frame_closure(lua_State *L, HFrame *f, HClosure *cl) {
 /* What a scan found and did, between hotlua_scan_prepare and hotlua_scan_commit or
 ** hotlua_scan_abandon. Allocated with malloc, owned by the caller (src/switch/inplace.rs). */
 typedef struct HotluaScan {
-  PtrVec todo;      /* closures to retarget: the closure, its new prototype, its source */
+  PtrVec todo;      /* closures to retarget, two words each: the closure, then its planner
+                       pair, or 1 + 2 * its prototype's proto_lookup (the low bit tells them
+                       apart: closures are aligned); commit derives prototype and cells from
+                       that word, so the list (and the fresh memory it faults in) stays small */
   PtrVec grown;     /* closures whose new version needs more upvalues than they have: the
                        closure, its new prototype, its remap (replaced by a new closure) */
   size_t grown_made;   /* closures of `grown` whose replacement is made (on the stack) */
@@ -212,9 +215,24 @@ static int take(HotluaPlan *plan, HotluaScan *scan, HClosure *cl, const HClosure
   else plan->runtime_retargeted++;
   if (!paired && !closure_fits(cl, np))
     return push(&scan->grown, cl) && push(&scan->grown, np) && push(&scan->grown, (void *)source);
-  /* Closures and remap arrays are at least 4-byte aligned: the low bit tells them apart. */
-  return push(&scan->todo, cl) && push(&scan->todo, np) &&
-         push(&scan->todo, (void *)((uintptr_t)source | (uintptr_t)!paired));
+  return push(&scan->todo, cl) &&
+         push(&scan->todo, paired ? (void *)paired : (void *)(1 + 2 * (uintptr_t)k));
+}
+
+/* What `take` decided for the closure at `item` of `scan->todo`: `*np` and `*source` as judge
+** gave them; returns whether the planner paired it. */
+static int todo_verdict(const HotluaPlan *plan, void *const *item, HProto **np,
+                        const void **source) {
+  uintptr_t word = (uintptr_t)item[1];
+  size_t k = (size_t)(word >> 1);
+  if ((word & 1) == 0) {
+    *np = closure_proto((const HClosure *)item[1]);
+    *source = item[1];
+    return 1;
+  }
+  *np = (HProto *)plan->new_protos[k - 1];
+  *source = plan->remap + plan->remap_offset[k - 1];
+  return 0;
 }
 
 /* Takes back what `take` decided for the closures of sorted `running` (on frames of running
@@ -224,18 +242,21 @@ static int take(HotluaPlan *plan, HotluaScan *scan, HClosure *cl, const HClosure
 static int keep_running(HotluaPlan *plan, HotluaScan *scan, const PtrVec *running) {
   size_t i, kept;
   int ok = 1;
-  for (i = kept = 0; i + 2 < scan->todo.len; i += 3) {
+  for (i = kept = 0; i + 1 < scan->todo.len; i += 2) {
     void **item = scan->todo.items + i;
-    if (bsearch(&item[0], running->items, running->len, sizeof(void *), cmp_ptr) == NULL) {
-      memmove(scan->todo.items + kept, item, 3 * sizeof(void *));
-      kept += 3;
-    } else if (((uintptr_t)item[2] & 1) == 0) {
+    HClosure *cl = (HClosure *)item[0];
+    HProto *np;
+    const void *source;
+    if (bsearch(&cl, running->items, running->len, sizeof(void *), cmp_ptr) == NULL) {
+      memmove(scan->todo.items + kept, item, 2 * sizeof(void *));
+      kept += 2;
+    } else if (todo_verdict(plan, item, &np, &source)) {
       plan->pairs_retargeted--;
-      plan->fallback[plan->fallback_len++] = (const HClosure *)item[0];
+      plan->fallback[plan->fallback_len++] = cl;
     } else {
       plan->runtime_retargeted--;
       plan->left_running++;
-      ok = ok && push(&scan->stale, item[0]) && push(&scan->stale, item[1]);
+      ok = ok && push(&scan->stale, cl) && push(&scan->stale, np);
     }
   }
   scan->todo.len = kept;
@@ -348,19 +369,20 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
 }
 
 /* Retargets every closure hotlua_scan_prepare put on `scan->todo`, with the prototype and
-** cells it chose (nothing has run since), then frees `scan`. Allocates nothing and cannot
+** cells it chose (the walk that may run in between switches references, never a closure's
+** cells), then frees `scan`. Allocates nothing and cannot
 ** fail. */
 void hotlua_scan_commit(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
   HCell *uv[256];
   size_t i;
-  for (i = 0; i + 2 < scan->todo.len; i += 3) {
+  for (i = 0; i + 1 < scan->todo.len; i += 2) {
     HClosure *cl = (HClosure *)scan->todo.items[i];
+    HProto *np;
+    const void *source;
+    int paired;
     /* The closures lie anywhere in the heap: ask for one a few entries ahead meanwhile. */
-    if (i + 24 < scan->todo.len) PREFETCH_FOR_WRITE(scan->todo.items[i + 24]);
-    HProto *np = (HProto *)scan->todo.items[i + 1];
-    uintptr_t tagged = (uintptr_t)scan->todo.items[i + 2];
-    const void *source = (const void *)(tagged & ~(uintptr_t)1);
-    int paired = (tagged & 1) == 0;
+    if (i + 16 < scan->todo.len) PREFETCH_FOR_WRITE(scan->todo.items[i + 16]);
+    paired = todo_verdict(plan, scan->todo.items + i, &np, &source);
     take_cells(plan, cl, np, source, paired, uv);
     retarget(L, cl, np, uv, paired ? (const HClosure *)source : NULL);
   }

@@ -18,6 +18,7 @@ use crate::collector::CollectorState;
 use crate::load::{compile_given, find, stage, StagedModule};
 use crate::memory::LimitLifted;
 use crate::modules::{check_origin, loaded_table};
+use crate::standard::Chunk;
 use crate::{Error, Result};
 
 /// A module's source as read from its file, or given instead of reading it (a rollback's
@@ -159,7 +160,7 @@ pub(crate) fn stage_all(
     }
 
     let outcome = lua.scope(|scope| {
-        let make_loader = crate::standard::load(lua, "=hotlua", PRELOAD_LOADER)?;
+        let make_loader: Function = crate::standard::cached(lua, &PRELOAD_LOADER)?;
         for (index, name) in names.iter().enumerate() {
             let batch = &batch;
             let stage = scope.create_function(move |_, ()| Ok(batch.require_new(index)))?;
@@ -294,16 +295,21 @@ impl Batch<'_> {
 /// Makes the `package.preload` loader of one module of the batch from `stage`, which answers
 /// `true, new version` or `false, message`. The message is raised at level 3, the line of the
 /// `require` call, so that it reads like Lua's own errors.
-const PRELOAD_LOADER: &str = r#"
-local stage = ...
-return function()
-  local ok, result = stage()
-  if ok then
-    return result
+pub(crate) const PRELOAD_LOADER: Chunk = Chunk {
+    name: "=hotlua preload",
+    source: r#"
+local error = error
+return function(stage)
+  return function()
+    local ok, result = stage()
+    if ok then
+      return result
+    end
+    error(result, 3)
   end
-  error(result, 3)
 end
-"#;
+"#,
+};
 
 fn loaded_keys(loaded: &Table) -> Result<HashSet<usize>> {
     Ok(loaded

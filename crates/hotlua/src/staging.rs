@@ -102,16 +102,19 @@ enum Role {
     Global(String),
 }
 
-/// Reads through the real globals; notes a table that held its global name before the run.
+/// Makes the environment's `__index`, which reads through the real globals `G` and notes a
+/// table that held its global name before the run.
 /// A global that still holds one of the old version's own functions reads as nil, so that a
 /// definition that refuses to redefine (Lua 5.5's `global function f`) runs again.
 ///
 /// Each name is decided at its first read (`state.keys`: the name → `keys` itself, or the
 /// hidden function); later reads cost two table lookups and call nothing, which matters with
 /// the time limit's call hook on.
-const READ_GLOBAL: &str = r#"
+pub(crate) const READ_GLOBAL: Chunk = Chunk {
+    name: "=hotlua read global",
+    source: r#"
 local type, rawequal = type, rawequal
-local G, state, note, own = ...
+return function(G, state, note, own)
 return function(_, key)
   local value = G[key]
   local keys = state.keys
@@ -133,7 +136,9 @@ return function(_, key)
   end
   return value
 end
-"#;
+end
+"#,
+};
 
 impl Staging {
     /// Copies `_G` and `module` (the module's live value, if a table) and makes the
@@ -179,8 +184,8 @@ impl Staging {
             }
             Ok(())
         })?;
-        let read: Function = crate::standard::load(lua, "=hotlua staging", READ_GLOBAL)?
-            .call((&globals, &state, note, own))?;
+        let make_read: Function = crate::standard::cached(lua, &READ_GLOBAL)?;
+        let read: Function = make_read.call((&globals, &state, note, own))?;
         let metatable = lua.create_table()?;
         metatable.raw_set("__index", read)?;
         metatable.raw_set("__newindex", &globals)?;

@@ -79,7 +79,7 @@ pub(crate) fn functions(lua: &Lua) -> mlua::Result<Table> {
 
 /// Compiles one of hotlua's chunks, `source`, to run with the standard functions as its only
 /// globals. `name` is its chunk name (`=hotlua ...`).
-pub(crate) fn load(lua: &Lua, name: &str, source: &str) -> mlua::Result<Function> {
+fn load(lua: &Lua, name: &str, source: &str) -> mlua::Result<Function> {
     lua.load(source)
         .set_name(name)
         .set_environment(functions(lua)?)
@@ -98,11 +98,13 @@ pub(crate) struct Chunk {
 }
 
 /// Every [`Chunk`] a reload runs.
-const CHUNKS: [&Chunk; 10] = [
+const CHUNKS: [&Chunk; 12] = [
     &crate::baseline::FUNCTIONS,
     &crate::baseline::SNAPSHOT,
     &crate::baseline::COPY_FIELDS,
     &crate::staging::TABLE_OPS,
+    &crate::staging::READ_GLOBAL,
+    &crate::batch::PRELOAD_LOADER,
     &crate::plan::DATA_TABLES,
     &crate::plan::SIFT,
     &crate::plan::REVERSE,
