@@ -29,6 +29,11 @@ typedef struct HotluaPlan {
   const HClosure *const *pair_keys;
   const HClosure *const *pair_values;
   size_t pair_mask;
+  /* every new prototype a closure can be retargeted to -> the one old prototype paired with
+  ** it, or NULL when several are */
+  const HProto *const *new_proto_keys;
+  const HProto *const *new_proto_values;
+  size_t new_proto_mask;
   /* closures the scan never takes for the module's (hotlua's anchors), sorted */
   const void *const *ignore;
   size_t ignore_len;
@@ -77,6 +82,28 @@ static inline const HClosure *pair_lookup(const HotluaPlan *plan, const HClosure
     if (k == cl) return plan->pair_values[h];
     if (k == NULL) return NULL;
   }
+}
+
+/* The slot of new prototype `p` in new_proto_keys, or (size_t)-1 when `p` is not one. */
+static inline size_t new_proto_slot(const HotluaPlan *plan, const HProto *p) {
+  size_t h;
+  if (plan->new_proto_keys == NULL) return (size_t)-1;
+  for (h = hash_ptr(p, plan->new_proto_mask);; h = (h + 1) & plan->new_proto_mask) {
+    const HProto *k = plan->new_proto_keys[h];
+    if (k == p) return h;
+    if (k == NULL) return (size_t)-1;
+  }
+}
+
+/* Whether `p` is one of the new prototypes a closure can be retargeted to. */
+static inline int is_new_proto(const HotluaPlan *plan, const HProto *p) {
+  return new_proto_slot(plan, p) != (size_t)-1;
+}
+
+/* The one old prototype paired with new prototype `p`, or NULL (several, or `p` is not new). */
+static inline const HProto *undo_target(const HotluaPlan *plan, const HProto *p) {
+  size_t h = new_proto_slot(plan, p);
+  return h == (size_t)-1 ? NULL : plan->new_proto_values[h];
 }
 
 #endif

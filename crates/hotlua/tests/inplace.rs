@@ -268,6 +268,64 @@ fn a_suspended_frame_finishes_in_the_old_code() {
     assert!(f.lua::<bool>("return rawequal(long, m.long)"));
 }
 
+/// A closure made at run time whose new version keeps its upvalues takes the new code with no
+/// log of what it was (csrc/scan.c); a coroutine suspended in it still finishes in the old code.
+#[test]
+fn a_suspended_frame_of_a_run_time_closure_finishes_in_the_old_code() {
+    let v = |tag: &str| {
+        format!(
+            "local M = {{}}\nfunction M.make(n)\n  return function()\n    \
+             coroutine.yield('{tag} ' .. n)\n    return '{tag} end ' .. n\n  end\nend\nreturn M"
+        )
+    };
+    let Some((f, report)) = reloaded(
+        &v("old"),
+        "worker = m.make(7); co = coroutine.wrap(worker); first = co()",
+        &v("new"),
+    ) else {
+        return;
+    };
+    assert_eq!(report.frames_left_old, 1, "{report:?}");
+    assert_eq!(report.closures_left_old, 0, "{report:?}");
+    assert_eq!(
+        f.lua::<String>("return first .. ', ' .. co()"),
+        "old 7, old end 7"
+    );
+    assert_eq!(f.lua::<String>("return coroutine.wrap(worker)()"), "new 7");
+}
+
+/// A closure made at run time that is running when the reload comes keeps its old code (the
+/// interpreter's frame caches it), is counted, and takes the new code at the next reload.
+#[test]
+fn a_run_time_closure_on_the_running_frame_takes_the_new_code_at_the_next_reload() {
+    let v = |tag: &str| {
+        format!(
+            "local M = {{}}\nfunction M.make(n)\n  return function()\n    \
+             local left = RELOAD and RELOAD()\n    return '{tag} ' .. n .. ' ' .. tostring(left)\n  \
+             end\nend\nreturn M"
+        )
+    };
+    let Some(f) = fixture() else {
+        return;
+    };
+    f.write("m", &v("v1"));
+    f.lua::<()>("m = require 'm'; r = m.make(3)");
+    f.write("m", &v("v2"));
+    f.lua::<()>(
+        "RELOAD = function() local report = require('hotlua').reload('m'); RELOAD = nil; \
+         return report.closures_left_old end",
+    );
+    assert_eq!(f.lua::<String>("return r()"), "v1 3 1");
+    assert_eq!(
+        f.lua::<String>("return r() .. ', ' .. m.make(4)()"),
+        "v1 3 nil, v2 4 nil"
+    );
+    f.write("m", &v("v3"));
+    let report = f.reload_ok("m");
+    assert_eq!(report.closures_left_old, 0, "{report:?}");
+    assert_eq!(f.lua::<String>("return r()"), "v3 3 nil");
+}
+
 #[test]
 fn a_frame_of_the_running_thread_finishes_in_the_old_code() {
     let v = |tag: &str| {

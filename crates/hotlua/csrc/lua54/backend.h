@@ -136,6 +136,48 @@ static inline void closure_init(LClosure *cl, Proto *p, UpVal **uv, int n) {
   for (j = 0; j < n; j++) cl->upvals[j] = uv[j];
 }
 
+/* What retarget changes in `cl`, kept by closure_save in closure_saved_words(cl) words: its
+** prototype, then its cells (so that closure_restore puts it back, or makes a closure of the
+** same size a copy of it as it was). */
+#define closure_saved_words(cl) (1 + (int)(cl)->nupvalues)
+static inline void closure_save(const LClosure *cl, void **w) {
+  int j;
+  w[0] = cl->p;
+  for (j = 0; j < cl->nupvalues; j++) w[1 + j] = cl->upvals[j];
+}
+/* Gives `cl` what closure_save kept of a closure with as many upvalues, each pointer through
+** the collector's forward barrier (see retarget). Invariant: the objects kept are alive (the
+** collector is stopped for the whole reload). */
+static inline void closure_restore(lua_State *L, LClosure *cl, void *const *w) {
+  int j;
+  cl->p = (Proto *)w[0];
+  hotlua_barrier(L, obj2gco(cl), obj2gco(cl->p));
+  for (j = 0; j < cl->nupvalues; j++) {
+    cl->upvals[j] = (UpVal *)w[1 + j];
+    if (cl->upvals[j] != NULL) hotlua_barrier(L, obj2gco(cl), obj2gco(cl->upvals[j]));
+  }
+}
+
+/* Stops the emergency collection Lua 5.4 runs when an allocation fails, even with the
+** collector stopped, while retargeted closures may still be put back: it could free an object
+** only the scan's log still names. An allocation then fails at once (the reload with it).
+** Returns the setting to give back to emergency_collection_restore. */
+static inline int emergency_collection_stop(lua_State *L) {
+  int was = G(L)->gcstopem;
+  G(L)->gcstopem = 1;
+  return was;
+}
+static inline void emergency_collection_restore(lua_State *L, int was) {
+  G(L)->gcstopem = (lu_byte)was;
+}
+
+/* Points `cl` at prototype `p` alone, through the collector's barrier (see retarget): how a
+** closure whose cells retarget left in place is put back. */
+static inline void closure_set_proto(lua_State *L, LClosure *cl, Proto *p) {
+  cl->p = p;
+  hotlua_barrier(L, obj2gco(cl), obj2gco(p));
+}
+
 /* Points `cl` at prototype `np` with upvalues `uv[0 .. np->sizeupvalues)`, clearing the slots
 ** past them (`pair`, the planner's new closure `cl` is paired with, or NULL, has nothing else
 ** `cl` takes in Lua 5.4). Invariant: np->sizeupvalues <= cl->nupvalues (the closure's allocated size is

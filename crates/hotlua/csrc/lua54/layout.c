@@ -165,6 +165,8 @@ static const char *check_global(lua_State *L) {
       ((g->currentwhite & WHITEBITS) != bitmask(WHITE0BIT) &&
        (g->currentwhite & WHITEBITS) != bitmask(WHITE1BIT)))
     return "the collector's state";
+  if (g->gcstopem != 0 || ((g->gcstp & GCSTPUSR) != 0) != !lua_gc(L, LUA_GCISRUNNING))
+    return "the collector's switches";
   counted = counted_bytes(L);
   if ((size_t)gettotalbytes(g) != counted) return "the byte count of the global state";
   /* the table was made last: it leads the list, and the closures follow within a few */

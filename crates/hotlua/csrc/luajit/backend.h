@@ -140,6 +140,45 @@ static inline void closure_init(GCfunc *cl, GCproto *p, GCupval **uv, int n) {
   for (j = 0; j < n; j++) setgcref(cl->l.uvptr[j], obj2gco(uv[j]));
 }
 
+/* What retarget changes in `cl`, kept by closure_save in closure_saved_words(cl) words: its
+** prototype, its cells, then its environment (so that closure_restore puts it back, or makes
+** a closure of the same size a copy of it as it was). The cells' `immutable` marks retarget
+** clears stay cleared: that only keeps the JIT from folding them. */
+#define closure_saved_words(cl) (2 + (int)(cl)->l.nupvalues)
+static inline void closure_save(const GCfunc *cl, void **w) {
+  int j;
+  w[0] = funcproto(cl);
+  for (j = 0; j < cl->l.nupvalues; j++) w[1 + j] = gcref(cl->l.uvptr[j]);
+  w[1 + cl->l.nupvalues] = gcref(cl->l.env);
+}
+/* Gives `cl` what closure_save kept of a closure with as many upvalues, then the collector's
+** barrier (see retarget). Invariant: the objects kept are alive (the collector is stopped for
+** the whole reload). */
+static inline void closure_restore(lua_State *L, GCfunc *cl, void *const *w) {
+  int j;
+  setmref(cl->l.pc, proto_bc((GCproto *)w[0]));
+  for (j = 0; j < cl->l.nupvalues; j++) setgcref(cl->l.uvptr[j], (GCobj *)w[1 + j]);
+  setgcref(cl->l.env, (GCobj *)w[1 + cl->l.nupvalues]);
+  hotlua_barrier(L, obj2gco(cl));
+}
+
+/* LuaJIT never collects in an emergency: an allocation that fails raises at once. */
+static inline int emergency_collection_stop(lua_State *L) {
+  (void)L;
+  return 0;
+}
+static inline void emergency_collection_restore(lua_State *L, int was) {
+  (void)L;
+  (void)was;
+}
+
+/* Points `cl` at prototype `p` alone, then the collector's barrier (see retarget): how a
+** closure whose cells retarget left in place is put back. */
+static inline void closure_set_proto(lua_State *L, GCfunc *cl, GCproto *p) {
+  setmref(cl->l.pc, proto_bc(p));
+  hotlua_barrier(L, obj2gco(cl));
+}
+
 /* Points `cl` at prototype `np` with upvalues `uv[0 .. np->sizeuv)` and, paired by the
 ** planner with the new function `pair`, that function's environment (a module that gives its
 ** functions one with setfenv gives the new ones the new table); a closure made at run time

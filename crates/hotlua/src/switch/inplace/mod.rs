@@ -12,19 +12,21 @@
 //!    the planner paired takes the new closure's cells, which the planner already joined to
 //!    the live ones; any other closure keeps its own cells, reordered by name. A new upvalue
 //!    it does not have cannot be known: that closure keeps its old code.
-//! 3. **One scan** of the collector's object list (C shim, csrc/scan.c) finds every
-//!    closure whose prototype is paired, and gives each frame of a suspended coroutine that
-//!    runs one a private copy of its closure (it resumes in the old code with the old
-//!    constants). Closures on frames of running threads are left as they are; the module
-//!    functions among them, and those whose new version needs more upvalues than they were
-//!    allocated with, have their references switched to the new function by the walk.
-//! 4. **Commit**: only once the walk has succeeded are the closures retargeted, a step that
-//!    allocates nothing and cannot fail. A walk that fails puts back what it switched and the
-//!    scan is abandoned (the frames run their own closures again): nothing changed.
+//! 3. **One scan** of the collector's object list (C shim, csrc/scan.c) retargets every
+//!    closure whose prototype is paired as it meets it, logging what the closure was, and
+//!    gives each frame of a suspended coroutine that runs one a private copy of the closure
+//!    as it was (it resumes in the old code with the old constants). Closures on frames of
+//!    running threads are put back as they were; the module functions among them, and those
+//!    whose new version needs more upvalues than they were allocated with, have their
+//!    references switched to the new function by the walk.
+//! 4. **All or nothing**: a walk that fails puts back what it switched and the scan is
+//!    abandoned: every closure is put back from the log and the frames run their own
+//!    closures again, so nothing changed. No Lua code runs in between.
 //!
 //! Unsafe code: the FFI calls into the shim. Every pointer handed to it comes from the shim
 //! itself or from `lua_topointer` of a function the plan holds, and the collector is stopped
-//! for the whole reload (the caller's `CollectorPause`), so no object it points to is freed.
+//! for the whole reload (the caller's `CollectorPause`), and Lua 5.4's emergency collection
+//! from the scan to its commit or abandon (the shim), so no object it points to is freed.
 
 mod pairing;
 mod stale;
@@ -63,7 +65,7 @@ extern "C" {
     fn hotlua_prefetch_proto(p: *const Proto, depth: c_int);
     fn hotlua_scan_new() -> *mut c_void;
     fn hotlua_scan_prepare(state: *mut lua_State, plan: *mut CPlan, scan: *mut c_void) -> c_int;
-    fn hotlua_scan_commit(state: *mut lua_State, plan: *mut CPlan, scan: *mut c_void);
+    fn hotlua_scan_commit(scan: *mut c_void);
     fn hotlua_scan_abandon(state: *mut lua_State, scan: *mut c_void);
 }
 
@@ -79,17 +81,20 @@ struct RawPair {
 /// Closures the scan replaces by new ones, each with its replacement.
 type Replaced = Vec<(Function, Function)>;
 
-/// A prepared scan (`HotluaScan` in csrc/scan.c): the closures to retarget are known and
-/// suspended frames run private copies, but nothing a program can see has changed.
-/// [`Scan::commit`] retargets; dropping it undoes the copies.
+/// A scan done (`HotluaScan` in csrc/scan.c): the closures are retargeted, each logged with
+/// what it was, and suspended frames run private copies of the old ones; no Lua code has run
+/// since. [`Scan::commit`] keeps it; dropping it puts everything back.
 struct Scan {
     /// A thread of the Lua state, for the shim's write barriers.
     state: *mut lua_State,
+    /// The shim's scan; it keeps a pointer to the plan it ran with, which tells how to put
+    /// back what it did: the plan outlives it (declared before it in [`switch`]).
     scan: *mut c_void,
 }
 
 impl Scan {
-    /// Runs the shim's scan; `None` when its own memory could not be allocated (nothing done).
+    /// Runs the shim's scan; `None` when its own memory could not be allocated (what it did
+    /// is put back).
     /// With it, the closures it replaces by new ones (their new version needs more upvalues
     /// than they have), each with its replacement, for the walk to switch; and the run-time
     /// closures it leaves old, each with the anchor of the prototype it would take.
@@ -140,13 +145,11 @@ impl Scan {
         Ok(Some((scan, pairs, left)))
     }
 
-    /// Retargets every closure the scan found.
-    fn commit(self, c_plan: &mut CPlan) {
+    /// Keeps what the scan did.
+    fn commit(self) {
         let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: `state` is a live thread of the Lua state (the one that ran the prepare step,
-        // which is running the reload); commit allocates nothing and raises nothing, so it
-        // needs no protected call, and it frees the scan.
-        unsafe { hotlua_scan_commit(this.state, c_plan, this.scan) };
+        // SAFETY: the scan came from hotlua_scan_new; commit only frees it.
+        unsafe { hotlua_scan_commit(this.scan) };
     }
 }
 
@@ -267,7 +270,7 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
             ));
         }
     }
-    scan.commit(&mut c_plan);
+    scan.commit();
     let earlier = kept.len();
     // Bookkeeping: a reload that is done must not fail on it (the next one then counts less).
     if stale::record(lua, &plan.sources, left_old, kept).is_err() {

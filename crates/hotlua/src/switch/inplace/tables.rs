@@ -19,6 +19,9 @@ pub(super) struct CPlan {
     pub(super) pair_keys: *const *const c_void,
     pub(super) pair_values: *const *const c_void,
     pub(super) pair_mask: usize,
+    pub(super) new_proto_keys: *const *const Proto,
+    pub(super) new_proto_values: *const *const Proto,
+    pub(super) new_proto_mask: usize,
     pub(super) ignore: *const *const c_void,
     pub(super) ignore_len: usize,
     pub(super) fallback: *mut *const c_void,
@@ -53,6 +56,8 @@ pub(super) struct Tables {
     cells: Vec<*const c_void>,
     pair_keys: Vec<*const c_void>,
     pair_values: Vec<*const c_void>,
+    new_proto_keys: Vec<*const Proto>,
+    new_proto_values: Vec<*const Proto>,
 }
 
 impl Tables {
@@ -68,10 +73,14 @@ impl Tables {
             cells: Vec::new(),
             pair_keys: fallible::filled(std::ptr::null(), capacity(pairs.len()))?,
             pair_values: fallible::filled(std::ptr::null(), capacity(pairs.len()))?,
+            new_proto_keys: Vec::new(),
+            new_proto_values: Vec::new(),
         };
+        let mut retargets = Vec::new();
         for (&old, &new) in &pairing.map {
             let value = match (new, pairing.remaps.get(&old)) {
                 (Some(new), Some(remap)) => {
+                    retargets.try_push((new as *const Proto, old as *const Proto))?;
                     tables.new_protos.try_push(new as *const Proto)?;
                     tables.remap_offset.try_push(tables.remap.len())?;
                     for slot in remap {
@@ -110,6 +119,31 @@ impl Tables {
             tables.pair_keys[slot] = pair.old_closure;
             tables.pair_values[slot] = pair.new_closure;
         }
+        // Every prototype a closure can be retargeted to, with the one old prototype paired
+        // with it: the scan tells from a closure alone whether it may have been retargeted,
+        // and puts back one whose cells stayed in place without having logged it.
+        for pair in pairs {
+            retargets.try_push((pair.new_proto, pair.old_proto))?;
+        }
+        let slots = capacity(retargets.len());
+        tables.new_proto_keys = fallible::filled(std::ptr::null(), slots)?;
+        tables.new_proto_values = fallible::filled(std::ptr::null(), slots)?;
+        let mask = slots - 1;
+        for (new, old) in retargets {
+            let mut slot = hash_ptr(new as usize, mask);
+            while !tables.new_proto_keys[slot].is_null() && tables.new_proto_keys[slot] != new {
+                slot = (slot + 1) & mask;
+            }
+            let first = tables.new_proto_keys[slot].is_null();
+            let value = &mut tables.new_proto_values[slot];
+            // Paired with several old prototypes: no single one to put back.
+            *value = if first || *value == old {
+                old
+            } else {
+                std::ptr::null()
+            };
+            tables.new_proto_keys[slot] = new;
+        }
         Ok(tables)
     }
 
@@ -127,6 +161,9 @@ impl Tables {
             pair_keys: self.pair_keys.as_ptr(),
             pair_values: self.pair_values.as_ptr(),
             pair_mask: self.pair_keys.len() - 1,
+            new_proto_keys: self.new_proto_keys.as_ptr(),
+            new_proto_values: self.new_proto_values.as_ptr(),
+            new_proto_mask: self.new_proto_keys.len() - 1,
             ignore: ignore.as_ptr(),
             ignore_len: ignore.len(),
             fallback,
