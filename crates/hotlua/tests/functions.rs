@@ -41,6 +41,55 @@ fn added_function_appears_and_deleted_function_stays_callable() {
     );
 }
 
+/// The planner looks for deleted functions only when the new table leaves some function of the
+/// live one unset: a function among many kept ones is still found, a function field the new
+/// version sets to data is not mistaken for one, and a function at a table key (which the new
+/// table holds at its own table) still makes it look.
+#[test]
+fn deleted_functions_are_found_among_kept_ones_and_data_is_not_one() {
+    let f = Fixture::new();
+    f.write(
+        "m",
+        "local M = {}\nfunction M.a() return 1 end\nfunction M.gone() return 'old' end\n\
+         function M.b() return 2 end\nfunction M.to_data() end\nreturn M",
+    );
+    f.lua::<()>("m = require 'm'");
+    f.write(
+        "m",
+        "local M = {}\nfunction M.a() return 10 end\nfunction M.b() return 20 end\n\
+         M.to_data = 5\nreturn M",
+    );
+    let report = f.reload_ok("m");
+    assert_eq!(report.functions_kept_deleted, ["m.gone"]);
+    assert_eq!(f.lua::<String>("return m.a() + m.b() .. m.gone()"), "30old");
+
+    f.write(
+        "n",
+        "local N = {}\nfunction N.a() return 1 end\nfunction N.to_data() end\nreturn N",
+    );
+    f.lua::<()>("n = require 'n'");
+    f.write(
+        "n",
+        "local N = {}\nfunction N.a() return 2 end\nN.to_data = 5\nreturn N",
+    );
+    let report = f.reload_ok("n");
+    assert!(report.functions_kept_deleted.is_empty(), "{report:?}");
+    assert_eq!(f.lua::<i64>("return n.a()"), 2);
+
+    f.write(
+        "k",
+        "local K = {}\nK[K] = function() return 'keyed' end\nfunction K.a() return 1 end\n\
+         return K",
+    );
+    f.lua::<()>("k = require 'k'");
+    f.write(
+        "k",
+        "local K = {}\nK[K] = function() return 'keyed2' end\nfunction K.a() return 2 end\n\
+         return K",
+    );
+    let report = f.reload_ok("k");
+    assert_eq!(report.functions_kept_deleted.len(), 1, "{report:?}");
+}
 #[test]
 fn locals_are_joined_not_copied() {
     let f = Fixture::new();

@@ -5,6 +5,7 @@ use std::collections::hash_map::Entry;
 
 use mlua::{Function, Table, Value};
 
+use super::facts::FieldsRead;
 use super::tables::{Pending, PendingValues};
 use super::{NewCell, Path, Planner};
 use crate::apply::Write;
@@ -70,7 +71,11 @@ impl Planner<'_> {
                         continue;
                     }
                     self.new_tables.insert(table, true)?;
-                    let (functions, upvalues) = self.facts.read_fields(self.lua, table)?;
+                    let FieldsRead {
+                        functions,
+                        upvalues,
+                        ..
+                    } = self.facts.read_fields(self.lua, table)?;
                     if functions == 0 {
                         // Nothing for the fast path (a list of records, say): it would stop at
                         // each field.

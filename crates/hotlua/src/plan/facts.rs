@@ -36,6 +36,16 @@ pub(super) fn same_name(a: &Rc<str>, b: &Rc<str>) -> bool {
     Rc::ptr_eq(a, b) || a == b
 }
 
+/// What [`Facts::read_fields`] found in a table.
+pub(super) struct FieldsRead {
+    /// Functions whose facts it read (those not read before).
+    pub functions: usize,
+    /// Their upvalues.
+    pub upvalues: usize,
+    /// Fields holding a function, read before or not.
+    pub function_fields: usize,
+}
+
 /// What the planner needs to know of a function.
 pub(crate) struct FunctionFacts {
     /// A Lua function (not a C function, not a main chunk) compiled from one of the batch's
@@ -102,12 +112,12 @@ impl Facts {
     }
 
     /// Reads the facts of every function `table` holds as a value that were not read yet, in
-    /// one call; [`Facts::of`] then finds them. Returns how many functions it read, and how
-    /// many upvalues they have.
-    pub(super) fn read_fields(&mut self, lua: &Lua, table: &Table) -> Result<(usize, usize)> {
+    /// one call; [`Facts::of`] then finds them.
+    pub(super) fn read_fields(&mut self, lua: &Lua, table: &Table) -> Result<FieldsRead> {
         let mut read = Read::default();
         let mut order: Vec<c_int> = Vec::new();
         let mut met = FxHashSet::default();
+        let mut function_fields = 0;
         // SAFETY: index 1 is `table` (the only argument). First every function value not read
         // yet is moved onto the stack: lua_next pops the key at the top and pushes the next
         // key and its value (nothing at the end), and lua_insert puts the value below the key
@@ -121,7 +131,9 @@ impl Facts {
                 ffi::lua_pushnil(state);
                 while ffi::lua_next(state, 1) != 0 {
                     let identity = ffi::lua_topointer(state, -1) as usize;
-                    if ffi::lua_type(state, -1) == ffi::LUA_TFUNCTION
+                    let is_function = ffi::lua_type(state, -1) == ffi::LUA_TFUNCTION;
+                    function_fields += usize::from(is_function);
+                    if is_function
                         && !self.by_function.contains(identity)
                         && !met.contains(&identity)
                         && ffi::lua_checkstack(state, 3) != 0
@@ -152,10 +164,13 @@ impl Facts {
                 ffi::lua_settop(state, read.cells.len() as c_int);
             })?
         };
-        let functions = read.functions.len();
-        let upvalues = read.functions.iter().map(|(_, f)| f.upvalues.len()).sum();
+        let fields = FieldsRead {
+            functions: read.functions.len(),
+            upvalues: read.functions.iter().map(|(_, f)| f.upvalues.len()).sum(),
+            function_fields,
+        };
         self.take(read, values)?;
-        Ok((functions, upvalues))
+        Ok(fields)
     }
 
     /// Makes room for the facts of `functions` more functions at once.
@@ -199,7 +214,7 @@ impl Facts {
         self.cell_values.extend(read.cells.into_iter().zip(values));
         self.by_function.reserve(read.functions.len())?;
         for (identity, facts) in read.functions {
-            self.by_function.insert(identity, Rc::new(facts))?;
+            self.by_function.insert(identity, facts)?;
         }
         Ok(())
     }
@@ -254,7 +269,9 @@ unsafe fn prefetch_ahead(_: *mut ffi::lua_State, _: &[c_int], _: usize) {}
 /// stack, in the order it kept them (each function once).
 #[derive(Default)]
 struct Read {
-    functions: Vec<(usize, FunctionFacts)>,
+    /// Each function's facts go to the heap where they are read: listed by value they would
+    /// be copied twice more, ten thousand times for a big module.
+    functions: Vec<(usize, Rc<FunctionFacts>)>,
     cells: Vec<usize>,
     cells_kept: FxHashSet<usize>,
     /// The first error of memory, reported once the C frame is left.
@@ -278,7 +295,10 @@ impl Read {
         if !(facts.by_prototype && self.read_by_prototype(state, facts, keep_at, &mut function)) {
             self.read_by_debug_api(state, facts, keep_at, &mut function);
         }
-        self.failed |= self.functions.try_push((identity, function)).is_err();
+        self.failed |= self
+            .functions
+            .try_push((identity, Rc::new(function)))
+            .is_err();
     }
 
     /// [`Read::top`] through the debug API.

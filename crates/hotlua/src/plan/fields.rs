@@ -11,26 +11,33 @@ use crate::report::Conflict;
 use crate::{DataPolicy, Result};
 
 impl Planner<'_> {
-    /// Merges every field the new table sets into the live table.
+    /// Merges every field the new table sets into the live table. Returns how many of those
+    /// fields (at keys other than tables and functions) hold a function in the live table.
     pub(super) fn merge_fields(
         &mut self,
         live: &Table,
         new: &Table,
         path: &Path,
         base: Option<&Table>,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         // The fields that hold a function of the batch replacing another go by the fast path
         // (function_fields.rs); it stops at any other field, which is merged here.
+        let mut live_functions = 0;
         let mut from = Value::Nil;
-        while let Some(key) = self.merge_function_fields(live, new, path, &from)? {
+        while let Some(key) =
+            self.merge_function_fields(live, new, path, &from, &mut live_functions)?
+        {
             let new_value: Value = new.raw_get(&key)?;
-            self.merge_one_field(live, new, key.clone(), new_value, path, base)?;
+            let live_function =
+                self.merge_one_field(live, new, key.clone(), new_value, path, base)?;
+            live_functions += usize::from(live_function);
             from = key;
         }
-        Ok(())
+        Ok(live_functions)
     }
 
-    /// Merges `new[key]` into the live table.
+    /// Merges `new[key]` into the live table, and says whether the live table held a function
+    /// at `key` (never for a key that is a table or a function).
     fn merge_one_field(
         &mut self,
         live: &Table,
@@ -39,7 +46,7 @@ impl Planner<'_> {
         new_value: Value,
         path: &Path,
         base: Option<&Table>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if matches!(key, Value::Table(_) | Value::Function(_)) {
             // Not a path: add the entry if the live table lacks it, never merge.
             let live_key = self.resolve(&key)?;
@@ -51,10 +58,11 @@ impl Planner<'_> {
                     value: new_value,
                 })?;
             }
-            return Ok(());
+            return Ok(false);
         }
         let field_path = path.field(&key);
         let live_value: Value = live.raw_get(&key)?;
+        let live_function = matches!(live_value, Value::Function(_));
         let base_value = BaseField { base, key: &key };
         let added = live_value == Value::Nil;
         let live_table = match &live_value {
@@ -67,7 +75,7 @@ impl Planner<'_> {
             if let Value::Function(function) = &new_value {
                 if !added && self.is_new_function(function) {
                     self.push_function_write(live, &key, function)?;
-                    return Ok(());
+                    return Ok(live_function);
                 }
             }
             let write = if added && live != &self.globals && self.has_newindex(live)? {
@@ -85,7 +93,7 @@ impl Planner<'_> {
             };
             self.writes.try_push(write)?;
         }
-        Ok(())
+        Ok(live_function)
     }
 
     /// Plans `live[key] = function`, a new function of the batch replacing another function:

@@ -27,13 +27,15 @@ const WRITES: c_int = 5;
 
 impl Planner<'_> {
     /// Merges the fields of `new` after the key `from` (`nil`: from the first) that the fast
-    /// path can merge, and returns the key of the first one it cannot, if any.
+    /// path can merge, and returns the key of the first one it cannot, if any. Adds to
+    /// `live_functions` each field it merges (its live value is a function).
     pub(super) fn merge_function_fields(
         &mut self,
         live: &Table,
         new: &Table,
         path: &Path,
         from: &Value,
+        live_functions: &mut usize,
     ) -> Result<Option<Value>> {
         let lua = self.lua;
         let pairs = self.replaced.list().clone();
@@ -48,7 +50,11 @@ impl Planner<'_> {
                 (live, new, from, &pairs, &writes),
                 NEW,
                 FROM,
-                |state| self.merge_function_field(state, path),
+                |state| {
+                    let merged = self.merge_function_field(state, path)?;
+                    *live_functions += usize::from(merged);
+                    Ok(merged)
+                },
             )
         }
     }

@@ -160,8 +160,12 @@ impl Planner<'_> {
         base: Option<&Table>,
     ) -> Result<()> {
         // The new table's functions were read when it was collected.
-        self.facts.read_fields(self.lua, live)?;
-        self.merge_fields(live, new, path, base)?;
+        let live_fields = self.facts.read_fields(self.lua, live)?;
+        let kept = self.merge_fields(live, new, path, base)?;
+        if kept == live_fields.function_fields {
+            // Every function of the live table is at a key the new table sets.
+            return self.merge_metatable(live, new, path);
+        }
         // The live table's functions the new one lacks, found in one call: a module of ten
         // thousand functions is not ten thousand trips through mlua.
         let deleted = self.data.deleted_functions(live, new)?;
