@@ -158,7 +158,7 @@ impl Planner<'_> {
         if self.new_functions.contains(identity) {
             return Ok(());
         }
-        let facts = self.facts(function)?;
+        let facts = self.facts(function)?.clone();
         if !facts.from_sources {
             // Another file's closure, maybe made by the new top level (a class library's
             // constructor): the tables it captures are collected so they can pair with the
@@ -275,7 +275,8 @@ impl Planner<'_> {
         self.remap_data_tables()?;
         let closures = fallible::collect(self.foreign_closures.values().cloned())?;
         for closure in closures {
-            for upvalue in &self.facts(&closure)?.upvalues {
+            let facts = self.facts(&closure)?.clone();
+            for upvalue in &facts.upvalues {
                 let value = self.facts.cell_value(upvalue.cell);
                 if self.resolve(&value)? != value {
                     self.writes.try_push(Write::Upvalue {

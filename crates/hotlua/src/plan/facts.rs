@@ -21,6 +21,7 @@ use crate::Result;
 /// An upvalue of a function as the planner keeps it: its value is in [`Facts::cell_value`],
 /// read once per cell, not once per function (ten thousand functions of a module share a
 /// handful of cells).
+#[derive(Clone)]
 pub(crate) struct UpvalueFact {
     /// 1-based index, as the C API counts.
     pub index: i32,
@@ -47,6 +48,7 @@ pub(super) struct FieldsRead {
 }
 
 /// What the planner needs to know of a function.
+#[derive(Clone)]
 pub(crate) struct FunctionFacts {
     /// A Lua function (not a C function, not a main chunk) compiled from one of the batch's
     /// files.
@@ -64,7 +66,9 @@ pub(crate) struct FunctionFacts {
 pub(super) struct Facts {
     /// Chunk names of the batch's files.
     sources: Vec<String>,
-    by_function: Indexed<Rc<FunctionFacts>>,
+    /// Held in one list, not one allocation each: ten thousand functions are read, and
+    /// dropped, in one sweep over memory.
+    by_function: Indexed<FunctionFacts>,
     /// Upvalue names, each held once: comparing two is comparing pointers.
     names: FxHashMap<Box<[u8]>, Rc<str>>,
     cell_values: FxHashMap<usize, Value>,
@@ -89,26 +93,22 @@ impl Facts {
     }
 
     /// The facts of `function`, read now if they were not yet.
-    pub(super) fn of(&mut self, lua: &Lua, function: &Function) -> Result<Rc<FunctionFacts>> {
+    pub(super) fn of(&mut self, lua: &Lua, function: &Function) -> Result<&FunctionFacts> {
         let identity = function.to_pointer() as usize;
-        if let Some(facts) = self.by_function.get(identity) {
-            return Ok(facts.clone());
+        if !self.by_function.contains(identity) {
+            let mut read = Read::default();
+            // SAFETY: index 1 is `function` (the only argument), at the top as `read_top`
+            // needs; the values it keeps go below it, and popping it leaves exactly them on
+            // the frame.
+            let values: MultiValue = unsafe {
+                lua.exec_raw(function, |state| {
+                    read.top(state, self, -2);
+                    ffi::lua_pop(state, 1);
+                })?
+            };
+            self.take(read, values)?;
         }
-        let mut read = Read::default();
-        // SAFETY: index 1 is `function` (the only argument), at the top as `read_top` needs;
-        // the values it keeps go below it, and popping it leaves exactly them on the frame.
-        let values: MultiValue = unsafe {
-            lua.exec_raw(function, |state| {
-                read.top(state, self, -2);
-                ffi::lua_pop(state, 1);
-            })?
-        };
-        self.take(read, values)?;
-        Ok(self
-            .by_function
-            .get(identity)
-            .cloned()
-            .expect("the facts just read"))
+        Ok(self.by_function.get(identity).expect("the facts just read"))
     }
 
     /// Reads the facts of every function `table` holds as a value that were not read yet, in
@@ -146,7 +146,7 @@ impl Facts {
                         ffi::lua_pop(state, 1);
                     }
                 }
-                read.failed |= read.functions.grow_by(order.len()).is_err();
+                read.failed |= self.by_function.reserve(order.len()).is_err();
                 for (at, &slot) in order.iter().enumerate() {
                     if ffi::lua_checkstack(state, 3) == 0 {
                         break;
@@ -165,8 +165,8 @@ impl Facts {
             })?
         };
         let fields = FieldsRead {
-            functions: read.functions.len(),
-            upvalues: read.functions.iter().map(|(_, f)| f.upvalues.len()).sum(),
+            functions: read.functions,
+            upvalues: read.upvalues,
             function_fields,
         };
         self.take(read, values)?;
@@ -180,7 +180,7 @@ impl Facts {
 
     /// The facts of the function of that identity, if they were read.
     pub(super) fn known(&self, identity: usize) -> Option<&FunctionFacts> {
-        self.by_function.get(identity).map(|facts| &**facts)
+        self.by_function.get(identity)
     }
 
     /// The value of a cell of a function whose facts were read.
@@ -205,17 +205,14 @@ impl Facts {
         )
     }
 
-    /// Stores what `read` found, with the values of the cells it met first, in order.
+    /// Stores the values of the cells `read` met first, in order (it stored the functions'
+    /// facts as it read them).
     fn take(&mut self, read: Read, values: MultiValue) -> Result<()> {
         if read.failed {
             return Err(crate::fallible::out_of_memory().into());
         }
         self.cell_values.grow_by(read.cells.len())?;
         self.cell_values.extend(read.cells.into_iter().zip(values));
-        self.by_function.reserve(read.functions.len())?;
-        for (identity, facts) in read.functions {
-            self.by_function.insert(identity, facts)?;
-        }
         Ok(())
     }
 
@@ -265,13 +262,12 @@ unsafe fn prefetch_ahead(state: *mut ffi::lua_State, order: &[c_int], at: usize)
 #[cfg(not(hotlua_inplace))]
 unsafe fn prefetch_ahead(_: *mut ffi::lua_State, _: &[c_int], _: usize) {}
 
-/// What one call read: functions and their facts, and the cells whose values it kept on the
-/// stack, in the order it kept them (each function once).
+/// What one call read: how many functions (their facts go straight to [`Facts`]) and
+/// upvalues, and the cells whose values it kept on the stack, in the order it kept them.
 #[derive(Default)]
 struct Read {
-    /// Each function's facts go to the heap where they are read: listed by value they would
-    /// be copied twice more, ten thousand times for a big module.
-    functions: Vec<(usize, Rc<FunctionFacts>)>,
+    functions: usize,
+    upvalues: usize,
     cells: Vec<usize>,
     cells_kept: FxHashSet<usize>,
     /// The first error of memory, reported once the C frame is left.
@@ -295,10 +291,9 @@ impl Read {
         if !(facts.by_prototype && self.read_by_prototype(state, facts, keep_at, &mut function)) {
             self.read_by_debug_api(state, facts, keep_at, &mut function);
         }
-        self.failed |= self
-            .functions
-            .try_push((identity, Rc::new(function)))
-            .is_err();
+        self.functions += 1;
+        self.upvalues += function.upvalues.len();
+        self.failed |= facts.by_function.insert(identity, function).is_err();
     }
 
     /// [`Read::top`] through the debug API.

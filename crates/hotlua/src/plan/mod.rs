@@ -375,7 +375,7 @@ impl<'lua> Planner<'lua> {
         Ok(())
     }
 
-    fn facts(&mut self, function: &Function) -> Result<Rc<FunctionFacts>> {
+    fn facts(&mut self, function: &Function) -> Result<&FunctionFacts> {
         self.facts.of(self.lua, function)
     }
 
@@ -387,11 +387,10 @@ impl<'lua> Planner<'lua> {
     /// True for two distinct closures of one Lua function that is not the batch's own: two
     /// products of the same factory in other code (a class library's constructor, say).
     fn same_foreign_prototype(&mut self, a: &Function, b: &Function) -> Result<bool> {
-        let (a, b) = (self.facts(a)?, self.facts(b)?);
-        Ok(!a.from_sources
-            && !b.from_sources
-            && a.prototype.is_some()
-            && a.prototype == b.prototype)
+        let a = self.facts(a)?;
+        let a = (a.from_sources, a.prototype);
+        let b = self.facts(b)?;
+        Ok(!a.0 && !b.from_sources && a.1.is_some() && a.1 == b.prototype)
     }
 
     /// Functions that other modules and `_G` export as fields, by identity.
