@@ -16,6 +16,7 @@ use std::ffi::c_int;
 
 use mlua::{ffi, Table, Value};
 
+use super::facts::Walk;
 use super::field_walk::walk_fields;
 use super::{NewCell, Path, Planner};
 use crate::fallible::{Grow, TryPush};
@@ -115,7 +116,7 @@ impl Planner<'_> {
         if self.new_functions.contains(identity) {
             return Ok(true);
         }
-        let Some(facts) = self.facts.known(identity) else {
+        let Some(facts) = self.facts.known_in_order(identity, Walk::New) else {
             return Ok(false);
         };
         if !facts.from_sources || !self.cell_holders.has_room(facts.upvalues.len()) {
@@ -140,7 +141,10 @@ impl Planner<'_> {
         };
         let function_path = path.field_at(state, key);
         self.new_functions.insert(identity, function_path.clone())?;
-        let facts = self.facts.known(identity).expect("read above");
+        let facts = self
+            .facts
+            .known_in_order(identity, Walk::New)
+            .expect("read above");
         for upvalue in &facts.upvalues {
             self.new_cells.grow()?;
             let cell = match self.new_cells.entry(upvalue.cell) {

@@ -6,6 +6,7 @@
 //! module table of ten thousand functions is then one protected call, not ten thousand, and
 //! its closures are read while the table's walk has them in the cache.
 
+use std::cell::Cell;
 use std::ffi::{c_int, CStr};
 use std::rc::Rc;
 
@@ -75,6 +76,18 @@ pub(super) struct Facts {
     /// Read functions from their prototypes ([`Read::read_by_prototype`]): engine `inplace`'s
     /// layout is proven in this state.
     by_prototype: bool,
+    /// Where [`Facts::known_in_order`] last found a function of each [`Walk`].
+    last_found: [Cell<usize>; 2],
+}
+
+/// The two walks over a module's fields that look up every function's facts: those of the
+/// new table, and those of the live one (met in the new table's order, which is the live
+/// table's when both have the same keys, added in the same order). Each meets the functions
+/// in the order [`Facts::read_fields`] read them.
+#[derive(Clone, Copy)]
+pub(super) enum Walk {
+    New = 0,
+    Live = 1,
 }
 
 impl Facts {
@@ -85,6 +98,7 @@ impl Facts {
             names: FxHashMap::default(),
             cell_values: FxHashMap::default(),
             by_prototype: by_prototype(lua),
+            last_found: Default::default(),
         }
     }
 
@@ -178,9 +192,12 @@ impl Facts {
         self.by_function.reserve(functions)
     }
 
-    /// The facts of the function of that identity, if they were read.
-    pub(super) fn known(&self, identity: usize) -> Option<&FunctionFacts> {
-        self.by_function.get(identity)
+    /// The facts of the function of that identity, if they were read, looked up by a [`Walk`]:
+    /// the functions it meets in the order they were read are
+    /// found without a hash lookup, their facts read from memory in order.
+    pub(super) fn known_in_order(&self, identity: usize, walk: Walk) -> Option<&FunctionFacts> {
+        self.by_function
+            .get_in_order(identity, &self.last_found[walk as usize])
     }
 
     /// The value of a cell of a function whose facts were read.

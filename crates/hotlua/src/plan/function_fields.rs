@@ -12,7 +12,7 @@ use std::ffi::c_int;
 
 use mlua::{ffi, Table, Value};
 
-use super::facts::{same_name, FunctionFacts};
+use super::facts::{same_name, FunctionFacts, Walk};
 use super::field_walk::walk_fields;
 use super::{Path, Planner};
 use crate::fallible::Grow;
@@ -109,9 +109,10 @@ impl Planner<'_> {
             // The field holds it already: nothing to merge.
             return Ok(true);
         }
-        let (Some(old_facts), Some(new_facts)) =
-            (self.facts.known(old_id), self.facts.known(new_id))
-        else {
+        let (Some(old_facts), Some(new_facts)) = (
+            self.facts.known_in_order(old_id, Walk::Live),
+            self.facts.known_in_order(new_id, Walk::New),
+        ) else {
             return Ok(false);
         };
         if !old_facts.from_sources || !self.function_writes.has_room(3) {

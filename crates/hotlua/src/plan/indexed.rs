@@ -8,6 +8,8 @@
 //! end of a reload of 10,000 functions went to that). Kept in a list, they are dropped in the
 //! order they were made, which walks that stack from one end to the other.
 
+use std::cell::Cell;
+
 use rustc_hash::FxHashMap;
 
 use crate::fallible::{Grow, TryPush};
@@ -36,6 +38,18 @@ impl<T> Indexed<T> {
 
     pub(super) fn get(&self, identity: usize) -> Option<&T> {
         self.at.get(&identity).map(|&at| &self.items[at].1)
+    }
+
+    /// [`Indexed::get`] for a walk that meets values mostly in the order they were added:
+    /// the value `last` found, or the one after it, is tried before the hash map, so such a
+    /// walk reads the values in order and hashes nothing. `last` is updated.
+    pub(super) fn get_in_order(&self, identity: usize, last: &Cell<usize>) -> Option<&T> {
+        let at = [last.get(), last.get().wrapping_add(1)]
+            .into_iter()
+            .find(|&at| self.items.get(at).is_some_and(|(id, _)| *id == identity))
+            .or_else(|| self.at.get(&identity).copied())?;
+        last.set(at);
+        Some(&self.items[at].1)
     }
 
     /// Adds `value` for `identity` unless it has one already; true if it was added.
@@ -68,5 +82,32 @@ impl<T> Indexed<T> {
 
     pub(super) fn values(&self) -> impl Iterator<Item = &T> {
         self.items.iter().map(|(_, value)| value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lookup_in_order_finds_every_value_in_any_order() {
+        let mut indexed = Indexed::default();
+        for identity in [10, 20, 30, 40] {
+            indexed.insert(identity, identity * 2).unwrap();
+        }
+        let last = Cell::new(0);
+        // In order, then repeated, backwards, skipping, and an identity never added.
+        for identity in [10, 20, 30, 30, 40, 20, 40, 10] {
+            assert_eq!(indexed.get_in_order(identity, &last), Some(&(identity * 2)));
+            assert_eq!(indexed.items[last.get()].0, identity);
+        }
+        assert_eq!(indexed.get_in_order(50, &last), None);
+        assert_eq!(
+            indexed.items[last.get()].0,
+            10,
+            "a miss leaves `last` where it was"
+        );
+        let fresh = Cell::new(usize::MAX);
+        assert_eq!(indexed.get_in_order(10, &fresh), Some(&20));
     }
 }
