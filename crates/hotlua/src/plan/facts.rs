@@ -130,10 +130,10 @@ impl Facts {
     pub(super) fn read_fields(&mut self, lua: &Lua, table: &Table) -> Result<FieldsRead> {
         let mut read = Read::default();
         let mut order: Vec<c_int> = Vec::new();
-        let mut met = FxHashSet::default();
         let mut function_fields = 0;
         // SAFETY: index 1 is `table` (the only argument). First every function value not read
-        // yet is moved onto the stack: lua_next pops the key at the top and pushes the next
+        // yet is moved onto the stack (one the table holds twice is read twice, and kept
+        // once): lua_next pops the key at the top and pushes the next
         // key and its value (nothing at the end), and lua_insert puts the value below the key
         // (room for both made first), so the key is at the top again. Then each function,
         // copied to the top, is read by `read_top`, which keeps cell values below the copy.
@@ -149,12 +149,9 @@ impl Facts {
                     function_fields += usize::from(is_function);
                     if is_function
                         && !self.by_function.contains(identity)
-                        && !met.contains(&identity)
                         && ffi::lua_checkstack(state, 3) != 0
-                        && met.grow().is_ok()
                         && order.try_push(ffi::lua_gettop(state) - 1).is_ok()
                     {
-                        met.insert(identity);
                         ffi::lua_insert(state, -2);
                     } else {
                         ffi::lua_pop(state, 1);
@@ -165,7 +162,9 @@ impl Facts {
                     if ffi::lua_checkstack(state, 3) == 0 {
                         break;
                     }
-                    prefetch_ahead(state, &order, at);
+                    if self.by_prototype {
+                        prefetch_ahead(state, &order, at);
+                    }
                     ffi::lua_pushvalue(state, slot);
                     read.top(state, self, -2);
                     ffi::lua_pop(state, 1);
@@ -258,21 +257,27 @@ fn by_prototype(_: &Lua) -> bool {
     false
 }
 
-/// Asks the cache for the closures and prototypes of the functions a few places ahead in
-/// `order` (stack slots), so that reading them does not wait on memory: their closures lie
-/// wherever the program made them, and each read starts with two dependent misses.
+/// Asks the cache for the closures, prototypes and upvalue descriptions of the functions a
+/// few places ahead in `order` (stack slots), so that reading them does not wait on memory:
+/// their closures lie wherever the program made them, and each read starts with three
+/// dependent misses.
 ///
-/// SAFETY (for callers): every slot of `order` is a valid stack index.
+/// SAFETY (for callers): every slot of `order` is a valid stack index, and engine `inplace`'s
+/// layout is proven in this state (`Facts::by_prototype`): the hints read the closure and
+/// the prototype where that layout puts them.
 #[cfg(hotlua_inplace)]
 unsafe fn prefetch_ahead(state: *mut ffi::lua_State, order: &[c_int], at: usize) {
     extern "C" {
-        fn hotlua_prefetch_function(state: *mut ffi::lua_State, idx: c_int, proto: c_int);
+        fn hotlua_prefetch_function(state: *mut ffi::lua_State, idx: c_int, depth: c_int);
     }
     if let Some(&slot) = order.get(at + 8) {
         hotlua_prefetch_function(state, slot, 0);
     }
     if let Some(&slot) = order.get(at + 4) {
         hotlua_prefetch_function(state, slot, 1);
+    }
+    if let Some(&slot) = order.get(at + 2) {
+        hotlua_prefetch_function(state, slot, 2);
     }
 }
 
@@ -308,9 +313,15 @@ impl Read {
         if !(facts.by_prototype && self.read_by_prototype(state, facts, keep_at, &mut function)) {
             self.read_by_debug_api(state, facts, keep_at, &mut function);
         }
-        self.functions += 1;
-        self.upvalues += function.upvalues.len();
-        self.failed |= facts.by_function.insert(identity, function).is_err();
+        let upvalues = function.upvalues.len();
+        match facts.by_function.insert(identity, function) {
+            Ok(true) => {
+                self.functions += 1;
+                self.upvalues += upvalues;
+            }
+            Ok(false) => {}
+            Err(_) => self.failed = true,
+        }
     }
 
     /// [`Read::top`] through the debug API.
