@@ -388,9 +388,9 @@ impl<'lua> Planner<'lua> {
     /// products of the same factory in other code (a class library's constructor, say).
     fn same_foreign_prototype(&mut self, a: &Function, b: &Function) -> Result<bool> {
         let a = self.facts(a)?;
-        let a = (a.from_sources, a.prototype);
+        let (a_owned, a_prototype) = (a.from_sources, a.prototype);
         let b = self.facts(b)?;
-        Ok(!a.0 && !b.from_sources && a.1.is_some() && a.1 == b.prototype)
+        Ok(!a_owned && !b.from_sources && a_prototype.is_some() && a_prototype == b.prototype)
     }
 
     /// Functions that other modules and `_G` export as fields, by identity.

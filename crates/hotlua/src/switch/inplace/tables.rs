@@ -46,6 +46,18 @@ fn hash_ptr(p: usize, mask: usize) -> usize {
     (x >> 7) & mask
 }
 
+/// The slot of `key` in the open-addressing table `keys` (linear probing from [`hash_ptr`], as
+/// csrc/plan.h probes), or the empty slot where it goes. `keys` has a power-of-two length and
+/// an empty slot (tables are made at least twice as big as what they hold).
+fn slot_of<T>(keys: &[*const T], key: *const T) -> usize {
+    let mask = keys.len() - 1;
+    let mut slot = hash_ptr(key as usize, mask);
+    while !keys[slot].is_null() && keys[slot] != key {
+        slot = (slot + 1) & mask;
+    }
+    slot
+}
+
 /// Open-addressing tables the shim reads.
 pub(super) struct Tables {
     proto_keys: Vec<*const Proto>,
@@ -102,20 +114,12 @@ impl Tables {
                 _ if pairing.ambiguous.contains(&old) => usize::MAX - 1,
                 _ => 0,
             };
-            let mask = proto_capacity - 1;
-            let mut slot = hash_ptr(old, mask);
-            while !tables.proto_keys[slot].is_null() {
-                slot = (slot + 1) & mask;
-            }
+            let slot = slot_of(&tables.proto_keys, old as *const Proto);
             tables.proto_keys[slot] = old as *const Proto;
             tables.proto_values[slot] = value;
         }
-        let mask = tables.pair_keys.len() - 1;
         for pair in pairs {
-            let mut slot = hash_ptr(pair.old_closure as usize, mask);
-            while !tables.pair_keys[slot].is_null() {
-                slot = (slot + 1) & mask;
-            }
+            let slot = slot_of(&tables.pair_keys, pair.old_closure);
             tables.pair_keys[slot] = pair.old_closure;
             tables.pair_values[slot] = pair.new_closure;
         }
@@ -128,12 +132,8 @@ impl Tables {
         let slots = capacity(retargets.len());
         tables.new_proto_keys = fallible::filled(std::ptr::null(), slots)?;
         tables.new_proto_values = fallible::filled(std::ptr::null(), slots)?;
-        let mask = slots - 1;
         for (new, old) in retargets {
-            let mut slot = hash_ptr(new as usize, mask);
-            while !tables.new_proto_keys[slot].is_null() && tables.new_proto_keys[slot] != new {
-                slot = (slot + 1) & mask;
-            }
+            let slot = slot_of(&tables.new_proto_keys, new);
             let first = tables.new_proto_keys[slot].is_null();
             let value = &mut tables.new_proto_values[slot];
             // Paired with several old prototypes: no single one to put back.
