@@ -38,6 +38,11 @@ pub(super) fn same_name(a: &Rc<str>, b: &Rc<str>) -> bool {
     Rc::ptr_eq(a, b) || a == b
 }
 
+/// Functions [`Facts::read_fields`] gathers on the stack in one call: Lua 5.1 and LuaJIT give a
+/// C function 8000 stack slots (`LUAI_MAXCSTACK`), so a bigger module read in one call used
+/// to read none of them (each fell to the slow paths, one protected call a function).
+const READ_ROUND: usize = 1024;
+
 /// What [`Facts::read_fields`] found in a table.
 pub(super) struct FieldsRead {
     /// Functions whose facts it read (those not read before).
@@ -125,28 +130,66 @@ impl Facts {
         Ok(self.by_function.get(identity).expect("the facts just read"))
     }
 
-    /// Reads the facts of every function `table` holds as a value that were not read yet, in
-    /// one call; [`Facts::of`] then finds them.
+    /// Reads the facts of every function `table` holds as a value that were not read yet, a
+    /// round of [`READ_ROUND`] functions a call; [`Facts::of`] then finds them.
     pub(super) fn read_fields(&mut self, lua: &Lua, table: &Table) -> Result<FieldsRead> {
+        let mut fields = FieldsRead {
+            functions: 0,
+            upvalues: 0,
+            function_fields: 0,
+        };
+        let mut from = Value::Nil;
+        loop {
+            let (read, mut values, more) = self.read_round(lua, table, &from)?;
+            fields.functions += read.functions;
+            fields.upvalues += read.upvalues;
+            fields.function_fields += read.function_fields;
+            let next = if more { values.pop_back() } else { None };
+            self.take(read, values)?;
+            match next {
+                Some(key) => from = key,
+                None => return Ok(fields),
+            }
+        }
+    }
+
+    /// One round of [`Facts::read_fields`]: the functions of `table` after the key `from`
+    /// (`nil`: from the first) until [`READ_ROUND`] are gathered. Returns what it read, the
+    /// values of the cells it kept, then (when the round ended before the table did) the key
+    /// to go on after, and whether there is one.
+    fn read_round(
+        &mut self,
+        lua: &Lua,
+        table: &Table,
+        from: &Value,
+    ) -> Result<(Read, MultiValue, bool)> {
         let mut read = Read::default();
         let mut order: Vec<c_int> = Vec::new();
-        let mut function_fields = 0;
-        // SAFETY: index 1 is `table` (the only argument). First every function value not read
-        // yet is moved onto the stack (one the table holds twice is read twice, and kept
-        // once): lua_next pops the key at the top and pushes the next
-        // key and its value (nothing at the end), and lua_insert puts the value below the key
-        // (room for both made first), so the key is at the top again. Then each function,
-        // copied to the top, is read by `read_top`, which keeps cell values below the copy.
-        // Last the kept values are copied down over the table and the functions (each source
-        // slot is above the slot it is copied into, and no slot is written before it is read)
-        // and the rest dropped, so the frame holds exactly the kept values, in order.
+        let mut more = false;
+        // SAFETY: index 1 is `table`, index 2 `from`. First every function value not read yet
+        // is moved onto the stack (one the table holds twice is read twice, and kept once):
+        // lua_next pops the key at the top and pushes the next key and its value (nothing at
+        // the end), and lua_insert puts the value below the key (room for both made first),
+        // so the key is at the top again. Then each function, copied to the top, is read by
+        // `read_top`, which keeps cell values below the copy. Last the kept values are copied
+        // down over the arguments and the functions (each source slot is above the slot it is
+        // copied into, and no slot is written before it is read), followed by the key when the
+        // round ended first (copied to the top beforehand, as its slot may be written), and the
+        // rest dropped.
         let values: MultiValue = unsafe {
-            lua.exec_raw(table, |state| {
-                ffi::lua_pushnil(state);
-                while ffi::lua_next(state, 1) != 0 {
+            lua.exec_raw((table, from), |state| {
+                ffi::lua_pushvalue(state, 2);
+                loop {
+                    if order.len() == READ_ROUND {
+                        more = true;
+                        break;
+                    }
+                    if ffi::lua_next(state, 1) == 0 {
+                        break;
+                    }
                     let identity = ffi::lua_topointer(state, -1) as usize;
                     let is_function = ffi::lua_type(state, -1) == ffi::LUA_TFUNCTION;
-                    function_fields += usize::from(is_function);
+                    read.function_fields += usize::from(is_function);
                     if is_function
                         && !self.by_function.contains(identity)
                         && ffi::lua_checkstack(state, 3) != 0
@@ -169,21 +212,22 @@ impl Facts {
                     read.top(state, self, -2);
                     ffi::lua_pop(state, 1);
                 }
-                let below = ffi::lua_gettop(state) - read.cells.len() as c_int;
-                for kept in 1..=read.cells.len() as c_int {
-                    ffi::lua_pushvalue(state, below + kept);
-                    ffi::lua_replace(state, kept);
+                let kept = read.cells.len() as c_int;
+                let below = ffi::lua_gettop(state) - kept;
+                if more {
+                    ffi::lua_pushvalue(state, below);
                 }
-                ffi::lua_settop(state, read.cells.len() as c_int);
+                for at in 1..=kept {
+                    ffi::lua_pushvalue(state, below + at);
+                    ffi::lua_replace(state, at);
+                }
+                if more {
+                    ffi::lua_replace(state, kept + 1);
+                }
+                ffi::lua_settop(state, kept + c_int::from(more));
             })?
         };
-        let fields = FieldsRead {
-            functions: read.functions,
-            upvalues: read.upvalues,
-            function_fields,
-        };
-        self.take(read, values)?;
-        Ok(fields)
+        Ok((read, values, more))
     }
 
     /// Makes room for the facts of `functions` more functions at once.
@@ -285,11 +329,13 @@ unsafe fn prefetch_ahead(state: *mut ffi::lua_State, order: &[c_int], at: usize)
 unsafe fn prefetch_ahead(_: *mut ffi::lua_State, _: &[c_int], _: usize) {}
 
 /// What one call read: how many functions (their facts go straight to [`Facts`]) and
-/// upvalues, and the cells whose values it kept on the stack, in the order it kept them.
+/// upvalues, how many fields held a function (read or not), and the cells whose values it kept
+/// on the stack, in the order it kept them.
 #[derive(Default)]
 struct Read {
     functions: usize,
     upvalues: usize,
+    function_fields: usize,
     cells: Vec<usize>,
     cells_kept: FxHashSet<usize>,
     /// The first error of memory, reported once the C frame is left.
@@ -471,5 +517,43 @@ impl Read {
         if !self.failed {
             function.upvalues.push(upvalue);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More functions than Lua 5.1 and LuaJIT let one C call hold on the stack: every one is
+    /// read, with its cell's value, across the rounds' boundaries.
+    #[test]
+    fn a_table_of_ten_thousand_functions_is_read_whole() {
+        let lua = Lua::new();
+        let table: Table = lua
+            .load(
+                "local t = { data = 1 }
+                 for i = 1, 10000 do local v = i; t['f' .. i] = function() return v end end
+                 t.again = t.f1
+                 return t",
+            )
+            .eval()
+            .unwrap();
+        let mut facts = Facts::new(&lua, Vec::new());
+        let read = facts.read_fields(&lua, &table).unwrap();
+        assert_eq!(
+            (read.functions, read.upvalues, read.function_fields),
+            (10000, 10000, 10001)
+        );
+        for i in 1..=10000 {
+            let function: Function = table.raw_get(format!("f{i}")).unwrap();
+            let function_facts = facts
+                .by_function
+                .get(function.to_pointer() as usize)
+                .unwrap();
+            let cell = function_facts.upvalues[0].cell;
+            assert_eq!(facts.cell_value(cell), Value::Integer(i), "f{i}");
+        }
+        let again = facts.read_fields(&lua, &table).unwrap();
+        assert_eq!((again.functions, again.function_fields), (0, 10001));
     }
 }
