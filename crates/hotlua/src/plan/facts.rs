@@ -43,6 +43,9 @@ pub(super) fn same_name(a: &Rc<str>, b: &Rc<str>) -> bool {
 /// to read none of them (each fell to the slow paths, one protected call a function).
 const READ_ROUND: usize = 1024;
 
+/// Names [`Facts::name`] remembers by address.
+const RECENT_NAMES: usize = 8;
+
 /// What [`Facts::read_fields`] found in a table.
 pub(super) struct FieldsRead {
     /// Functions whose facts it read (those not read before).
@@ -77,6 +80,8 @@ pub(super) struct Facts {
     by_function: Indexed<FunctionFacts>,
     /// Upvalue names, each held once: comparing two is comparing pointers.
     names: FxHashMap<Box<[u8]>, Rc<str>>,
+    /// The names last read, by the address of their bytes (see [`Facts::name`]).
+    recent_names: [Option<(usize, Rc<str>)>; RECENT_NAMES],
     cell_values: FxHashMap<usize, Value>,
     /// Read functions from their prototypes ([`Read::read_by_prototype`]): engine `inplace`'s
     /// layout is proven in this state.
@@ -101,6 +106,7 @@ impl Facts {
             sources,
             by_function: Indexed::default(),
             names: FxHashMap::default(),
+            recent_names: Default::default(),
             cell_values: FxHashMap::default(),
             by_prototype: by_prototype(lua),
             last_found: Default::default(),
@@ -277,6 +283,21 @@ impl Facts {
     }
 
     fn name(&mut self, bytes: &[u8]) -> Rc<str> {
+        // A module's functions name the same few upvalues, each one string of Lua's (short
+        // strings are held once): the name last read at that address is most often it.
+        let address = bytes.as_ptr() as usize;
+        let slot = (address >> 4) % RECENT_NAMES;
+        if let Some((at, name)) = &self.recent_names[slot] {
+            if *at == address && name.as_bytes() == bytes {
+                return name.clone();
+            }
+        }
+        let name = self.shared_name(bytes);
+        self.recent_names[slot] = Some((address, name.clone()));
+        name
+    }
+
+    fn shared_name(&mut self, bytes: &[u8]) -> Rc<str> {
         if let Some(name) = self.names.get(bytes) {
             return name.clone();
         }

@@ -76,22 +76,27 @@ impl Planner<'_> {
             return Ok(false);
         }
         let new_id = ffi::lua_topointer(state, value) as usize;
-        if !self.new_functions.contains(new_id) {
+        let Some(new_path) = self
+            .new_functions
+            .get_in_order(new_id, &self.new_function_merged)
+        else {
             return Ok(false);
-        }
+        };
+        let new_path = new_path.clone();
         ffi::lua_pushvalue(state, key);
         ffi::lua_rawget(state, LIVE);
         let old = ffi::lua_absindex(state, -1);
-        let merged = self.merge_function_pair(state, key, old, value, new_id, path);
+        let merged = self.merge_function_pair(state, key, old, value, new_id, path, &new_path);
         ffi::lua_pop(state, 1);
         merged
     }
 
     /// The field's live value is at `old`: a function of the batch the fast path can pair
-    /// with the new one at `new`, or false.
+    /// with the new one at `new` (collected at `new_path`), or false.
     ///
     /// # Safety
     /// As for [`Planner::merge_function_field`]; `key`, `old` and `new` are valid indices.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn merge_function_pair(
         &mut self,
         state: *mut ffi::lua_State,
@@ -100,6 +105,7 @@ impl Planner<'_> {
         new: c_int,
         new_id: usize,
         path: &Path,
+        new_path: &Path,
     ) -> Result<bool> {
         if ffi::lua_type(state, old) != ffi::LUA_TFUNCTION {
             return Ok(false);
@@ -125,7 +131,14 @@ impl Planner<'_> {
             let Some(at) = self.replaced.push_raw(state, PAIRS, old, new) else {
                 return Ok(false);
             };
-            self.note_pair(old_id, new_id, at, path.field_at(state, key))?;
+            // The pair is reported at its field's path, most often the one its new function
+            // was collected at: shared then, not made again.
+            let pair_path = if new_path.is_field_at(path, state, key) {
+                new_path.clone()
+            } else {
+                path.field_at(state, key)
+            };
+            self.note_pair(old_id, new_id, at, pair_path)?;
             self.old_functions.grow()?;
             self.old_functions.insert(old_id);
         }

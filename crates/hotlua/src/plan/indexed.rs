@@ -9,10 +9,11 @@
 //! order they were made, which walks that stack from one end to the other.
 
 use std::cell::Cell;
+use std::collections::hash_map::Entry;
 
 use rustc_hash::FxHashMap;
 
-use crate::fallible::{Grow, TryPush};
+use crate::fallible::Grow;
 use crate::Result;
 
 /// A map from identities (`to_pointer` of a Lua object) to values, iterated and dropped in
@@ -54,13 +55,17 @@ impl<T> Indexed<T> {
 
     /// Adds `value` for `identity` unless it has one already; true if it was added.
     pub(super) fn insert(&mut self, identity: usize, value: T) -> Result<bool> {
-        if self.contains(identity) {
-            return Ok(false);
-        }
         self.at.grow()?;
-        self.items.try_push((identity, value))?;
-        self.at.insert(identity, self.items.len() - 1);
-        Ok(true)
+        self.items.grow()?;
+        // One probe of the map, not a lookup and then an insertion.
+        match self.at.entry(identity) {
+            Entry::Occupied(_) => Ok(false),
+            Entry::Vacant(at) => {
+                at.insert(self.items.len());
+                self.items.push((identity, value));
+                Ok(true)
+            }
+        }
     }
 
     /// Makes room for `additional` more values at once.
@@ -109,5 +114,19 @@ mod tests {
         );
         let fresh = Cell::new(usize::MAX);
         assert_eq!(indexed.get_in_order(10, &fresh), Some(&20));
+    }
+
+    #[test]
+    fn an_identity_keeps_its_first_value() {
+        let mut indexed = Indexed::default();
+        assert!(indexed.insert(7, "first").unwrap());
+        assert!(indexed.insert(8, "other").unwrap());
+        assert!(!indexed.insert(7, "second").unwrap());
+        assert_eq!(
+            (indexed.get(7), indexed.get(8)),
+            (Some(&"first"), Some(&"other"))
+        );
+        let order: Vec<_> = indexed.iter().collect();
+        assert_eq!(order, [(7, &"first"), (8, &"other")]);
     }
 }

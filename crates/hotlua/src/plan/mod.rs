@@ -43,6 +43,7 @@ mod path;
 mod replaced;
 mod tables;
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::rc::Rc;
 
@@ -202,6 +203,9 @@ struct Planner<'lua> {
     data: DataTables,
     /// Every function of the new versions, with the path it was first found at.
     new_functions: Indexed<Path>,
+    /// Where the fast path of merging last found a new function in `new_functions`: it meets
+    /// them in the order they were collected.
+    new_function_merged: Cell<usize>,
     new_cells: FxHashMap<usize, NewCell>,
     /// The new functions holding those cells, a slot for each upvalue: a Lua list, not an mlua
     /// handle each.
@@ -311,6 +315,7 @@ impl<'lua> Planner<'lua> {
             new_tables,
             data,
             new_functions: Indexed::default(),
+            new_function_merged: Cell::default(),
             new_cells: FxHashMap::default(),
             cell_holders: LuaList::new(lua, 0)?,
             table_pairs,

@@ -11,9 +11,13 @@ use std::fmt;
 use std::rc::Rc;
 
 use mlua::Value;
+use smallvec::SmallVec;
 
 /// Steps written out in full before a path is shortened.
 const SHOWN: u32 = 24;
+
+/// Bytes of a string key held in the path's step without an allocation of their own.
+const INLINE_KEY: usize = 24;
 
 #[derive(Clone)]
 pub(super) struct Path(Rc<Node>);
@@ -28,11 +32,14 @@ struct Node {
     shown: Option<Path>,
 }
 
+#[derive(PartialEq)]
 enum Step {
     /// A module's or a global's name (empty for `_G` itself).
     Root(Rc<str>),
-    /// A field with a string key, as bytes: `.name`, or `["key"]` when it is not a name.
-    Text(Box<[u8]>),
+    /// A field with a string key, as bytes: `.name`, or `["key"]` when it is not a name. Held
+    /// in the step itself up to [`INLINE_KEY`] bytes: a module's ten thousand function paths
+    /// are then one allocation each, not two.
+    Text(SmallVec<[u8; INLINE_KEY]>),
     Integer(i64),
     Number(f64),
     Boolean(bool),
@@ -70,7 +77,7 @@ impl Path {
     /// This path followed by the table field `key`: `.key` for a name, `[key]` otherwise.
     pub(super) fn field(&self, key: &Value) -> Path {
         self.step(match key {
-            Value::String(s) => Step::Text(s.as_bytes().to_vec().into_boxed_slice()),
+            Value::String(s) => Step::Text(SmallVec::from_slice(&s.as_bytes())),
             Value::Integer(i) => Step::Integer(*i),
             Value::Number(n) => Step::Number(*n),
             Value::Boolean(b) => Step::Boolean(*b),
@@ -86,7 +93,48 @@ impl Path {
         let mut len = 0;
         let text = mlua::ffi::lua_tolstring(state, key, &mut len);
         let bytes = std::slice::from_raw_parts(text.cast::<u8>(), len);
-        self.step(Step::Text(bytes.into()))
+        self.step(Step::Text(SmallVec::from_slice(bytes)))
+    }
+
+    /// True if this path is [`Path::field_at`]`(parent, key)`: the same steps, made apart or
+    /// not. The planner then shares it rather than making it again.
+    ///
+    /// # Safety
+    /// As for [`Path::field_at`].
+    pub(super) unsafe fn is_field_at(
+        &self,
+        parent: &Path,
+        state: *mut mlua::ffi::lua_State,
+        key: c_int,
+    ) -> bool {
+        let Step::Text(text) = &self.0.step else {
+            return false;
+        };
+        let mut len = 0;
+        let key = mlua::ffi::lua_tolstring(state, key, &mut len);
+        text.as_slice() == std::slice::from_raw_parts(key.cast::<u8>(), len)
+            && self
+                .0
+                .parent
+                .as_ref()
+                .is_some_and(|own| own.same_steps(parent))
+    }
+
+    /// True if the two paths have the same steps.
+    fn same_steps(&self, other: &Path) -> bool {
+        let (mut a, mut b) = (self, other);
+        loop {
+            if Rc::ptr_eq(&a.0, &b.0) {
+                return true;
+            }
+            if a.0.depth != b.0.depth || a.0.step != b.0.step {
+                return false;
+            }
+            match (&a.0.parent, &b.0.parent) {
+                (Some(pa), Some(pb)) => (a, b) = (pa, pb),
+                _ => return true,
+            }
+        }
     }
 
     /// The path of the metatable of the value at this path.
