@@ -20,7 +20,7 @@ impl Planner<'_> {
             return Ok(());
         }
         let facts = self.facts(old)?.clone();
-        for upvalue in &facts.upvalues {
+        for (index, upvalue) in facts.numbered_upvalues() {
             self.old_cells_by_name.grow()?;
             let cells = self
                 .old_cells_by_name
@@ -29,7 +29,7 @@ impl Planner<'_> {
             cells.grow()?;
             cells.entry(upvalue.cell).or_insert_with(|| OldCell {
                 function: old.clone(),
-                index: upvalue.index,
+                index,
                 value: self.facts.cell_value(upvalue.cell),
                 cell: upvalue.cell,
             });

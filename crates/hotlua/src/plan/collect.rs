@@ -180,7 +180,7 @@ impl Planner<'_> {
         }
         self.new_functions.insert(identity, path.clone())?;
         self.cell_holders.reserve(self.lua, facts.upvalues.len())?;
-        for upvalue in &facts.upvalues {
+        for (index, upvalue) in facts.numbered_upvalues() {
             self.new_cells.grow()?;
             let cell = match self.new_cells.entry(upvalue.cell) {
                 // A shared cell: its value was collected with its first holder.
@@ -202,7 +202,7 @@ impl Planner<'_> {
             };
             cell.holders.grow()?;
             cell.holders
-                .push((self.cell_holders.push(function)?, upvalue.index));
+                .push((self.cell_holders.push(function)?, index));
         }
         // Lua 5.1 functions carry their own environment (the staging table, or the table
         // `module()` made): point it at the live counterpart once all is paired.
@@ -276,12 +276,12 @@ impl Planner<'_> {
         let closures = fallible::collect(self.foreign_closures.values().cloned())?;
         for closure in closures {
             let facts = self.facts(&closure)?.clone();
-            for upvalue in &facts.upvalues {
+            for (index, upvalue) in facts.numbered_upvalues() {
                 let value = self.facts.cell_value(upvalue.cell);
                 if self.resolve(&value)? != value {
                     self.writes.try_push(Write::Upvalue {
                         function: closure.clone(),
-                        index: upvalue.index,
+                        index,
                         value,
                     })?;
                 }

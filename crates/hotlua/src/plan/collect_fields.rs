@@ -145,7 +145,7 @@ impl Planner<'_> {
             .facts
             .known_in_order(identity, Walk::New)
             .expect("read above");
-        for upvalue in &facts.upvalues {
+        for (index, upvalue) in facts.numbered_upvalues() {
             self.new_cells.grow()?;
             let cell = match self.new_cells.entry(upvalue.cell) {
                 Entry::Occupied(cell) => cell.into_mut(),
@@ -163,7 +163,7 @@ impl Planner<'_> {
             cell.holders.grow()?;
             // Room was checked above.
             self.cell_holders.push_raw(state, HOLDERS, &[value]);
-            cell.holders.push((self.cell_holders.len(), upvalue.index));
+            cell.holders.push((self.cell_holders.len(), index));
         }
         if in_environment_group {
             self.add_to_environment_group(state, value);

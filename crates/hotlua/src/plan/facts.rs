@@ -8,6 +8,7 @@
 
 use std::cell::Cell;
 use std::ffi::{c_int, CStr};
+use std::num::NonZeroUsize;
 use std::rc::Rc;
 
 use mlua::{ffi, Function, Lua, MultiValue, Table, Value};
@@ -24,8 +25,6 @@ use crate::Result;
 /// handful of cells).
 #[derive(Clone)]
 pub(crate) struct UpvalueFact {
-    /// 1-based index, as the C API counts.
-    pub index: i32,
     /// The local's name; `(no name)` for stripped Lua functions.
     pub name: Rc<str>,
     /// `lua_upvalueid`: equal for two closures exactly when they share the variable.
@@ -65,10 +64,18 @@ pub(crate) struct FunctionFacts {
     /// For a Lua function: its prototype's identity (the address of its source string, which
     /// every prototype of one chunk shares, and the lines it spans). Two closures with the same
     /// prototype are two instances of one function of the source.
-    pub prototype: Option<(usize, i32, i32)>,
+    pub prototype: Option<(NonZeroUsize, i32, i32)>,
     /// Its upvalues, read for every Lua function (a few, held inline: ten thousand functions
     /// are ten thousand allocations fewer).
     pub upvalues: SmallVec<[UpvalueFact; 4]>,
+}
+
+impl FunctionFacts {
+    /// Its upvalues with their 1-based indices, as the C API counts them (an index is not
+    /// stored: ten thousand functions' facts are written, and read, in a sweep over memory).
+    pub(crate) fn numbered_upvalues(&self) -> impl Iterator<Item = (i32, &UpvalueFact)> {
+        (1..).zip(&self.upvalues)
+    }
 }
 
 /// The facts of every function met, by identity, and the value of every cell they carry.
@@ -414,7 +421,8 @@ impl Read {
         }
         let source = CStr::from_ptr(ar.source).to_bytes();
         function.from_sources = facts.sources.iter().any(|s| s.as_bytes() == source);
-        function.prototype = Some((ar.source as usize, ar.linedefined, ar.lastlinedefined));
+        function.prototype = NonZeroUsize::new(ar.source as usize)
+            .map(|source| (source, ar.linedefined, ar.lastlinedefined));
         let mut index = 1;
         while ffi::lua_checkstack(state, 2) != 0 {
             let name = ffi::lua_getupvalue(state, -1, index);
@@ -428,7 +436,7 @@ impl Read {
                 ffi::lua_pop(state, 1);
             }
             let name = facts.name(CStr::from_ptr(name).to_bytes());
-            self.push_upvalue(function, UpvalueFact { index, name, cell });
+            self.push_upvalue(function, UpvalueFact { name, cell });
             index += 1;
         }
     }
@@ -495,7 +503,7 @@ impl Read {
         }
         let source_bytes = std::slice::from_raw_parts(source.cast::<u8>(), len);
         function.from_sources = facts.sources.iter().any(|s| s.as_bytes() == source_bytes);
-        function.prototype = Some((source as usize, first, last));
+        function.prototype = NonZeroUsize::new(source as usize).map(|source| (source, first, last));
         for (index, name) in (1..).zip(names) {
             let cell = cell_identity(state, -1, index);
             if ffi::lua_checkstack(state, 2) != 0 && self.keeps(facts, cell) {
@@ -503,7 +511,7 @@ impl Read {
                 ffi::lua_insert(state, keep_at);
             }
             let name = facts.name(name);
-            self.push_upvalue(function, UpvalueFact { index, name, cell });
+            self.push_upvalue(function, UpvalueFact { name, cell });
         }
         true
     }

@@ -48,10 +48,9 @@ impl Planner<'_> {
         // Functions of one module share cells: the values of a pair of cells are paired once.
         let mut values_to_pair = false;
         for upvalue in &new_facts.upvalues {
-            let Some(old_upvalue) = old_facts
-                .upvalues
-                .iter()
-                .find(|u| same_name(&u.name, &upvalue.name))
+            let Some((old_index, old_upvalue)) = old_facts
+                .numbered_upvalues()
+                .find(|(_, u)| same_name(&u.name, &upvalue.name))
             else {
                 continue;
             };
@@ -60,7 +59,7 @@ impl Planner<'_> {
                 .entry(upvalue.cell)
                 .or_insert_with(|| OldCell {
                     function: old.clone(),
-                    index: old_upvalue.index,
+                    index: old_index,
                     value: self.facts.cell_value(old_upvalue.cell),
                     cell: old_upvalue.cell,
                 });
