@@ -68,16 +68,20 @@ impl Write {
     /// A [`Write::Fields`] that fails half-way records what undoes the fields it wrote.
     fn perform(&self, lua: &Lua, undo: &mut Vec<Write>) -> mlua::Result<()> {
         if let Write::Fields { list } = self {
+            let slots: usize = list.raw_get("n")?;
+            let Some(from) = first_write_needed(lua, list, slots)? else {
+                // Every field holds its value already: nothing to write, nothing to undo.
+                return Ok(());
+            };
             // Sized for every value it will hold, so that noting one never grows it: Lua 5.1
             // and 5.2 lose entries of a table whose growth runs out of memory half-way (the
             // array part grown, the hash part not yet rebuilt), and the undo would lose them.
-            let slots: usize = list.raw_get("n")?;
-            let before = lua.create_table_with_capacity(slots, 1)?;
+            let before = lua.create_table_with_capacity(slots + 1 - from, 1)?;
             before.raw_set("n", 0)?;
             undo.push(Write::Restore {
                 list: before.clone(),
             });
-            return fields_walk(lua, "write")?.call((list, before));
+            return fields_walk(lua, "write")?.call((list, before, from));
         }
         undo.extend(self.perform_one(lua)?);
         Ok(())
@@ -165,11 +169,49 @@ impl Write {
     }
 }
 
-/// `write(list, before)` makes the writes of a [`Write::Fields`] list in order (those whose
-/// field holds the value already are not made), first noting each field's value in `before`
-/// (when given) as a [`Write::Restore`] list: the slots, then
-/// their count, so that a write failing half-way leaves `before` exact. `restore(list)` puts
-/// those values back, newest first; it allocates nothing (each key is still there).
+/// The slot of the first write of a [`Write::Fields`] list of `slots` slots whose field does
+/// not hold its value already, if any: the fields before it are skipped over the raw stack
+/// rather than one `rawget` call each in Lua (under `inplace` a module of ten thousand
+/// functions lists ten thousand such fields). The check is the one `write` makes, in order, and
+/// before any write, so what it skips `write` would have skipped. A field whose live value
+/// differs but may be equal by `__eq`, or a list entry that is not a table, is left to `write`.
+fn first_write_needed(lua: &Lua, list: &Table, slots: usize) -> mlua::Result<Option<usize>> {
+    let mut first = None;
+    // SAFETY: index 1 is `list`; room for the four values each step pushes is made first.
+    // lua_rawgeti and lua_rawget read without metamethods and raise nothing (lua_rawget is
+    // only given a table), lua_rawequal compares without metamethods, and each step pops
+    // what it pushed.
+    unsafe {
+        lua.exec_raw::<()>(list, |state| {
+            if mlua::ffi::lua_checkstack(state, 4) == 0 {
+                first = Some(1);
+                return;
+            }
+            for slot in (1..=slots).step_by(3) {
+                mlua::ffi::lua_rawgeti(state, 1, slot as mlua::ffi::lua_Integer);
+                let same = mlua::ffi::lua_type(state, 2) == mlua::ffi::LUA_TTABLE && {
+                    mlua::ffi::lua_rawgeti(state, 1, slot as mlua::ffi::lua_Integer + 1);
+                    mlua::ffi::lua_rawget(state, 2);
+                    mlua::ffi::lua_rawgeti(state, 1, slot as mlua::ffi::lua_Integer + 2);
+                    mlua::ffi::lua_rawequal(state, 3, 4) != 0
+                };
+                mlua::ffi::lua_settop(state, 1);
+                if !same {
+                    first = Some(slot);
+                    return;
+                }
+            }
+        })?;
+    }
+    Ok(first)
+}
+
+/// `write(list, before, from)` makes the writes of a [`Write::Fields`] list in order, from
+/// slot `from` (1 when not given; those whose field holds the value already are not made),
+/// first noting each field's value in `before` (when given) as a [`Write::Restore`] list: the
+/// slots, then their count, so that a write failing half-way leaves `before` exact.
+/// `restore(list)` puts those values back, newest first; it allocates nothing (each key is
+/// still there).
 fn fields_walk(lua: &Lua, name: &str) -> mlua::Result<Function> {
     let walks: Table = crate::standard::cached(lua, &FIELDS)?;
     walks.raw_get(name)
@@ -212,9 +254,9 @@ pub(crate) const FIELDS: Chunk = Chunk {
     name: "=hotlua fields",
     source: r#"
 local rawget, rawset = rawget, rawset
-local function write(list, before)
+local function write(list, before, from)
   local n = 0
-  for i = 1, list.n, 3 do
+  for i = from or 1, list.n, 3 do
     local table, key, value = list[i], list[i + 1], list[i + 2]
     local was = rawget(table, key)
     -- Under `inplace` every module function's field holds its value already: the old
@@ -237,3 +279,60 @@ end
 return { write = write, restore = restore }
 "#,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `list` (Lua source of a Fields list over the global table `t`) as one write and
+    /// returns `t` after it and after undoing it, as `a,b` text.
+    fn write_then_undo(list: &str) -> (usize, String, String) {
+        let lua = Lua::new();
+        lua.load("t = { a = 1, b = 2 }").exec().unwrap();
+        let list: Table = lua.load(list).eval().unwrap();
+        let fields = |lua: &Lua| {
+            lua.load("return t.a .. ',' .. t.b")
+                .eval::<String>()
+                .unwrap()
+        };
+        let undo = apply(&lua, &[Write::Fields { list }]).unwrap();
+        let (undo_writes, written) = (undo.0.len(), fields(&lua));
+        undo.undo(&lua);
+        (undo_writes, written, fields(&lua))
+    }
+
+    #[test]
+    fn fields_that_hold_their_values_are_neither_written_nor_undone() {
+        let (undo_writes, written, undone) =
+            write_then_undo("return { t, 'a', 1, t, 'b', 2, n = 6 }");
+        assert_eq!(
+            (undo_writes, written.as_str(), undone.as_str()),
+            (0, "1,2", "1,2")
+        );
+    }
+
+    /// The first fields are skipped before any write; from the first that needs a write on,
+    /// each is checked after the writes before it, as in one pass: the last `b = 2` is
+    /// written, as `b` holds 3 by then.
+    #[test]
+    fn fields_are_written_in_order_after_the_first_that_needs_it() {
+        let (undo_writes, written, undone) =
+            write_then_undo("return { t, 'a', 1, t, 'b', 3, t, 'a', 5, t, 'b', 2, n = 12 }");
+        assert_eq!(
+            (undo_writes, written.as_str(), undone.as_str()),
+            (1, "5,2", "1,2")
+        );
+    }
+
+    #[test]
+    fn a_field_of_what_is_not_a_table_fails_and_writes_nothing() {
+        let lua = Lua::new();
+        lua.load("t = { a = 1 }").exec().unwrap();
+        let list: Table = lua
+            .load("return { t, 'a', 1, 'text', 'a', 2, n = 6 }")
+            .eval()
+            .unwrap();
+        assert!(apply(&lua, &[Write::Fields { list }]).is_err());
+        assert_eq!(lua.load("return t.a").eval::<i64>().unwrap(), 1);
+    }
+}
