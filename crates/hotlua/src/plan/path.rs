@@ -229,6 +229,33 @@ impl fmt::Debug for Path {
 mod tests {
     use super::*;
 
+    /// A path made apart with the same steps is the same place; another key, another parent,
+    /// or a parent one step shorter is not.
+    #[test]
+    fn a_field_is_known_by_its_steps() {
+        let lua = mlua::Lua::new();
+        let key = |s: &str| Value::String(lua.create_string(s).unwrap());
+        let parent = Path::root("m").field(&key("Class"));
+        let collected = parent.field(&key("f1"));
+        let made_apart = Path::root("m").field(&key("Class"));
+        let other_parent = Path::root("n").field(&key("Class"));
+        let mut found = Vec::new();
+        // SAFETY: index 1 holds the string "f1", index 2 "f2".
+        unsafe {
+            lua.exec_raw::<()>((key("f1"), key("f2")), |state| {
+                found = vec![
+                    collected.is_field_at(&made_apart, state, 1),
+                    collected.is_field_at(&parent, state, 1),
+                    collected.is_field_at(&made_apart, state, 2),
+                    collected.is_field_at(&other_parent, state, 1),
+                    collected.is_field_at(&Path::root("m"), state, 1),
+                ];
+            })
+            .unwrap();
+        }
+        assert_eq!(found, [true, true, false, false, false]);
+    }
+
     #[test]
     fn names_keys_metatables_and_upvalues() {
         let lua = mlua::Lua::new();
