@@ -90,10 +90,7 @@ impl Path {
     /// # Safety
     /// `key` is a valid stack index holding a string (lua_tolstring then converts nothing).
     pub(super) unsafe fn field_at(&self, state: *mut mlua::ffi::lua_State, key: c_int) -> Path {
-        let mut len = 0;
-        let text = mlua::ffi::lua_tolstring(state, key, &mut len);
-        let bytes = std::slice::from_raw_parts(text.cast::<u8>(), len);
-        self.step(Step::Text(SmallVec::from_slice(bytes)))
+        self.step(Step::Text(SmallVec::from_slice(key_bytes(state, key))))
     }
 
     /// True if this path is [`Path::field_at`]`(parent, key)`: the same steps, made apart or
@@ -110,9 +107,7 @@ impl Path {
         let Step::Text(text) = &self.0.step else {
             return false;
         };
-        let mut len = 0;
-        let key = mlua::ffi::lua_tolstring(state, key, &mut len);
-        text.as_slice() == std::slice::from_raw_parts(key.cast::<u8>(), len)
+        text.as_slice() == key_bytes(state, key)
             && self
                 .0
                 .parent
@@ -151,6 +146,16 @@ impl Path {
     fn is_globals(&self) -> bool {
         matches!(&self.0.step, Step::Root(name) if name.is_empty())
     }
+}
+
+/// The bytes of the string at stack index `key`.
+///
+/// # Safety
+/// As for [`Path::field_at`]; the bytes live while the string stays on the stack.
+unsafe fn key_bytes<'a>(state: *mut mlua::ffi::lua_State, key: c_int) -> &'a [u8] {
+    let mut len = 0;
+    let text = mlua::ffi::lua_tolstring(state, key, &mut len);
+    std::slice::from_raw_parts(text.cast::<u8>(), len)
 }
 
 impl Drop for Node {

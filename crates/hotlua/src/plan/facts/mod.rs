@@ -7,18 +7,20 @@
 //! its closures are read while the table's walk has them in the cache.
 
 use std::cell::Cell;
-use std::ffi::{c_int, CStr};
+use std::ffi::c_int;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
 
 use mlua::{ffi, Function, Lua, MultiValue, Table, Value};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
+use self::read::{prefetch_ahead, Read};
 use super::indexed::Indexed;
 use crate::fallible::{Grow, TryPush};
-use crate::raw::cell_identity;
 use crate::Result;
+
+mod read;
 
 /// An upvalue of a function as the planner keeps it: its value is in [`Facts::cell_value`],
 /// read once per cell, not once per function (ten thousand functions of a module share a
@@ -327,226 +329,6 @@ fn by_prototype(lua: &Lua) -> bool {
 #[cfg(not(hotlua_inplace))]
 fn by_prototype(_: &Lua) -> bool {
     false
-}
-
-/// Asks the cache for the closures, prototypes and upvalue descriptions of the functions a
-/// few places ahead in `order` (stack slots), so that reading them does not wait on memory:
-/// their closures lie wherever the program made them, and each read starts with three
-/// dependent misses.
-///
-/// SAFETY (for callers): every slot of `order` is a valid stack index, and engine `inplace`'s
-/// layout is proven in this state (`Facts::by_prototype`): the hints read the closure and
-/// the prototype where that layout puts them.
-#[cfg(hotlua_inplace)]
-unsafe fn prefetch_ahead(state: *mut ffi::lua_State, order: &[c_int], at: usize) {
-    extern "C" {
-        fn hotlua_prefetch_function(state: *mut ffi::lua_State, idx: c_int, depth: c_int);
-    }
-    if let Some(&slot) = order.get(at + 8) {
-        hotlua_prefetch_function(state, slot, 0);
-    }
-    if let Some(&slot) = order.get(at + 4) {
-        hotlua_prefetch_function(state, slot, 1);
-    }
-    if let Some(&slot) = order.get(at + 2) {
-        hotlua_prefetch_function(state, slot, 2);
-    }
-}
-
-#[cfg(not(hotlua_inplace))]
-unsafe fn prefetch_ahead(_: *mut ffi::lua_State, _: &[c_int], _: usize) {}
-
-/// What one call read: how many functions (their facts go straight to [`Facts`]) and
-/// upvalues, how many fields held a function (read or not), and the cells whose values it kept
-/// on the stack, in the order it kept them.
-#[derive(Default)]
-struct Read {
-    functions: usize,
-    upvalues: usize,
-    function_fields: usize,
-    cells: Vec<usize>,
-    cells_kept: FxHashSet<usize>,
-    /// The first error of memory, reported once the C frame is left.
-    failed: bool,
-}
-
-impl Read {
-    /// Reads the function at the top of the stack. The value of each cell neither `facts` nor
-    /// this read knows is moved to `keep_at` (relative to the top once it is pushed, so that
-    /// the function stays at the top); every other value pushed is popped.
-    ///
-    /// SAFETY (for callers): the top of the stack holds a function and there is room for two
-    /// more values.
-    unsafe fn top(&mut self, state: *mut ffi::lua_State, facts: &mut Facts, keep_at: c_int) {
-        let identity = ffi::lua_topointer(state, -1) as usize;
-        let mut function = FunctionFacts {
-            from_sources: false,
-            prototype: None,
-            upvalues: SmallVec::new(),
-        };
-        if !(facts.by_prototype && self.read_by_prototype(state, facts, keep_at, &mut function)) {
-            self.read_by_debug_api(state, facts, keep_at, &mut function);
-        }
-        let upvalues = function.upvalues.len();
-        match facts.by_function.insert(identity, function) {
-            Ok(true) => {
-                self.functions += 1;
-                self.upvalues += upvalues;
-            }
-            Ok(false) => {}
-            Err(_) => self.failed = true,
-        }
-    }
-
-    /// [`Read::top`] through the debug API.
-    ///
-    /// SAFETY: as for [`Read::top`]. lua_getinfo with '>' pops the copy pushed for it and
-    /// fills `ar`, whose `what` and `source` point at strings the function's prototype keeps
-    /// alive while it is on the stack. lua_getupvalue pushes one value per existing upvalue
-    /// (room is made for each first: a function has at most 255) and returns NULL past the
-    /// last, pushing nothing; lua_upvalueid is called with an index lua_getupvalue just
-    /// accepted, while the function is just below the value it pushed.
-    unsafe fn read_by_debug_api(
-        &mut self,
-        state: *mut ffi::lua_State,
-        facts: &mut Facts,
-        keep_at: c_int,
-        function: &mut FunctionFacts,
-    ) {
-        let mut ar: ffi::lua_Debug = std::mem::zeroed();
-        ffi::lua_pushvalue(state, -1);
-        ffi::lua_getinfo(state, c">S".as_ptr(), &mut ar);
-        if CStr::from_ptr(ar.what).to_bytes() != b"Lua" {
-            return;
-        }
-        let source = CStr::from_ptr(ar.source).to_bytes();
-        function.from_sources = facts.sources.iter().any(|s| s.as_bytes() == source);
-        function.prototype = NonZeroUsize::new(ar.source as usize)
-            .map(|source| (source, ar.linedefined, ar.lastlinedefined));
-        let mut index = 1;
-        while ffi::lua_checkstack(state, 2) != 0 {
-            let name = ffi::lua_getupvalue(state, -1, index);
-            if name.is_null() {
-                break;
-            }
-            let cell = cell_identity(state, -2, index);
-            if self.keeps(facts, cell) {
-                ffi::lua_insert(state, keep_at);
-            } else {
-                ffi::lua_pop(state, 1);
-            }
-            let name = facts.name(CStr::from_ptr(name).to_bytes());
-            self.push_upvalue(function, UpvalueFact { name, cell });
-            index += 1;
-        }
-    }
-
-    /// [`Read::top`] from the function's prototype (engine `inplace`'s layouts, once proven):
-    /// what `lua_getinfo` would say without the chunk id it formats, and each upvalue's value
-    /// read only for a cell not met yet (ten thousand functions share a few). False, having
-    /// read nothing, for a prototype without its names (stripped code), which the debug API
-    /// reads as it always has.
-    ///
-    /// SAFETY: as for [`Read::top`]; the layout is proven in this state. The names and the
-    /// chunk name are strings of the prototype, alive while the function is on the stack.
-    #[cfg(hotlua_inplace)]
-    unsafe fn read_by_prototype(
-        &mut self,
-        state: *mut ffi::lua_State,
-        facts: &mut Facts,
-        keep_at: c_int,
-        function: &mut FunctionFacts,
-    ) -> bool {
-        use std::ffi::{c_char, c_void};
-        extern "C" {
-            fn hotlua_function_source(
-                state: *mut ffi::lua_State,
-                idx: c_int,
-                proto: *mut *const c_void,
-                source: *mut *const c_char,
-                len: *mut usize,
-                first: *mut c_int,
-                last: *mut c_int,
-            ) -> c_int;
-            fn hotlua_proto_nupvalues(p: *const c_void) -> c_int;
-            fn hotlua_proto_upvalue_name(
-                p: *const c_void,
-                i: c_int,
-                len: *mut usize,
-            ) -> *const c_char;
-        }
-        let (mut proto, mut source, mut len) = (std::ptr::null(), std::ptr::null(), 0);
-        let (mut first, mut last) = (0, 0);
-        match hotlua_function_source(
-            state,
-            -1,
-            &mut proto,
-            &mut source,
-            &mut len,
-            &mut first,
-            &mut last,
-        ) {
-            // A C function or a main chunk: nothing to read.
-            0 => return true,
-            1 => {}
-            _ => return false,
-        }
-        let count = hotlua_proto_nupvalues(proto);
-        let mut names: SmallVec<[&[u8]; 4]> = SmallVec::new();
-        for i in 0..count {
-            let mut len = 0;
-            let name = hotlua_proto_upvalue_name(proto, i, &mut len);
-            if name.is_null() || names.try_reserve(1).is_err() {
-                return false;
-            }
-            names.push(std::slice::from_raw_parts(name.cast::<u8>(), len));
-        }
-        let source_bytes = std::slice::from_raw_parts(source.cast::<u8>(), len);
-        function.from_sources = facts.sources.iter().any(|s| s.as_bytes() == source_bytes);
-        function.prototype = NonZeroUsize::new(source as usize).map(|source| (source, first, last));
-        for (index, name) in (1..).zip(names) {
-            let cell = cell_identity(state, -1, index);
-            if ffi::lua_checkstack(state, 2) != 0 && self.keeps(facts, cell) {
-                ffi::lua_getupvalue(state, -1, index);
-                ffi::lua_insert(state, keep_at);
-            }
-            let name = facts.name(name);
-            self.push_upvalue(function, UpvalueFact { name, cell });
-        }
-        true
-    }
-
-    #[cfg(not(hotlua_inplace))]
-    unsafe fn read_by_prototype(
-        &mut self,
-        _: *mut ffi::lua_State,
-        _: &mut Facts,
-        _: c_int,
-        _: &mut FunctionFacts,
-    ) -> bool {
-        false
-    }
-
-    /// True if the value of `cell` is to be kept: neither `facts` nor this read has it (out of
-    /// memory it is not kept, and reads as nil).
-    fn keeps(&mut self, facts: &Facts, cell: usize) -> bool {
-        if facts.cell_values.contains_key(&cell)
-            || self.cells_kept.contains(&cell)
-            || self.cells_kept.grow().is_err()
-            || self.cells.try_push(cell).is_err()
-        {
-            return false;
-        }
-        self.cells_kept.insert(cell);
-        true
-    }
-
-    fn push_upvalue(&mut self, function: &mut FunctionFacts, upvalue: UpvalueFact) {
-        self.failed |= function.upvalues.try_reserve(1).is_err();
-        if !self.failed {
-            function.upvalues.push(upvalue);
-        }
-    }
 }
 
 #[cfg(test)]
