@@ -19,7 +19,7 @@ impl Planner<'_> {
         if !self.old_functions.insert(old.to_pointer() as usize) {
             return Ok(());
         }
-        let facts = self.facts(old)?.clone();
+        let facts = self.facts(old)?.detach()?;
         for (index, upvalue) in facts.numbered_upvalues() {
             self.old_cells_by_name.grow()?;
             let cells = self

@@ -158,7 +158,7 @@ impl Planner<'_> {
         if self.new_functions.contains(identity) {
             return Ok(());
         }
-        let facts = self.facts(function)?.clone();
+        let facts = self.facts(function)?.detach()?;
         if !facts.from_sources {
             // Another file's closure, maybe made by the new top level (a class library's
             // constructor): the tables it captures are collected so they can pair with the
@@ -275,7 +275,7 @@ impl Planner<'_> {
         self.remap_data_tables()?;
         let closures = fallible::collect(self.foreign_closures.values().cloned())?;
         for closure in closures {
-            let facts = self.facts(&closure)?.clone();
+            let facts = self.facts(&closure)?.detach()?;
             for (index, upvalue) in facts.numbered_upvalues() {
                 let value = self.facts.cell_value(upvalue.cell);
                 if self.resolve(&value)? != value {

@@ -151,12 +151,7 @@ impl Planner<'_> {
     /// True when pairing these two functions (the old one, of identity `old_id`, of the batch)
     /// meets only cells the planner knows already: no cell to record, no values to pair, so
     /// nothing that needs an mlua handle.
-    fn pairs_without_handles(
-        &self,
-        old_id: usize,
-        old: &FunctionFacts,
-        new: &FunctionFacts,
-    ) -> bool {
+    fn pairs_without_handles(&self, old_id: usize, old: FunctionFacts, new: FunctionFacts) -> bool {
         let old_cells_known = self.old_functions.contains(&old_id)
             || old.upvalues.iter().all(|upvalue| {
                 self.old_cells_by_name

@@ -43,8 +43,8 @@ impl Planner<'_> {
         let at = self.replaced.push(old, new)?;
         self.note_pair(identity, new.to_pointer() as usize, at, path.clone())?;
         self.remember_old_cells(old)?;
-        let old_facts = self.facts(old)?.clone();
-        let new_facts = self.facts(new)?.clone();
+        let old_facts = self.facts(old)?.detach()?;
+        let new_facts = self.facts(new)?.detach()?;
         // Functions of one module share cells: the values of a pair of cells are paired once.
         let mut values_to_pair = false;
         for upvalue in &new_facts.upvalues {
@@ -126,8 +126,8 @@ impl Planner<'_> {
         new: &Function,
         path: &Path,
     ) -> Result<()> {
-        let old_facts = self.facts(old)?.clone();
-        let new_facts = self.facts(new)?.clone();
+        let old_facts = self.facts(old)?.detach()?;
+        let new_facts = self.facts(new)?.detach()?;
         for upvalue in &new_facts.upvalues {
             if let Some(old_upvalue) = old_facts
                 .upvalues

@@ -380,7 +380,7 @@ impl<'lua> Planner<'lua> {
         Ok(())
     }
 
-    fn facts(&mut self, function: &Function) -> Result<&FunctionFacts> {
+    fn facts(&mut self, function: &Function) -> Result<FunctionFacts<'_>> {
         self.facts.of(self.lua, function)
     }
 

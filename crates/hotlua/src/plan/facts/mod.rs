@@ -57,9 +57,9 @@ pub(super) struct FieldsRead {
     pub function_fields: usize,
 }
 
-/// What the planner needs to know of a function.
-#[derive(Clone)]
-pub(crate) struct FunctionFacts {
+/// What the planner needs to know of a function, as [`Facts`] lends it.
+#[derive(Clone, Copy)]
+pub(crate) struct FunctionFacts<'a> {
     /// A Lua function (not a C function, not a main chunk) compiled from one of the batch's
     /// files.
     pub from_sources: bool,
@@ -67,17 +67,52 @@ pub(crate) struct FunctionFacts {
     /// every prototype of one chunk shares, and the lines it spans). Two closures with the same
     /// prototype are two instances of one function of the source.
     pub prototype: Option<(NonZeroUsize, i32, i32)>,
-    /// Its upvalues, read for every Lua function (a few, held inline: ten thousand functions
-    /// are ten thousand allocations fewer).
+    /// Its upvalues, read for every Lua function.
+    pub upvalues: &'a [UpvalueFact],
+}
+
+impl<'a> FunctionFacts<'a> {
+    /// Its upvalues with their 1-based indices, as the C API counts them (an index is not
+    /// stored: ten thousand functions' facts are written, and read, in a sweep over memory).
+    pub(crate) fn numbered_upvalues(&self) -> impl Iterator<Item = (i32, &'a UpvalueFact)> {
+        (1..).zip(self.upvalues)
+    }
+
+    /// A copy the planner can keep while it changes itself.
+    pub(crate) fn detach(self) -> Result<DetachedFacts> {
+        let mut upvalues = SmallVec::new();
+        upvalues
+            .try_reserve(self.upvalues.len())
+            .map_err(|_| crate::fallible::out_of_memory())?;
+        upvalues.extend(self.upvalues.iter().cloned());
+        Ok(DetachedFacts {
+            from_sources: self.from_sources,
+            upvalues,
+        })
+    }
+}
+
+/// [`FunctionFacts`] copied out of [`Facts`] (the few upvalues a function has held inline).
+pub(crate) struct DetachedFacts {
+    pub from_sources: bool,
     pub upvalues: SmallVec<[UpvalueFact; 4]>,
 }
 
-impl FunctionFacts {
-    /// Its upvalues with their 1-based indices, as the C API counts them (an index is not
-    /// stored: ten thousand functions' facts are written, and read, in a sweep over memory).
+impl DetachedFacts {
+    /// As [`FunctionFacts::numbered_upvalues`].
     pub(crate) fn numbered_upvalues(&self) -> impl Iterator<Item = (i32, &UpvalueFact)> {
         (1..).zip(&self.upvalues)
     }
+}
+
+/// A function's facts as [`Facts`] holds them: its upvalues are a run of [`Facts::upvalues`],
+/// one list for every function, so that ten thousand functions' facts take 32 bytes each,
+/// written and read in a sweep over memory (inline, they took 144).
+struct Stored {
+    prototype: Option<(NonZeroUsize, i32, i32)>,
+    first_upvalue: usize,
+    upvalue_count: u32,
+    from_sources: bool,
 }
 
 /// The facts of every function met, by identity, and the value of every cell they carry.
@@ -86,7 +121,9 @@ pub(super) struct Facts {
     sources: Vec<String>,
     /// Held in one list, not one allocation each: ten thousand functions are read, and
     /// dropped, in one sweep over memory.
-    by_function: Indexed<FunctionFacts>,
+    by_function: Indexed<Stored>,
+    /// The upvalues of every function read, each function's in a run (see [`Stored`]).
+    upvalues: Vec<UpvalueFact>,
     /// Upvalue names, each held once: comparing two is comparing pointers.
     names: FxHashMap<Box<[u8]>, Rc<str>>,
     /// The names last read, by the address of their bytes (see [`Facts::name`]).
@@ -114,6 +151,7 @@ impl Facts {
         Facts {
             sources,
             by_function: Indexed::default(),
+            upvalues: Vec::new(),
             names: FxHashMap::default(),
             recent_names: Default::default(),
             cell_values: FxHashMap::default(),
@@ -127,7 +165,7 @@ impl Facts {
     }
 
     /// The facts of `function`, read now if they were not yet.
-    pub(super) fn of(&mut self, lua: &Lua, function: &Function) -> Result<&FunctionFacts> {
+    pub(super) fn of(&mut self, lua: &Lua, function: &Function) -> Result<FunctionFacts<'_>> {
         let identity = function.to_pointer() as usize;
         if !self.by_function.contains(identity) {
             let mut read = Read::default();
@@ -142,7 +180,8 @@ impl Facts {
             };
             self.take(read, values)?;
         }
-        Ok(self.by_function.get(identity).expect("the facts just read"))
+        let stored = self.by_function.get(identity).expect("the facts just read");
+        Ok(self.lend(stored))
     }
 
     /// Reads the facts of every function `table` holds as a value that were not read yet, a
@@ -253,9 +292,19 @@ impl Facts {
     /// The facts of the function of that identity, if they were read, looked up by a [`Walk`]:
     /// the functions it meets in the order they were read are
     /// found without a hash lookup, their facts read from memory in order.
-    pub(super) fn known_in_order(&self, identity: usize, walk: Walk) -> Option<&FunctionFacts> {
+    pub(super) fn known_in_order(&self, identity: usize, walk: Walk) -> Option<FunctionFacts<'_>> {
         self.by_function
             .get_in_order(identity, &self.last_found[walk as usize])
+            .map(|stored| self.lend(stored))
+    }
+
+    fn lend<'a>(&'a self, stored: &Stored) -> FunctionFacts<'a> {
+        FunctionFacts {
+            from_sources: stored.from_sources,
+            prototype: stored.prototype,
+            upvalues: &self.upvalues
+                [stored.first_upvalue..stored.first_upvalue + stored.upvalue_count as usize],
+        }
     }
 
     /// The value of a cell of a function whose facts were read.
@@ -357,11 +406,11 @@ mod tests {
         );
         for i in 1..=10000 {
             let function: Function = table.raw_get(format!("f{i}")).unwrap();
-            let function_facts = facts
+            let stored = facts
                 .by_function
                 .get(function.to_pointer() as usize)
                 .unwrap();
-            let cell = function_facts.upvalues[0].cell;
+            let cell = facts.lend(stored).upvalues[0].cell;
             assert_eq!(facts.cell_value(cell), Value::Integer(i), "f{i}");
         }
         let again = facts.read_fields(&lua, &table).unwrap();

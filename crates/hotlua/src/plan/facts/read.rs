@@ -9,7 +9,7 @@ use mlua::ffi;
 use rustc_hash::FxHashSet;
 use smallvec::SmallVec;
 
-use super::{Facts, FunctionFacts, UpvalueFact};
+use super::{Facts, Stored, UpvalueFact};
 use crate::fallible::{Grow, TryPush};
 use crate::raw::cell_identity;
 
@@ -68,21 +68,22 @@ impl Read {
         keep_at: c_int,
     ) {
         let identity = ffi::lua_topointer(state, -1) as usize;
-        let mut function = FunctionFacts {
-            from_sources: false,
+        let mut function = Stored {
             prototype: None,
-            upvalues: SmallVec::new(),
+            first_upvalue: facts.upvalues.len(),
+            upvalue_count: 0,
+            from_sources: false,
         };
         if !(facts.by_prototype && self.read_by_prototype(state, facts, keep_at, &mut function)) {
             self.read_by_debug_api(state, facts, keep_at, &mut function);
         }
-        let upvalues = function.upvalues.len();
+        let upvalues = function.upvalue_count as usize;
         match facts.by_function.insert(identity, function) {
             Ok(true) => {
                 self.functions += 1;
                 self.upvalues += upvalues;
             }
-            Ok(false) => {}
+            Ok(false) => facts.upvalues.truncate(facts.upvalues.len() - upvalues),
             Err(_) => self.failed = true,
         }
     }
@@ -100,7 +101,7 @@ impl Read {
         state: *mut ffi::lua_State,
         facts: &mut Facts,
         keep_at: c_int,
-        function: &mut FunctionFacts,
+        function: &mut Stored,
     ) {
         let mut ar: ffi::lua_Debug = std::mem::zeroed();
         ffi::lua_pushvalue(state, -1);
@@ -125,7 +126,7 @@ impl Read {
                 ffi::lua_pop(state, 1);
             }
             let name = facts.name(CStr::from_ptr(name).to_bytes());
-            self.push_upvalue(function, UpvalueFact { name, cell });
+            self.push_upvalue(facts, function, UpvalueFact { name, cell });
             index += 1;
         }
     }
@@ -144,7 +145,7 @@ impl Read {
         state: *mut ffi::lua_State,
         facts: &mut Facts,
         keep_at: c_int,
-        function: &mut FunctionFacts,
+        function: &mut Stored,
     ) -> bool {
         use std::ffi::{c_char, c_void};
         extern "C" {
@@ -200,7 +201,7 @@ impl Read {
                 ffi::lua_insert(state, keep_at);
             }
             let name = facts.name(name);
-            self.push_upvalue(function, UpvalueFact { name, cell });
+            self.push_upvalue(facts, function, UpvalueFact { name, cell });
         }
         true
     }
@@ -211,7 +212,7 @@ impl Read {
         _: *mut ffi::lua_State,
         _: &mut Facts,
         _: c_int,
-        _: &mut FunctionFacts,
+        _: &mut Stored,
     ) -> bool {
         false
     }
@@ -230,10 +231,12 @@ impl Read {
         true
     }
 
-    fn push_upvalue(&mut self, function: &mut FunctionFacts, upvalue: UpvalueFact) {
-        self.failed |= function.upvalues.try_reserve(1).is_err();
+    /// Adds `upvalue` to the run of `function`, the last run of `facts`.
+    fn push_upvalue(&mut self, facts: &mut Facts, function: &mut Stored, upvalue: UpvalueFact) {
+        self.failed |= facts.upvalues.try_reserve(1).is_err();
         if !self.failed {
-            function.upvalues.push(upvalue);
+            facts.upvalues.push(upvalue);
+            function.upvalue_count += 1;
         }
     }
 }
