@@ -35,7 +35,9 @@ typedef struct HotluaScan {
                        aligned) */
   size_t unlogged;  /* closures retargeted without a log */
   HObject *first;   /* the first object of the collector's list when the scan began */
-  PtrVec born_new;  /* the closures that ran a new prototype before the scan, sorted */
+  PtrVec born_new;  /* the closures that ran a new prototype before the scan, sorted at the
+                       first search (born_new_sorted) */
+  int born_new_sorted;
   PtrVec grown;     /* closures whose new version needs more upvalues than they have: the
                        closure, its new prototype, its remap (replaced by a new closure) */
   size_t grown_made;   /* closures of `grown` whose replacement is made (on the stack) */
@@ -65,16 +67,21 @@ static void undo_closure_put_back(lua_State *L, void **e) {
   e[0] = (void *)((uintptr_t)e[0] | 1);
 }
 
-/* Whether `cl` ran a new prototype before the scan. */
-static int born_new(const HotluaScan *scan, const HClosure *cl) {
-  return scan->born_new.len > 0 && bsearch(&cl, scan->born_new.items, scan->born_new.len,
-                                           sizeof(void *), cmp_ptr) != NULL;
+/* Whether `cl` ran a new prototype before the scan. The list is sorted at the first search:
+** a scan that retargets only a module's functions (ten thousand new closures on the list)
+** never searches it. */
+static int born_new(HotluaScan *scan, const HClosure *cl) {
+  if (scan->born_new.len == 0) return 0;
+  if (!scan->born_new_sorted) {
+    sort_unique(&scan->born_new, 1);
+    scan->born_new_sorted = 1;
+  }
+  return bsearch(&cl, scan->born_new.items, scan->born_new.len, sizeof(void *), cmp_ptr) != NULL;
 }
 
 /* Whether `cl`, which runs a new prototype, was retargeted by this scan without a log: the
 ** prototype it had is then undo_target of the one it has. */
-static int retargeted_unlogged(const HotluaPlan *plan, const HotluaScan *scan,
-                               const HClosure *cl) {
+static int retargeted_unlogged(const HotluaPlan *plan, HotluaScan *scan, const HClosure *cl) {
   const HProto *p = closure_proto(cl);
   return scan->unlogged > 0 && undo_target(plan, p) != NULL &&
          closure_nupvalues(cl) == proto_nupvalues(p) && !born_new(scan, cl);
@@ -402,7 +409,6 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
       }
     }
   }
-  if (ok) sort_unique(&scan->born_new, 1);
   /* The closures on frames that may have been retargeted (they run a new prototype now), and
   ** on running frames those left old too. */
   for (i = 0; ok && i < threads.len; i++) {

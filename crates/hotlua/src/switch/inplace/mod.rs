@@ -181,6 +181,7 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
     let mut sources = Sources::new(&plan.sources);
     let mut walked: Vec<usize> = Vec::new();
     let mut pairs = Vec::new();
+    pairs.grow_by(raw.len())?;
     for (index, pair) in raw.iter().enumerate() {
         match pair {
             // SAFETY: both prototypes belong to closures `plan.replaced` holds.

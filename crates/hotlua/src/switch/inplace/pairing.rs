@@ -35,8 +35,10 @@ pub(super) struct Pairing {
     pub(super) map: FxHashMap<usize, Option<usize>>,
     /// Old prototypes left unpaired because several new ones could be their counterpart.
     pub(super) ambiguous: FxHashSet<usize>,
-    /// Per paired old prototype: where each upvalue of the new prototype comes from.
-    pub(super) remaps: FxHashMap<usize, Vec<Slot>>,
+    /// Per paired old prototype: where each upvalue of the new prototype comes from, as a
+    /// run of `slots` (start, length): ten thousand pairs make no list each.
+    remaps: FxHashMap<usize, (usize, usize)>,
+    slots: Vec<Slot>,
     /// New prototype → the new prototype it is nested in (for prototypes paired as children).
     new_parent: FxHashMap<usize, usize>,
     /// Old prototype → the old prototype it is nested in (likewise).
@@ -98,9 +100,22 @@ impl Pairing {
         Ok(())
     }
 
+    /// Where each upvalue of the new prototype paired with old prototype `old` comes from in
+    /// `old`'s closures, if it is paired.
+    pub(super) fn remap_of(&self, old: usize) -> Option<&[Slot]> {
+        let &(start, len) = self.remaps.get(&old)?;
+        Some(&self.slots[start..start + len])
+    }
+
+    /// How many slots the remaps hold in all (those of pairs made ambiguous later included).
+    pub(super) fn slots_len(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Where each upvalue of `new` comes from in the closures of `old` (see [`Slot`]).
     unsafe fn remap_pair(&mut self, old: *const Proto, new: *const Proto) -> mlua::Result<()> {
-        let Some(mut remap) = remap(old, new) else {
+        let start = self.slots.len();
+        if !remap(old, new, &mut self.slots)? {
             self.map.insert(old as usize, None);
             self.warnings.push(format!(
                 "the function at line {} has no upvalue names (stripped code): it keeps its old \
@@ -108,22 +123,23 @@ impl Pairing {
                 hotlua_proto_line(old)
             ));
             return Ok(());
-        };
-        for (j, slot) in remap.iter_mut().enumerate() {
-            let j = j as c_int;
-            match *slot {
-                Slot::Unknown => *slot = self.live_cell(new, j),
+        }
+        for at in start..self.slots.len() {
+            let j = (at - start) as c_int;
+            self.slots[at] = match self.slots[at] {
+                Slot::Unknown => self.live_cell(new, j),
                 Slot::Old(i) if self.scope(old, i, true) != self.scope(new, j, false) => {
-                    *slot = match self.live_cell(new, j) {
+                    match self.live_cell(new, j) {
                         Slot::Unknown => Slot::ScopeChanged,
                         cell => cell,
-                    };
+                    }
                 }
-                _ => {}
-            }
+                slot => slot,
+            };
         }
         self.remaps.grow()?;
-        self.remaps.insert(old as usize, remap);
+        self.remaps
+            .insert(old as usize, (start, self.slots.len() - start));
         Ok(())
     }
 
@@ -141,18 +157,19 @@ impl Pairing {
                 _ => continue,
             };
             let target_proto = target as *const Proto;
-            let Some(mut slots) = remap(old as *const Proto, target_proto) else {
+            let start = self.slots.len();
+            if !remap(old as *const Proto, target_proto, &mut self.slots)? {
                 continue;
-            };
-            for (j, slot) in slots.iter_mut().enumerate() {
-                if matches!(slot, Slot::Unknown) {
-                    *slot = self.live_cell(target_proto, j as c_int);
+            }
+            for at in start..self.slots.len() {
+                if matches!(self.slots[at], Slot::Unknown) {
+                    self.slots[at] = self.live_cell(target_proto, (at - start) as c_int);
                 }
             }
             self.map.grow()?;
             self.map.insert(old, Some(target));
             self.remaps.grow()?;
-            self.remaps.insert(old, slots);
+            self.remaps.insert(old, (start, self.slots.len() - start));
         }
         Ok(())
     }
@@ -348,27 +365,30 @@ unsafe fn child_key(parent: *const Proto, i: c_int) -> Vec<u8> {
     buf
 }
 
-/// For each upvalue of `new`, `old`'s upvalue of the same name, or `Unknown`. `None` when
-/// either has no names (stripped code). Names are read in place: a module of ten thousand
-/// functions is remapped without a list per function.
-unsafe fn remap(old: *const Proto, new: *const Proto) -> Option<Vec<Slot>> {
+/// Appends to `slots`, for each upvalue of `new`, `old`'s upvalue of the same name, or
+/// `Unknown`; false, having appended nothing, when either has no names (stripped code). Names
+/// are read in place: a module of ten thousand functions is remapped without a list per
+/// function.
+unsafe fn remap(old: *const Proto, new: *const Proto, slots: &mut Vec<Slot>) -> mlua::Result<bool> {
     let name = |p: *const Proto, i: c_int| -> Option<&[u8]> {
         let mut len = 0;
         let name = hotlua_proto_upvalue_name(p, i, &mut len);
         (!name.is_null()).then(|| std::slice::from_raw_parts(name.cast::<u8>(), len))
     };
-    let old_count = hotlua_proto_nupvalues(old);
-    if (0..old_count).any(|i| name(old, i).is_none()) {
-        return None;
+    let (old_count, new_count) = (hotlua_proto_nupvalues(old), hotlua_proto_nupvalues(new));
+    if (0..old_count).any(|i| name(old, i).is_none())
+        || (0..new_count).any(|i| name(new, i).is_none())
+    {
+        return Ok(false);
     }
-    (0..hotlua_proto_nupvalues(new))
-        .map(|i| {
-            let wanted = name(new, i)?;
-            let mut found = (0..old_count).filter(|&j| name(old, j) == Some(wanted));
-            Some(match (found.next(), found.next()) {
-                (Some(index), None) => Slot::Old(index),
-                _ => Slot::Unknown,
-            })
-        })
-        .collect()
+    slots.grow_by(new_count as usize)?;
+    slots.extend((0..new_count).map(|i| {
+        let wanted = name(new, i);
+        let mut found = (0..old_count).filter(|&j| name(old, j) == wanted);
+        match (found.next(), found.next()) {
+            (Some(index), None) => Slot::Old(index),
+            _ => Slot::Unknown,
+        }
+    }));
+    Ok(true)
 }

@@ -4,7 +4,7 @@ use std::ffi::{c_int, c_void};
 
 use super::pairing::{Pairing, Slot};
 use super::{Proto, RawPair};
-use crate::fallible::{self, TryPush};
+use crate::fallible::{self, Grow, TryPush};
 
 /// Mirrors `HotluaPlan` in csrc/plan.h.
 #[repr(C)]
@@ -88,9 +88,14 @@ impl Tables {
             new_proto_keys: Vec::new(),
             new_proto_values: Vec::new(),
         };
+        // Room made once: ten thousand pairs would otherwise regrow each list a dozen times.
         let mut retargets = Vec::new();
+        retargets.grow_by(pairing.map.len() + pairs.len())?;
+        tables.new_protos.grow_by(pairing.map.len())?;
+        tables.remap_offset.grow_by(pairing.map.len())?;
+        tables.remap.grow_by(pairing.slots_len())?;
         for (&old, &new) in &pairing.map {
-            let value = match (new, pairing.remaps.get(&old)) {
+            let value = match (new, pairing.remap_of(old)) {
                 (Some(new), Some(remap)) => {
                     retargets.try_push((new as *const Proto, old as *const Proto))?;
                     tables.new_protos.try_push(new as *const Proto)?;
