@@ -36,6 +36,8 @@ impl Planner<'_> {
         }
         writes.grow_by(assignments.len())?;
         writes.extend(assignments);
+        #[cfg(hotlua_inplace)]
+        self.record_pair_addresses()?;
 
         let replaced = sorted_texts(
             self.function_pairs
@@ -72,6 +74,33 @@ impl Planner<'_> {
             sources: self.facts.into_sources(),
             kept_deleted: self.kept_deleted,
         })
+    }
+
+    #[cfg(hotlua_inplace)]
+    /// Hands engine `inplace` the closures and prototypes of the pairs, which the facts read
+    /// (a pair whose facts lack a prototype is read again by the engine).
+    fn record_pair_addresses(&mut self) -> Result<()> {
+        use super::{facts::Walk, replaced::PairAddresses};
+        let mut addresses = fallible::filled(None, self.replaced.len())?;
+        for (old_id, &(at, new_id, _)) in self.function_pairs.iter() {
+            let (Some(old), Some(new)) = (
+                self.facts.known_in_order(old_id, Walk::Live),
+                self.facts.known_in_order(new_id, Walk::New),
+            ) else {
+                continue;
+            };
+            if let (Some(old_proto), Some(new_proto)) = (old.proto_address, new.proto_address) {
+                addresses[at] = Some(PairAddresses {
+                    old_closure: old_id,
+                    old_proto: old_proto.get(),
+                    new_closure: new_id,
+                    new_proto: new_proto.get(),
+                    from_sources: old.from_sources && new.from_sources,
+                });
+            }
+        }
+        self.replaced.set_addresses(addresses);
+        Ok(())
     }
 
     fn resolve_write(&self, write: Write) -> Result<Write> {

@@ -15,12 +15,49 @@ use super::lua_list::LuaList;
 
 /// Old functions and their new versions: slots `2i + 1` and `2i + 2` of a Lua list hold pair
 /// `i` (0-based).
-pub(crate) struct Replaced(LuaList);
+pub(crate) struct Replaced {
+    list: LuaList,
+    #[cfg(hotlua_inplace)]
+    /// For each pair whose closures and prototypes the planner read, their addresses (see
+    /// [`Replaced::addresses`]).
+    addresses: Vec<Option<PairAddresses>>,
+}
+
+/// Where a pair of Lua functions lives, as the planner read it: the addresses of the old and
+/// new closures and of their prototypes, and whether both were compiled from the batch's
+/// files. A closure's prototype changes only when engine `inplace` retargets it, which comes
+/// after planning; the list anchors the closures, and they their prototypes.
+#[cfg(hotlua_inplace)]
+#[derive(Clone, Copy)]
+pub(crate) struct PairAddresses {
+    pub old_closure: usize,
+    pub old_proto: usize,
+    pub new_closure: usize,
+    pub new_proto: usize,
+    pub from_sources: bool,
+}
 
 impl Replaced {
     /// An empty list with room for `pairs` pairs.
     pub(crate) fn new(lua: &Lua, pairs: usize) -> Result<Replaced> {
-        Ok(Replaced(LuaList::new(lua, 2 * pairs)?))
+        Ok(Replaced {
+            list: LuaList::new(lua, 2 * pairs)?,
+            #[cfg(hotlua_inplace)]
+            addresses: Vec::new(),
+        })
+    }
+
+    /// The addresses of pair `at`, if the planner read them (engine `inplace`'s layout proven,
+    /// both Lua functions, not main chunks).
+    #[cfg(hotlua_inplace)]
+    pub(crate) fn addresses(&self, at: usize) -> Option<PairAddresses> {
+        self.addresses.get(at).copied().flatten()
+    }
+
+    /// Records the addresses of the pairs (indexed as the pairs).
+    #[cfg(hotlua_inplace)]
+    pub(super) fn set_addresses(&mut self, addresses: Vec<Option<PairAddresses>>) {
+        self.addresses = addresses;
     }
 
     /// Adds the pair of functions at stack indices `old` and `new` and returns its index, if
@@ -35,25 +72,25 @@ impl Replaced {
         old: c_int,
         new: c_int,
     ) -> Option<usize> {
-        self.0
+        self.list
             .push_raw(state, list, &[old, new])
             .then(|| self.len() - 1)
     }
 
     /// Adds a pair and returns its index.
     pub(crate) fn push(&mut self, old: &Function, new: &Function) -> Result<usize> {
-        self.0.push(old)?;
-        self.0.push(new)?;
+        self.list.push(old)?;
+        self.list.push(new)?;
         Ok(self.len() - 1)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.0.len() / 2
+        self.list.len() / 2
     }
 
     /// The Lua list: `old, new, old, new, ...`, [`Replaced::len`] pairs.
     pub(crate) fn list(&self) -> &Table {
-        self.0.table()
+        self.list.table()
     }
 
     /// Pair `at`.

@@ -67,6 +67,10 @@ pub(crate) struct FunctionFacts<'a> {
     /// every prototype of one chunk shares, and the lines it spans). Two closures with the same
     /// prototype are two instances of one function of the source.
     pub prototype: Option<(NonZeroUsize, i32, i32)>,
+    /// The address of its prototype, where it was read from the prototype (engine
+    /// `inplace`'s layout proven): what the engine's switch would read again.
+    #[cfg(hotlua_inplace)]
+    pub proto_address: Option<NonZeroUsize>,
     /// Its upvalues, read for every Lua function.
     pub upvalues: &'a [UpvalueFact],
 }
@@ -106,10 +110,12 @@ impl DetachedFacts {
 }
 
 /// A function's facts as [`Facts`] holds them: its upvalues are a run of [`Facts::upvalues`],
-/// one list for every function, so that ten thousand functions' facts take 32 bytes each,
+/// one list for every function, so that ten thousand functions' facts take 40 bytes each,
 /// written and read in a sweep over memory (inline, they took 144).
 struct Stored {
     prototype: Option<(NonZeroUsize, i32, i32)>,
+    #[cfg(hotlua_inplace)]
+    proto_address: Option<NonZeroUsize>,
     first_upvalue: usize,
     upvalue_count: u32,
     from_sources: bool,
@@ -302,6 +308,8 @@ impl Facts {
         FunctionFacts {
             from_sources: stored.from_sources,
             prototype: stored.prototype,
+            #[cfg(hotlua_inplace)]
+            proto_address: stored.proto_address,
             upvalues: &self.upvalues
                 [stored.first_upvalue..stored.first_upvalue + stored.upvalue_count as usize],
         }

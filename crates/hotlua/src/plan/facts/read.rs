@@ -7,7 +7,6 @@ use std::num::NonZeroUsize;
 
 use mlua::ffi;
 use rustc_hash::FxHashSet;
-use smallvec::SmallVec;
 
 use super::{Facts, Stored, UpvalueFact};
 use crate::fallible::{Grow, TryPush};
@@ -70,6 +69,8 @@ impl Read {
         let identity = ffi::lua_topointer(state, -1) as usize;
         let mut function = Stored {
             prototype: None,
+            #[cfg(hotlua_inplace)]
+            proto_address: None,
             first_upvalue: facts.upvalues.len(),
             upvalue_count: 0,
             from_sources: false,
@@ -134,8 +135,8 @@ impl Read {
     /// [`Read::top`] from the function's prototype (engine `inplace`'s layouts, once proven):
     /// what `lua_getinfo` would say without the chunk id it formats, and each upvalue's value
     /// read only for a cell not met yet (ten thousand functions share a few). False, having
-    /// read nothing, for a prototype without its names (stripped code), which the debug API
-    /// reads as it always has.
+    /// read only the prototype's address, for a prototype without its names (stripped code),
+    /// which the debug API reads as it always has.
     ///
     /// SAFETY: as for [`Read::top`]; the layout is proven in this state. The names and the
     /// chunk name are strings of the prototype, alive while the function is on the stack.
@@ -181,8 +182,9 @@ impl Read {
             1 => {}
             _ => return false,
         }
+        function.proto_address = NonZeroUsize::new(proto as usize);
         let count = hotlua_proto_nupvalues(proto);
-        let mut names: SmallVec<[&[u8]; 4]> = SmallVec::new();
+        let mut names: smallvec::SmallVec<[&[u8]; 4]> = smallvec::SmallVec::new();
         for i in 0..count {
             let mut len = 0;
             let name = hotlua_proto_upvalue_name(proto, i, &mut len);

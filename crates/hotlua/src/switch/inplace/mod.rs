@@ -163,7 +163,7 @@ impl Drop for Scan {
 
 /// Retargets the closures of the old version and records what it did in `report`.
 pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua::Result<()> {
-    let raw = raw_pairs_of(lua, plan.replaced.list(), plan.replaced.len())?;
+    let batch = batch_pairs(lua, plan)?;
     let (stale, anchors) = stale::read(lua, &plan.sources)?;
     // Each closure left old with the anchor of what it would take (itself when none).
     let stale_raw = raw_pairs(
@@ -178,20 +178,14 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
         lua,
         &fallible::collect(plan.kept_deleted.iter().map(|f| (f, f)))?,
     )?;
-    let mut sources = Sources::new(&plan.sources);
     let mut walked: Vec<usize> = Vec::new();
     let mut pairs = Vec::new();
-    pairs.grow_by(raw.len())?;
-    for (index, pair) in raw.iter().enumerate() {
+    pairs.grow_by(batch.len())?;
+    for (index, pair) in batch.iter().enumerate() {
         match pair {
-            // SAFETY: both prototypes belong to closures `plan.replaced` holds.
-            Some(pair)
-                if unsafe { sources.made(pair.old_proto) && sources.made(pair.new_proto) } =>
-            {
-                pairs.try_push(*pair)?
-            }
+            Some(pair) => pairs.push(*pair),
             // A C function, or a function of another file: only the walk can switch it.
-            _ => walked.try_push(index)?,
+            None => walked.try_push(index)?,
         }
     }
 
@@ -247,7 +241,7 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
         .iter()
         .map(|&p| p as usize)
         .collect();
-    for (index, pair) in raw.iter().enumerate() {
+    for (index, pair) in batch.iter().enumerate() {
         if pair.is_some_and(|pair| left.contains(&(pair.old_closure as usize))) {
             walked.try_push(index)?;
         }
@@ -300,26 +294,56 @@ pub(crate) fn switch(lua: &Lua, plan: &Plan, report: &mut crate::Report) -> mlua
     Ok(())
 }
 
-/// The closures and prototypes of pairs of functions (the planner's, or closures left old with
-/// their anchors); `None` where either side is not a Lua function.
+/// The planner's pairs as the collector sees them: `Some` for a pair of Lua functions compiled
+/// from the batch's files (those the scan retargets), from the addresses the planner read,
+/// or, for a pair it did not read so, read now.
+fn batch_pairs(lua: &Lua, plan: &Plan) -> mlua::Result<Vec<Option<RawPair>>> {
+    let count = plan.replaced.len();
+    let unread = fallible::collect((0..count).filter(|&at| plan.replaced.addresses(at).is_none()))?;
+    let mut read = raw_pairs_at(lua, plan.replaced.list(), &unread)?.into_iter();
+    let mut sources = Sources::new(&plan.sources);
+    let mut batch = Vec::new();
+    batch.grow_by(count)?;
+    for at in 0..count {
+        batch.push(match plan.replaced.addresses(at) {
+            Some(known) => known.from_sources.then_some(RawPair {
+                old_closure: known.old_closure as *const c_void,
+                old_proto: known.old_proto as *const Proto,
+                new_closure: known.new_closure as *const c_void,
+                new_proto: known.new_proto as *const Proto,
+            }),
+            // SAFETY: both prototypes belong to closures `plan.replaced` holds.
+            None => read.next().flatten().filter(|pair| unsafe {
+                sources.made(pair.old_proto) && sources.made(pair.new_proto)
+            }),
+        });
+    }
+    Ok(batch)
+}
+
+/// The closures and prototypes of pairs of functions (closures left old with their anchors,
+/// functions the new version deleted); `None` where either side is not a Lua function.
 fn raw_pairs(lua: &Lua, pairs: &[(&Function, &Function)]) -> mlua::Result<Vec<Option<RawPair>>> {
     let list = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
     for &(old, new) in pairs {
         list.raw_push(old)?;
         list.raw_push(new)?;
     }
-    raw_pairs_of(lua, &list, pairs.len())
+    raw_pairs_at(lua, &list, &fallible::collect(0..pairs.len())?)
 }
 
-/// [`raw_pairs`] of the `count` pairs of a Lua list `old, new, old, new, ...`.
-fn raw_pairs_of(lua: &Lua, list: &mlua::Table, count: usize) -> mlua::Result<Vec<Option<RawPair>>> {
+/// [`raw_pairs`] of the pairs `at` (0-based) of a Lua list `old, new, old, new, ...`.
+fn raw_pairs_at(lua: &Lua, list: &mlua::Table, at: &[usize]) -> mlua::Result<Vec<Option<RawPair>>> {
     let mut raw = Vec::new();
-    raw.grow_by(count)?;
+    raw.grow_by(at.len())?;
+    if at.is_empty() {
+        return Ok(raw);
+    }
     // SAFETY: index 1 of the fresh C frame is `list`; each function read is pushed, inspected
     // and popped, so the stack never grows by more than two slots (LUA_MINSTACK is 20).
     unsafe {
         lua.exec_raw::<()>(list, |state| {
-            for i in 0..count {
+            for &i in at {
                 mlua::ffi::lua_rawgeti(state, 1, (2 * i + 1) as mlua::ffi::lua_Integer);
                 mlua::ffi::lua_rawgeti(state, 1, (2 * i + 2) as mlua::ffi::lua_Integer);
                 let pair = RawPair {
