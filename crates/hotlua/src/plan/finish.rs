@@ -39,11 +39,7 @@ impl Planner<'_> {
         #[cfg(hotlua_inplace)]
         self.record_pair_addresses()?;
 
-        let replaced = sorted_texts(
-            self.function_pairs
-                .values()
-                .map(|(_, _, path)| path.to_string()),
-        )?;
+        let replaced = sorted_texts(self.function_pairs.values().map(|(_, _, path)| path.text()))?;
         let mut paired_new = FxHashSet::default();
         paired_new.grow_by(self.function_pairs.len())?;
         paired_new.extend(self.function_pairs.values().map(|&(_, new, _)| new));
@@ -51,7 +47,7 @@ impl Planner<'_> {
             self.new_functions
                 .iter()
                 .filter(|(identity, _)| !paired_new.contains(identity))
-                .map(|(_, path)| path.to_string()),
+                .map(|(_, path)| path.text()),
         )?;
         self.report.functions_replaced = replaced;
         let mut known = FxHashSet::default();
@@ -167,9 +163,20 @@ fn sorted_texts(texts: impl Iterator<Item = String>) -> Result<Vec<String>> {
         bytes[..len].copy_from_slice(&text.as_bytes()[..len]);
         u64::from_be_bytes(bytes)
     };
-    let mut keyed = fallible::collect(texts.map(|text| (first_bytes(&text), text)))?;
-    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-    Ok(fallible::collect(keyed.into_iter().map(|(_, text)| text))?)
+    let mut texts = fallible::collect(texts)?;
+    // Sorted as (key, place) pairs of 16 bytes, the texts read only where two keys tie.
+    let mut keyed = fallible::collect(
+        texts
+            .iter()
+            .enumerate()
+            .map(|(at, text)| (first_bytes(text), at)),
+    )?;
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| texts[a.1].cmp(&texts[b.1])));
+    Ok(fallible::collect(
+        keyed
+            .into_iter()
+            .map(|(_, at)| std::mem::take(&mut texts[at])),
+    )?)
 }
 
 #[cfg(test)]

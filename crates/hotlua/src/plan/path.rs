@@ -171,7 +171,7 @@ impl Drop for Node {
     }
 }
 
-fn write_step(f: &mut fmt::Formatter<'_>, node: &Node) -> fmt::Result {
+fn write_step(f: &mut impl fmt::Write, node: &Node) -> fmt::Result {
     let dot = if node.parent.as_ref().is_some_and(Path::is_globals) {
         ""
     } else {
@@ -204,23 +204,40 @@ fn write_step(f: &mut fmt::Formatter<'_>, node: &Node) -> fmt::Result {
 
 /// Writes `node`'s steps from the root: at most [`SHOWN`] levels of recursion, as `node` is
 /// never deeper than that.
-fn write_from_root(f: &mut fmt::Formatter<'_>, node: &Node) -> fmt::Result {
+fn write_from_root(f: &mut impl fmt::Write, node: &Node) -> fmt::Result {
     if let Some(parent) = &node.parent {
         write_from_root(f, &parent.0)?;
     }
     write_step(f, node)
 }
 
+/// Writes the path at `node` out (see [`Path`]'s `Display`).
+fn write_path(f: &mut impl fmt::Write, node: &Node) -> fmt::Result {
+    match &node.shown {
+        None => write_from_root(f, node),
+        Some(shown) => {
+            write_from_root(f, &shown.0)?;
+            f.write_str("…")?;
+            write_step(f, node)
+        }
+    }
+}
+
+impl Path {
+    /// The path written out, as `to_string` writes it but straight into the string, not
+    /// through a formatter: a report names ten thousand paths.
+    pub(super) fn text(&self) -> String {
+        // Room for most paths at once: grown a few bytes at a time, a path took four
+        // allocations.
+        let mut text = String::with_capacity(32);
+        write_path(&mut text, &self.0).expect("a String takes every write");
+        text
+    }
+}
+
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0.shown {
-            None => write_from_root(f, &self.0),
-            Some(shown) => {
-                write_from_root(f, &shown.0)?;
-                f.write_str("…")?;
-                write_step(f, &self.0)
-            }
-        }
+        write_path(f, &self.0)
     }
 }
 
