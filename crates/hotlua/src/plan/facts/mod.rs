@@ -134,6 +134,8 @@ pub(super) struct Facts {
     names: FxHashMap<Box<[u8]>, Rc<str>>,
     /// The names last read, by the address of their bytes (see [`Facts::name`]).
     recent_names: [Option<(usize, Rc<str>)>; RECENT_NAMES],
+    /// The entry of `recent_names` the next name read replaces.
+    next_recent: usize,
     cell_values: FxHashMap<usize, Value>,
     /// Read functions from their prototypes ([`Read::read_by_prototype`]): engine `inplace`'s
     /// layout is proven in this state.
@@ -160,6 +162,7 @@ impl Facts {
             upvalues: Vec::new(),
             names: FxHashMap::default(),
             recent_names: Default::default(),
+            next_recent: 0,
             cell_values: FxHashMap::default(),
             by_prototype: by_prototype(lua),
             last_found: Default::default(),
@@ -350,16 +353,19 @@ impl Facts {
 
     fn name(&mut self, bytes: &[u8]) -> Rc<str> {
         // A module's functions name the same few upvalues, each one string of Lua's (short
-        // strings are held once): the name last read at that address is most often it.
+        // strings are held once): one of the names last read is most often it, found by the
+        // address of its bytes (all are compared: two strings whose addresses would share a
+        // slot of a table would push each other out at every read).
         let address = bytes.as_ptr() as usize;
-        let slot = (address >> 4) % RECENT_NAMES;
-        if let Some((at, name)) = &self.recent_names[slot] {
-            if *at == address && name.as_bytes() == bytes {
-                return name.clone();
-            }
+        let mut recent = self.recent_names.iter().flatten();
+        if let Some((_, name)) =
+            recent.find(|(at, name)| *at == address && name.as_bytes() == bytes)
+        {
+            return name.clone();
         }
         let name = self.shared_name(bytes);
-        self.recent_names[slot] = Some((address, name.clone()));
+        self.recent_names[self.next_recent] = Some((address, name.clone()));
+        self.next_recent = (self.next_recent + 1) % RECENT_NAMES;
         name
     }
 
@@ -391,6 +397,28 @@ fn by_prototype(_: &Lua) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name is held once, whatever address its bytes are read at, and bytes read at an
+    /// address another name was read at are that other name only if they are the same.
+    #[test]
+    fn names_are_found_by_address_and_bytes() {
+        let lua = Lua::new();
+        let mut facts = Facts::new(&lua, Vec::new());
+        let mut at_one_address = *b"count";
+        let first = facts.name(&at_one_address);
+        let elsewhere = facts.name(b"count".to_vec().as_slice());
+        assert!(Rc::ptr_eq(&first, &elsewhere));
+        at_one_address.copy_from_slice(b"total");
+        assert_eq!(&*facts.name(&at_one_address), "total");
+        // More names than are remembered by address: each still found by its bytes.
+        let many: Vec<String> = (0..3 * RECENT_NAMES).map(|i| format!("n{i}")).collect();
+        for round in 0..2 {
+            for text in &many {
+                assert_eq!(&*facts.name(text.as_bytes()), text, "round {round}");
+            }
+        }
+        assert!(Rc::ptr_eq(&facts.name(b"count"), &first));
+    }
 
     /// More functions than Lua 5.1 and LuaJIT let one C call hold on the stack: every one is
     /// read, with its cell's value, across the rounds' boundaries.
