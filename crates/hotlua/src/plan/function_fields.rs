@@ -8,11 +8,13 @@
 //! handles to record), for the slow path to merge before the walk goes on from there. The
 //! fields are merged in the table's order either way.
 
+use std::cell::RefCell;
 use std::ffi::c_int;
+use std::rc::Rc;
 
 use mlua::{ffi, Table, Value};
 
-use super::facts::{same_name, FunctionFacts, Walk};
+use super::facts::{same_name, FunctionFacts, UpvalueFact, Walk};
 use super::field_walk::walk_fields;
 use super::{Path, Planner};
 use crate::fallible::Grow;
@@ -152,6 +154,23 @@ impl Planner<'_> {
     /// meets only cells the planner knows already: no cell to record, no values to pair, so
     /// nothing that needs an mlua handle.
     fn pairs_without_handles(&self, old_id: usize, old: FunctionFacts, new: FunctionFacts) -> bool {
+        if self.last_handle_free.is(old.upvalues, new.upvalues) {
+            return true;
+        }
+        let handle_free = self.checks_without_handles(old_id, old, new);
+        if handle_free {
+            self.last_handle_free.set(old.upvalues, new.upvalues);
+        }
+        handle_free
+    }
+
+    /// What [`Planner::pairs_without_handles`] checks, a few hash lookups an upvalue.
+    fn checks_without_handles(
+        &self,
+        old_id: usize,
+        old: FunctionFacts,
+        new: FunctionFacts,
+    ) -> bool {
         let old_cells_known = self.old_functions.contains(&old_id)
             || old.upvalues.iter().all(|upvalue| {
                 self.old_cells_by_name
@@ -174,4 +193,54 @@ impl Planner<'_> {
                             .contains(&(old_upvalue.cell, upvalue.cell)))
             })
     }
+}
+
+/// The upvalues (name, cell) of the old and new functions of the last pair
+/// [`Planner::pairs_without_handles`] found true. What it checks only grows (old cells
+/// recorded, cells joined, values paired) or never changes (a cell's value), so a pair with
+/// the same upvalues is true too: a module's functions mostly share theirs.
+#[derive(Default)]
+pub(super) struct LastHandleFree(RefCell<PairUpvalues>);
+
+/// A pair's upvalues, each as [`name_and_cell`].
+#[derive(Default)]
+struct PairUpvalues {
+    old: Vec<(usize, usize)>,
+    new: Vec<(usize, usize)>,
+}
+
+impl LastHandleFree {
+    fn is(&self, old: &[UpvalueFact], new: &[UpvalueFact]) -> bool {
+        let last = self.0.borrow();
+        same_upvalues(&last.old, old) && same_upvalues(&last.new, new)
+    }
+
+    /// Remembers the pair (or, out of memory, nothing).
+    fn set(&self, old: &[UpvalueFact], new: &[UpvalueFact]) {
+        let last = &mut *self.0.borrow_mut();
+        last.old.clear();
+        last.new.clear();
+        if last.old.try_reserve(old.len()).is_err() || last.new.try_reserve(new.len()).is_err() {
+            return;
+        }
+        last.old.extend(old.iter().map(name_and_cell));
+        last.new.extend(new.iter().map(name_and_cell));
+    }
+}
+
+/// An upvalue by the address of its name (held once: the same address is the same name) and
+/// its cell.
+fn name_and_cell(upvalue: &UpvalueFact) -> (usize, usize) {
+    (
+        Rc::as_ptr(&upvalue.name).cast::<u8>() as usize,
+        upvalue.cell,
+    )
+}
+
+fn same_upvalues(last: &[(usize, usize)], upvalues: &[UpvalueFact]) -> bool {
+    last.len() == upvalues.len()
+        && last
+            .iter()
+            .zip(upvalues)
+            .all(|(&last, upvalue)| last == name_and_cell(upvalue))
 }

@@ -206,6 +206,8 @@ struct Planner<'lua> {
     /// Where the fast path of merging last found a new function in `new_functions`: it meets
     /// them in the order they were collected.
     new_function_merged: Cell<usize>,
+    /// See [`function_fields::LastHandleFree`].
+    last_handle_free: function_fields::LastHandleFree,
     new_cells: FxHashMap<usize, NewCell>,
     /// The new functions holding those cells, a slot for each upvalue: a Lua list, not an mlua
     /// handle each.
@@ -316,6 +318,7 @@ impl<'lua> Planner<'lua> {
             data,
             new_functions: Indexed::default(),
             new_function_merged: Cell::default(),
+            last_handle_free: Default::default(),
             new_cells: FxHashMap::default(),
             cell_holders: LuaList::new(lua, 0)?,
             table_pairs,
