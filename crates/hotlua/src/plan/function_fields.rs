@@ -244,3 +244,32 @@ fn same_upvalues(last: &[(usize, usize)], upvalues: &[UpvalueFact]) -> bool {
             .zip(upvalues)
             .all(|(&last, upvalue)| last == name_and_cell(upvalue))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pair is the last one only with the same names (the same held name, not an equal one
+    /// held apart) and the same cells, in order, on both sides.
+    #[test]
+    fn the_last_pair_is_known_by_its_names_and_cells() {
+        let (shared, m): (Rc<str>, Rc<str>) = ("shared".into(), "M".into());
+        let upvalue = |name: &Rc<str>, cell| UpvalueFact {
+            name: name.clone(),
+            cell,
+        };
+        let old = [upvalue(&shared, 1), upvalue(&m, 2)];
+        let new = [upvalue(&shared, 3), upvalue(&m, 4)];
+        let last = LastHandleFree::default();
+        assert!(!last.is(&old, &new[..1]));
+        last.set(&old, &new);
+        assert!(last.is(&old, &new));
+        let other_cell = [upvalue(&shared, 3), upvalue(&m, 5)];
+        let name_held_apart = [upvalue(&"shared".into(), 3), upvalue(&m, 4)];
+        let swapped = [upvalue(&m, 4), upvalue(&shared, 3)];
+        for different in [&other_cell[..], &name_held_apart, &swapped, &new[..1]] {
+            assert!(!last.is(&old, different));
+        }
+        assert!(!last.is(&new, &new));
+    }
+}
