@@ -149,7 +149,12 @@ fn shim(backend: &str, files: &[&str], source: &Path) -> cc::Build {
     println!("cargo:rerun-if-changed={}", source.display());
     let mut build = cc::Build::new();
     build
-        .files(["csrc/scan.c", "csrc/template.c", "csrc/prefetch.c"])
+        .files([
+            "csrc/scan.c",
+            "csrc/template.c",
+            "csrc/prefetch.c",
+            "csrc/facts.c",
+        ])
         .files(files.iter().map(|file| format!("csrc/{backend}/{file}")))
         .include(format!("csrc/{backend}"))
         .include("csrc")

@@ -39,6 +39,31 @@ pub(super) unsafe fn prefetch_ahead(state: *mut ffi::lua_State, order: &[c_int],
 #[cfg(not(hotlua_inplace))]
 pub(super) unsafe fn prefetch_ahead(_: *mut ffi::lua_State, _: &[c_int], _: usize) {}
 
+/// What `hotlua_function_facts` (csrc/facts.c) reads of one Lua function.
+#[cfg(hotlua_inplace)]
+#[repr(C)]
+struct FunctionRead {
+    proto: *const std::ffi::c_void,
+    source: *const std::ffi::c_char,
+    len: usize,
+    first: c_int,
+    last: c_int,
+    /// -1 when the prototype has no upvalue names (stripped code).
+    nupvalues: c_int,
+    names: [*const std::ffi::c_char; 256],
+    name_lens: [usize; 256],
+    cells: [*const std::ffi::c_void; 256],
+}
+
+#[cfg(hotlua_inplace)]
+extern "C" {
+    fn hotlua_function_facts(
+        state: *mut ffi::lua_State,
+        idx: c_int,
+        read: *mut FunctionRead,
+    ) -> c_int;
+}
+
 /// What one call read: how many functions (their facts go straight to [`Facts`]) and
 /// upvalues, how many fields held a function (read or not), and the cells whose values it kept
 /// on the stack, in the order it kept them.
@@ -148,60 +173,33 @@ impl Read {
         keep_at: c_int,
         function: &mut Stored,
     ) -> bool {
-        use std::ffi::{c_char, c_void};
-        extern "C" {
-            fn hotlua_function_source(
-                state: *mut ffi::lua_State,
-                idx: c_int,
-                proto: *mut *const c_void,
-                source: *mut *const c_char,
-                len: *mut usize,
-                first: *mut c_int,
-                last: *mut c_int,
-            ) -> c_int;
-            fn hotlua_proto_nupvalues(p: *const c_void) -> c_int;
-            fn hotlua_proto_upvalue_name(
-                p: *const c_void,
-                i: c_int,
-                len: *mut usize,
-            ) -> *const c_char;
-        }
-        let (mut proto, mut source, mut len) = (std::ptr::null(), std::ptr::null(), 0);
-        let (mut first, mut last) = (0, 0);
-        match hotlua_function_source(
-            state,
-            -1,
-            &mut proto,
-            &mut source,
-            &mut len,
-            &mut first,
-            &mut last,
-        ) {
+        let mut read = std::mem::MaybeUninit::<FunctionRead>::uninit();
+        match hotlua_function_facts(state, -1, read.as_mut_ptr()) {
             // A C function or a main chunk: nothing to read.
             0 => return true,
             1 => {}
             _ => return false,
         }
-        function.proto_address = NonZeroUsize::new(proto as usize);
-        let count = hotlua_proto_nupvalues(proto);
-        let mut names: smallvec::SmallVec<[&[u8]; 4]> = smallvec::SmallVec::new();
-        for i in 0..count {
-            let mut len = 0;
-            let name = hotlua_proto_upvalue_name(proto, i, &mut len);
-            if name.is_null() || names.try_reserve(1).is_err() {
-                return false;
-            }
-            names.push(std::slice::from_raw_parts(name.cast::<u8>(), len));
-        }
-        let source_bytes = std::slice::from_raw_parts(source.cast::<u8>(), len);
+        // SAFETY: hotlua_function_facts returned 1: it filled the fields, and the first
+        // `nupvalues` entries of the arrays.
+        let read = read.assume_init_ref();
+        function.proto_address = NonZeroUsize::new(read.proto as usize);
+        let Ok(count) = usize::try_from(read.nupvalues) else {
+            return false;
+        };
+        let source_bytes = std::slice::from_raw_parts(read.source.cast::<u8>(), read.len);
         function.from_sources = facts.sources.iter().any(|s| s.as_bytes() == source_bytes);
-        function.prototype = NonZeroUsize::new(source as usize).map(|source| (source, first, last));
-        for (index, name) in (1..).zip(names) {
-            let cell = cell_identity(state, -1, index);
-            if ffi::lua_checkstack(state, 2) != 0 && self.keeps(facts, cell) {
+        function.prototype =
+            NonZeroUsize::new(read.source as usize).map(|source| (source, read.first, read.last));
+        // Each cell kept takes one slot below the function.
+        let room = ffi::lua_checkstack(state, read.nupvalues + 1) != 0;
+        for (at, index) in (0..count).zip(1..) {
+            let cell = read.cells[at] as usize;
+            if room && self.keeps(facts, cell) {
                 ffi::lua_getupvalue(state, -1, index);
                 ffi::lua_insert(state, keep_at);
             }
+            let name = std::slice::from_raw_parts(read.names[at].cast::<u8>(), read.name_lens[at]);
             let name = facts.name(name);
             self.push_upvalue(facts, function, UpvalueFact { name, cell });
         }
