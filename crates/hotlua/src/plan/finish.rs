@@ -50,7 +50,7 @@ impl Planner<'_> {
                 .map(|(_, path)| path.text()),
         )?;
         self.report.functions_replaced = replaced;
-        let mut known = FxHashSet::default();
+        let mut known = Vec::new();
         known.grow_by(self.new_functions.len() + self.old_functions.len())?;
         known.extend(self.new_functions.iter().map(|(identity, _)| identity));
         known.extend(self.old_functions.iter().copied());

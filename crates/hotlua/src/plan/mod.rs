@@ -80,8 +80,9 @@ pub struct Plan {
     /// Every old function of the batch and its new version: what the switching engine
     /// replaces everywhere else.
     pub(crate) replaced: Replaced,
-    /// Identities of every function the planner met, old or new.
-    pub(crate) known: FxHashSet<usize>,
+    /// Identities of every function the planner met, old or new (made a set only where the
+    /// walk runs: engine `inplace` rarely needs it).
+    pub(crate) known: Vec<usize>,
     /// Chunk names of the batch's files.
     pub(crate) sources: Vec<String>,
     /// Old functions the new version no longer defines: they, and the closures they make,

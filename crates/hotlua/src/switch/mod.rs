@@ -210,5 +210,8 @@ fn walk_pairs(
         // No old function has a new version: nothing anywhere can need switching.
         return Ok(Switched::default());
     }
-    walk::walk(lua, &map, &old, &plan.known, &plan.sources)
+    let mut known = FxHashSet::default();
+    known.grow_by(plan.known.len())?;
+    known.extend(plan.known.iter().copied());
+    walk::walk(lua, &map, &old, &known, &plan.sources)
 }
