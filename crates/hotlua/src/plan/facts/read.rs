@@ -56,6 +56,14 @@ struct FunctionRead {
 }
 
 #[cfg(hotlua_inplace)]
+impl Default for FunctionRead {
+    fn default() -> Self {
+        // SAFETY: all zeros is a FunctionRead: null pointers and zero integers.
+        unsafe { std::mem::zeroed() }
+    }
+}
+
+#[cfg(hotlua_inplace)]
 extern "C" {
     fn hotlua_function_facts(
         state: *mut ffi::lua_State,
@@ -76,6 +84,10 @@ pub(super) struct Read {
     cells_kept: FxHashSet<usize>,
     /// The first error of memory, reported once the C frame is left.
     pub(super) failed: bool,
+    /// Where [`Read::read_by_prototype`] has the shim write what it reads of each function
+    /// (initialized once, written over for each function).
+    #[cfg(hotlua_inplace)]
+    function_read: FunctionRead,
 }
 
 impl Read {
@@ -173,16 +185,13 @@ impl Read {
         keep_at: c_int,
         function: &mut Stored,
     ) -> bool {
-        let mut read = std::mem::MaybeUninit::<FunctionRead>::uninit();
-        match hotlua_function_facts(state, -1, read.as_mut_ptr()) {
+        match hotlua_function_facts(state, -1, &mut self.function_read) {
             // A C function or a main chunk: nothing to read.
             0 => return true,
             1 => {}
             _ => return false,
         }
-        // SAFETY: hotlua_function_facts returned 1: it filled the fields, and the first
-        // `nupvalues` entries of the arrays.
-        let read = read.assume_init_ref();
+        let read = &self.function_read;
         function.proto_address = NonZeroUsize::new(read.proto as usize);
         let Ok(count) = usize::try_from(read.nupvalues) else {
             return false;
@@ -194,12 +203,13 @@ impl Read {
         // Each cell kept takes one slot below the function.
         let room = ffi::lua_checkstack(state, read.nupvalues + 1) != 0;
         for (at, index) in (0..count).zip(1..) {
+            let read = &self.function_read;
             let cell = read.cells[at] as usize;
+            let name = std::slice::from_raw_parts(read.names[at].cast::<u8>(), read.name_lens[at]);
             if room && self.keeps(facts, cell) {
                 ffi::lua_getupvalue(state, -1, index);
                 ffi::lua_insert(state, keep_at);
             }
-            let name = std::slice::from_raw_parts(read.names[at].cast::<u8>(), read.name_lens[at]);
             let name = facts.name(name);
             self.push_upvalue(facts, function, UpvalueFact { name, cell });
         }
