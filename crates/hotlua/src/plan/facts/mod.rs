@@ -137,6 +137,9 @@ pub(super) struct Facts {
     /// The entry of `recent_names` the next name read replaces.
     next_recent: usize,
     cell_values: FxHashMap<usize, Value>,
+    /// Where [`Read::read_by_prototype`] has the shim write what it reads of each function.
+    #[cfg(hotlua_inplace)]
+    function_read: read::FunctionRead,
     /// Read functions from their prototypes ([`Read::read_by_prototype`]): engine `inplace`'s
     /// layout is proven in this state.
     by_prototype: bool,
@@ -164,6 +167,8 @@ impl Facts {
             recent_names: Default::default(),
             next_recent: 0,
             cell_values: FxHashMap::default(),
+            #[cfg(hotlua_inplace)]
+            function_read: Default::default(),
             by_prototype: by_prototype(lua),
             last_found: Default::default(),
         }

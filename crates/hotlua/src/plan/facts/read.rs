@@ -39,10 +39,11 @@ pub(super) unsafe fn prefetch_ahead(state: *mut ffi::lua_State, order: &[c_int],
 #[cfg(not(hotlua_inplace))]
 pub(super) unsafe fn prefetch_ahead(_: *mut ffi::lua_State, _: &[c_int], _: usize) {}
 
-/// What `hotlua_function_facts` (csrc/facts.c) reads of one Lua function.
+/// What `hotlua_function_facts` (csrc/facts.c) reads of one Lua function: [`Facts`] holds one,
+/// initialized once and written over for each function.
 #[cfg(hotlua_inplace)]
 #[repr(C)]
-struct FunctionRead {
+pub(super) struct FunctionRead {
     proto: *const std::ffi::c_void,
     source: *const std::ffi::c_char,
     len: usize,
@@ -84,10 +85,6 @@ pub(super) struct Read {
     cells_kept: FxHashSet<usize>,
     /// The first error of memory, reported once the C frame is left.
     pub(super) failed: bool,
-    /// Where [`Read::read_by_prototype`] has the shim write what it reads of each function
-    /// (initialized once, written over for each function).
-    #[cfg(hotlua_inplace)]
-    function_read: FunctionRead,
 }
 
 impl Read {
@@ -148,9 +145,7 @@ impl Read {
             return;
         }
         let source = CStr::from_ptr(ar.source).to_bytes();
-        function.from_sources = facts.sources.iter().any(|s| s.as_bytes() == source);
-        function.prototype = NonZeroUsize::new(ar.source as usize)
-            .map(|source| (source, ar.linedefined, ar.lastlinedefined));
+        function.note_source(&facts.sources, source, ar.linedefined, ar.lastlinedefined);
         let mut index = 1;
         while ffi::lua_checkstack(state, 2) != 0 {
             let name = ffi::lua_getupvalue(state, -1, index);
@@ -185,25 +180,23 @@ impl Read {
         keep_at: c_int,
         function: &mut Stored,
     ) -> bool {
-        match hotlua_function_facts(state, -1, &mut self.function_read) {
+        match hotlua_function_facts(state, -1, &mut facts.function_read) {
             // A C function or a main chunk: nothing to read.
             0 => return true,
             1 => {}
             _ => return false,
         }
-        let read = &self.function_read;
+        let read = &facts.function_read;
         function.proto_address = NonZeroUsize::new(read.proto as usize);
         let Ok(count) = usize::try_from(read.nupvalues) else {
             return false;
         };
-        let source_bytes = std::slice::from_raw_parts(read.source.cast::<u8>(), read.len);
-        function.from_sources = facts.sources.iter().any(|s| s.as_bytes() == source_bytes);
-        function.prototype =
-            NonZeroUsize::new(read.source as usize).map(|source| (source, read.first, read.last));
+        let source = std::slice::from_raw_parts(read.source.cast::<u8>(), read.len);
+        function.note_source(&facts.sources, source, read.first, read.last);
         // Each cell kept takes one slot below the function.
         let room = ffi::lua_checkstack(state, read.nupvalues + 1) != 0;
         for (at, index) in (0..count).zip(1..) {
-            let read = &self.function_read;
+            let read = &facts.function_read;
             let cell = read.cells[at] as usize;
             let name = std::slice::from_raw_parts(read.names[at].cast::<u8>(), read.name_lens[at]);
             if room && self.keeps(facts, cell) {
@@ -248,5 +241,15 @@ impl Read {
             facts.upvalues.push(upvalue);
             function.upvalue_count += 1;
         }
+    }
+}
+
+impl Stored {
+    /// Notes the function's chunk name `source` (the bytes of its prototype's source string)
+    /// and lines: whether one of the batch's files (`sources`) made it, and its prototype's
+    /// identity.
+    fn note_source(&mut self, sources: &[String], source: &[u8], first: i32, last: i32) {
+        self.from_sources = sources.iter().any(|s| s.as_bytes() == source);
+        self.prototype = NonZeroUsize::new(source.as_ptr() as usize).map(|at| (at, first, last));
     }
 }
