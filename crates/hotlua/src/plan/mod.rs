@@ -19,7 +19,8 @@
 //! the policy ([`function_fields`]: the fast path for a module's functions, sharing
 //! [`field_walk`] with collect's; [`functions`] pairs functions and their cells, [`data`] walks data tables),
 //! [`cells`] joins upvalue cells ([`declarations`] tells which local names a file declares
-//! twice), [`finish`] points every write at live objects. What is known of each function is
+//! twice), [`new_baseline`] keeps what each file produced, [`finish`] points every write at
+//! live objects. What is known of each function is
 //! in [`facts`]; [`indexed`], [`replaced`] and [`lua_list`] hold per-function values without
 //! an mlua handle each. Every traversal keeps its pending work in a Lua table or a list on the
 //! heap, never on the native stack, so data of any depth and size plans.
@@ -38,6 +39,7 @@ mod functions;
 mod globals;
 mod indexed;
 mod lua_list;
+mod new_baseline;
 mod pair;
 mod path;
 mod replaced;
@@ -63,7 +65,6 @@ use self::tables::{TableMap, Tasks};
 use crate::apply::Write;
 use crate::batch::Staged;
 use crate::fallible::{Grow, TryPush};
-use crate::load::StagedModule;
 use crate::report::ModuleFile;
 use crate::{baseline, DataPolicy, Report, Result};
 
@@ -75,7 +76,7 @@ pub struct Plan {
     /// Baselines to record once the plan is applied, module by module.
     pub(crate) baselines: Vec<(String, Value)>,
     /// Fields of the baselines' tables that must hold copies before they are recorded
-    /// ([`baseline::copy_fields`]): the tables there go live.
+    /// ([`baseline::replace`]): the tables there go live.
     pub(crate) baseline_copies: baseline::FieldsToCopy,
     /// Every old function of the batch and its new version: what the switching engine
     /// replaces everywhere else.
@@ -464,33 +465,6 @@ impl<'lua> Planner<'lua> {
                 }
             }
             _ => value.clone(),
-        })
-    }
-
-    /// The module's new baseline: what its file just produced, where the program cannot
-    /// change it. A new table merged into a live one is never live and is its own baseline
-    /// (the tables that go live from its fields are replaced with copies when the baseline
-    /// is recorded: [`baseline::copy_fields`]); a new table that goes live is copied.
-    /// `sifted` holds every table `module`'s top level wrote into `_G` ([`globals::sift`]).
-    fn baseline_of(&self, module: &StagedModule, sifted: &Table) -> Result<Value> {
-        let baseline = self.lua.create_table()?;
-        baseline.raw_set("module", self.baseline_value(&module.new)?)?;
-        let (globals, _): (Table, usize) = crate::staging::copy_table(self.lua, &module.globals)?;
-        for pair in sifted.pairs::<Value, Value>() {
-            if let (key, value @ Value::Table(_)) = pair? {
-                globals.raw_set(key, self.baseline_value(&value)?)?;
-            }
-        }
-        baseline.raw_set("globals", globals)?;
-        baseline.raw_set("locals", &self.new_local_bases)?;
-        Ok(Value::Table(baseline))
-    }
-
-    /// `value` if it is a new table merged into a live one, else a copy of it.
-    fn baseline_value(&self, value: &Value) -> Result<Value> {
-        Ok(match value {
-            Value::Table(table) if self.table_pairs.contains(table)? => value.clone(),
-            _ => baseline::snapshot(self.lua, value, &self.foreign_set)?,
         })
     }
 }
