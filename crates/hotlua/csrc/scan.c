@@ -15,6 +15,25 @@ static int ignored(const HotluaPlan *plan, const HClosure *cl) {
          bsearch(&key, plan->ignore, plan->ignore_len, sizeof(void *), cmp_ptr) != NULL;
 }
 
+/* What becomes of a candidate closure that runs on no frame of a running thread. */
+typedef enum {
+  TAKES_NEW,       /* it takes the new prototype */
+  LEFT_FALLBACK,   /* a planner pair that cannot take it in place: the walk switches it */
+  LEFT_UNPAIRED, LEFT_AMBIGUOUS, LEFT_SCOPE, LEFT_UPVALUE  /* kept old, for that reason */
+} Verdict;
+
+/* How `take` judged the last closure it met that no planner pair names: the closures of a
+** prototype made at run time are many, often in a row, and are judged alike (judge and
+** needs_no_log read only their prototype and upvalue count). */
+typedef struct Judged {
+  const HProto *proto;  /* NULL before the first */
+  int nupvalues;
+  Verdict verdict;
+  HProto *np;           /* with TAKES_NEW: see judge */
+  const void *source;
+  int in_place;         /* it takes np with its own cells, unlogged: retarget_in_place */
+} Judged;
+
 /* What a scan did, between hotlua_scan_prepare and hotlua_scan_commit or
 ** hotlua_scan_abandon. Allocated with malloc, owned by the caller (src/switch/inplace.rs).
 **
@@ -46,6 +65,7 @@ typedef struct HotluaScan {
   PtrVec copied;    /* HFrame *, the retargeted closure it ran, and that closure's undo entry
                        or NULL, of each frame of a suspended thread given a copy */
   size_t copies_made;  /* frames of `copied` whose copy is installed */
+  Judged judged;
 } HotluaScan;
 
 HotluaScan *hotlua_scan_new(void) { return (HotluaScan *)calloc(1, sizeof(HotluaScan)); }
@@ -103,13 +123,6 @@ static void take_cells(const HotluaPlan *plan, const HClosure *cl, const HProto 
     uv[j] = from <= -3 ? plan->cells[-from - 3] : closure_cell(cl, from);
   }
 }
-
-/* What becomes of a candidate closure that runs on no frame of a running thread. */
-typedef enum {
-  TAKES_NEW,       /* it takes the new prototype */
-  LEFT_FALLBACK,   /* a planner pair that cannot take it in place: the walk switches it */
-  LEFT_UNPAIRED, LEFT_AMBIGUOUS, LEFT_SCOPE, LEFT_UPVALUE  /* kept old, for that reason */
-} Verdict;
 
 /* Judges candidate `cl`: `paired`, the planner's new closure for it or NULL, and `k`, the
 ** proto_lookup of its prototype (when unpaired). With TAKES_NEW, `*np` is the prototype it
@@ -186,6 +199,24 @@ static void push_stale(lua_State *L, HotluaScan *scan) {
   }
 }
 
+/* What the scan's pass knows of the prototype the last closure it met runs: a heap's
+** closures run a few prototypes, often in runs, and one entry saves the lookups of most. */
+typedef struct ProtoClass {
+  const HProto *proto;  /* NULL before the first closure */
+  size_t k;             /* proto_lookup(plan, proto) */
+  int is_new;           /* is_new_proto(plan, proto) */
+} ProtoClass;
+
+/* The class of `p`, from `last` when it is the last closure's prototype. */
+static const ProtoClass *classify(const HotluaPlan *plan, ProtoClass *last, const HProto *p) {
+  if (last->proto != p) {
+    last->proto = p;
+    last->k = proto_lookup(plan, p);
+    last->is_new = last->k == (size_t)-1 && is_new_proto(plan, p);
+  }
+  return last;
+}
+
 /* Whether `cl` runs a prototype of the old version the scan knows. */
 static int candidate(const HotluaPlan *plan, const HClosure *cl) {
   return pair_lookup(plan, cl) != NULL || proto_lookup(plan, closure_proto(cl)) != (size_t)-1;
@@ -203,17 +234,47 @@ static int needs_no_log(const HotluaPlan *plan, const HClosure *cl, const HProto
   return 1;
 }
 
+/* judge (and needs_no_log) of `cl`, which no planner pair names, with proto_lookup `k`,
+** from `memo` when the last such closure had the same prototype and upvalue count. */
+static const Judged *judge_unpaired(const HotluaPlan *plan, Judged *memo, const HClosure *cl,
+                                    size_t k) {
+  if (memo->proto == closure_proto(cl) && memo->nupvalues == closure_nupvalues(cl)) return memo;
+  memo->proto = closure_proto(cl);
+  memo->nupvalues = closure_nupvalues(cl);
+  memo->np = NULL;
+  memo->source = NULL;
+  memo->verdict = judge(plan, cl, NULL, k, &memo->np, &memo->source);
+  memo->in_place = memo->verdict == TAKES_NEW && closure_fits(cl, memo->np) &&
+                   needs_no_log(plan, cl, memo->np, (const int *)memo->source);
+  return memo;
+}
+
 /* Records candidate `cl` (`paired`, `k`: see judge) where its verdict sends it: retargeted
-** at once, while it is in the cache (logged on `scan->undo` first, unless needs_no_log); or
-** `scan->grown` (its new version needs more upvalues than it has, or in LuaJIT fewer), the
-** fallback list, or `scan->stale` with a counter. Returns 0 when memory ran out (`cl` is then
-** unchanged). */
+** at once, while it is in the cache (logged on `scan->undo` first, unless it keeps its cells
+** in place: retarget_in_place); or `scan->grown` (its new version needs more upvalues than it
+** has, or in LuaJIT fewer), the fallback list, or `scan->stale` with a counter. Returns 0 when
+** memory ran out (`cl` is then unchanged). */
 static int take(lua_State *L, HotluaPlan *plan, HotluaScan *scan, HClosure *cl,
                 const HClosure *paired, size_t k) {
   HCell *uv[256];
   HProto *np = NULL;
   const void *source = NULL;
-  Verdict verdict = judge(plan, cl, paired, k, &np, &source);
+  void **entry;
+  Verdict verdict;
+  if (paired) {
+    verdict = judge(plan, cl, paired, k, &np, &source);
+  } else {
+    const Judged *j = judge_unpaired(plan, &scan->judged, cl, k);
+    if (j->in_place) {
+      plan->runtime_retargeted++;
+      scan->unlogged++;
+      retarget_in_place(L, cl, j->np);
+      return 1;
+    }
+    verdict = j->verdict;
+    np = j->np;
+    source = j->source;
+  }
   if (verdict == LEFT_FALLBACK) {
     plan->fallback[plan->fallback_len++] = cl;
     return 1;
@@ -228,14 +289,10 @@ static int take(lua_State *L, HotluaPlan *plan, HotluaScan *scan, HClosure *cl,
   else plan->runtime_retargeted++;
   if (!paired && !closure_fits(cl, np))
     return push(&scan->grown, cl) && push(&scan->grown, np) && push(&scan->grown, (void *)source);
-  if (!paired && needs_no_log(plan, cl, np, (const int *)source)) {
-    scan->unlogged++;
-  } else {
-    void **entry = extend(&scan->undo, 1 + closure_saved_words(cl));
-    if (entry == NULL) return 0;
-    entry[0] = cl;
-    closure_save(cl, entry + 1);
-  }
+  entry = extend(&scan->undo, 1 + closure_saved_words(cl));
+  if (entry == NULL) return 0;
+  entry[0] = cl;
+  closure_save(cl, entry + 1);
   take_cells(plan, cl, np, source, paired != NULL, uv);
   retarget(L, cl, np, uv, paired);
   return 1;
@@ -383,9 +440,10 @@ static void copy_frame_closure(lua_State *L, const HotluaPlan *plan, HFrame *f, 
 int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
   PtrVec threads = {NULL, 0, 0}, running = {NULL, 0, 0}, suspended = {NULL, 0, 0};
   HObject *o;
-  size_t i;
+  size_t i, scanned = 0;
   int ok = 1;
   uintptr_t ahead = 0;
+  ProtoClass last = {NULL, 0, 0};
 
   scan->plan = plan;
   scan->L = L;
@@ -396,19 +454,21 @@ int hotlua_scan_prepare(lua_State *L, HotluaPlan *plan, HotluaScan *scan) {
     lua_State *th;
     HClosure *cl;
     prefetch_below(&ahead, o);
-    plan->objects_scanned++;
+    scanned++;
     if ((th = object_as_thread(L, o)) != NULL) {
       ok = push(&threads, th);
     } else if ((cl = object_as_closure(L, o)) != NULL) {
-      const HClosure *paired = pair_lookup(plan, cl);
-      size_t k = paired ? 0 : proto_lookup(plan, closure_proto(cl));
-      if (paired || k != (size_t)-1) {
-        if (!ignored(plan, cl)) ok = take(L, plan, scan, cl, paired, k);
-      } else if (is_new_proto(plan, closure_proto(cl))) {
+      /* A planner pair's old closure runs an old prototype (the pairing's map holds each). */
+      const ProtoClass *kind = classify(plan, &last, closure_proto(cl));
+      if (kind->k != (size_t)-1) {
+        const HClosure *paired = pair_lookup(plan, cl);
+        if (!ignored(plan, cl)) ok = take(L, plan, scan, cl, paired, paired ? 0 : kind->k);
+      } else if (kind->is_new) {
         ok = push(&scan->born_new, cl);
       }
     }
   }
+  plan->objects_scanned += scanned;
   /* The closures on frames that may have been retargeted (they run a new prototype now), and
   ** on running frames those left old too. */
   for (i = 0; ok && i < threads.len; i++) {

@@ -62,3 +62,28 @@ fn a_local_the_new_version_assigns_is_no_longer_a_constant() {
         );
     }
 }
+
+/// A closure made at run time whose new code keeps its cells in place (engine `inplace`
+/// retargets it without a log) but now assigns one the old code never did: the cell loses its
+/// `immutable` mark, or a loop compiled after the reload reads it as a constant.
+#[test]
+fn a_cell_an_upgraded_closure_now_assigns_is_no_longer_a_constant() {
+    let f = Fixture::new();
+    let source = |body: &str| {
+        format!("local M = {{}}\nfunction M.make(i) return function() {body} end end\nreturn M")
+    };
+    f.write("m", &source("return i"));
+    f.lua::<()>("m = require 'm'; counter = m.make(10); for _ = 1, 1000 do counter() end");
+    f.write("m", &source("i = i + 1 return i"));
+    let report = f.reload_ok("m");
+    if report.engine == "inplace" {
+        // `M.make` and `counter`.
+        assert_eq!(report.closures_upgraded, 2, "{report:?}");
+        assert_eq!(
+            f.lua::<i64>("local last for _ = 1, 1000 do last = counter() end return last"),
+            1010
+        );
+    } else {
+        assert_eq!(report.closures_left_old, 1, "{report:?}");
+    }
+}

@@ -178,6 +178,12 @@ static inline void closure_set_proto(lua_State *L, LClosure *cl, Proto *p) {
   hotlua_barrier(L, obj2gco(cl), obj2gco(p));
 }
 
+/* Points `cl` at prototype `np`, which takes its cells as they are (as many, in the same
+** order): retarget with the closure's own cells, which need no barrier again. */
+static inline void retarget_in_place(lua_State *L, LClosure *cl, Proto *np) {
+  closure_set_proto(L, cl, np);
+}
+
 /* Points `cl` at prototype `np` with upvalues `uv[0 .. np->sizeupvalues)`, clearing the slots
 ** past them (`pair`, the planner's new closure `cl` is paired with, or NULL, has nothing else
 ** `cl` takes in Lua 5.4). Invariant: np->sizeupvalues <= cl->nupvalues (the closure's allocated size is

@@ -201,4 +201,15 @@ static inline void retarget(lua_State *L, GCfunc *cl, GCproto *np, GCupval **uv,
   hotlua_barrier(L, obj2gco(cl));
 }
 
+/* Points `cl` at prototype `np`, which takes its cells as they are (as many, in the same
+** order): retarget with the closure's own cells (and, like a closure made at run time, its own
+** environment). */
+static inline void retarget_in_place(lua_State *L, GCfunc *cl, GCproto *np) {
+  int j;
+  setmref(cl->l.pc, proto_bc(np));
+  for (j = 0; j < np->sizeuv; j++)
+    if (!(proto_uv(np)[j] & PROTO_UV_IMMUTABLE)) closure_cell(cl, j)->immutable = 0;
+  hotlua_barrier(L, obj2gco(cl));
+}
+
 #endif
