@@ -22,7 +22,9 @@ const REGISTRY_KEY: &str = "hotlua.baselines";
 pub(crate) fn record_load(lua: &Lua, name: &str, module: &Value) -> mlua::Result<()> {
     let baseline = lua.create_table()?;
     let batch = std::collections::HashSet::from([name]);
-    let foreign = crate::modules::foreign_set(lua, &batch).map_err(mlua::Error::external)?;
+    let foreign = crate::modules::foreign(lua, &batch)
+        .map_err(mlua::Error::external)?
+        .set;
     baseline.raw_set("module", snapshot(lua, module, &foreign)?)?;
     baseline.raw_set("locals", locals_of(lua, module, &foreign)?)?;
     store(lua, name, Value::Table(baseline))

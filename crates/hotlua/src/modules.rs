@@ -29,19 +29,33 @@ pub(crate) fn searchers(lua: &Lua) -> Result<Table> {
 }
 
 /// Tables hotlua never pairs, merges into or copies: every module in `package.loaded` that is
-/// not being reloaded (the standard library among them) and `_G`, as a Lua set (table → true)
-/// that hotlua's own Lua walks can consult.
-pub(crate) fn foreign_set(lua: &Lua, batch: &HashSet<&str>) -> Result<Table> {
-    let foreign = lua.create_table()?;
-    foreign.raw_set(lua.globals(), true)?;
+/// not being reloaded (the standard library among them) and `_G`.
+pub(crate) struct Foreign {
+    /// As a Lua set (table → true) that hotlua's own Lua walks can consult.
+    pub set: Table,
+    /// The same tables, by identity.
+    pub identities: HashSet<usize>,
+}
+
+/// The [`Foreign`] tables while the modules of `batch` are reloaded.
+pub(crate) fn foreign(lua: &Lua, batch: &HashSet<&str>) -> Result<Foreign> {
+    let set = lua.create_table()?;
+    let mut identities = HashSet::new();
+    let mut add = |table: Table| -> Result<()> {
+        identities.insert(table.to_pointer() as usize);
+        Ok(set.raw_set(table, true)?)
+    };
+    add(lua.globals())?;
     for pair in loaded_table(lua)?.pairs::<Value, Value>() {
         let (name, module) = pair?;
-        let in_batch = matches!(&name, Value::String(s) if batch.contains(&*s.to_string_lossy()));
+        // Module names are UTF-8 (the batch's are Rust strings): no other name is in it.
+        let in_batch =
+            matches!(&name, Value::String(s) if s.to_str().is_ok_and(|s| batch.contains(&*s)));
         if let (Value::Table(module), false) = (module, in_batch) {
-            foreign.raw_set(module, true)?;
+            add(module)?;
         }
     }
-    Ok(foreign)
+    Ok(Foreign { set, identities })
 }
 
 /// Where a module was loaded from ([`loaded_from`]).
@@ -120,15 +134,6 @@ pub(crate) fn loaded_from(lua: &Lua, name: &str, value: &Value) -> Result<Option
             file,
             named_by_chunks: true,
         }))
-}
-
-/// The tables of [`foreign_set`], by identity.
-pub(crate) fn foreign_identities(set: &Table) -> Result<HashSet<usize>> {
-    let mut foreign = HashSet::new();
-    for pair in set.pairs::<Table, Value>() {
-        foreign.insert(pair?.0.to_pointer() as usize);
-    }
-    Ok(foreign)
 }
 
 /// Registry key of the names `package.loaded` held when hotlua started in the state: the

@@ -274,8 +274,10 @@ impl<'lua> Planner<'lua> {
     fn new(lua: &'lua Lua, staged: &Staged) -> Result<Planner<'lua>> {
         let batch: HashSet<&str> = staged.modules.iter().map(|m| m.name.as_str()).collect();
         let globals = lua.globals();
-        let foreign_set = crate::modules::foreign_set(lua, &batch)?;
-        let foreign = crate::modules::foreign_identities(&foreign_set)?;
+        let crate::modules::Foreign {
+            set: foreign_set,
+            identities: foreign,
+        } = crate::modules::foreign(lua, &batch)?;
         let data_members = lua.create_table()?;
         let mut table_pairs = TableMap::shared(lua, &data_members)?;
         for module in &staged.modules {
