@@ -152,7 +152,7 @@ fn counted_bytes(lua: &Lua) -> usize {
 /// The collector's debt (Lua 5.4's `GCdebt`; in LuaJIT, how far the allocations are past the
 /// next step's threshold).
 #[cfg(hotlua_inplace)]
-fn debt(lua: &Lua) -> mlua::Result<isize> {
+pub(crate) fn debt(lua: &Lua) -> mlua::Result<isize> {
     let mut debt = 0;
     // SAFETY: reads fields of the state's global_State, whose layout is proven
     // (csrc/lua54/collector.c, csrc/luajit/internals.c).
@@ -162,7 +162,7 @@ fn debt(lua: &Lua) -> mlua::Result<isize> {
 
 /// Puts back a debt [`debt`] read in this state.
 #[cfg(hotlua_inplace)]
-fn set_debt(lua: &Lua, debt: isize) {
+pub(crate) fn set_debt(lua: &Lua, debt: isize) {
     // SAFETY: keeps the state's total allocation count as it is and only moves the debt (or
     // LuaJIT's threshold) in a global_State whose layout is proven (csrc/lua54/collector.c,
     // csrc/luajit/internals.c); it allocates nothing and raises nothing.

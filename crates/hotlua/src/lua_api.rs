@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
+use crate::collector::CollectorPause;
 use crate::entry::{self, Entry};
 
 use crate::{DataPolicy, Error, Options, Reloader, Report, Result, Shared};
@@ -358,6 +359,10 @@ fn timeout(seconds: f64) -> std::result::Result<Duration, String> {
 }
 
 fn outcome(lua: &Lua, result: Result<Report>) -> mlua::Result<MultiValue> {
+    // Made with the collector paused and its debt put back after, like the reload's own
+    // objects: the first of them would otherwise start the collector's next step (a minor
+    // collection of everything the reload made, in generational mode) inside the call.
+    let _paused = CollectorPause::new(lua);
     Ok(match result {
         // The reload is done; if memory ran out building its report, `true` still says so.
         Ok(report) => {
@@ -486,4 +491,28 @@ pub(crate) fn call_hooks_after(lua: &Lua, report: &mut Report) {
         ));
     }
     report.warnings.extend(warnings);
+}
+
+#[cfg(all(test, hotlua_lua54_shim))]
+mod tests {
+    use super::*;
+    use crate::collector::{debt, set_debt};
+
+    /// The report's table is made as the reload's own objects are, off the collector's
+    /// schedule: a collector due to step at the next allocation does not step inside the call.
+    #[test]
+    fn making_the_report_starts_no_collector_step() {
+        let lua = Lua::new();
+        lua.load("keep = {} for i = 1, 1e5 do keep[i] = { i } end collectgarbage()")
+            .exec()
+            .unwrap();
+        crate::layout::check(&lua).unwrap();
+        let report = Report {
+            warnings: (0..100).map(|i| format!("warning {i}")).collect(),
+            ..Report::default()
+        };
+        set_debt(&lua, -1);
+        outcome(&lua, Ok(report)).unwrap();
+        assert_eq!(debt(&lua).unwrap(), -1);
+    }
 }
