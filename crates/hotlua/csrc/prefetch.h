@@ -26,9 +26,9 @@
 ** two lines each). The list holds the newest object first and the allocator hands out memory
 ** upwards, so the objects that follow `o` in the list lie mostly just below it: each is a
 ** cache miss the walk would wait on, one after the other (measured: the scan of a heap of a
-** million tables, 1.5 million objects, 45 ms without the hint, 20 ms with it). A guess that misses costs a wasted line; a
-** prefetch never faults, whatever the address (below the lowest addresses `want` wraps, which
-** costs only useless hints). */
+** million tables, 1.5 million objects, 45 ms without the hint, 20 ms with it). A guess that
+** misses costs a wasted line; a prefetch never faults, whatever the address (below the lowest
+** addresses `want` wraps, which costs only useless hints). */
 static inline void prefetch_below(uintptr_t *ahead, const void *o) {
   /* Addresses as integers: they are compared across unrelated objects. */
   uintptr_t want = (uintptr_t)o - PREFETCH_DISTANCE;
