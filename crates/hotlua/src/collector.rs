@@ -171,6 +171,19 @@ pub(crate) fn set_debt(lua: &Lua, debt: isize) {
     }
 }
 
+/// A state holding a heap of 1e5 tables right after a full collection (its collector owes
+/// nothing), the layout proven as `Reloader::new` proves it: where tests read the debt.
+#[cfg(all(test, hotlua_lua54_shim))]
+pub(crate) fn collected_state() -> Lua {
+    let lua = Lua::new();
+    lua.load("keep = {} for i = 1, 1e5 do keep[i] = { i } end collectgarbage()")
+        .exec()
+        .unwrap();
+    // The proof allocates, so it comes before the debt is read.
+    crate::layout::check(&lua).unwrap();
+    lua
+}
+
 #[cfg(all(test, hotlua_lua54_shim))]
 mod tests {
     use super::*;
@@ -180,12 +193,7 @@ mod tests {
     /// collection in generational mode, at the next allocation).
     #[test]
     fn a_pause_leaves_the_collectors_debt_as_it_was() {
-        let lua = Lua::new();
-        lua.load("keep = {} for i = 1, 1e5 do keep[i] = { i } end collectgarbage()")
-            .exec()
-            .unwrap();
-        // As `Reloader::new` does: the proof allocates, so it comes before the debt is read.
-        crate::layout::check(&lua).unwrap();
+        let lua = collected_state();
         let before = debt(&lua).unwrap();
         assert!(
             before < 0,

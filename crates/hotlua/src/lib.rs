@@ -128,6 +128,7 @@ mod collector;
 mod entry;
 pub mod error;
 mod fallible;
+mod hooks;
 #[cfg(hotlua_inplace)]
 mod layout;
 mod limits;

@@ -24,14 +24,12 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Lua, MultiValue, Table, Value};
 
 use crate::collector::CollectorPause;
 use crate::entry::{self, Entry};
 
 use crate::{DataPolicy, Error, Options, Reloader, Report, Result, Shared};
-
-const HOOKS: &str = "hotlua.hooks";
 
 /// A wrong argument to a function of the table: `bad argument #position to 'function'
 /// (message)`.
@@ -124,7 +122,7 @@ pub(crate) fn install(lua: &Lua, shared: Arc<Shared>) -> mlua::Result<Table> {
             let Some(Value::Function(hook)) = args.front() else {
                 return Err(expected(&args, 1, "function").into());
             };
-            hooks(lua)?.raw_push(hook)?;
+            crate::hooks::add(lua, hook)?;
             Ok(MultiValue::new())
         }),
     )?;
@@ -427,86 +425,16 @@ fn failure_json(error: &Error) -> String {
     .expect("strings and numbers always serialize")
 }
 
-fn hooks(lua: &Lua) -> mlua::Result<Table> {
-    if let Some(table) = lua.named_registry_value::<Option<Table>>(HOOKS)? {
-        return Ok(table);
-    }
-    let table = lua.create_table()?;
-    lua.set_named_registry_value(HOOKS, &table)?;
-    Ok(table)
-}
-
-/// Calls every hook with `"before"`; the first that returns `false` (or raises) vetoes.
-/// Returns whether any hook ran (and so may have changed the modules).
-pub(crate) fn call_hooks_before(lua: &Lua, report: &Report) -> Result<bool> {
-    let hooks = hooks(lua)?;
-    if hooks.raw_len() == 0 {
-        return Ok(false);
-    }
-    let table = report.to_lua(lua)?;
-    let mut any_ran = false;
-    for hook in hooks.sequence_values::<Function>() {
-        any_ran = true;
-        let verdict: mlua::Result<(Value, Option<String>)> = hook?.call(("before", &table));
-        let reason = match verdict {
-            Ok((Value::Boolean(false), reason)) => {
-                reason.unwrap_or_else(|| "no reason given".into())
-            }
-            Ok(_) => continue,
-            Err(error) => format!("hook raised: {}", crate::load::lua_error_text(&error)),
-        };
-        return Err(Error::Vetoed {
-            modules: crate::error::quoted(report.modules.iter().map(|m| m.name.as_str())),
-            reason,
-        });
-    }
-    Ok(any_ran)
-}
-
-/// Calls every hook with `"after"`. The reload is already applied, so a hook's error cannot
-/// undo it: it becomes a warning of the report.
-pub(crate) fn call_hooks_after(lua: &Lua, report: &mut Report) {
-    // The reload is done: nothing here may turn it into a failure. A hook's error, or no
-    // memory left to hand hooks the report, becomes a warning of the report.
-    let mut warnings = Vec::new();
-    let ran = (|| -> Result<()> {
-        let hooks = hooks(lua)?;
-        if hooks.raw_len() == 0 {
-            return Ok(());
-        }
-        let table = report.to_lua(lua)?;
-        for hook in hooks.sequence_values::<Function>() {
-            if let Err(error) = hook?.call::<()>(("after", &table)) {
-                warnings.push(format!(
-                    "on_reload hook raised after the reload: {}",
-                    crate::load::lua_error_text(&error)
-                ));
-            }
-        }
-        Ok(())
-    })();
-    if let Err(error) = ran {
-        warnings.push(format!(
-            "on_reload hooks could not run after the reload: {error}"
-        ));
-    }
-    report.warnings.extend(warnings);
-}
-
 #[cfg(all(test, hotlua_lua54_shim))]
 mod tests {
     use super::*;
-    use crate::collector::{debt, set_debt};
+    use crate::collector::{collected_state, debt, set_debt};
 
     /// The report's table is made as the reload's own objects are, off the collector's
     /// schedule: a collector due to step at the next allocation does not step inside the call.
     #[test]
     fn making_the_report_starts_no_collector_step() {
-        let lua = Lua::new();
-        lua.load("keep = {} for i = 1, 1e5 do keep[i] = { i } end collectgarbage()")
-            .exec()
-            .unwrap();
-        crate::layout::check(&lua).unwrap();
+        let lua = collected_state();
         let report = Report {
             warnings: (0..100).map(|i| format!("warning {i}")).collect(),
             ..Report::default()

@@ -9,7 +9,7 @@ use crate::error::quoted;
 use crate::load::StagedModule;
 use crate::sources::sha256_hex;
 use crate::{
-    apply, baseline, batch, load, lua_api, plan, request, switch, ApplyStep, Error, Options,
+    apply, baseline, batch, hooks, load, plan, request, switch, ApplyStep, Error, Options,
     Reloader, Report, Result, SourceChange, DEFAULT_TIMEOUT,
 };
 
@@ -44,7 +44,7 @@ impl Reloader {
         })?;
         report.timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
         if apply {
-            lua_api::call_hooks_after(&self.lua, &mut report);
+            hooks::call_after(&self.lua, &mut report);
         }
         Ok(report)
     }
@@ -106,7 +106,7 @@ impl Reloader {
             let mut plan = build_plan()?;
             let mut report = std::mem::take(&mut plan.report);
             if apply {
-                if lua_api::call_hooks_before(&self.lua, &report)? {
+                if hooks::call_before(&self.lua, &report)? {
                     // A hook may have changed the module (its tables, its locals): never apply
                     // a plan made before that. Plan again from the state the hooks left; the
                     // hooks saw the first plan's report.
