@@ -72,9 +72,9 @@ impl Planner<'_> {
         })
     }
 
-    #[cfg(hotlua_inplace)]
     /// Hands engine `inplace` the closures and prototypes of the pairs, which the facts read
     /// (a pair whose facts lack a prototype is read again by the engine).
+    #[cfg(hotlua_inplace)]
     fn record_pair_addresses(&mut self) -> Result<()> {
         use super::{facts::Walk, replaced::PairAddresses};
         let mut addresses = fallible::filled(None, self.replaced.len())?;

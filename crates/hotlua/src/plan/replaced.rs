@@ -17,9 +17,9 @@ use super::lua_list::LuaList;
 /// `i` (0-based).
 pub(crate) struct Replaced {
     list: LuaList,
-    #[cfg(hotlua_inplace)]
     /// For each pair whose closures and prototypes the planner read, their addresses (see
     /// [`Replaced::addresses`]).
+    #[cfg(hotlua_inplace)]
     addresses: Vec<Option<PairAddresses>>,
 }
 
